@@ -1,0 +1,63 @@
+"""
+### Warp Speed scoring window
+
+Every 30 minutes (UTC) a window opens. Requests that arrive on the SQS queue during the window
+are scored together:
+
+1. **wait_for_window** - deferrable: closes at the window end, or earlier once the queue holds
+   `[warpspeed] window_size_limit` messages.
+2. **collect_requests** - drains the queue; valid requests go to the window's intake manifest
+   *before* their messages are deleted; invalid ones go to the dead-letter queue with reasons.
+3. **plan_batches** - groups requests by workload, drops superseded ones, packs tenants into
+   balanced batches and writes one manifest per batch.
+4. **ensure_clusters** - one cluster per workload with work (reused when healthy).
+5. **score_batches** - one mapped task per workload; each batch is one Spark run that
+   overwrites exactly its (tenant, model) slices of `scores.account_scores`.
+6. **publish** - one row per batch in `warpspeed.batch_runs`; emits the scores asset event.
+
+Settings (queue URLs, storage prefix, catalog, compute backend) come from the `[warpspeed]`
+config section; workloads and their planning limits from `config/workloads.yaml`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import DAG, Asset, CronTriggerTimetable
+
+from warpspeed.operators.batch_plan import PlanBatchesOperator
+from warpspeed.operators.iceberg_ledger import PublishBatchesOperator
+from warpspeed.operators.scoring import EnsureClustersOperator, ScoreBatchesOperator
+from warpspeed.operators.sqs_intake import CollectRequestsOperator
+from warpspeed.sensors.sqs_intake import ScoringWindowSensor
+
+WORKLOADS_FILE = str(Path(__file__).parent / "config" / "workloads.yaml")
+SCORES_ASSET = Asset(name="warpspeed_scores", uri="iceberg://warpspeed/scores/account_scores")
+
+with DAG(
+    dag_id="warpspeed_scoring",
+    schedule=CronTriggerTimetable("*/30 * * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["warpspeed", "scoring"],
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True},
+) as dag:
+    window = ScoringWindowSensor(task_id="wait_for_window")
+    collect = CollectRequestsOperator(task_id="collect_requests", workloads_file=WORKLOADS_FILE)
+    plan = PlanBatchesOperator(
+        task_id="plan_batches", intake_manifest_uri=collect.output, workloads_file=WORKLOADS_FILE
+    )
+    clusters = EnsureClustersOperator(
+        task_id="ensure_clusters", workload_batches=plan.output, workloads_file=WORKLOADS_FILE
+    )
+    score = ScoreBatchesOperator.partial(task_id="score_batches", clusters=clusters.output).expand_kwargs(
+        plan.output
+    )
+    publish = PublishBatchesOperator(
+        task_id="publish", run_uris=score.output, outlets=[SCORES_ASSET], trigger_rule="none_failed"
+    )
+    window >> collect

@@ -1,0 +1,154 @@
+"""``make demo``: one scoring window end to end on the embedded stack.
+
+Starts an SQS server on loopback, seeds models, features and ~50 requests, runs
+``airflow dags test warpspeed_scoring`` for the window that just ended, checks the Iceberg
+scores with pyiceberg, stops what it started and prints a summary ending in ``SUMMARY {json}``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from warpspeed.embedded import seed
+from warpspeed.embedded.sqs_server import local_sqs
+from warpspeed.embedded.stack import airflow_env, dags_test, ensure_airflow_db
+from warpspeed.manifests import IntakeManifest, WindowLayout, window_id_for
+from warpspeed.settings import WarpSpeedSettings
+from warpspeed.storage import storage_for
+from warpspeed.tables import BATCH_RUNS_TABLE, FEATURES_TABLE, SCORES_TABLE, ensure_tables
+from warpspeed.windows import floor_to_window
+
+
+@dataclass(frozen=True)
+class PairCheck:
+    """How one requested (tenant, model) pair looks in the scores table."""
+
+    tenant_id: str
+    model: str
+    accounts: int
+    scores: int
+    distinct_accounts: int
+
+    @property
+    def exact(self) -> bool:
+        """Tell whether every account has exactly one score."""
+        return self.scores == self.accounts == self.distinct_accounts
+
+
+def check_pairs(catalog: Any, pairs: set[tuple[str, str]]) -> list[PairCheck]:
+    """Count scores per requested pair against the features table (read with pyiceberg)."""
+    import pyarrow.compute as pc
+
+    tenants = sorted({t for t, _ in pairs})
+    from pyiceberg.expressions import In
+
+    features = catalog.load_table(FEATURES_TABLE).scan(
+        row_filter=In("tenant_id", tenants), selected_fields=("tenant_id", "account_id")
+    ).to_arrow()
+    scores = catalog.load_table(SCORES_TABLE).scan(
+        row_filter=In("tenant_id", tenants), selected_fields=("tenant_id", "model", "account_id")
+    ).to_arrow()
+    accounts = Counter(features.column("tenant_id").to_pylist())
+    checks = []
+    for tenant, model in sorted(pairs):
+        mask = pc.and_(pc.equal(scores["tenant_id"], tenant), pc.equal(scores["model"], model))
+        ids = scores.filter(mask).column("account_id")
+        checks.append(PairCheck(tenant, model, accounts[tenant], len(ids), len(pc.unique(ids))))
+    return checks
+
+
+def run_demo(tenants: int = 20, requests: int = 50, invalid: int = 2) -> dict[str, Any]:
+    """Run one window end to end; return the summary (raises if the DAG run fails)."""
+    started = time.monotonic()
+    settings = WarpSpeedSettings.from_mapping({})
+    home = settings.home
+    catalog = settings.catalog.load()
+    created = ensure_tables(catalog)
+    seed.publish_seed_models(settings.storage_prefix)
+    tenant_list = seed.tenant_ids(tenants)
+    feature_rows = seed.write_features(catalog, seed.feature_rows(tenant_list))
+    print(f"state folder {home}; tables created: {created or 'none (already there)'}; "
+          f"{feature_rows} feature rows for {tenants} tenants")
+
+    window_start = floor_to_window(datetime.now(UTC), settings.window_minutes) - timedelta(
+        minutes=settings.window_minutes
+    )
+    window_id = window_id_for(window_start)
+    with local_sqs() as sqs:
+        docs = list(seed.scoring_requests(seed.RequestMix(tenants, requests, invalid), tenant_list))
+        bodies = [json.dumps(d) for d in docs] + seed.invalid_bodies(invalid)
+        seed.send_bodies(sqs.client(), sqs.queue_url, bodies)
+        print(f"SQS server {sqs.endpoint_url}: sent {len(docs)} requests and {invalid} invalid messages")
+        env = airflow_env(home, sqs)
+        ensure_airflow_db(env)
+        log_path = home / "logs" / f"dags_test_{window_id}.log"
+        print(f"airflow dags test warpspeed_scoring {window_start.isoformat()} (log: {log_path})")
+        code = dags_test("warpspeed_scoring", window_start.isoformat(), env, log_path)
+        dlq_depth = int(
+            sqs.client().get_queue_attributes(
+                QueueUrl=sqs.dead_letter_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]["ApproximateNumberOfMessages"]
+        )
+    if code != 0:
+        tail = log_path.read_text(encoding="utf-8").splitlines()[-40:]
+        raise SystemExit("warpspeed_scoring failed:\n" + "\n".join(tail))
+
+    layout = WindowLayout(settings.storage_prefix, window_id)
+    storage = storage_for(settings.storage_prefix)
+    intake = IntakeManifest.from_json(storage.read_text(layout.intake_uri))
+    plan = json.loads(storage.read_text(layout.plan_uri))
+    pairs = {(d["tenant_id"], d["model"]) for d in docs}
+    checks = check_pairs(catalog, pairs)
+    ledger = catalog.load_table(BATCH_RUNS_TABLE).scan().to_arrow().to_pylist()
+    window_rows = [r for r in ledger if r["window_id"] == window_id]
+    bad = [c for c in checks if not c.exact]
+    summary = {
+        "window_id": window_id,
+        "requests": len(docs),
+        "invalid": invalid,
+        "dead_lettered": dlq_depth,
+        "requests_in_manifest": len(intake.requests),
+        "superseded": len(plan["superseded"]),
+        "batches": len(plan["batches"]),
+        "workloads": sorted({b["workload"] for b in plan["batches"]}),
+        "tenants": len({t for t, _ in pairs}),
+        "pairs": len(pairs),
+        "pairs_exact": len(checks) - len(bad),
+        "rows_scored": sum(int(r["rows"]) for r in window_rows),
+        "ledger_rows": len(window_rows),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    print()
+    print(f"Window {window_id}: {summary['requests']} requests ({summary['superseded']} superseded), "
+          f"{invalid} invalid -> DLQ ({dlq_depth} there now)")
+    for batch in plan["batches"]:
+        print(f"  batch {batch['batch_id']:<28} {batch['workload']:<8} {len(batch['tenants']):>3} tenants "
+              f"{batch['estimated_rows']:>8} est. rows")
+    for row in window_rows:
+        print(f"  ledger {row['batch_id']:<27} {row['status']:<9} {row['rows']:>8} rows "
+              f"spark {row['spark_seconds'] or 0:.1f}s total {row['run_seconds']:.1f}s")
+    print(f"{summary['pairs_exact']}/{summary['pairs']} (tenant, model) pairs have exactly one score per account; "
+          f"{summary['rows_scored']} rows scored in {summary['seconds']} s")
+    if bad:
+        for c in bad:
+            print(f"  MISMATCH {c}")
+        raise SystemExit("some requested pairs do not have exactly one score per account")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo and print the machine-readable last line."""
+    summary = run_demo()
+    print("SUMMARY " + json.dumps(summary, sort_keys=True))
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Synthetic data for the embedded stack: models, Tier-2 features and scoring requests."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from warpspeed.manifests import models_uri
+from warpspeed.storage import join_uri, storage_for
+from warpspeed.tables import FEATURE_COLUMNS, FEATURES_TABLE
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
+
+
+def publish_seed_models(storage_prefix: str) -> list[str]:
+    """Copy the shipped example models into the registry under the storage prefix."""
+    storage = storage_for(storage_prefix)
+    uris = []
+    for entry in sorted(resources.files("warpspeed.embedded").joinpath("models").iterdir(), key=str):
+        if not entry.name.endswith(".json"):
+            continue
+        doc = json.loads(entry.read_text("utf-8"))
+        uri = join_uri(models_uri(storage_prefix), doc["model"], f"{doc['version']}.json")
+        storage.write_text(uri, json.dumps(doc, indent=1))
+        uris.append(uri)
+    return uris
+
+
+def tenant_ids(count: int) -> list[str]:
+    """Return ``count`` stable tenant ids."""
+    return [f"tenant-{i:03d}" for i in range(count)]
+
+
+def accounts_for(tenant_index: int, base: int = 2000, spread: int = 3000) -> int:
+    """Return a stable, varied number of accounts for a tenant."""
+    return base + (tenant_index * 7919) % spread
+
+
+def feature_rows(tenants: list[str], seed: int = 7, base: int = 2000, spread: int = 3000) -> Any:
+    """Return a pyarrow table of realistic-looking features; about 3% of values are missing."""
+    import numpy as np
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    columns: dict[str, list[Any]] = {"tenant_id": [], "account_id": []}
+    numeric: dict[str, list[Any]] = {c: [] for c in FEATURE_COLUMNS}
+    for index, tenant in enumerate(tenants):
+        n = accounts_for(index, base, spread)
+        columns["tenant_id"].append(np.full(n, tenant, dtype=object))
+        columns["account_id"].append(np.array([f"{tenant}-a{j:06d}" for j in range(n)], dtype=object))
+        values = {
+            "engagement_7d": rng.poisson(4.0, n).astype(float),
+            "engagement_30d": rng.poisson(15.0, n).astype(float),
+            "intent_score": rng.uniform(0, 100, n),
+            "employee_count": np.round(rng.lognormal(4.5, 1.2, n)),
+            "annual_revenue": np.round(rng.lognormal(14.0, 1.5, n)),
+        }
+        for name, arr in values.items():
+            mask = rng.random(n) < 0.03
+            numeric[name].append(np.where(mask, np.nan, arr))
+    now = datetime.now(UTC)
+    arrays = {k: np.concatenate(v) for k, v in columns.items()}
+    total = len(arrays["tenant_id"])
+    data = {
+        "tenant_id": pa.array(arrays["tenant_id"], pa.string()),
+        "account_id": pa.array(arrays["account_id"], pa.string()),
+    }
+    for name in FEATURE_COLUMNS:
+        values = np.concatenate(numeric[name])
+        data[name] = pa.array(values, pa.float64(), mask=np.isnan(values))
+    data["updated_at"] = pa.array([now] * total, pa.timestamp("us", tz="UTC"))
+    return pa.table(data)
+
+
+def write_features(catalog: Catalog, rows: Any) -> int:
+    """Replace the features table's content with ``rows``; return the row count."""
+    table = catalog.load_table(FEATURES_TABLE)
+    table.overwrite(rows.cast(table.schema().as_arrow()))
+    return int(rows.num_rows)
+
+
+@dataclass(frozen=True)
+class RequestMix:
+    """What the demo sends: requests over tenants, some tenants twice."""
+
+    tenants: int = 20
+    requests: int = 50
+    invalid: int = 2
+    seed: int = 11
+
+
+def scoring_requests(mix: RequestMix, tenants: list[str]) -> Iterator[dict[str, Any]]:
+    """Yield valid request documents: every tenant once, then repeats (some superseding)."""
+    rng = random.Random(mix.seed)
+    models = [("scoring", "churn_risk"), ("scoring", "upsell_propensity"), ("intent", "intent_surge")]
+    now = datetime.now(UTC)
+    for i in range(mix.requests):
+        tenant_index = i % len(tenants) if i < len(tenants) else rng.randrange(len(tenants))
+        workload, model = models[i % len(models)] if i < len(tenants) else rng.choice(models)
+        yield {
+            "schema_version": 1,
+            "request_id": f"req-{uuid.UUID(int=rng.getrandbits(128))}",
+            "tenant_id": tenants[tenant_index],
+            "model": model,
+            "model_version": "v1",
+            "workload": workload,
+            "priority": "high" if i % 10 == 0 else "normal",
+            "estimated_accounts": accounts_for(tenant_index),
+            "requested_at": (now - timedelta(seconds=mix.requests - i)).isoformat(),
+        }
+
+
+def invalid_bodies(count: int) -> list[str]:
+    """Return bodies that intake must refuse (each for a different reason)."""
+    samples = [
+        '{"schema_version": 1, "tenant_id": "Bad Tenant!", "model": "churn_risk"}',
+        "this is not json",
+        '{"schema_version": 2, "request_id": "r-future"}',
+        json.dumps({"schema_version": 1, "request_id": "r-x", "tenant_id": "t1", "model": "nope",
+                    "model_version": "v1", "workload": "unknown", "requested_at": "2026-01-01T00:00:00Z"}),
+    ]
+    return [samples[i % len(samples)] for i in range(count)]
+
+
+def send_bodies(client: Any, queue_url: str, bodies: list[str]) -> int:
+    """Send message bodies in batches of ten; return how many were sent."""
+    sent = 0
+    for start in range(0, len(bodies), 10):
+        chunk = bodies[start : start + 10]
+        resp = client.send_message_batch(
+            QueueUrl=queue_url, Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(chunk)]
+        )
+        if resp.get("Failed"):
+            raise RuntimeError(f"SQS refused {len(resp['Failed'])} messages: {resp['Failed']}")
+        sent += len(resp.get("Successful", []))
+    return sent

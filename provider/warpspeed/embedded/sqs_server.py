@@ -1,0 +1,83 @@
+"""An SQS-protocol server on loopback (moto) for the embedded stack and the tests."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+REGION = "us-east-1"
+ACCESS_KEY = "warpspeed-local"
+SECRET_KEY = "warpspeed-local"  # noqa: S105 - the loopback server accepts any credentials
+
+
+def free_port() -> int:
+    """Return a TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class LocalSqs:
+    """A running loopback SQS server and the demo's queues on it."""
+
+    endpoint_url: str
+    queue_url: str
+    dead_letter_queue_url: str
+
+    def client(self) -> Any:
+        """Return a boto3 SQS client for this server (the same client code as AWS)."""
+        import boto3
+
+        return boto3.client(
+            "sqs", endpoint_url=self.endpoint_url, region_name=REGION,
+            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+        )
+
+    def airflow_connection(self) -> str:
+        """Return the Airflow AWS connection (JSON form) that points at this server."""
+        return json.dumps(
+            {
+                "conn_type": "aws",
+                "login": ACCESS_KEY,
+                "password": SECRET_KEY,
+                "extra": {"endpoint_url": self.endpoint_url, "region_name": REGION},
+            }
+        )
+
+
+def create_queues(client: Any, name: str = "warpspeed-requests", max_receives: int = 5) -> tuple[str, str]:
+    """Create the request queue and its DLQ (redrive after ``max_receives``); return both URLs."""
+    dlq_url = client.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = client.create_queue(
+        QueueName=name,
+        Attributes={
+            "VisibilityTimeout": "600",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}),
+        },
+    )["QueueUrl"]
+    return queue_url, dlq_url
+
+
+@contextmanager
+def local_sqs(queue_name: str = "warpspeed-requests") -> Iterator[LocalSqs]:
+    """Start moto's server on a free loopback port with the queues created; stop it on exit."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        probe = LocalSqs(endpoint, "", "")
+        queue_url, dlq_url = create_queues(probe.client(), queue_name)
+        yield LocalSqs(endpoint, queue_url, dlq_url)
+    finally:
+        server.stop()

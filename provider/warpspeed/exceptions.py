@@ -1,0 +1,19 @@
+"""Exceptions raised by Warp Speed; each message says what to change."""
+
+from __future__ import annotations
+
+
+class WarpSpeedError(Exception):
+    """Base class of every error Warp Speed raises on purpose."""
+
+
+class WarpSpeedConfigError(WarpSpeedError):
+    """A setting, profile or config file is missing or invalid."""
+
+
+class ManifestError(WarpSpeedError):
+    """A manifest could not be read, or its content is not what this version writes."""
+
+
+class ComputeError(WarpSpeedError):
+    """A Spark run failed on the compute backend."""

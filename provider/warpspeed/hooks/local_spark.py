@@ -1,0 +1,134 @@
+"""The embedded compute backend: run ``spark_jobs/`` scripts with ``spark-submit`` locally."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+
+from warpspeed.exceptions import WarpSpeedConfigError
+from warpspeed.hooks.compute import ClusterRef, ComputeBackend, JobOutcome, SparkJob
+from warpspeed.settings import WarpSpeedSettings
+
+log = logging.getLogger(__name__)
+
+REQUIRED_JARS = ("iceberg-spark-runtime-3.5_2.12-*.jar", "sqlite-jdbc-*.jar")
+LOCAL_SPARK_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.driver.memory": "2g",
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.driver.host": "127.0.0.1",
+}
+
+
+def spark_jobs_dir() -> Path:
+    """Return the folder of the ``spark_jobs`` package."""
+    import spark_jobs
+
+    return Path(spark_jobs.__file__).resolve().parent
+
+
+def spark_submit_path() -> Path:
+    """Return the ``spark-submit`` shipped with the installed pyspark."""
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent / "bin" / "spark-submit"
+
+
+def find_jars(jars_dir: Path) -> list[Path]:
+    """Return the jars local Spark needs, or say how to fetch them."""
+    found = []
+    for pattern in REQUIRED_JARS:
+        matches = sorted(jars_dir.glob(pattern))
+        if not matches:
+            raise WarpSpeedConfigError(
+                f"no {pattern} in {jars_dir}: run `make setup` (fetches the Iceberg Spark runtime and "
+                "the SQLite JDBC driver with Maven) or point [warpspeed] jars_dir at them"
+            )
+        found.append(matches[-1])
+    return found
+
+
+def package_spark_jobs(dest: Path) -> Path:
+    """Zip the ``spark_jobs`` package for ``--py-files`` (as it is shipped to EMR)."""
+    src = spark_jobs_dir()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".zip.tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(src.rglob("*.py")):
+            zf.write(path, Path("spark_jobs") / path.relative_to(src))
+    tmp.replace(dest)
+    return dest
+
+
+class LocalSparkBackend(ComputeBackend):
+    """Run jobs one after another with ``spark-submit --master local[*]``."""
+
+    name = "local"
+
+    def __init__(self, settings: WarpSpeedSettings) -> None:
+        self.settings = settings
+
+    def ensure_cluster(self, workload: str, profile: str) -> ClusterRef:
+        """Check that local Spark can run (jars, Java) and return the local "cluster"."""
+        find_jars(self.settings.jars_dir)
+        if not spark_submit_path().exists():
+            raise WarpSpeedConfigError("pyspark's spark-submit is missing: reinstall pyspark 3.5")
+        return ClusterRef(workload=workload, cluster_id=f"local:{profile}", backend=self.name, created=False)
+
+    def command(self, job: SparkJob, py_files: Path) -> list[str]:
+        """Return the ``spark-submit`` command line for ``job``."""
+        conf = LOCAL_SPARK_CONF | self.settings.catalog.spark_conf() | job.conf
+        cmd = [
+            str(spark_submit_path()),
+            "--master", self.settings.spark_master,
+            "--name", job.name,
+            "--jars", ",".join(str(j) for j in find_jars(self.settings.jars_dir)),
+            "--py-files", str(py_files),
+        ]
+        for key, value in sorted(conf.items()):
+            cmd += ["--conf", f"{key}={value}"]
+        return [*cmd, str(spark_jobs_dir() / job.script), *job.args]
+
+    def run_jobs(self, cluster: ClusterRef, jobs: Sequence[SparkJob]) -> list[JobOutcome]:
+        """Run each job to completion, logging progress; a failed job does not stop the rest."""
+        py_files = package_spark_jobs(self.settings.home / "build" / "spark_jobs.zip")
+        logs_dir = self.settings.home / "logs"
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        env = os.environ | {"PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
+        outcomes = []
+        for index, job in enumerate(jobs, start=1):
+            log_path = logs_dir / f"{job.name}.log"
+            log.info("[%d/%d] spark-submit %s (log: %s)", index, len(jobs), job.name, log_path)
+            started = time.monotonic()
+            tail: deque[str] = deque(maxlen=30)
+            with log_path.open("w", encoding="utf-8") as log_file:
+                proc = subprocess.Popen(
+                    self.command(job, py_files), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    text=True, env=env,
+                )
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    log_file.write(line)
+                    tail.append(line.rstrip())
+                    if line.startswith("WARPSPEED_"):
+                        log.info("%s", line.rstrip())
+                returncode = proc.wait()
+            seconds = time.monotonic() - started
+            if returncode == 0:
+                outcomes.append(JobOutcome(job.name, "SUCCEEDED", seconds, log_path.as_uri()))
+                log.info("[%d/%d] %s succeeded in %.1f s", index, len(jobs), job.name, seconds)
+            else:
+                reason = next((t for t in reversed(tail) if "Error" in t or "Exception" in t), f"exit {returncode}")
+                outcomes.append(JobOutcome(job.name, "FAILED", seconds, log_path.as_uri(), reason))
+                log.error("[%d/%d] %s failed after %.1f s: %s\n%s", index, len(jobs), job.name, seconds,
+                          reason, "\n".join(tail))
+        return outcomes

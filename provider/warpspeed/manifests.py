@@ -1,0 +1,242 @@
+"""Documents that carry a window's work between tasks: intake, plan, batch and summary.
+
+XCom carries only their URIs. Layout under the storage prefix::
+
+    models/<model>/<version>.json
+    windows/<window_id>/intake.json
+    windows/<window_id>/plan.json
+    windows/<window_id>/batches/<batch_id>.json
+    windows/<window_id>/results/<batch_id>.json
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from warpspeed.exceptions import ManifestError
+from warpspeed.request_schema import ScoringRequest
+from warpspeed.storage import join_uri
+
+INTAKE_SCHEMA = "warpspeed.intake/v1"
+BATCH_SCHEMA = "warpspeed.batch/v1"
+PLAN_SCHEMA = "warpspeed.plan/v1"
+RUN_SCHEMA = "warpspeed.batch_run/v1"
+
+
+def window_id_for(window_start: datetime) -> str:
+    """Return the id of the window that starts at ``window_start``, e.g. ``20261120T2100Z``."""
+    if window_start.tzinfo is None:
+        raise ValueError("window_start must be timezone-aware")
+    return window_start.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
+
+
+@dataclass(frozen=True)
+class WindowLayout:
+    """Where one window's documents live."""
+
+    storage_prefix: str
+    window_id: str
+
+    @property
+    def root(self) -> str:
+        """Return the window's folder."""
+        return join_uri(self.storage_prefix, "windows", self.window_id)
+
+    @property
+    def intake_uri(self) -> str:
+        """Return the intake manifest's URI."""
+        return join_uri(self.root, "intake.json")
+
+    @property
+    def plan_uri(self) -> str:
+        """Return the plan document's URI."""
+        return join_uri(self.root, "plan.json")
+
+    def batch_uri(self, batch_id: str) -> str:
+        """Return a batch manifest's URI."""
+        return join_uri(self.root, "batches", f"{batch_id}.json")
+
+    def summary_uri(self, batch_id: str) -> str:
+        """Return a batch result summary's URI (written by the Spark job)."""
+        return join_uri(self.root, "results", f"{batch_id}.json")
+
+    def run_uri(self, batch_id: str) -> str:
+        """Return a batch run record's URI (written by the score task)."""
+        return join_uri(self.root, "runs", f"{batch_id}.json")
+
+
+def models_uri(storage_prefix: str) -> str:
+    """Return the model registry's root."""
+    return join_uri(storage_prefix, "models")
+
+
+@dataclass(frozen=True)
+class RejectedMessage:
+    """A message refused at intake, with every reason."""
+
+    message_id: str
+    reasons: tuple[str, ...]
+    body_excerpt: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the manifest representation."""
+        return {"message_id": self.message_id, "reasons": list(self.reasons), "body_excerpt": self.body_excerpt}
+
+
+@dataclass(frozen=True)
+class IntakeManifest:
+    """Every valid request of a window (unique by request id) and every refused message."""
+
+    window_id: str
+    requests: tuple[ScoringRequest, ...] = ()
+    rejected: tuple[RejectedMessage, ...] = ()
+    attempts: int = 0
+
+    def merged(
+        self, requests: Iterable[ScoringRequest], rejected: Iterable[RejectedMessage]
+    ) -> IntakeManifest:
+        """Return this manifest plus new entries; a request id already present is kept as is."""
+        by_id = {r.request_id: r for r in self.requests}
+        for req in requests:
+            by_id.setdefault(req.request_id, req)
+        rejected_by_id = {r.message_id: r for r in self.rejected}
+        for rej in rejected:
+            rejected_by_id.setdefault(rej.message_id, rej)
+        return IntakeManifest(
+            window_id=self.window_id,
+            requests=tuple(sorted(by_id.values(), key=lambda r: r.request_id)),
+            rejected=tuple(sorted(rejected_by_id.values(), key=lambda r: r.message_id)),
+            attempts=self.attempts + 1,
+        )
+
+    def to_json(self) -> str:
+        """Serialise deterministically."""
+        return json.dumps(
+            {
+                "schema": INTAKE_SCHEMA,
+                "window_id": self.window_id,
+                "attempts": self.attempts,
+                "requests": [r.to_dict() for r in self.requests],
+                "rejected": [r.to_dict() for r in self.rejected],
+            },
+            indent=1,
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> IntakeManifest:
+        """Parse a manifest written by :meth:`to_json`."""
+        doc = _load(text, INTAKE_SCHEMA)
+        return cls(
+            window_id=doc["window_id"],
+            requests=tuple(ScoringRequest.from_dict(r) for r in doc["requests"]),
+            rejected=tuple(
+                RejectedMessage(r["message_id"], tuple(r["reasons"]), r.get("body_excerpt", ""))
+                for r in doc["rejected"]
+            ),
+            attempts=int(doc.get("attempts", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class BatchManifest:
+    """Everything one Spark scoring run needs; read by ``spark_jobs/score_batch.py``."""
+
+    batch_id: str
+    window_id: str
+    workload: str
+    members: tuple[ScoringRequest, ...]
+    estimated_rows: int
+    models_uri: str
+    summary_uri: str
+    features_table: str = "features.account_features"
+    scores_table: str = "scores.account_scores"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def tenants(self) -> tuple[str, ...]:
+        """Return the batch's tenants, sorted."""
+        return tuple(sorted({m.tenant_id for m in self.members}))
+
+    def to_json(self) -> str:
+        """Serialise deterministically."""
+        return json.dumps(
+            {
+                "schema": BATCH_SCHEMA,
+                "batch_id": self.batch_id,
+                "window_id": self.window_id,
+                "workload": self.workload,
+                "estimated_rows": self.estimated_rows,
+                "models_uri": self.models_uri,
+                "summary_uri": self.summary_uri,
+                "features_table": self.features_table,
+                "scores_table": self.scores_table,
+                "members": [m.to_dict() for m in self.members],
+                "extra": dict(self.extra),
+            },
+            indent=1,
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> BatchManifest:
+        """Parse a manifest written by :meth:`to_json`."""
+        doc = _load(text, BATCH_SCHEMA)
+        return cls(
+            batch_id=doc["batch_id"],
+            window_id=doc["window_id"],
+            workload=doc["workload"],
+            members=tuple(ScoringRequest.from_dict(m) for m in doc["members"]),
+            estimated_rows=int(doc["estimated_rows"]),
+            models_uri=doc["models_uri"],
+            summary_uri=doc["summary_uri"],
+            features_table=doc["features_table"],
+            scores_table=doc["scores_table"],
+            extra=doc.get("extra") or {},
+        )
+
+
+def _load(text: str, schema: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(text)
+    except ValueError as err:
+        raise ManifestError(f"not a JSON document: {err}") from err
+    if not isinstance(doc, Mapping) or doc.get("schema") != schema:
+        found = doc.get("schema") if isinstance(doc, Mapping) else type(doc).__name__
+        raise ManifestError(f"expected a {schema} document, found {found!r}")
+    return dict(doc)
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """Where and how one batch ran; the publish task turns it into a ledger row."""
+
+    batch_id: str
+    window_id: str
+    workload: str
+    batch_manifest_uri: str
+    summary_uri: str
+    backend: str
+    cluster_id: str
+    cluster_created: bool
+    state: str
+    started_at: str
+    finished_at: str
+    run_seconds: float
+    log_uri: str | None = None
+    reason: str | None = None
+
+    def to_json(self) -> str:
+        """Serialise deterministically."""
+        doc = {"schema": RUN_SCHEMA} | {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return json.dumps(doc, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> BatchRun:
+        """Parse a record written by :meth:`to_json`."""
+        doc = _load(text, RUN_SCHEMA)
+        return cls(**{k: doc[k] for k in cls.__dataclass_fields__})

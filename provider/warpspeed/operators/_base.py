@@ -1,0 +1,36 @@
+"""What every Warp Speed operator shares: lazily loaded settings and the run's window."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from airflow.sdk import BaseOperator, Context
+
+from warpspeed.settings import WarpSpeedSettings, load_settings
+from warpspeed.storage import Storage, storage_for
+from warpspeed.windows import Window, window_from_context
+
+
+class WarpSpeedOperator(BaseOperator):
+    """Base for Warp Speed operators; subclasses stay thin and call hooks."""
+
+    @cached_property
+    def settings(self) -> WarpSpeedSettings:
+        """Load the ``[warpspeed]`` settings once per task run."""
+        return load_settings()
+
+    @cached_property
+    def storage(self) -> Storage:
+        """Return the storage under the configured prefix."""
+        conn_id = self.settings.aws_conn_id
+
+        def s3_client() -> object:
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+            return S3Hook(aws_conn_id=conn_id).get_conn()
+
+        return storage_for(self.settings.storage_prefix, s3_client)
+
+    def window(self, context: Context) -> Window:
+        """Return the run's scoring window."""
+        return window_from_context(context, self.settings.window_minutes)

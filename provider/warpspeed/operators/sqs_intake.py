@@ -1,0 +1,70 @@
+"""Operator that drains the request queue into the window's intake manifest."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import Context
+
+from warpspeed.hooks.sqs_intake import IntakeOptions, SqsIntakeHook
+from warpspeed.operators._base import WarpSpeedOperator
+from warpspeed.workloads import WorkloadCatalog
+
+
+class CollectRequestsOperator(WarpSpeedOperator):
+    """Drain the queue losslessly and return the intake manifest's URI.
+
+    Valid requests are written to the manifest before any message is deleted; invalid ones go
+    to the dead-letter queue with their reasons. A retry merges with what the earlier attempt
+    wrote, unique by request id.
+
+    :param workloads_file: workloads YAML (known workloads and their models).
+    :param queue_url: request queue; None means ``[warpspeed] queue_url``.
+    :param dead_letter_queue_url: DLQ; None means ``[warpspeed] dead_letter_queue_url``.
+    :param aws_conn_id: AWS connection; None means ``[warpspeed] aws_conn_id``.
+    :param max_messages: most messages taken in one window.
+    :param receivers: parallel receive loops.
+    """
+
+    template_fields = ("workloads_file", "queue_url", "dead_letter_queue_url")
+    ui_color = "#fdebd0"
+
+    def __init__(
+        self,
+        *,
+        workloads_file: str,
+        queue_url: str | None = None,
+        dead_letter_queue_url: str | None = None,
+        aws_conn_id: str | None = None,
+        max_messages: int = 20_000,
+        receivers: int = 4,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.workloads_file = workloads_file
+        self.queue_url = queue_url
+        self.dead_letter_queue_url = dead_letter_queue_url
+        self.aws_conn_id = aws_conn_id
+        self.max_messages = max_messages
+        self.receivers = receivers
+
+    @cached_property
+    def hook(self) -> SqsIntakeHook:
+        """Build the SQS hook lazily."""
+        return SqsIntakeHook(aws_conn_id=self.aws_conn_id or self.settings.aws_conn_id)
+
+    def execute(self, context: Context) -> str:
+        """Collect the window's requests; return the manifest URI."""
+        queue_url, dlq_url = self.settings.require_queues()
+        window = self.window(context)
+        report = self.hook.collect_window(
+            queue_url=self.queue_url or queue_url,
+            dlq_url=self.dead_letter_queue_url or dlq_url,
+            window_id=window.id,
+            manifest_uri=window.layout(self.settings.storage_prefix).intake_uri,
+            storage=self.storage,
+            allowed_models=WorkloadCatalog.load(self.workloads_file).allowed_models,
+            options=IntakeOptions(max_messages=self.max_messages, receivers=self.receivers),
+        )
+        return report.manifest_uri

@@ -1,0 +1,80 @@
+"""Provider metadata for Airflow's ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from warpspeed import __version__
+
+
+def _option(description: str, default: str | None, example: str | None = None) -> dict[str, Any]:
+    return {
+        "description": description,
+        "version_added": None,
+        "type": "string",
+        "example": example,
+        "default": default,
+    }
+
+
+CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
+    "home": _option("Local state folder (embedded catalog, storage). Empty: $WARPSPEED_HOME or "
+                    "<repo>/.warpspeed.", "", "/var/lib/warpspeed"),
+    "storage_prefix": _option("Where manifests, models and summaries live. Empty: <home>/storage.",
+                              "", "s3://my-bucket/warpspeed"),
+    "catalog_type": _option("Iceberg catalog: sql (embedded SQLite) or glue.", "sql", "glue"),
+    "catalog_uri": _option("SQLite catalog file for catalog_type=sql. Empty: <home>/catalog.db.", ""),
+    "warehouse": _option("Iceberg warehouse root. Empty: <home>/warehouse.", "",
+                         "s3://my-bucket/warehouse"),
+    "region": _option("AWS region for the Glue catalog.", "", "eu-west-1"),
+    "aws_conn_id": _option("Airflow AWS connection for SQS, S3 and EMR.", "aws_default"),
+    "queue_url": _option("SQS queue holding scoring requests.", "",
+                         "https://sqs.eu-west-1.amazonaws.com/123456789012/warpspeed-requests"),
+    "dead_letter_queue_url": _option("SQS queue receiving invalid requests with reasons.", "",
+                                     "https://sqs.eu-west-1.amazonaws.com/123456789012/warpspeed-dlq"),
+    "compute_backend": _option("Where Spark runs: local (spark-submit) or emr.", "local", "emr"),
+    "window_minutes": _option("Length of a scoring window in minutes.", "30"),
+    "window_size_limit": _option("Queue depth that closes a window early.", "2000"),
+    "jars_dir": _option("Folder with the Iceberg Spark runtime and JDBC jars for local Spark. "
+                        "Empty: <repo>/.jars (filled by make setup).", ""),
+    "spark_master": _option("Spark master for the local backend.", "local[*]"),
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Return the provider's metadata as Airflow reads it."""
+    return {
+        "package-name": "warpspeed-airflow-provider",
+        "name": "Warp Speed",
+        "description": "Batched multi-tenant Spark scoring on Amazon EMR with Apache Iceberg.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Warp Speed",
+                "external-doc-url": "https://example.invalid/warpspeed",
+                "tags": ["aws"],
+            }
+        ],
+        "hooks": [
+            {"integration-name": "Warp Speed", "python-modules": [
+                "warpspeed.hooks.sqs_intake", "warpspeed.hooks.compute", "warpspeed.hooks.local_spark",
+                "warpspeed.hooks.iceberg_ledger"]},
+        ],
+        "operators": [
+            {"integration-name": "Warp Speed", "python-modules": [
+                "warpspeed.operators.sqs_intake", "warpspeed.operators.batch_plan",
+                "warpspeed.operators.scoring", "warpspeed.operators.iceberg_ledger"]},
+        ],
+        "sensors": [
+            {"integration-name": "Warp Speed", "python-modules": ["warpspeed.sensors.sqs_intake"]},
+        ],
+        "triggers": [
+            {"integration-name": "Warp Speed", "python-modules": ["warpspeed.triggers.sqs_intake"]},
+        ],
+        "config": {
+            "warpspeed": {
+                "description": "Warp Speed scoring: queues, storage, catalog and compute backend.",
+                "options": CONFIG_OPTIONS,
+            }
+        },
+    }

@@ -1,0 +1,116 @@
+"""Warp Speed settings, read from the provider's ``[warpspeed]`` Airflow config section.
+
+Every key can also be set as ``AIRFLOW__WARPSPEED__<KEY>``. The state folder defaults to
+``.warpspeed/`` at the repository root and can be moved with ``WARPSPEED_HOME``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from warpspeed.catalog import CatalogConfig
+from warpspeed.exceptions import WarpSpeedConfigError
+from warpspeed.storage import local_path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+"""The checkout this package was installed from (editable installs)."""
+
+SECTION = "warpspeed"
+COMPUTE_BACKENDS = ("local", "emr")
+
+
+def default_home() -> Path:
+    """Return the state folder: ``$WARPSPEED_HOME`` or ``.warpspeed/`` at the repo root."""
+    return Path(os.environ.get("WARPSPEED_HOME") or REPO_ROOT / ".warpspeed").resolve()
+
+
+@dataclass(frozen=True)
+class WarpSpeedSettings:
+    """Resolved settings for one run; build with :meth:`from_mapping` or :func:`load_settings`."""
+
+    home: Path
+    storage_prefix: str
+    catalog: CatalogConfig
+    aws_conn_id: str = "aws_default"
+    queue_url: str | None = None
+    dead_letter_queue_url: str | None = None
+    compute_backend: str = "local"
+    window_minutes: int = 30
+    window_size_limit: int = 2000
+    jars_dir: Path = REPO_ROOT / ".jars"
+    spark_master: str = "local[*]"
+
+    def __post_init__(self) -> None:
+        if self.compute_backend not in COMPUTE_BACKENDS:
+            raise WarpSpeedConfigError(
+                f"[warpspeed] compute_backend={self.compute_backend!r}: "
+                f"use one of {', '.join(COMPUTE_BACKENDS)}"
+            )
+        if not 1 <= self.window_minutes <= 24 * 60:
+            raise WarpSpeedConfigError(
+                f"[warpspeed] window_minutes={self.window_minutes} must be between 1 and 1440"
+            )
+        if self.window_size_limit < 1:
+            raise WarpSpeedConfigError("[warpspeed] window_size_limit must be at least 1")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, str | None]) -> WarpSpeedSettings:
+        """Build settings from ``[warpspeed]`` keys; empty values take the defaults."""
+
+        def get(key: str) -> str | None:
+            value = values.get(key)
+            return value if value not in (None, "") else None
+
+        home = Path(get("home") or default_home()).resolve()
+        storage_prefix = get("storage_prefix") or (home / "storage").as_uri()
+        catalog_kind = get("catalog_type") or "sql"
+        if catalog_kind == "sql":
+            warehouse = get("warehouse") or (home / "warehouse").as_uri()
+            sqlite_path = local_path(get("catalog_uri") or str(home / "catalog.db")).resolve()
+            catalog = CatalogConfig(kind="sql", warehouse=warehouse, sqlite_path=sqlite_path)
+        else:
+            catalog = CatalogConfig(
+                kind="glue", warehouse=get("warehouse") or "", region=get("region")
+            )
+        try:
+            window_minutes = int(get("window_minutes") or 30)
+            window_size_limit = int(get("window_size_limit") or 2000)
+        except ValueError as err:
+            raise WarpSpeedConfigError(f"[warpspeed] window settings must be integers: {err}") from err
+        return cls(
+            home=home,
+            storage_prefix=storage_prefix,
+            catalog=catalog,
+            aws_conn_id=get("aws_conn_id") or "aws_default",
+            queue_url=get("queue_url"),
+            dead_letter_queue_url=get("dead_letter_queue_url"),
+            compute_backend=get("compute_backend") or "local",
+            window_minutes=window_minutes,
+            window_size_limit=window_size_limit,
+            jars_dir=Path(get("jars_dir") or os.environ.get("WARPSPEED_JARS_DIR") or REPO_ROOT / ".jars"),
+            spark_master=get("spark_master") or "local[*]",
+        )
+
+    def require_queues(self) -> tuple[str, str]:
+        """Return the request queue and DLQ URLs, or say how to configure them."""
+        if not self.queue_url or not self.dead_letter_queue_url:
+            raise WarpSpeedConfigError(
+                "No SQS queue configured: set [warpspeed] queue_url and dead_letter_queue_url "
+                "(or AIRFLOW__WARPSPEED__QUEUE_URL / AIRFLOW__WARPSPEED__DEAD_LETTER_QUEUE_URL)"
+            )
+        return self.queue_url, self.dead_letter_queue_url
+
+
+
+
+def load_settings() -> WarpSpeedSettings:
+    """Read settings from Airflow's configuration (``[warpspeed]`` section and env vars)."""
+    from airflow.configuration import conf
+
+    from warpspeed.provider_info import CONFIG_OPTIONS
+
+    values = {key: conf.get(SECTION, key, fallback=None) for key in CONFIG_OPTIONS}
+    return WarpSpeedSettings.from_mapping(values)

@@ -1,0 +1,121 @@
+"""The Iceberg tables Warp Speed owns: schemas, partitioning and creation (pyiceberg)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.transforms import IdentityTransform
+from pyiceberg.types import (
+    DoubleType,
+    IntegerType,
+    ListType,
+    LongType,
+    NestedField,
+    StringType,
+    TimestamptzType,
+)
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
+
+FEATURES_TABLE = "features.account_features"
+SCORES_TABLE = "scores.account_scores"
+BATCH_RUNS_TABLE = "warpspeed.batch_runs"
+
+FEATURE_COLUMNS = ("engagement_7d", "engagement_30d", "intent_score", "employee_count", "annual_revenue")
+
+
+def _fields(*columns: tuple[str, object]) -> list[NestedField]:
+    return [NestedField(i, name, typ, required=False) for i, (name, typ) in enumerate(columns, start=1)]  # type: ignore[arg-type]
+
+
+def _identity(schema: Schema, *names: str) -> PartitionSpec:
+    return PartitionSpec(
+        *(
+            PartitionField(schema.find_field(n).field_id, 1000 + i, IdentityTransform(), n)
+            for i, n in enumerate(names)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class TableDef:
+    """A table's identifier, schema and partition spec."""
+
+    identifier: str
+    schema: Schema
+    partition_spec: PartitionSpec
+    description: str
+
+
+FEATURES_SCHEMA = Schema(
+    *_fields(
+        ("tenant_id", StringType()),
+        ("account_id", StringType()),
+        *((c, DoubleType()) for c in FEATURE_COLUMNS),
+        ("updated_at", TimestamptzType()),
+    )
+)
+SCORES_SCHEMA = Schema(
+    *_fields(
+        ("tenant_id", StringType()),
+        ("model", StringType()),
+        ("model_version", StringType()),
+        ("account_id", StringType()),
+        ("score", DoubleType()),
+        ("batch_id", StringType()),
+        ("scored_at", TimestamptzType()),
+    )
+)
+BATCH_RUNS_SCHEMA = Schema(
+    NestedField(1, "window_id", StringType(), required=False),
+    NestedField(2, "window_start", TimestamptzType(), required=False),
+    NestedField(3, "batch_id", StringType(), required=False),
+    NestedField(4, "workload", StringType(), required=False),
+    NestedField(5, "status", StringType(), required=False),
+    NestedField(6, "tenants", ListType(100, StringType(), element_required=False), required=False),
+    NestedField(7, "requests", IntegerType(), required=False),
+    NestedField(8, "failed_requests", IntegerType(), required=False),
+    NestedField(9, "rows", LongType(), required=False),
+    NestedField(10, "backend", StringType(), required=False),
+    NestedField(11, "cluster_id", StringType(), required=False),
+    NestedField(12, "started_at", TimestamptzType(), required=False),
+    NestedField(13, "finished_at", TimestamptzType(), required=False),
+    NestedField(14, "run_seconds", DoubleType(), required=False),
+    NestedField(15, "spark_seconds", DoubleType(), required=False),
+    NestedField(16, "features_snapshot_id", LongType(), required=False),
+    NestedField(17, "scores_snapshot_id", LongType(), required=False),
+    NestedField(18, "recorded_at", TimestamptzType(), required=False),
+)
+
+TABLES: tuple[TableDef, ...] = (
+    TableDef(FEATURES_TABLE, FEATURES_SCHEMA, _identity(FEATURES_SCHEMA, "tenant_id"),
+             "Tier-2 account features, one row per (tenant, account)."),
+    TableDef(SCORES_TABLE, SCORES_SCHEMA, _identity(SCORES_SCHEMA, "tenant_id", "model"),
+             "Latest score per (tenant, model, account); a batch overwrites its slices."),
+    TableDef(BATCH_RUNS_TABLE, BATCH_RUNS_SCHEMA, PartitionSpec(),
+             "Batch ledger: one row per scored batch."),
+)
+
+
+def ensure_tables(catalog: Catalog) -> list[str]:
+    """Create missing namespaces and tables; return the identifiers created."""
+    created = []
+    existing_namespaces = {ns[0] for ns in catalog.list_namespaces()}
+    for table in TABLES:
+        namespace = table.identifier.split(".")[0]
+        if namespace not in existing_namespaces:
+            catalog.create_namespace_if_not_exists(namespace)
+            existing_namespaces.add(namespace)
+        if not catalog.table_exists(table.identifier):
+            catalog.create_table(
+                table.identifier,
+                schema=table.schema,
+                partition_spec=table.partition_spec,
+                properties={"comment": table.description, "format-version": "2"},
+            )
+            created.append(table.identifier)
+    return created

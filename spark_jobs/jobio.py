@@ -1,0 +1,40 @@
+"""Small-document I/O through Hadoop's FileSystem API, so ``s3://`` and ``file://`` both work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _fs_and_path(spark: Any, uri: str) -> tuple[Any, Any]:
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
+
+
+def read_text(spark: Any, uri: str) -> str:
+    """Return the text of the document at ``uri``."""
+    fs, path = _fs_and_path(spark, uri)
+    if not fs.exists(path):
+        raise FileNotFoundError(uri)
+    stream = fs.open(path)
+    try:
+        jvm = spark.sparkContext._jvm
+        return str(jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
+    finally:
+        stream.close()
+
+
+def write_text(spark: Any, uri: str, text: str) -> None:
+    """Write ``text`` to ``uri`` through a temporary name and a rename (atomic on HDFS/local)."""
+    fs, path = _fs_and_path(spark, uri)
+    jvm = spark.sparkContext._jvm
+    tmp = jvm.org.apache.hadoop.fs.Path(path.getParent(), f".{path.getName()}.tmp")
+    out = fs.create(tmp, True)
+    try:
+        out.write(bytearray(text.encode("utf-8")))
+    finally:
+        out.close()
+    if fs.exists(path):
+        fs.delete(path, False)
+    if not fs.rename(tmp, path):
+        raise OSError(f"could not move {tmp} to {uri}")
