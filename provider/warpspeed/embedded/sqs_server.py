@@ -66,8 +66,8 @@ def create_queues(client: Any, name: str = "warpspeed-requests", max_receives: i
 
 
 @contextmanager
-def local_sqs(queue_name: str = "warpspeed-requests") -> Iterator[LocalSqs]:
-    """Start moto's server on a free loopback port with the queues created; stop it on exit."""
+def moto_server() -> Iterator[str]:
+    """Start moto's server on a free loopback port; yield its endpoint URL; stop it on exit."""
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -75,9 +75,19 @@ def local_sqs(queue_name: str = "warpspeed-requests") -> Iterator[LocalSqs]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
-        endpoint = f"http://127.0.0.1:{port}"
-        probe = LocalSqs(endpoint, "", "")
-        queue_url, dlq_url = create_queues(probe.client(), queue_name)
-        yield LocalSqs(endpoint, queue_url, dlq_url)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+def queues_on(endpoint_url: str, queue_name: str = "warpspeed-requests") -> LocalSqs:
+    """Create the request queue and its DLQ on a running server."""
+    queue_url, dlq_url = create_queues(LocalSqs(endpoint_url, "", "").client(), queue_name)
+    return LocalSqs(endpoint_url, queue_url, dlq_url)
+
+
+@contextmanager
+def local_sqs(queue_name: str = "warpspeed-requests") -> Iterator[LocalSqs]:
+    """Start a loopback SQS server with the request queue and DLQ created; stop it on exit."""
+    with moto_server() as endpoint:
+        yield queues_on(endpoint, queue_name)

@@ -1,0 +1,65 @@
+"""Shared fixtures: a loopback SQS server, a local Spark session with the embedded catalog."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from warpspeed.catalog import CatalogConfig
+from warpspeed.embedded.sqs_server import LocalSqs, moto_server, queues_on
+from warpspeed.settings import REPO_ROOT, WarpSpeedSettings
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+
+@pytest.fixture(scope="session")
+def sqs_endpoint() -> Iterator[str]:
+    """Run one moto server on loopback for the whole session."""
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def sqs(sqs_endpoint: str) -> LocalSqs:
+    """Return a fresh request queue and DLQ on the loopback server."""
+    return queues_on(sqs_endpoint, f"req-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def warehouse_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a state folder for the session's embedded catalog and storage."""
+    return tmp_path_factory.mktemp("warpspeed-home")
+
+
+@pytest.fixture(scope="session")
+def settings(warehouse_home: Path) -> WarpSpeedSettings:
+    """Return settings pointing at the session's state folder."""
+    return WarpSpeedSettings.from_mapping({"home": str(warehouse_home)})
+
+
+@pytest.fixture(scope="session")
+def spark(settings: WarpSpeedSettings):  # type: ignore[no-untyped-def]
+    """Return one local SparkSession with the Iceberg runtime and the embedded catalog."""
+    from pyspark.sql import SparkSession
+
+    from warpspeed.hooks.local_spark import LOCAL_SPARK_CONF, find_jars
+
+    jars = ",".join(str(p) for p in find_jars(REPO_ROOT / ".jars"))
+    builder = SparkSession.builder.master("local[2]").appName("warpspeed-tests").config("spark.jars", jars)
+    conf = LOCAL_SPARK_CONF | settings.catalog.spark_conf() | {"spark.sql.shuffle.partitions": "2"}
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def catalog_config(settings: WarpSpeedSettings) -> CatalogConfig:
+    """Return the session's embedded catalog."""
+    return settings.catalog
