@@ -9,17 +9,20 @@ from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import (
+    BooleanType,
     DoubleType,
     IntegerType,
     ListType,
     LongType,
     NestedField,
     StringType,
+    StructType,
     TimestamptzType,
 )
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
+    from pyiceberg.table import Table
 
 FEATURES_TABLE = "features.account_features"
 SCORES_TABLE = "scores.account_scores"
@@ -89,6 +92,27 @@ BATCH_RUNS_SCHEMA = Schema(
     NestedField(16, "features_snapshot_id", LongType(), required=False),
     NestedField(17, "scores_snapshot_id", LongType(), required=False),
     NestedField(18, "recorded_at", TimestamptzType(), required=False),
+    # cost columns (issue 9); appended, so older ledgers evolve in place (see ensure_tables)
+    NestedField(19, "cluster_created", BooleanType(), required=False),
+    NestedField(20, "instance_hours_on_demand", DoubleType(), required=False),
+    NestedField(21, "instance_hours_spot", DoubleType(), required=False),
+    NestedField(22, "usage", ListType(101, StructType(
+        NestedField(102, "instance_type", StringType(), required=False),
+        NestedField(103, "market", StringType(), required=False),
+        NestedField(104, "instance_hours", DoubleType(), required=False),
+    ), element_required=False), required=False),
+    NestedField(23, "cost_ec2_usd", DoubleType(), required=False),
+    NestedField(24, "cost_emr_fee_usd", DoubleType(), required=False),
+    NestedField(25, "cost_s3_usd", DoubleType(), required=False),
+    NestedField(26, "cost_total_usd", DoubleType(), required=False),
+    NestedField(27, "cost_basis", StringType(), required=False),
+    NestedField(28, "price_table", StringType(), required=False),
+    NestedField(29, "tenant_costs", ListType(105, StructType(
+        NestedField(106, "tenant_id", StringType(), required=False),
+        NestedField(107, "rows", LongType(), required=False),
+        NestedField(108, "requests", IntegerType(), required=False),
+        NestedField(109, "cost_usd", DoubleType(), required=False),
+    ), element_required=False), required=False),
 )
 
 TABLES: tuple[TableDef, ...] = (
@@ -101,8 +125,17 @@ TABLES: tuple[TableDef, ...] = (
 )
 
 
+def evolve_schema(table: Table, schema: Schema) -> list[str]:
+    """Add the columns of ``schema`` that ``table`` lacks (by name); return their names."""
+    missing = [f.name for f in schema.fields if f.name not in {c.name for c in table.schema().fields}]
+    if missing:
+        with table.update_schema() as update:
+            update.union_by_name(schema)
+    return missing
+
+
 def ensure_tables(catalog: Catalog) -> list[str]:
-    """Create missing namespaces and tables; return the identifiers created."""
+    """Create missing namespaces and tables, add new columns to old ones; return those created."""
     created = []
     existing_namespaces = {ns[0] for ns in catalog.list_namespaces()}
     for table in TABLES:
@@ -118,4 +151,6 @@ def ensure_tables(catalog: Catalog) -> list[str]:
                 properties={"comment": table.description, "format-version": "2"},
             )
             created.append(table.identifier)
+        else:
+            evolve_schema(catalog.load_table(table.identifier), table.schema)
     return created
