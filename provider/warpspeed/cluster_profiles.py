@@ -67,11 +67,19 @@ class InstanceType:
 
     def request(self) -> dict[str, Any]:
         """Return the ``InstanceTypeConfigs`` entry."""
-        entry: dict[str, Any] = {"InstanceType": self.instance_type, "WeightedCapacity": self.weighted_capacity}
+        entry: dict[str, Any] = {
+            "InstanceType": self.instance_type,
+            "WeightedCapacity": self.weighted_capacity,
+        }
         if self.ebs_gib:
-            entry["EbsConfiguration"] = {"EbsBlockDeviceConfigs": [
-                {"VolumeSpecification": {"VolumeType": "gp3", "SizeInGB": self.ebs_gib}, "VolumesPerInstance": 1}
-            ]}
+            entry["EbsConfiguration"] = {
+                "EbsBlockDeviceConfigs": [
+                    {
+                        "VolumeSpecification": {"VolumeType": "gp3", "SizeInGB": self.ebs_gib},
+                        "VolumesPerInstance": 1,
+                    }
+                ]
+            }
         return entry
 
 
@@ -96,15 +104,20 @@ class FleetSpec:
         if not self.instance_types:
             raise _err(source, f"{path}.instance_types", "must list at least one instance type")
         if len(self.instance_types) > MAX_INSTANCE_TYPES_PER_FLEET:
-            raise _err(source, f"{path}.instance_types",
-                       f"lists {len(self.instance_types)} types; EMR allows at most "
-                       f"{MAX_INSTANCE_TYPES_PER_FLEET} per fleet")
+            raise _err(
+                source,
+                f"{path}.instance_types",
+                f"lists {len(self.instance_types)} types; EMR allows at most "
+                f"{MAX_INSTANCE_TYPES_PER_FLEET} per fleet",
+            )
         names = [t.instance_type for t in self.instance_types]
         if len(set(names)) != len(names):
             raise _err(source, f"{path}.instance_types", f"repeats an instance type: {names}")
         for i, t in enumerate(self.instance_types):
             if not t.instance_type or "." not in t.instance_type:
-                raise _err(source, f"{path}.instance_types[{i}].type", f"{t.instance_type!r} is not an EC2 type")
+                raise _err(
+                    source, f"{path}.instance_types[{i}].type", f"{t.instance_type!r} is not an EC2 type"
+                )
             if not 1 <= t.weighted_capacity <= 1000:
                 raise _err(source, f"{path}.instance_types[{i}].weight", "must be between 1 and 1000")
         if self.on_demand_units < 0 or self.spot_units < 0:
@@ -113,21 +126,32 @@ class FleetSpec:
             if self.on_demand_units + self.spot_units != 1 or self.spot_units:
                 raise _err(source, f"{path}.on_demand_units", "must be 1 (one on-demand primary node)")
             if len(self.instance_types) > 5:
-                raise _err(source, f"{path}.instance_types", "EMR allows at most 5 types for the primary fleet")
+                raise _err(
+                    source, f"{path}.instance_types", "EMR allows at most 5 types for the primary fleet"
+                )
         elif self.role == "CORE":
             if self.spot_units:
-                raise _err(source, f"{path}.spot_units", "must be 0: core nodes hold HDFS and the AMs, keep "
-                           "them on-demand")
+                raise _err(
+                    source,
+                    f"{path}.spot_units",
+                    "must be 0: core nodes hold HDFS and the AMs, keep them on-demand",
+                )
             if self.on_demand_units < 1:
                 raise _err(source, f"{path}.on_demand_units", "must be at least 1")
         if self.spot_units:
             lo, hi = SPOT_TIMEOUT_MINUTES
             if not lo <= self.spot_timeout_minutes <= hi:
-                raise _err(source, f"{path}.spot_timeout_minutes",
-                           f"={self.spot_timeout_minutes} must be between {lo} and {hi}")
+                raise _err(
+                    source,
+                    f"{path}.spot_timeout_minutes",
+                    f"={self.spot_timeout_minutes} must be between {lo} and {hi}",
+                )
             if self.timeout_action not in TIMEOUT_ACTIONS:
-                raise _err(source, f"{path}.timeout_action",
-                           f"={self.timeout_action!r} must be one of {', '.join(TIMEOUT_ACTIONS)}")
+                raise _err(
+                    source,
+                    f"{path}.timeout_action",
+                    f"={self.timeout_action!r} must be one of {', '.join(TIMEOUT_ACTIONS)}",
+                )
 
     def request(self) -> dict[str, Any]:
         """Return the ``InstanceFleets`` entry."""
@@ -165,18 +189,27 @@ class ManagedScaling:
     def validate(self, source: str, path: str, core_units: int) -> None:
         """Check the limits are consistent; raise naming the field."""
         if self.unit_type not in UNIT_TYPES:
-            raise _err(source, f"{path}.unit_type", f"={self.unit_type!r} must be one of {', '.join(UNIT_TYPES)} "
-                       "for instance fleets")
+            raise _err(
+                source,
+                f"{path}.unit_type",
+                f"={self.unit_type!r} must be one of {', '.join(UNIT_TYPES)} for instance fleets",
+            )
         if self.min_units < 1:
             raise _err(source, f"{path}.min_units", "must be at least 1")
         if self.max_units < self.min_units:
             raise _err(source, f"{path}.max_units", f"={self.max_units} is below min_units={self.min_units}")
         if not 0 < self.max_on_demand_units <= self.max_units:
-            raise _err(source, f"{path}.max_on_demand_units",
-                       f"={self.max_on_demand_units} must be between 1 and max_units={self.max_units}")
+            raise _err(
+                source,
+                f"{path}.max_on_demand_units",
+                f"={self.max_on_demand_units} must be between 1 and max_units={self.max_units}",
+            )
         if self.unit_type == "InstanceFleetUnits" and self.max_on_demand_units < core_units:
-            raise _err(source, f"{path}.max_on_demand_units",
-                       f"={self.max_on_demand_units} is below the core fleet's {core_units} on-demand units")
+            raise _err(
+                source,
+                f"{path}.max_on_demand_units",
+                f"={self.max_on_demand_units} is below the core fleet's {core_units} on-demand units",
+            )
         if self.max_core_units is not None and not 0 < self.max_core_units <= self.max_units:
             raise _err(source, f"{path}.max_core_units", f"must be between 1 and max_units={self.max_units}")
 
@@ -203,8 +236,13 @@ class BootstrapAction:
 
     def request(self, variables: Mapping[str, str]) -> dict[str, Any]:
         """Return the ``BootstrapActions`` entry."""
-        return {"Name": self.name, "ScriptBootstrapAction": {
-            "Path": _expand(self.path, variables), "Args": [_expand(a, variables) for a in self.args]}}
+        return {
+            "Name": self.name,
+            "ScriptBootstrapAction": {
+                "Path": _expand(self.path, variables),
+                "Args": [_expand(a, variables) for a in self.args],
+            },
+        }
 
 
 @dataclass(frozen=True)
@@ -255,18 +293,30 @@ class ClusterProfile:
         self.managed_scaling.validate(src, f"{path}.managed_scaling", self.core.on_demand_units)
         lo, hi = IDLE_TIMEOUT_SECONDS
         if not lo <= self.idle_timeout_seconds <= hi:
-            raise _err(src, f"{path}.idle_timeout_seconds",
-                       f"={self.idle_timeout_seconds} must be between {lo} and {hi}")
+            raise _err(
+                src,
+                f"{path}.idle_timeout_seconds",
+                f"={self.idle_timeout_seconds} must be between {lo} and {hi}",
+            )
         if not 1 <= self.step_concurrency <= MAX_STEP_CONCURRENCY:
-            raise _err(src, f"{path}.step_concurrency",
-                       f"={self.step_concurrency} must be between 1 and {MAX_STEP_CONCURRENCY}")
+            raise _err(
+                src,
+                f"{path}.step_concurrency",
+                f"={self.step_concurrency} must be between 1 and {MAX_STEP_CONCURRENCY}",
+            )
         if self.action_on_failure not in ACTIONS_ON_FAILURE:
-            raise _err(src, f"{path}.action_on_failure",
-                       f"={self.action_on_failure!r} must be one of {', '.join(ACTIONS_ON_FAILURE)}")
+            raise _err(
+                src,
+                f"{path}.action_on_failure",
+                f"={self.action_on_failure!r} must be one of {', '.join(ACTIONS_ON_FAILURE)}",
+            )
         if self.step_concurrency > 1 and self.action_on_failure != "CONTINUE":
-            raise _err(src, f"{path}.action_on_failure",
-                       f"={self.action_on_failure!r} is not allowed with step_concurrency="
-                       f"{self.step_concurrency}; EMR only accepts CONTINUE when steps run concurrently")
+            raise _err(
+                src,
+                f"{path}.action_on_failure",
+                f"={self.action_on_failure!r} is not allowed with step_concurrency="
+                f"{self.step_concurrency}; EMR only accepts CONTINUE when steps run concurrently",
+            )
         for key in self.tags:
             if key.startswith("warpspeed:"):
                 raise _err(src, f"{path}.tags.{key}", "uses the reserved warpspeed: prefix")
@@ -327,8 +377,11 @@ def build_run_job_flow_request(
     fleets = [profile.master.request(), profile.core.request()]
     if profile.task is not None:
         fleets.append(profile.task.request())
-    instances: dict[str, Any] = {"InstanceFleets": fleets, "KeepJobFlowAliveWhenNoSteps": True,
-                                 "TerminationProtected": False}
+    instances: dict[str, Any] = {
+        "InstanceFleets": fleets,
+        "KeepJobFlowAliveWhenNoSteps": True,
+        "TerminationProtected": False,
+    }
     if profile.subnet_ids:
         instances["Ec2SubnetIds"] = list(profile.subnet_ids)
     spark_defaults = dict(catalog.spark_conf()) | dict(profile.spark_defaults)
@@ -340,8 +393,11 @@ def build_run_job_flow_request(
         configurations.append({"Classification": "yarn-site", "Properties": yarn})
     log_uri = _expand(profile.log_uri, variables)
     if not log_uri.startswith(("s3://", "s3n://")):
-        raise _err(profile.source, f"profiles.{profile.name}.log_uri",
-                   f"expands to {log_uri!r}; EMR needs an s3:// log URI (set [warpspeed] storage_prefix to s3://)")
+        raise _err(
+            profile.source,
+            f"profiles.{profile.name}.log_uri",
+            f"expands to {log_uri!r}; EMR needs an s3:// log URI (set [warpspeed] storage_prefix to s3://)",
+        )
     request: dict[str, Any] = {
         "Name": "",
         "ReleaseLabel": profile.release_label,
@@ -376,9 +432,24 @@ def request_hash(request: Mapping[str, Any]) -> str:
 
 # -- YAML ----------------------------------------------------------------------------------
 _PROFILE_KEYS = {
-    "release_label", "applications", "service_role", "job_flow_role", "subnet_ids", "log_uri",
-    "master", "core", "task", "managed_scaling", "idle_timeout_seconds", "step_concurrency",
-    "action_on_failure", "node_labels", "bootstrap_actions", "spark_defaults", "tags", "description",
+    "release_label",
+    "applications",
+    "service_role",
+    "job_flow_role",
+    "subnet_ids",
+    "log_uri",
+    "master",
+    "core",
+    "task",
+    "managed_scaling",
+    "idle_timeout_seconds",
+    "step_concurrency",
+    "action_on_failure",
+    "node_labels",
+    "bootstrap_actions",
+    "spark_defaults",
+    "tags",
+    "description",
 }
 _FLEET_KEYS = {"instance_types", "on_demand_units", "spot_units", "spot_timeout_minutes", "timeout_action"}
 
@@ -406,21 +477,29 @@ def _fleet(raw: Any, role: str, source: str, path: str) -> FleetSpec:
     if unknown:
         raise _err(source, path, f"has unknown keys {sorted(unknown)}")
     types = []
-    for i, t in enumerate(raw.get("instance_types") or ()):
-        if isinstance(t, str):
-            t = {"type": t}
+    for i, item in enumerate(raw.get("instance_types") or ()):
+        t = {"type": item} if isinstance(item, str) else item
         if not isinstance(t, Mapping) or "type" not in t:
             raise _err(source, f"{path}.instance_types[{i}]", "must be a type name or {type:, weight:}")
-        types.append(InstanceType(str(t["type"]), _int(t.get("weight", 1), source, f"{path}.instance_types[{i}]"
-                                                       ".weight"),
-                                  t.get("ebs_gib")))
+        types.append(
+            InstanceType(
+                str(t["type"]),
+                _int(t.get("weight", 1), source, f"{path}.instance_types[{i}].weight"),
+                _int(t["ebs_gib"], source, f"{path}.instance_types[{i}].ebs_gib")
+                if t.get("ebs_gib")
+                else None,
+            )
+        )
     return FleetSpec(
         role=role,
         instance_types=tuple(types),
-        on_demand_units=_int(raw.get("on_demand_units", 1 if role == "MASTER" else 0), source,
-                             f"{path}.on_demand_units"),
+        on_demand_units=_int(
+            raw.get("on_demand_units", 1 if role == "MASTER" else 0), source, f"{path}.on_demand_units"
+        ),
         spot_units=_int(raw.get("spot_units", 0), source, f"{path}.spot_units"),
-        spot_timeout_minutes=_int(raw.get("spot_timeout_minutes", 10), source, f"{path}.spot_timeout_minutes"),
+        spot_timeout_minutes=_int(
+            raw.get("spot_timeout_minutes", 10), source, f"{path}.spot_timeout_minutes"
+        ),
         timeout_action=str(raw.get("timeout_action", "SWITCH_TO_ON_DEMAND")),
     )
 
@@ -445,8 +524,13 @@ def profile_from_dict(name: str, spec: Mapping[str, Any], source: str = "cluster
     for i, b in enumerate(spec.get("bootstrap_actions") or ()):
         if not isinstance(b, Mapping) or "path" not in b:
             raise _err(source, f"{path}.bootstrap_actions[{i}]", "needs a path")
-        actions.append(BootstrapAction(str(b.get("name") or f"bootstrap-{i}"), str(b["path"]),
-                                       tuple(str(a) for a in b.get("args") or ())))
+        actions.append(
+            BootstrapAction(
+                str(b.get("name") or f"bootstrap-{i}"),
+                str(b["path"]),
+                tuple(str(a) for a in b.get("args") or ()),
+            )
+        )
     return ClusterProfile(
         name=name,
         master=_fleet(spec["master"], "MASTER", source, f"{path}.master"),
@@ -459,7 +543,9 @@ def profile_from_dict(name: str, spec: Mapping[str, Any], source: str = "cluster
         service_role=str(spec.get("service_role", "EMR_DefaultRole")),
         job_flow_role=str(spec.get("job_flow_role", "EMR_EC2_DefaultRole")),
         subnet_ids=tuple(str(s) for s in spec.get("subnet_ids") or ()),
-        idle_timeout_seconds=_int(spec.get("idle_timeout_seconds", 1800), source, f"{path}.idle_timeout_seconds"),
+        idle_timeout_seconds=_int(
+            spec.get("idle_timeout_seconds", 1800), source, f"{path}.idle_timeout_seconds"
+        ),
         step_concurrency=_int(spec.get("step_concurrency", 10), source, f"{path}.step_concurrency"),
         action_on_failure=str(spec.get("action_on_failure", "CONTINUE")),
         node_labels=bool(spec.get("node_labels", True)),
@@ -491,7 +577,11 @@ class ProfileCatalog:
     @classmethod
     def from_dict(cls, doc: Any, source: str = "cluster profiles") -> ProfileCatalog:
         """Build the catalog from the parsed YAML (``defaults:`` merged under each profile)."""
-        if not isinstance(doc, Mapping) or not isinstance(doc.get("profiles"), Mapping) or not doc["profiles"]:
+        if (
+            not isinstance(doc, Mapping)
+            or not isinstance(doc.get("profiles"), Mapping)
+            or not doc["profiles"]
+        ):
             raise WarpSpeedConfigError(f"{source}: expected a non-empty 'profiles:' mapping")
         defaults = doc.get("defaults") or {}
         if not isinstance(defaults, Mapping):
