@@ -58,7 +58,7 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {"integration-name": "Warp Speed", "python-modules": [
                 "warpspeed.hooks.sqs_intake", "warpspeed.hooks.compute", "warpspeed.hooks.local_spark",
-                "warpspeed.hooks.iceberg_ledger"]},
+                "warpspeed.hooks.iceberg_ledger", "warpspeed.hooks.emr_pool"]},
         ],
         "operators": [
             {"integration-name": "Warp Speed", "python-modules": [
@@ -69,7 +69,13 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "Warp Speed", "python-modules": ["warpspeed.sensors.sqs_intake"]},
         ],
         "triggers": [
-            {"integration-name": "Warp Speed", "python-modules": ["warpspeed.triggers.sqs_intake"]},
+            {"integration-name": "Warp Speed", "python-modules": ["warpspeed.triggers.sqs_intake",
+                                                                  "warpspeed.triggers.emr_pool"]},
+        ],
+        "extra-links": [
+            "warpspeed.links.emr_pool.EmrPoolClusterLink",
+            "warpspeed.links.emr_pool.EmrPoolStepLogsLink",
+            "warpspeed.links.emr_pool.EmrPoolSparkHistoryLink",
         ],
         "config": {
             "warpspeed": {
