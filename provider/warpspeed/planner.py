@@ -1,14 +1,33 @@
 """Plan a window: group requests by workload, drop superseded ones, pack tenants into batches.
 
-Pure code: no Airflow, no AWS. The plan task turns the returned :class:`WindowPlan` into batch
-manifests; nothing here does I/O.
+Pure code: no Airflow, no AWS, no I/O. The plan task reads the intake manifest and the pending
+(carried-over) requests, calls :func:`plan_window`, and turns the returned :class:`WindowPlan`
+into batch manifests and the next pending document.
 
-Packing: within a workload and priority lane, tenants are placed largest first onto the least
-loaded open batch that still has room (rows cap and tenant cap), starting from the fewest
-batches the lane's rows need. That is longest-processing-time packing: batches come out close
-in size, so Spark runs on one cluster finish together. A tenant whose rows exceed the cap is
-never split: it gets a batch of its own (one Spark run scores it whole; splitting a tenant
-would make its slice overwrite non-atomic).
+Steps, per window:
+
+1. **Merge and dedupe.** Carried-over requests join the window's new ones (a request id seen
+   in both keeps its carried-over record). Several requests for one (workload, tenant, model)
+   collapse into the latest by (requested-at, request id); the others are *superseded*. The
+   survivor inherits the longest wait of the requests it replaces, so re-sending a request
+   never resets its age.
+2. **Lanes.** Each workload is planned on its own; inside it, each priority lane (see
+   :attr:`PlanningSettings.priority_lanes`) is packed on its own and submitted before the next
+   one. A request carried over ``promote_after_windows`` windows moves one lane up.
+3. **Pack.** A tenant's requests of one workload stay together. Tenants are placed largest
+   first onto the least loaded batch that has room (rows cap and tenant cap), starting from the
+   fewest batches the lane needs; if that leaves some tenants over, the lane is packed again
+   with that many batches open from the start, so the extra batches are not left small
+   (longest-processing-time packing). A tenant larger than the rows cap is never split: it
+   gets a batch of its own, because a batch overwrites whole (tenant, model) slices of the
+   scores table and a split tenant would need two runs to agree on one slice.
+4. **Window limit.** Lanes take ``max_batches_per_window`` in lane order. When a lane does not
+   fit in what is left, its tenants are admitted oldest first (windows waited, first window,
+   earliest request) as the longest prefix whose packing fits; later tenants that still fit
+   into the room left are added; the rest are *carried over* with a reason.
+
+Batch ids hash the window id, the workload and the sorted member request ids, so a retried
+plan of the same input writes the same manifests under the same names.
 """
 
 from __future__ import annotations
@@ -18,21 +37,28 @@ import heapq
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 
-from warpspeed.request_schema import PRIORITY_RANK, ScoringRequest
+from warpspeed.request_schema import ScoringRequest
 from warpspeed.workloads import PlanningSettings
 
 
 @dataclass(frozen=True)
 class PlannedBatch:
-    """One Spark run: the requests of a few tenants in one workload."""
+    """One Spark run: the requests of a few tenants in one workload.
+
+    :param priority: the label of the batch's priority lane, e.g. ``high`` or ``normal+low``.
+    :param lane: the lane's index; lower lanes are submitted first.
+    """
 
     batch_id: str
     workload: str
     members: tuple[ScoringRequest, ...]
     estimated_rows: int
     priority: str
+    lane: int = 0
+    carried_members: int = 0
 
     @property
     def tenants(self) -> tuple[str, ...]:
@@ -41,11 +67,42 @@ class PlannedBatch:
 
 
 @dataclass(frozen=True)
+class PendingRequest:
+    """A request that an earlier window carried over and a later window must plan.
+
+    :param request: the request as it was collected.
+    :param source_window_id: the window whose intake manifest holds the request.
+    :param first_window_id: the window its (tenant, model) pair started waiting in; inherited
+        from requests it superseded.
+    :param carried: how many windows it has been carried over so far.
+    """
+
+    request: ScoringRequest
+    source_window_id: str
+    first_window_id: str
+    carried: int = 1
+
+    def __post_init__(self) -> None:
+        if self.carried < 0:
+            raise ValueError(f"carried must not be negative, got {self.carried}")
+
+
+@dataclass(frozen=True)
 class SetAside:
-    """A request that is not in this window's batches, and why."""
+    """A request that is not in this window's batches, and why.
+
+    For a carried-over request ``carried`` already counts this window.
+    """
 
     request: ScoringRequest
     reason: str
+    source_window_id: str = ""
+    first_window_id: str = ""
+    carried: int = 0
+
+    def pending(self) -> PendingRequest:
+        """Return the record the next window plans this request from."""
+        return PendingRequest(self.request, self.source_window_id, self.first_window_id, self.carried)
 
 
 @dataclass(frozen=True)
@@ -62,20 +119,24 @@ class WindowPlan:
         """Return the workloads that have batches, sorted."""
         return tuple(sorted({b.workload for b in self.batches}))
 
+    @property
+    def pending(self) -> tuple[PendingRequest, ...]:
+        """Return what the next window must plan: the carried-over requests, by request id."""
+        return tuple(s.pending() for s in self.carried_over)
 
-@dataclass
-class _TenantWork:
+
+_Age = tuple[str, str, int]
+"""(source window id, first window id, windows carried) of a request that has waited."""
+
+
+@dataclass(slots=True)
+class _Tenant:
     tenant_id: str
     requests: list[ScoringRequest]
     rows: int
-    rank: int
-
-
-@dataclass(order=True)
-class _OpenBatch:
-    rows: int
-    order: int
-    tenants: list[_TenantWork] = field(default_factory=list, compare=False)
+    lane: int
+    carried: int = 0
+    first_window_id: str = ""
 
 
 def batch_id_for(window_id: str, workload: str, request_ids: Iterable[str]) -> str:
@@ -84,120 +145,280 @@ def batch_id_for(window_id: str, workload: str, request_ids: Iterable[str]) -> s
     return f"{workload}-{digest[:16]}"
 
 
-def _request_rows(request: ScoringRequest) -> int:
+def request_rows(request: ScoringRequest) -> int:
+    """Return the rows a request adds to a batch: its estimated accounts, at least 1."""
     return max(request.estimated_accounts, 1)
+
+
+def _newest(group: Sequence[ScoringRequest]) -> ScoringRequest:
+    """Return the latest request by (requested-at as an instant, request id)."""
+    parse = datetime.fromisoformat
+    newest = group[0]
+    newest_key = (parse(newest.requested_at), newest.request_id)
+    for req in group[1:]:
+        key = (parse(req.requested_at), req.request_id)
+        if key > newest_key:
+            newest, newest_key = req, key
+    return newest
+
+
+def _dedupe(
+    requests: Iterable[ScoringRequest], ages: dict[str, _Age], window_id: str
+) -> tuple[list[ScoringRequest], list[SetAside]]:
+    """Keep the latest request per (workload, tenant, model); return (kept, superseded).
+
+    A survivor inherits the longest wait of its group: ``ages`` is updated in place.
+    """
+    first: dict[tuple[str, str, str], ScoringRequest] = {}
+    more: dict[tuple[str, str, str], list[ScoringRequest]] = {}
+    for req in requests:
+        key = (req.workload, req.tenant_id, req.model)
+        if key not in first:
+            first[key] = req
+        elif key in more:
+            more[key].append(req)
+        else:
+            more[key] = [first[key], req]
+    if not more:
+        return list(first.values()), []
+    kept: list[ScoringRequest] = []
+    superseded: list[SetAside] = []
+    fresh: _Age = (window_id, window_id, 0)
+    for key, req in first.items():
+        group = more.get(key)
+        if group is None:
+            kept.append(req)
+            continue
+        newest = _newest(group)
+        kept.append(newest)
+        reason = f"superseded by {newest.request_id}"
+        waited = [ages[r.request_id] for r in group if r.request_id in ages]
+        for old in group:
+            if old is not newest:
+                superseded.append(SetAside(old, reason, *ages.get(old.request_id, fresh)))
+        if waited:
+            own = ages.get(newest.request_id, fresh)
+            ages[newest.request_id] = (own[0], min(a[1] for a in waited), max(a[2] for a in waited))
+    superseded.sort(key=lambda s: s.request.request_id)
+    return kept, superseded
 
 
 def dedupe_latest(requests: Iterable[ScoringRequest]) -> tuple[list[ScoringRequest], list[SetAside]]:
     """Keep the latest request per (workload, tenant, model); return (kept, superseded)."""
-    latest: dict[tuple[str, str, str], ScoringRequest] = {}
-    superseded: list[SetAside] = []
-    for req in requests:
-        key = (req.workload, req.tenant_id, req.model)
-        held = latest.get(key)
-        if held is None:
-            latest[key] = req
-            continue
-        newer, older = (
-            (req, held) if (req.requested_at_dt, req.request_id) > (held.requested_at_dt, held.request_id)
-            else (held, req)
-        )
-        latest[key] = newer
-        superseded.append(SetAside(older, f"superseded by {newer.request_id}"))
-    return sorted(latest.values(), key=lambda r: r.request_id), superseded
+    kept, superseded = _dedupe(requests, {}, "")
+    return sorted(kept, key=lambda r: r.request_id), superseded
 
 
-def _tenant_work(requests: Sequence[ScoringRequest]) -> list[_TenantWork]:
+def _lpt(
+    fitting: Sequence[_Tenant], bins: int, settings: PlanningSettings
+) -> tuple[list[list[_Tenant]], bool]:
+    """Place tenants (largest first) on the least loaded of ``bins`` batches with room.
+
+    Return the groups and whether batches beyond ``bins`` had to be opened.
+    """
+    cap, max_tenants = settings.rows_cap, settings.max_tenants_per_batch
+    groups: list[list[_Tenant]] = [[] for _ in range(bins)]
+    heap = [(0, i) for i in range(bins)]  # (rows, index) of batches with tenant room; a valid heap
+    opened = False
+    for tenant in fitting:
+        if heap and heap[0][0] + tenant.rows <= cap:
+            rows, index = heap[0]
+            groups[index].append(tenant)
+            if len(groups[index]) >= max_tenants:
+                heapq.heappop(heap)
+            else:
+                heapq.heapreplace(heap, (rows + tenant.rows, index))
+        else:  # the least loaded batch with room cannot take it, so none can
+            opened = True
+            groups.append([tenant])
+            if max_tenants > 1:
+                heapq.heappush(heap, (tenant.rows, len(groups) - 1))
+    return groups, opened
+
+
+def _pack_lane(tenants: Sequence[_Tenant], settings: PlanningSettings) -> list[list[_Tenant]]:
+    """Pack one lane's tenants into balanced batches; an oversize tenant gets its own batch."""
+    cap = settings.rows_cap
+    ordered = sorted(tenants, key=lambda t: (-t.rows, t.tenant_id))
+    groups: list[list[_Tenant]] = [[t] for t in ordered if t.rows > cap]
+    fitting = [t for t in ordered if t.rows <= cap]
+    if not fitting:
+        return groups
+    bins = _lower_bound(0, sum(t.rows for t in fitting), len(fitting), settings)
+    for _ in range(3):  # usually one pass, at most a second; the third is a safety net
+        packed, opened = _lpt(fitting, bins, settings)
+        if not opened:
+            break
+        bins = len(packed)
+    groups.extend(packed)
+    return groups
+
+
+def _lower_bound(oversize: int, rows: int, count: int, settings: PlanningSettings) -> int:
+    """Return the fewest batches some tenants can fit in: one per oversize tenant, plus the rest."""
+    by_rows = math.ceil(rows / settings.rows_cap)
+    return oversize + max(by_rows, math.ceil(count / settings.max_tenants_per_batch))
+
+
+def _admit(
+    tenants: Sequence[_Tenant], settings: PlanningSettings, budget: int
+) -> tuple[list[list[_Tenant]], list[_Tenant]]:
+    """Pick the lane's tenants that fit in ``budget`` batches, oldest first; return (groups, left over)."""
+
+    def oldest_first(t: _Tenant) -> tuple[int, str, float, str]:
+        earliest = min(r.requested_at_dt.timestamp() for r in t.requests)
+        return (-t.carried, t.first_window_id, earliest, t.tenant_id)
+
+    order = sorted(tenants, key=oldest_first)
+    # no prefix longer than `high` can fit: its lower bound on batches already exceeds the budget
+    high = oversize = rows = count = 0
+    for tenant in order:
+        if tenant.rows > settings.rows_cap:
+            oversize += 1
+        else:
+            rows += tenant.rows
+            count += 1
+        if _lower_bound(oversize, rows, count, settings) > budget:
+            break
+        high += 1
+    best = _pack_lane(order[:high], settings)
+    if len(best) > budget:  # binary search the longest prefix that packs into the budget
+        low, best = 0, []
+        while high - low > 1:
+            middle = (low + high) // 2
+            groups = _pack_lane(order[:middle], settings)
+            if len(groups) <= budget:
+                low, best = middle, groups
+            else:
+                high = middle
+        high = low
+    # backfill: later tenants that still fit go in now, in the same oldest-first order
+    heap = [
+        (sum(t.rows for t in g), i)
+        for i, g in enumerate(best)
+        if len(g) < settings.max_tenants_per_batch and sum(t.rows for t in g) <= settings.rows_cap
+    ]
+    heapq.heapify(heap)
+    left: list[_Tenant] = []
+    for tenant in order[high:]:
+        if tenant.rows <= settings.rows_cap and heap and heap[0][0] + tenant.rows <= settings.rows_cap:
+            load, index = heap[0]
+            best[index].append(tenant)
+            if len(best[index]) >= settings.max_tenants_per_batch:
+                heapq.heappop(heap)
+            else:
+                heapq.heapreplace(heap, (load + tenant.rows, index))
+        elif len(best) < budget:
+            best.append([tenant])
+            if tenant.rows <= settings.rows_cap and settings.max_tenants_per_batch > 1:
+                heapq.heappush(heap, (tenant.rows, len(best) - 1))
+        else:
+            left.append(tenant)
+    return best, left
+
+
+def _tenants(
+    requests: Sequence[ScoringRequest], ages: Mapping[str, _Age], settings: PlanningSettings
+) -> list[_Tenant]:
+    """Group one workload's requests by tenant; a tenant takes its best lane and its longest wait."""
     by_tenant: dict[str, list[ScoringRequest]] = defaultdict(list)
     for req in requests:
         by_tenant[req.tenant_id].append(req)
-    return [
-        _TenantWork(
-            tenant_id=tenant,
-            requests=sorted(reqs, key=lambda r: r.request_id),
-            rows=sum(_request_rows(r) for r in reqs),
-            rank=min(PRIORITY_RANK.get(r.priority, 1) for r in reqs),
-        )
-        for tenant, reqs in by_tenant.items()
-    ]
-
-
-def _pack_lane(tenants: list[_TenantWork], settings: PlanningSettings) -> list[list[_TenantWork]]:
-    """Pack one priority lane's tenants into balanced batches (largest first, least loaded)."""
-    tenants = sorted(tenants, key=lambda t: (-t.rows, t.tenant_id))
-    oversize = [t for t in tenants if t.rows > settings.rows_cap]
-    fitting = [t for t in tenants if t.rows <= settings.rows_cap]
-    groups: list[list[_TenantWork]] = [[t] for t in oversize]
-    if not fitting:
-        return groups
-    total = sum(t.rows for t in fitting)
-    start = max(
-        math.ceil(total / settings.rows_cap), math.ceil(len(fitting) / settings.max_tenants_per_batch), 1
-    )
-    heap = [_OpenBatch(0, i) for i in range(start)]
-    opened = list(heap)
-    for tenant in fitting:
-        candidate = heap[0]
-        if (
-            candidate.rows + tenant.rows <= settings.rows_cap
-            and len(candidate.tenants) < settings.max_tenants_per_batch
-        ):
-            heapq.heapreplace(heap, _OpenBatch(candidate.rows + tenant.rows, candidate.order, candidate.tenants))
-            candidate.tenants.append(tenant)
-        else:
-            fresh = _OpenBatch(tenant.rows, len(opened), [tenant])
-            opened.append(fresh)
-            heapq.heappush(heap, fresh)
-    groups.extend(b.tenants for b in sorted(opened, key=lambda b: b.order) if b.tenants)
-    return groups
+    last = len(settings.priority_lanes) - 1
+    lane_of = {p: settings.lane_of(p) for lane in settings.priority_lanes for p in lane}
+    promote = settings.promote_after_windows
+    out = []
+    for tenant_id, group in by_tenant.items():
+        rows = 0
+        lane = last
+        for req in group:
+            rows += req.estimated_accounts if req.estimated_accounts > 0 else 1
+            lane = min(lane, lane_of.get(req.priority, last))
+        tenant = _Tenant(tenant_id, group, rows, lane)
+        waited = [ages[r.request_id] for r in group if r.request_id in ages]
+        if waited:
+            tenant.carried = max(a[2] for a in waited)
+            tenant.first_window_id = min(a[1] for a in waited)
+            tenant.lane = min(
+                max(0, lane_of.get(r.priority, last) - ages.get(r.request_id, ("", "", 0))[2] // promote)
+                for r in group
+            )
+        out.append(tenant)
+    return out
 
 
 def plan_window(
     window_id: str,
     requests: Iterable[ScoringRequest],
     planning: Mapping[str, PlanningSettings],
+    pending: Iterable[PendingRequest] = (),
 ) -> WindowPlan:
-    """Plan one window's valid requests into batches.
+    """Plan one window's valid requests, plus those carried over from earlier windows, into batches.
+
+    Every request (unique by request id) ends in exactly one batch, or in ``superseded``, or in
+    ``carried_over`` with its reason.
 
     :param window_id: the window's id; part of every batch id.
     :param requests: the window's valid requests (already unique by request id).
     :param planning: workload name -> its planning settings; a request of a workload not in
         this mapping is carried over with that reason rather than dropped.
+    :param pending: requests earlier windows carried over; they keep their age.
     """
-    kept, superseded = dedupe_latest(requests)
+    ages: dict[str, _Age] = {}
+    by_id: dict[str, ScoringRequest] = {}
+    for held in pending:
+        if held.request.request_id not in by_id:
+            by_id[held.request.request_id] = held.request
+            ages[held.request.request_id] = (held.source_window_id, held.first_window_id, held.carried)
+    for req in requests:
+        if req.request_id not in by_id:
+            by_id[req.request_id] = req
+    kept, superseded = _dedupe(by_id.values(), ages, window_id)
+    fresh: _Age = (window_id, window_id, 0)
+
+    def carry(req: ScoringRequest, reason: str) -> SetAside:
+        source, first, waited = ages.get(req.request_id, fresh)
+        return SetAside(req, reason, source, first, waited + 1)
+
     by_workload: dict[str, list[ScoringRequest]] = defaultdict(list)
     carried: list[SetAside] = []
     for req in kept:
         if req.workload in planning:
             by_workload[req.workload].append(req)
         else:
-            carried.append(SetAside(req, f"workload {req.workload!r} has no planning settings"))
+            carried.append(carry(req, f"workload {req.workload!r} has no planning settings"))
 
     batches: list[PlannedBatch] = []
     for workload in sorted(by_workload):
         settings = planning[workload]
-        lanes: dict[int, list[_TenantWork]] = defaultdict(list)
-        for work in _tenant_work(by_workload[workload]):
-            lanes[work.rank].append(work)
-        workload_batches: list[PlannedBatch] = []
-        for rank in sorted(lanes):
-            for group in _pack_lane(lanes[rank], settings):
-                members = tuple(sorted((r for t in group for r in t.requests), key=lambda r: r.request_id))
-                workload_batches.append(
+        lanes: dict[int, list[_Tenant]] = defaultdict(list)
+        for tenant in _tenants(by_workload[workload], ages, settings):
+            lanes[tenant.lane].append(tenant)
+        budget = settings.max_batches_per_window
+        full = (f"window full: workload {workload!r} runs at most "
+                f"{settings.max_batches_per_window} batches per window")
+        for lane in sorted(lanes):
+            groups = _pack_lane(lanes[lane], settings) if budget else []
+            left: list[_Tenant] = [] if budget else lanes[lane]
+            if len(groups) > budget:
+                groups, left = _admit(lanes[lane], settings, budget)
+            budget -= len(groups)
+            carried.extend(carry(r, full) for t in left for r in t.requests)
+            for group in groups:
+                members = tuple(
+                    sorted((r for t in group for r in t.requests), key=lambda r: r.request_id)
+                )
+                batches.append(
                     PlannedBatch(
                         batch_id=batch_id_for(window_id, workload, (m.request_id for m in members)),
                         workload=workload,
                         members=members,
                         estimated_rows=sum(t.rows for t in group),
-                        priority=next(p for p, r in PRIORITY_RANK.items() if r == rank),
+                        priority=settings.lane_label(lane),
+                        lane=lane,
+                        carried_members=sum(1 for m in members if m.request_id in ages),
                     )
                 )
-        limit = settings.max_batches_per_window
-        batches.extend(workload_batches[:limit])
-        for overflow in workload_batches[limit:]:
-            carried.extend(
-                SetAside(m, f"window full: workload {workload!r} runs at most {limit} batches per window")
-                for m in overflow.members
-            )
-    batches.sort(key=lambda b: (PRIORITY_RANK[b.priority], b.workload))
+    batches.sort(key=lambda b: (b.lane, b.workload, -b.estimated_rows, b.batch_id))
+    carried.sort(key=lambda s: s.request.request_id)
     return WindowPlan(window_id, tuple(batches), tuple(superseded), tuple(carried))
