@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow.sdk import Context
 
+from warpspeed.carryover import CarryOverChain, PlanInput
 from warpspeed.manifests import BatchManifest, IntakeManifest, models_uri
 from warpspeed.operators._base import WarpSpeedOperator
 from warpspeed.planner import WindowPlan, plan_window
@@ -14,24 +15,45 @@ from warpspeed.windows import Window
 from warpspeed.workloads import WorkloadCatalog
 
 
-def plan_document(plan: WindowPlan, batch_uris: dict[str, str]) -> str:
-    """Return the window's plan as JSON: batches in order, and every set-aside request."""
-    return json.dumps(
-        {
-            "schema": "warpspeed.plan/v1",
-            "window_id": plan.window_id,
-            "batches": [
-                {"batch_id": b.batch_id, "workload": b.workload, "priority": b.priority,
-                 "tenants": list(b.tenants), "requests": len(b.members),
-                 "estimated_rows": b.estimated_rows, "manifest_uri": batch_uris[b.batch_id]}
-                for b in plan.batches
-            ],
-            "superseded": [{"request_id": s.request.request_id, "reason": s.reason} for s in plan.superseded],
-            "carried_over": [{"request_id": s.request.request_id, "reason": s.reason} for s in plan.carried_over],
-        },
-        indent=1,
-        sort_keys=True,
-    )
+def plan_document(
+    plan: WindowPlan,
+    batch_uris: dict[str, str],
+    *,
+    intake_requests: int | None = None,
+    plan_input: PlanInput | None = None,
+    pending_uri: str | None = None,
+) -> str:
+    """Return the window's plan as JSON: batches in submission order, and every set-aside request."""
+    doc: dict[str, Any] = {
+        "schema": "warpspeed.plan/v1",
+        "window_id": plan.window_id,
+        "batches": [
+            {"batch_id": b.batch_id, "workload": b.workload, "priority": b.priority, "lane": b.lane,
+             "tenants": list(b.tenants), "requests": len(b.members), "carried_requests": b.carried_members,
+             "estimated_rows": b.estimated_rows, "manifest_uri": batch_uris[b.batch_id]}
+            for b in plan.batches
+        ],
+        "superseded": [
+            {"request_id": s.request.request_id, "reason": s.reason, "source_window_id": s.source_window_id}
+            for s in plan.superseded
+        ],
+        "carried_over": [
+            {"request_id": s.request.request_id, "tenant_id": s.request.tenant_id,
+             "workload": s.request.workload, "reason": s.reason, "carried": s.carried,
+             "first_window_id": s.first_window_id, "source_window_id": s.source_window_id}
+            for s in plan.carried_over
+        ],
+    }
+    if intake_requests is not None:
+        doc["intake_requests"] = intake_requests
+    if plan_input is not None:
+        doc["pending"] = {
+            "mode": plan_input.mode,
+            "input_uri": plan_input.input_uri,
+            "merged_requests": len(plan_input.pending),
+            "output_uri": pending_uri,
+        }
+    return json.dumps(doc, indent=1, sort_keys=True)
 
 
 def batch_manifests(plan: WindowPlan, window: Window, storage_prefix: str) -> list[BatchManifest]:
@@ -46,6 +68,7 @@ def batch_manifests(plan: WindowPlan, window: Window, storage_prefix: str) -> li
             estimated_rows=b.estimated_rows,
             models_uri=models_uri(storage_prefix),
             summary_uri=layout.summary_uri(b.batch_id),
+            extra={"priority": b.priority, "lane": b.lane, "carried_requests": b.carried_members},
         )
         for b in plan.batches
     ]
@@ -54,8 +77,14 @@ def batch_manifests(plan: WindowPlan, window: Window, storage_prefix: str) -> li
 class PlanBatchesOperator(WarpSpeedOperator):
     """Plan the window and return, per workload, the URIs of its batch manifests.
 
+    Requests earlier windows carried over (``max_batches_per_window``) are merged in first and
+    keep their age; what this window cannot run is carried over to the next one through a
+    pending document (see :mod:`warpspeed.carryover`). A retry plans from the same input and
+    rewrites the same manifests.
+
     The return value feeds ``ScoreBatchesOperator.partial(...).expand_kwargs(...)``:
-    ``[{"workload": "scoring", "batch_manifest_uris": [...]}, ...]``.
+    ``[{"workload": "scoring", "batch_manifest_uris": [...]}, ...]``, batches in submission
+    order (high-priority lanes first).
 
     :param intake_manifest_uri: the collect task's output.
     :param workloads_file: workloads YAML (planning settings per workload).
@@ -70,25 +99,40 @@ class PlanBatchesOperator(WarpSpeedOperator):
         self.workloads_file = workloads_file
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        """Plan, write the manifests (deterministic ids, so a retry rewrites the same files)."""
+        """Plan, write the manifests, the pending document and the plan; then move the head."""
         window = self.window(context)
+        prefix = self.settings.storage_prefix
         intake = IntakeManifest.from_json(self.storage.read_text(self.intake_manifest_uri))
-        plan = plan_window(window.id, intake.requests, WorkloadCatalog.load(self.workloads_file).planning())
-        layout = window.layout(self.settings.storage_prefix)
+        chain = CarryOverChain(self.storage, prefix)
+        plan_input = chain.resolve(window.id)
+        planning = WorkloadCatalog.load(self.workloads_file).planning()
+        plan = plan_window(window.id, intake.requests, planning, plan_input.pending)
+        chain.check(window.id, plan_input, plan.pending)
+        layout = window.layout(prefix)
         uris: dict[str, str] = {}
-        for manifest in batch_manifests(plan, window, self.settings.storage_prefix):
+        for manifest in batch_manifests(plan, window, prefix):
             uris[manifest.batch_id] = layout.batch_uri(manifest.batch_id)
             self.storage.write_text(uris[manifest.batch_id], manifest.to_json())
-        self.storage.write_text(layout.plan_uri, plan_document(plan, uris))
+        pending_uri = chain.record(
+            window.id, plan_input, plan.pending, {s.request.request_id: s.reason for s in plan.carried_over}
+        )
+        self.storage.write_text(
+            layout.plan_uri,
+            plan_document(plan, uris, intake_requests=len(intake.requests), plan_input=plan_input,
+                          pending_uri=pending_uri),
+        )
+        moved = chain.advance(window.id, plan_input)
         self.log.info(
-            "Window %s: %d requests -> %d batches over %s; %d superseded, %d carried over",
-            window.id, len(intake.requests), len(plan.batches), ", ".join(plan.workloads) or "no workloads",
-            len(plan.superseded), len(plan.carried_over),
+            "Window %s (%s plan): %d new + %d carried-in requests -> %d batches over %s; "
+            "%d superseded, %d carried over to %s%s",
+            window.id, plan_input.mode, len(intake.requests), len(plan_input.pending), len(plan.batches),
+            ", ".join(plan.workloads) or "no workloads", len(plan.superseded), len(plan.carried_over),
+            pending_uri, "" if moved else " (head unchanged)",
         )
         for b in plan.batches:
-            self.log.info("  %s  %-8s %3d tenants %7d rows  %s", b.batch_id, b.priority, len(b.tenants),
+            self.log.info("  %s  %-10s %3d tenants %8d rows  %s", b.batch_id, b.priority, len(b.tenants),
                           b.estimated_rows, uris[b.batch_id])
-        return [
-            {"workload": w, "batch_manifest_uris": [uris[b.batch_id] for b in plan.batches if b.workload == w]}
-            for w in plan.workloads
-        ]
+        by_workload: dict[str, list[str]] = {w: [] for w in plan.workloads}
+        for b in plan.batches:
+            by_workload[b.workload].append(uris[b.batch_id])
+        return [{"workload": w, "batch_manifest_uris": u} for w, u in by_workload.items()]
