@@ -160,7 +160,8 @@ class PriceTable:
             raise WarpSpeedConfigError(f"{source}: 'instances' must be a non-empty mapping")
         try:
             instances = {
-                str(name): InstancePrice(instance_type=str(name), **spec) for name, spec in raw_instances.items()
+                str(name): InstancePrice(instance_type=str(name), **spec)
+                for name, spec in raw_instances.items()
             }
             return cls(
                 id=str(doc.get("id") or Path(source).stem),

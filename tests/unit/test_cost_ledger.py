@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from pyiceberg.schema import Schema
-
 from warpspeed.catalog import CatalogConfig
 from warpspeed.hooks.iceberg_ledger import IcebergLedgerHook, batch_record
 from warpspeed.manifests import BatchManifest, BatchRun
@@ -82,7 +81,8 @@ def test_old_ledger_is_evolved_and_rewritten_by_batch_id(catalog_cfg: CatalogCon
 def test_record_batches_evolves_a_table_created_before_the_cost_columns(catalog_cfg: CatalogConfig) -> None:
     catalog = catalog_cfg.load()
     catalog.create_namespace_if_not_exists("warpspeed")
-    catalog.create_table(BATCH_RUNS_TABLE, schema=Schema(*[f for f in BATCH_RUNS_SCHEMA.fields if f.field_id <= 18]))
+    old_schema = Schema(*[f for f in BATCH_RUNS_SCHEMA.fields if f.field_id <= 18])
+    catalog.create_table(BATCH_RUNS_TABLE, schema=old_schema)
     hook = IcebergLedgerHook(catalog_cfg)
     hook.record_batches([batch_record(*_batch("b9", 30, True), T0)])
     (row,) = hook.read_batches()

@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from warpspeed.cost_model import (
     BASIS_EMR,
     BASIS_RUNTIME,
@@ -83,8 +82,8 @@ def test_usage_from_emr_instances_clips_to_the_batch() -> None:
 
 
 def test_batch_cost_from_runtime_attributes_by_rows(prices: PriceTable) -> None:
-    cost = batch_cost(run_seconds=3600, rows_by_tenant={"a": 3000, "b": 1000}, requests_by_tenant={"a": 1, "b": 1},
-                      slices=2, prices=prices)
+    cost = batch_cost(run_seconds=3600, rows_by_tenant={"a": 3000, "b": 1000},
+                      requests_by_tenant={"a": 1, "b": 1}, slices=2, prices=prices)
     assert cost.basis == BASIS_RUNTIME and cost.price_table == prices.id
     expected_compute = sum(
         f.count * (prices.ec2_hourly(f.instance_type, f.market) + prices.emr_fee_hourly(f.instance_type))
@@ -114,7 +113,8 @@ def test_failed_batch_is_shared_by_requests() -> None:
 
 
 @given(total=st.floats(min_value=0, max_value=1e5, allow_nan=False),
-       weights=st.dictionaries(st.text(min_size=1, max_size=4), st.integers(0, 10**9), min_size=1, max_size=30))
+       weights=st.dictionaries(st.text(min_size=1, max_size=4), st.integers(0, 10**9),
+                               min_size=1, max_size=30))
 def test_split_micros_always_adds_up(total: float, weights: dict[str, int]) -> None:
     shares = split_micros(total, {k: float(v) for k, v in weights.items()})
     assert set(shares) == set(weights)
@@ -125,7 +125,8 @@ def test_split_micros_always_adds_up(total: float, weights: dict[str, int]) -> N
 @pytest.mark.parametrize(("patch", "message"), [
     ({"spot_discount": 1.2}, "spot_discount"),
     ({"instances": {}}, "instances"),
-    ({"instances": {"x.large": {"vcpu": 0, "memory_gib": 1, "on_demand": 1, "emr_fee": 0}}}, "instances.x.large.vcpu"),
+    ({"instances": {"x.large": {"vcpu": 0, "memory_gib": 1, "on_demand": 1, "emr_fee": 0}}},
+     "instances.x.large.vcpu"),
     ({"reference_cluster": [{"role": "task", "instance_type": "nope", "count": 1, "market": "SPOT"}]},
      "no instance type 'nope'"),
     ({"reference_cluster": [{"role": "task", "instance_type": "m5.xlarge", "count": 1, "market": "CHEAP"}]},
@@ -134,7 +135,6 @@ def test_split_micros_always_adds_up(total: float, weights: dict[str, int]) -> N
 ])
 def test_invalid_price_tables_name_the_field(patch: dict, message: str) -> None:
     import yaml
-
     from warpspeed.cost_model import DEFAULT_PRICE_TABLE
 
     doc = yaml.safe_load(DEFAULT_PRICE_TABLE.read_text()) | patch

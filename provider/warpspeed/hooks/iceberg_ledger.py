@@ -168,15 +168,13 @@ class IcebergLedgerHook(BaseHook):
         arrow_schema = table.schema().as_arrow()
         rows = [asdict(r) for r in records]
         data = pa.Table.from_pylist(rows, schema=arrow_schema)
-        table.overwrite(data, overwrite_filter=In("batch_id", [r.batch_id for r in records]))
+        table.overwrite(data, overwrite_filter=In("batch_id", [r.batch_id for r in records]))  # type: ignore[call-arg,arg-type]
         self.log.info("Recorded %d batches in %s: %s", len(records), BATCH_RUNS_TABLE,
                       json.dumps([r.batch_id for r in records]))
         return len(records)
 
     def read_batches(self, since: datetime | None = None) -> list[dict[str, Any]]:
         """Return ledger rows (as dicts), optionally only windows starting at or after ``since``."""
-        from pyiceberg.expressions import AlwaysTrue, GreaterThanOrEqual
-
         table = self.catalog.load_table(BATCH_RUNS_TABLE)
-        row_filter = GreaterThanOrEqual("window_start", since.isoformat()) if since else AlwaysTrue()
+        row_filter = f"window_start >= '{since.isoformat()}'" if since else "True"
         return list(table.scan(row_filter=row_filter).to_arrow().to_pylist())
