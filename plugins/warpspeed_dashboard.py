@@ -349,6 +349,7 @@ def render_html(board: Dashboard, *, api_path: str = "api/summary") -> str:
     q = board.queue
     queue_value = "unknown" if q.depth is None else f"{q.depth:,}"
     windows_chrono = list(reversed(board.windows))
+    labels = [w.window_start[5:16].replace("T", " ") for w in windows_chrono]
     warn = []
     if board.ledger_error:
         warn.append(f'<p class="warn" id="ledger-error">Ledger: {e(board.ledger_error)}</p>')
@@ -395,12 +396,11 @@ period since {e(board.since)} · <a href="{e(api_path)}">JSON</a></div>
 <h2>Now</h2><div class="tiles">{tiles}</div>
 <h2>Cost</h2><div class="muted">{e(lines)}</div>
 <div class="row">
-{bar_chart_svg([w.window_start[5:16].replace("T", " ") for w in windows_chrono], [w.cost_usd for w in windows_chrono],
-               title="Cost per window")}
+{bar_chart_svg(labels, [w.cost_usd for w in windows_chrono], title="Cost per window")}
 {donut_svg(board.spot_share, title="Spot share")}
 </div>
 <div class="row">
-{bar_chart_svg([w.window_start[5:16].replace("T", " ") for w in windows_chrono], [float(w.requests) for w in windows_chrono],
+{bar_chart_svg(labels, [float(w.requests) for w in windows_chrono],
                title="Requests per window", fmt=lambda v: f"{v:,.0f}", color="#8e44ad")}
 {hbar_chart_svg([t.tenant_id for t in board.top_tenants], [t.cost_usd for t in board.top_tenants],
                 title="Top tenants by cost")}

@@ -68,7 +68,8 @@ def _records(windows: int = 3) -> list:
             manifest = BatchManifest(batch_id=batch_id, window_id=window_id, workload="scoring",
                                      members=members, estimated_rows=300, models_uri="file:///m", summary_uri="file:///s")
             run = BatchRun(batch_id=batch_id, window_id=window_id, workload="scoring",
-                           batch_manifest_uri="file:///b", summary_uri="file:///s", backend="local", cluster_id="local:scoring",
+                           batch_manifest_uri="file:///b", summary_uri="file:///s", backend="local",
+                           cluster_id="local:scoring",
                            cluster_created=(w == 0 and b == 0), state="SUCCEEDED",
                            started_at=(start + timedelta(seconds=5)).isoformat(),
                            finished_at=(start + timedelta(seconds=5 + seconds)).isoformat(),
