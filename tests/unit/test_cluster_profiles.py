@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from warpspeed.catalog import CatalogConfig
 from warpspeed.cluster_profiles import (
     DEFAULT_RELEASE,
@@ -32,7 +31,9 @@ def doc() -> dict[str, Any]:
 
 
 def build(d: dict[str, Any], profile: str = "scoring", workload: str = "scoring") -> dict[str, Any]:
-    return build_run_job_flow_request(ProfileCatalog.from_dict(d)[profile], workload, catalog=GLUE, variables=VARS)
+    return build_run_job_flow_request(
+        ProfileCatalog.from_dict(d)[profile], workload, catalog=GLUE, variables=VARS
+    )
 
 
 def conf(request: dict[str, Any], classification: str) -> dict[str, str]:
@@ -54,8 +55,11 @@ def test_request_shape() -> None:
     assert fleets["MASTER"]["TargetOnDemandCapacity"] == 1 and fleets["MASTER"]["TargetSpotCapacity"] == 0
     assert fleets["CORE"]["TargetSpotCapacity"] == 0 and fleets["CORE"]["TargetOnDemandCapacity"] == 16
     spot = fleets["TASK"]["LaunchSpecifications"]["SpotSpecification"]
-    assert spot == {"TimeoutDurationMinutes": 10, "TimeoutAction": "SWITCH_TO_ON_DEMAND",
-                    "AllocationStrategy": "price-capacity-optimized"}
+    assert spot == {
+        "TimeoutDurationMinutes": 10,
+        "TimeoutAction": "SWITCH_TO_ON_DEMAND",
+        "AllocationStrategy": "price-capacity-optimized",
+    }
     assert fleets["TASK"]["TargetOnDemandCapacity"] == 0 and fleets["TASK"]["TargetSpotCapacity"] == 32
     assert {t["WeightedCapacity"] for t in fleets["TASK"]["InstanceTypeConfigs"]} == {8, 16}
     limits = req["ManagedScalingPolicy"]["ComputeLimits"]
@@ -69,8 +73,10 @@ def test_request_shape() -> None:
     assert spark["spark.sql.catalog.warpspeed.type"] == "glue"
     assert spark["spark.sql.catalog.warpspeed.warehouse"] == "s3://bkt-wh/warehouse"
     assert spark["spark.sql.extensions"].endswith("IcebergSparkSessionExtensions")
-    assert conf(req, "yarn-site") == {"yarn.node-labels.enabled": "true",
-                                      "yarn.node-labels.am.default-node-label-expression": "ON_DEMAND"}
+    assert conf(req, "yarn-site") == {
+        "yarn.node-labels.enabled": "true",
+        "yarn.node-labels.am.default-node-label-expression": "ON_DEMAND",
+    }
     tags = {t["Key"]: t["Value"] for t in req["Tags"]}
     assert tags[TAG_WORKLOAD] == "scoring" and tags["team"] == "data-platform"
     assert tags[TAG_PROFILE_HASH] == profile_hash(req) == request_hash(req)
@@ -107,12 +113,20 @@ def test_hash_changes_with_profile_and_not_with_workload() -> None:
         (("step_concurrency",), 0, "profiles.scoring.step_concurrency"),
         (("action_on_failure",), "TERMINATE_CLUSTER", "profiles.scoring.action_on_failure"),
         (("action_on_failure",), "CANCEL_AND_WAIT", "profiles.scoring.action_on_failure"),
-        (("task", "instance_types"), [f"m5.{i}xlarge" for i in range(31)], "profiles.scoring.task.instance_types"),
+        (
+            ("task", "instance_types"),
+            [f"m5.{i}xlarge" for i in range(31)],
+            "profiles.scoring.task.instance_types",
+        ),
         (("task", "instance_types"), [], "profiles.scoring.task.instance_types"),
         (("task", "instance_types"), ["m5.xlarge", "m5.xlarge"], "profiles.scoring.task.instance_types"),
         (("core", "spot_units"), 4, "profiles.scoring.core.spot_units"),
         (("master", "on_demand_units"), 2, "profiles.scoring.master.on_demand_units"),
-        (("managed_scaling", "max_on_demand_units"), 8, "profiles.scoring.managed_scaling.max_on_demand_units"),
+        (
+            ("managed_scaling", "max_on_demand_units"),
+            8,
+            "profiles.scoring.managed_scaling.max_on_demand_units",
+        ),
         (("managed_scaling", "max_units"), 5, "profiles.scoring.managed_scaling.max_units"),
         (("managed_scaling", "unit_type"), "Instances", "profiles.scoring.managed_scaling.unit_type"),
         (("log_uri",), "/tmp/logs", "profiles.scoring.log_uri"),
@@ -146,7 +160,9 @@ def test_emr_needs_glue_and_s3_logs(tmp_path: Path) -> None:
     with pytest.raises(WarpSpeedConfigError, match="catalog_type"):
         build_run_job_flow_request(profile, "scoring", catalog=sql, variables=VARS)
     with pytest.raises(WarpSpeedConfigError, match=r"profiles\.scoring\.log_uri"):
-        build_run_job_flow_request(profile, "scoring", catalog=GLUE, variables={"storage_prefix": "file:///tmp/x"})
+        build_run_job_flow_request(
+            profile, "scoring", catalog=GLUE, variables={"storage_prefix": "file:///tmp/x"}
+        )
 
 
 def test_unknown_profile_and_bad_yaml(tmp_path: Path) -> None:

@@ -97,7 +97,7 @@ def retry_config(mode: str = "adaptive", max_attempts: int = 8) -> Config:
     """
     if mode not in ("adaptive", "standard", "legacy"):
         raise WarpSpeedConfigError(f"retry mode {mode!r} must be adaptive, standard or legacy")
-    retries: Any = {"mode": mode, "max_attempts": max_attempts}
+    retries: Any = {"mode": mode, "total_max_attempts": max_attempts}
     return Config(retries=retries, connect_timeout=10, read_timeout=60)
 
 
