@@ -1,0 +1,58 @@
+"""### Warp Speed Iceberg maintenance.
+
+Keeps the Iceberg tables registered in `config/maintenance.yaml` healthy: few, large data files,
+a bounded snapshot history, compact manifests and no orphan files.
+
+**When it runs**: daily at 03:00 UTC, *and* whenever the scoring DAG updates the
+`warpspeed_scores` asset. An asset-triggered run only maintains asset-driven tables (the scores
+table) that took `trigger.min_new_commits` commits since their last maintenance and were not
+maintained within `trigger.min_interval_minutes`; otherwise it plans nothing and ends quickly.
+
+1. **plan** - reads each table's metadata with pyiceberg (snapshots, data files per partition,
+   manifests) and decides what is due, logging the numbers that triggered each action. Writes
+   one plan document per table under `<storage>/maintenance/runs/<run>/`.
+2. **maintain** - one mapped task per table with work. Its actions run in order inside one
+   Spark application: `rewrite_data_files` (bin-pack, only the due partitions), then
+   `expire_snapshots`, then `rewrite_manifests`, then `remove_orphan_files` (on its own
+   cadence, never for files younger than 72 h). One task per table plus `max_active_runs=1`
+   mean two maintenance actions never hit one table at once. Before/after figures go to the
+   task log and `warpspeed.maintenance_runs`.
+3. **apply_s3_lifecycle** - applies `maintenance/s3_lifecycle.yaml` (intake and batch
+   manifests, maintenance documents, logs) to the storage bucket; skipped on local storage.
+
+Trigger with conf `{"policy_file": "/path/to/policy.yaml"}` to use another policy.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
+from warpspeed.operators.iceberg_maintenance import IcebergMaintenanceOperator, PlanIcebergMaintenanceOperator
+from warpspeed.operators.s3_lifecycle import ApplyS3LifecycleOperator
+
+CONFIG = Path(__file__).parent / "config"
+POLICY_FILE = str(CONFIG / "maintenance.yaml")
+LIFECYCLE_FILE = str(Path(__file__).resolve().parents[1] / "maintenance" / "s3_lifecycle.yaml")
+SCORES_ASSET = Asset(name="warpspeed_scores", uri="iceberg://warpspeed/scores/account_scores")
+
+with DAG(
+    dag_id="warpspeed_iceberg_maintenance",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 3 * * *", timezone="UTC"), assets=[SCORES_ASSET]
+    ),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["warpspeed", "iceberg", "maintenance"],
+    params={"policy_file": Param(POLICY_FILE, type="string", description="maintenance policy YAML")},
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=5)},
+) as dag:
+    plan = PlanIcebergMaintenanceOperator(task_id="plan", policy_file="{{ params.policy_file }}")
+    maintain = IcebergMaintenanceOperator.partial(
+        task_id="maintain", execution_timeout=timedelta(hours=6)
+    ).expand_kwargs(plan.output)
+    lifecycle = ApplyS3LifecycleOperator(task_id="apply_s3_lifecycle", rules_file=LIFECYCLE_FILE)
