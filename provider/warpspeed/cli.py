@@ -11,11 +11,38 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="warpspeed", description="Warp Speed tools")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="score one window end to end on the embedded stack")
+    sim = sub.add_parser(
+        "simulate",
+        help="price a month of a request trace under per-request EMR Serverless, cluster-per-request "
+             "EMR on EC2 and Warp Speed batching",
+    )
+    sim.add_argument("--trace", help="CSV or JSONL trace (requested_at, tenant_id, model, workload, "
+                                     "estimated_accounts); default: generate one")
+    sim.add_argument("--days", type=float, default=2, help="days of generated trace (scaled to a month)")
+    sim.add_argument("--tenants", type=int, default=400, help="tenants in the generated trace")
+    sim.add_argument("--requests-per-window", type=int, nargs="+", default=[1500, 2000], metavar="N",
+                     help="requests per 30-minute window: one number or a min and max")
+    sim.add_argument("--seed", type=int, default=7)
+    sim.add_argument("--prices", help="price table YAML/JSON (default: the bundled us-east-1 table)")
+    sim.add_argument("--chart", default="warpspeed-simulation.png", help="PNG chart to write")
+    sim.add_argument("--json", dest="json_out", help="also write the full result as JSON here")
     args = parser.parse_args(argv)
     if args.command == "demo":
         from warpspeed.embedded.demo import main as demo_main
 
         return demo_main()
+    if args.command == "simulate":
+        from warpspeed.exceptions import WarpSpeedConfigError
+        from warpspeed.simulator import run_cli
+
+        try:
+            run_cli(trace_path=args.trace, days=args.days, tenants=args.tenants,
+                    requests_per_window=args.requests_per_window, seed=args.seed, prices_path=args.prices,
+                    chart=args.chart, json_out=args.json_out)
+        except WarpSpeedConfigError as err:
+            print(f"warpspeed simulate: {err}", file=sys.stderr)
+            return 2
+        return 0
     return 2
 
 
