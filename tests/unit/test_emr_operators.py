@@ -1,0 +1,208 @@
+"""EMR steps trigger and the deferrable path of ScoreBatchesOperator (moto in-process)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import TaskDeferred
+from airflow.sdk.module_loading import import_string
+from warpspeed.exceptions import ComputeError
+from warpspeed.hooks.emr_pool import EmrComputeBackend, EmrPoolHook
+from warpspeed.links.emr_pool import EmrPoolSparkHistoryLink, EmrPoolStepLogsLink, step_logs_prefix
+from warpspeed.manifests import BatchManifest, BatchRun, WindowLayout, window_id_for
+from warpspeed.operators.scoring import ScoreBatchesOperator
+from warpspeed.request_schema import ScoringRequest
+from warpspeed.triggers.emr_pool import EmrStepsTrigger
+
+from tests.unit.test_emr_pool import BUCKET, aws_env, failure_details, finish_steps, make_backend  # noqa: F401
+
+WINDOW_START = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
+
+
+def test_trigger_serialize_round_trips() -> None:
+    trigger = EmrStepsTrigger(
+        cluster_id="j-1",
+        step_ids=["s-1", "s-2"],
+        aws_conn_id="aws_x",
+        region_name="eu-west-1",
+        log_uri="s3://b/logs/",
+        poll_interval=5,
+        max_poll_interval=60,
+    )
+    path, kwargs = trigger.serialize()
+    rebuilt = import_string(path)(**json.loads(json.dumps(kwargs)))
+    assert rebuilt.serialize() == (path, kwargs)
+    assert path == "warpspeed.triggers.emr_pool.EmrStepsTrigger"
+
+
+def test_trigger_polls_until_every_step_ends(tmp_path: Path) -> None:
+    backend = make_backend(tmp_path)
+    ref = backend.ensure_cluster("scoring", "scoring")
+    ids = backend.submit_jobs(ref, [j for j in _jobs(3)])
+    hook = backend.hook
+    polls = []
+    original = hook.step_states
+
+    def step_states(cluster_id: str, step_ids: Any, log_uri: Any = None) -> Any:
+        polls.append(cluster_id)
+        if len(polls) == 2:
+            finish_steps(cluster_id)
+        return original(cluster_id, step_ids, log_uri)
+
+    hook.step_states = step_states  # type: ignore[method-assign]
+    trigger = EmrStepsTrigger(
+        cluster_id=ref.cluster_id, step_ids=ids, poll_interval=0.01, max_poll_interval=0.02
+    )
+    trigger.hook = lambda: hook  # type: ignore[method-assign]
+
+    async def first_event() -> Any:
+        async for event in trigger.run():
+            return event.payload
+        return None
+
+    payload = asyncio.run(first_event())
+    assert payload["status"] == "done" and payload["cluster_id"] == ref.cluster_id
+    assert [s["step_id"] for s in payload["steps"]] == ids
+    assert {s["state"] for s in payload["steps"]} == {"COMPLETED"}
+    assert len(polls) == 2  # one ListSteps per poll for the whole cluster
+
+
+def _jobs(n: int) -> list[Any]:
+    from tests.unit.test_emr_pool import jobs
+
+    return jobs(n)
+
+
+def _manifests(backend: EmrComputeBackend, n: int) -> list[str]:
+    layout = WindowLayout(backend.settings.storage_prefix, window_id_for(WINDOW_START))
+    uris = []
+    for i in range(n):
+        req = ScoringRequest(
+            request_id=f"r{i}",
+            tenant_id=f"t{i}",
+            model="churn_risk",
+            model_version="v1",
+            workload="scoring",
+            requested_at=WINDOW_START.isoformat(),
+            estimated_accounts=10,
+        )
+        manifest = BatchManifest(
+            batch_id=f"scoring-{i:04d}",
+            window_id=layout.window_id,
+            workload="scoring",
+            members=(req,),
+            estimated_rows=10,
+            models_uri="s3://x/models",
+            summary_uri=layout.summary_uri(f"scoring-{i:04d}"),
+        )
+        uri = layout.batch_uri(manifest.batch_id)
+        backend.storage.write_text(uri, manifest.to_json())
+        uris.append(uri)
+    return uris
+
+
+class FakeTI:
+    def __init__(self) -> None:
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[key] = value
+
+
+def _operator(backend: EmrComputeBackend, cluster_id: str, uris: list[str]) -> ScoreBatchesOperator:
+    op = ScoreBatchesOperator(
+        task_id="score",
+        workload="scoring",
+        batch_manifest_uris=uris,
+        clusters={"scoring": cluster_id},
+        deferrable=True,
+        poll_interval=1,
+    )
+    op.__dict__.update(settings=backend.settings, backend=backend, storage=backend.storage)
+    return op
+
+
+def test_score_batches_defers_then_records_and_retries_spot_loss_once(tmp_path: Path) -> None:
+    backend = make_backend(tmp_path)
+    ref = backend.ensure_cluster_for("scoring", "scoring", 3)
+    uris = _manifests(backend, 3)
+    op = _operator(backend, ref.cluster_id, uris)
+    ti = FakeTI()
+    context: Any = {"logical_date": WINDOW_START, "ti": ti}
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, EmrStepsTrigger) and len(trigger.step_ids) == 3
+    pending = deferred.value.kwargs["pending"]
+    json.dumps(pending)  # what the triggerer stores must be JSON
+    # Extra links were persisted for the cluster.
+    assert ti.xcom["warpspeed_emr_cluster"]["cluster_id"] == ref.cluster_id
+    logs = ti.xcom["warpspeed_emr_step_logs"]["log_prefix"]
+    assert logs == step_logs_prefix(f"s3://{BUCKET}/warpspeed/emr-logs/", ref.cluster_id)
+    assert "prefix=warpspeed%2Femr-logs%2F" in EmrPoolStepLogsLink().format_link(
+        **ti.xcom["warpspeed_emr_step_logs"]
+    )
+    assert ref.cluster_id in EmrPoolSparkHistoryLink().format_link(**ti.xcom["warpspeed_emr_spark_history"])
+
+    ids = trigger.step_ids
+    failure_details(
+        backend.hook.emr,
+        {
+            ids[1]: {"Reason": "Spot instance interruption", "Message": "node lost"},
+            ids[2]: {"Reason": "Python exception", "Message": "ValueError: bad"},
+        },
+    )
+    finish_steps(ref.cluster_id, {ids[1]: "FAILED", ids[2]: "FAILED"})
+    event = asyncio.run(_first(trigger, backend.hook))
+    with pytest.raises(TaskDeferred) as again:
+        op.execute_complete(context, event=event, pending=pending)
+    retry_trigger = again.value.trigger
+    assert len(retry_trigger.step_ids) == 1  # only the Spot-lost step, once, on on-demand
+    finish_steps(ref.cluster_id)
+    event2 = asyncio.run(_first(retry_trigger, backend.hook))
+    with pytest.raises(ComputeError, match="ValueError: bad") as failed:
+        op.execute_complete(context, event=event2, pending=again.value.kwargs["pending"])
+    assert "1 of 3 batches failed" in str(failed.value)
+    layout = WindowLayout(backend.settings.storage_prefix, window_id_for(WINDOW_START))
+    runs = [
+        BatchRun.from_json(backend.storage.read_text(layout.run_uri(f"scoring-{i:04d}"))) for i in range(3)
+    ]
+    assert [r.state for r in runs] == ["SUCCEEDED", "SUCCEEDED", "FAILED"]
+    assert runs[2].log_uri and ids[2] in runs[2].log_uri and runs[0].backend == "emr"
+
+    # A retry of the task skips what succeeded and resubmits only the failed batch.
+    with pytest.raises(TaskDeferred) as rerun:
+        _operator(backend, ref.cluster_id, uris).execute(context)
+    assert len(rerun.value.trigger.step_ids) == 1
+
+
+def test_execute_complete_rejects_bad_events(tmp_path: Path) -> None:
+    backend = make_backend(tmp_path)
+    op = _operator(backend, "j-1", [])
+    pending = {
+        "batches": [{"step_id": "s-1", "manifest_uri": "u", "run_uri": "r", "retried": False}],
+        "finished": {},
+        "started_at": WINDOW_START.isoformat(),
+        "cluster_created": False,
+        "run_uris": [],
+    }
+    with pytest.raises(ComputeError, match="boom"):
+        op.execute_complete(
+            {}, event={"status": "error", "cluster_id": "j-1", "message": "boom"}, pending=pending
+        )
+    with pytest.raises(ComputeError, match="lacks steps"):
+        op.execute_complete({}, event={"status": "done", "cluster_id": "j-1", "steps": []}, pending=pending)
+    with pytest.raises(ComputeError):
+        op.execute_complete({}, event={"status": "done", "cluster_id": "j-2", "steps": []}, pending=pending)
+
+
+async def _first(trigger: EmrStepsTrigger, hook: EmrPoolHook) -> dict[str, Any]:
+    trigger.hook = lambda: hook  # type: ignore[method-assign]
+    async for event in trigger.run():
+        return dict(event.payload)
+    raise AssertionError("no event")
