@@ -48,7 +48,6 @@ def plan_document(
         doc["intake_requests"] = intake_requests
     if plan_input is not None:
         doc["pending"] = {
-            "mode": plan_input.mode,
             "input_uri": plan_input.input_uri,
             "merged_requests": len(plan_input.pending),
             "output_uri": pending_uri,
