@@ -32,13 +32,16 @@ plan of the same input writes the same manifests under the same names.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import heapq
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 
 from warpspeed.request_schema import ScoringRequest
 from warpspeed.workloads import PlanningSettings
@@ -125,6 +128,8 @@ class WindowPlan:
         return tuple(s.pending() for s in self.carried_over)
 
 
+_BY_REQUEST_ID = attrgetter("request.request_id")
+
 _Age = tuple[str, str, int]
 """(source window id, first window id, windows carried) of a request that has waited."""
 
@@ -173,33 +178,31 @@ def _dedupe(
     more: dict[tuple[str, str, str], list[ScoringRequest]] = {}
     for req in requests:
         key = (req.workload, req.tenant_id, req.model)
-        if key not in first:
-            first[key] = req
-        elif key in more:
-            more[key].append(req)
-        else:
-            more[key] = [first[key], req]
-    if not more:
-        return list(first.values()), []
-    kept: list[ScoringRequest] = []
+        held = first.setdefault(key, req)
+        if held is not req:
+            group = more.get(key)
+            if group is None:
+                more[key] = [held, req]
+            else:
+                group.append(req)
     superseded: list[SetAside] = []
     fresh: _Age = (window_id, window_id, 0)
-    for key, req in first.items():
-        group = more.get(key)
-        if group is None:
-            kept.append(req)
-            continue
+    for key, group in more.items():
         newest = _newest(group)
-        kept.append(newest)
+        first[key] = newest
         reason = f"superseded by {newest.request_id}"
-        waited = [ages[r.request_id] for r in group if r.request_id in ages]
+        if not ages:
+            superseded.extend(SetAside(old, reason, *fresh) for old in group if old is not newest)
+            continue
         for old in group:
             if old is not newest:
                 superseded.append(SetAside(old, reason, *ages.get(old.request_id, fresh)))
+        waited = [ages[r.request_id] for r in group if r.request_id in ages]
         if waited:
             own = ages.get(newest.request_id, fresh)
             ages[newest.request_id] = (own[0], min(a[1] for a in waited), max(a[2] for a in waited))
-    superseded.sort(key=lambda s: s.request.request_id)
+    kept = list(first.values())
+    superseded.sort(key=_BY_REQUEST_ID)
     return kept, superseded
 
 
@@ -335,7 +338,7 @@ def _tenants(
             rows += req.estimated_accounts if req.estimated_accounts > 0 else 1
             lane = min(lane, lane_of.get(req.priority, last))
         tenant = _Tenant(tenant_id, group, rows, lane)
-        waited = [ages[r.request_id] for r in group if r.request_id in ages]
+        waited = [ages[r.request_id] for r in group if r.request_id in ages] if ages else None
         if waited:
             tenant.carried = max(a[2] for a in waited)
             tenant.first_window_id = min(a[1] for a in waited)
@@ -345,6 +348,18 @@ def _tenants(
             )
         out.append(tenant)
     return out
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: planning allocates many small acyclic objects."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def plan_window(
@@ -364,15 +379,21 @@ def plan_window(
         this mapping is carried over with that reason rather than dropped.
     :param pending: requests earlier windows carried over; they keep their age.
     """
+    with _gc_paused():
+        return _plan_window(window_id, requests, planning, pending)
+
+
+def _plan_window(
+    window_id: str,
+    requests: Iterable[ScoringRequest],
+    planning: Mapping[str, PlanningSettings],
+    pending: Iterable[PendingRequest],
+) -> WindowPlan:
+    by_id = {r.request_id: r for r in requests}
     ages: dict[str, _Age] = {}
-    by_id: dict[str, ScoringRequest] = {}
-    for held in pending:
-        if held.request.request_id not in by_id:
-            by_id[held.request.request_id] = held.request
-            ages[held.request.request_id] = (held.source_window_id, held.first_window_id, held.carried)
-    for req in requests:
-        if req.request_id not in by_id:
-            by_id[req.request_id] = req
+    for held in pending:  # a carried-over request keeps its record (and its age)
+        by_id[held.request.request_id] = held.request
+        ages[held.request.request_id] = (held.source_window_id, held.first_window_id, held.carried)
     kept, superseded = _dedupe(by_id.values(), ages, window_id)
     fresh: _Age = (window_id, window_id, 0)
 
@@ -420,5 +441,5 @@ def plan_window(
                     )
                 )
     batches.sort(key=lambda b: (b.lane, b.workload, -b.estimated_rows, b.batch_id))
-    carried.sort(key=lambda s: s.request.request_id)
+    carried.sort(key=_BY_REQUEST_ID)
     return WindowPlan(window_id, tuple(batches), tuple(superseded), tuple(carried))
