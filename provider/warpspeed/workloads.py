@@ -46,9 +46,9 @@ class PlanningSettings:
     :param max_tenants_per_batch: most tenants in one batch.
     :param max_batches_per_window: batches submitted per window; the rest carries over to the
         next window.
-    :param priority_lanes: priorities packed together, in submission order; each lane's batches
-        hold only that lane's tenants and go before the next lane's. ``[high, [normal, low]]``
-        packs normal and low together.
+    :param priority_lanes: ``high``, ``normal``, ``low`` in that order, grouped into lanes; each
+        lane is packed on its own and its batches go before the next lane's.
+        ``[high, [normal, low]]`` packs normal and low together.
     :param promote_after_windows: a carried-over request moves one lane up each time it has
         waited this many windows, so nothing starves behind newer high-priority work.
     """
@@ -66,14 +66,10 @@ class PlanningSettings:
                 raise WarpSpeedConfigError(f"planning.{name} must be a positive integer, got {value!r}")
         lanes = _lanes(self.priority_lanes)
         listed = [p for lane in lanes for p in lane]
-        unknown = sorted(set(listed) - set(PRIORITY_RANK))
-        missing = [p for p in PRIORITY_RANK if p not in listed]
-        repeated = sorted({p for p in listed if listed.count(p) > 1})
-        if unknown or missing or repeated:
+        if listed != list(PRIORITY_RANK):
             raise WarpSpeedConfigError(
-                f"planning.priority_lanes must list each of {', '.join(PRIORITY_RANK)} exactly once"
-                f" (unknown: {unknown or 'none'}, missing: {missing or 'none'},"
-                f" repeated: {repeated or 'none'})"
+                f"planning.priority_lanes must list {', '.join(PRIORITY_RANK)} once each, in that order "
+                f"(a lane may group neighbours, e.g. [high, [normal, low]]), got {self.priority_lanes!r}"
             )
         object.__setattr__(self, "priority_lanes", lanes)
 

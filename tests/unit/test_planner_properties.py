@@ -17,7 +17,7 @@ LANES = [
     (("high",), ("normal",), ("low",)),
     (("high",), ("normal", "low")),
     (("high", "normal", "low"),),
-    (("low",), ("high", "normal")),
+    (("high", "normal"), ("low",)),
 ]
 
 

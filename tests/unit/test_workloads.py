@@ -37,9 +37,10 @@ def test_priority_lanes_accept_yaml_shapes() -> None:
 
 
 @pytest.mark.parametrize(("lanes", "message"), [
-    (["high", "normal"], "missing: \\['low'\\]"),
-    (["high", "normal", "low", "urgent"], "unknown: \\['urgent'\\]"),
-    (["high", ["normal", "high"], "low"], "repeated: \\['high'\\]"),
+    (["high", "normal"], "must list high, normal, low once each"),
+    (["high", "normal", "low", "urgent"], "must list high, normal, low once each"),
+    (["high", ["normal", "high"], "low"], "must list high, normal, low once each"),
+    (["low", ["high", "normal"]], "in that order"),
     ("high", "must be a list"),
     (["high", [], ["normal", "low"]], "non-empty list"),
 ])
