@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from airflow.sdk import Context
+from airflow.sdk import Context, XComArg
 
 from warpspeed.carryover import CarryOverChain, PlanInput
 from warpspeed.manifests import BatchManifest, IntakeManifest, models_uri
@@ -85,14 +85,14 @@ class PlanBatchesOperator(WarpSpeedOperator):
     ``[{"workload": "scoring", "batch_manifest_uris": [...]}, ...]``, batches in submission
     order (high-priority lanes first).
 
-    :param intake_manifest_uri: the collect task's output.
+    :param intake_manifest_uri: the intake manifest's URI (usually the collect task's output).
     :param workloads_file: workloads YAML (planning settings per workload).
     """
 
     template_fields = ("intake_manifest_uri", "workloads_file")
     ui_color = "#e8f8f5"
 
-    def __init__(self, *, intake_manifest_uri: str, workloads_file: str, **kwargs: Any) -> None:
+    def __init__(self, *, intake_manifest_uri: str | XComArg, workloads_file: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.intake_manifest_uri = intake_manifest_uri
         self.workloads_file = workloads_file
@@ -101,7 +101,7 @@ class PlanBatchesOperator(WarpSpeedOperator):
         """Plan, write the manifests, the pending document and the plan; then move the head."""
         window = self.window(context)
         prefix = self.settings.storage_prefix
-        intake = IntakeManifest.from_json(self.storage.read_text(self.intake_manifest_uri))
+        intake = IntakeManifest.from_json(self.storage.read_text(str(self.intake_manifest_uri)))
         chain = CarryOverChain(self.storage, prefix)
         plan_input = chain.resolve(window.id)
         planning = WorkloadCatalog.load(self.workloads_file).planning()
