@@ -97,6 +97,7 @@ def test_batches_respect_caps_workloads_and_the_window_limit(data: tuple) -> Non
     plan = plan_window("w1", requests, planning, pending)
     for b in plan.batches:
         cfg = planning[b.workload]
+        assert b.members
         assert {m.workload for m in b.members} == {b.workload}
         assert b.estimated_rows == sum(request_rows(m) for m in b.members)
         assert b.estimated_rows <= cfg.rows_cap or len(b.tenants) == 1
