@@ -71,9 +71,12 @@ class WarpSpeedSettings:
             warehouse = get("warehouse") or (home / "warehouse").as_uri()
             sqlite_path = local_path(get("catalog_uri") or str(home / "catalog.db")).resolve()
             catalog = CatalogConfig(kind="sql", warehouse=warehouse, sqlite_path=sqlite_path)
+        elif catalog_kind == "glue":
+            catalog = CatalogConfig(kind="glue", warehouse=get("warehouse") or "", region=get("region"))
         else:
-            catalog = CatalogConfig(
-                kind="glue", warehouse=get("warehouse") or "", region=get("region")
+            raise WarpSpeedConfigError(
+                f"[warpspeed] catalog_type={catalog_kind!r}: catalog kind {catalog_kind!r} is not supported; "
+                "use sql or glue"
             )
         try:
             window_minutes = int(get("window_minutes") or 30)

@@ -59,8 +59,8 @@ class IntakeOptions:
             raise WarpSpeedError("wait_seconds must be between 0 and 20 (SQS long polling)")
         if not 1 <= self.receivers <= 32:
             raise WarpSpeedError("receivers must be between 1 and 32")
-        if not 30 <= self.visibility_timeout <= 43_200:
-            raise WarpSpeedError("visibility_timeout must be between 30 s and 12 h")
+        if not 1 <= self.visibility_timeout <= 43_200:
+            raise WarpSpeedError("visibility_timeout must be between 1 s and 12 h (SQS limits)")
 
 
 @dataclass
