@@ -1,0 +1,156 @@
+"""End to end: a scores-shaped table with 120 tiny Spark commits, maintained by `airflow dags test`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from warpspeed.embedded.stack import airflow_bin, airflow_env, ensure_airflow_db
+from warpspeed.maintenance_report import MAINTENANCE_RUNS_TABLE
+from warpspeed.settings import WarpSpeedSettings
+from warpspeed.storage import local_path
+from warpspeed.tables import SCORES_TABLE, TABLES
+
+pytestmark = pytest.mark.integration
+
+TABLE = "maint_e2e.account_scores"  # scores schema and partitioning, isolated from other tests
+SCORES = next(t for t in TABLES if t.identifier == SCORES_TABLE)
+PARTITIONS = [("t-000", "churn_risk"), ("t-001", "churn_risk"), ("t-002", "upsell_propensity"),
+              ("t-003", "intent_surge")]
+COMMITS = 120
+RETAIN_LAST = 5
+POLICY = f"""
+tables:
+  {TABLE}:
+    snapshots: {{max_age_hours: 0, retain_last: {RETAIN_LAST}}}
+    compaction: {{min_small_files: 5}}
+    manifests: {{max_manifests: 10}}
+"""
+BUILDER = """
+import sys
+from pyspark.sql import SparkSession
+from warpspeed.hooks.local_spark import LOCAL_SPARK_CONF, find_jars
+from warpspeed.settings import REPO_ROOT, WarpSpeedSettings
+
+settings = WarpSpeedSettings.from_mapping({{"home": sys.argv[1]}})
+builder = SparkSession.builder.master("local[2]").config(
+    "spark.jars", ",".join(str(p) for p in find_jars(REPO_ROOT / ".jars")))
+for key, value in (LOCAL_SPARK_CONF | settings.catalog.spark_conf()).items():
+    builder = builder.config(key, value)
+spark = builder.getOrCreate()
+partitions = {partitions!r}
+for i in range({commits}):
+    tenant, model = partitions[i % len(partitions)]
+    values = ", ".join(
+        f"('{{tenant}}', '{{model}}', 'v1', 'acct-{{i}}-{{j}}', {{i + j / 10}}, 'batch-{{i}}', "
+        "current_timestamp())"
+        for j in range(3))
+    spark.sql(f"INSERT INTO warpspeed.{table} VALUES {{values}}")
+spark.stop()
+"""
+
+
+def _checksum(table: Any, snapshot_id: int | None = None) -> tuple[int, str]:
+    """Return (rows, sha256 of the sorted rows) of the table or one of its snapshots."""
+    cols = ("tenant_id", "model", "account_id", "score", "batch_id")
+    rows = sorted(table.scan(selected_fields=cols, snapshot_id=snapshot_id).to_arrow().to_pylist(),
+                  key=lambda r: tuple(str(r[c]) for c in cols))
+    return len(rows), hashlib.sha256(repr([tuple(r[c] for c in cols) for r in rows]).encode()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def small_commit_table(settings: WarpSpeedSettings) -> dict[str, Any]:
+    """Create the table with pyiceberg, then make 120 tiny commits with Spark (one INSERT each).
+
+    Spark runs in its own process: the Iceberg JDBC catalog in a long-lived JVM can keep a read
+    lock on the SQLite catalog, which would block the DAG's own commits.
+    """
+    catalog = settings.catalog.load()
+    catalog.create_namespace_if_not_exists("maint_e2e")
+    if catalog.table_exists(TABLE):
+        catalog.drop_table(TABLE)
+    catalog.create_table(TABLE, schema=SCORES.schema, partition_spec=SCORES.partition_spec,
+                         properties={"format-version": "2"})
+    script = BUILDER.format(partitions=PARTITIONS, commits=COMMITS, table=TABLE)
+    subprocess.run([sys.executable, "-c", script, str(settings.home)], check=True, timeout=900,
+                   env=os.environ | {"SPARK_LOCAL_IP": "127.0.0.1"}, capture_output=True)
+    table = catalog.load_table(TABLE)
+    snapshots = [s.snapshot_id for s in sorted(table.snapshots(), key=lambda s: s.timestamp_ms)]
+    return {
+        "checksum": _checksum(table),
+        "snapshots": snapshots,
+        # expected contents of the newest snapshots (the ones retention keeps)
+        "as_of": {s: _checksum(table, s) for s in snapshots[-RETAIN_LAST:]},
+        "location": local_path(table.location()),
+    }
+
+
+def test_maintenance_dag_compacts_expires_and_removes_only_old_orphans(
+    settings: WarpSpeedSettings, small_commit_table: dict[str, Any], tmp_path: Path
+) -> None:
+    data_dir = small_commit_table["location"] / "data" / "tenant_id=t-000" / "model=churn_risk"
+    old_orphan = data_dir / "00000-0-orphan-from-a-crashed-write.parquet"
+    young_orphan = data_dir / "00000-0-orphan-of-a-running-write.parquet"
+    for path in (old_orphan, young_orphan):
+        path.write_bytes(b"PAR1 not referenced by any snapshot")
+    ten_days_ago = time.time() - 10 * 86400
+    os.utime(old_orphan, (ten_days_ago, ten_days_ago))
+    os.utime(young_orphan, (time.time() - 3600, time.time() - 3600))
+
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(POLICY, encoding="utf-8")
+    env = airflow_env(settings.home, None)
+    ensure_airflow_db(env)
+    log_path = tmp_path / "dags_test.log"
+    with log_path.open("w", encoding="utf-8") as fh:
+        proc = subprocess.run(
+            [airflow_bin(), "dags", "test", "warpspeed_iceberg_maintenance", "2026-11-20T03:00:00+00:00",
+             "-c", json.dumps({"policy_file": str(policy_file)})],
+            env=os.environ | env, stdout=fh, stderr=subprocess.STDOUT, check=False, timeout=900,
+        )
+    log = log_path.read_text(encoding="utf-8")
+    assert proc.returncode == 0, log[-6000:]
+
+    catalog = settings.catalog.load()
+    runs = [r for r in catalog.load_table(MAINTENANCE_RUNS_TABLE).scan().to_arrow().to_pylist()
+            if r["table_name"] == TABLE]
+    assert len(runs) == 1, runs
+    run = runs[0]
+    assert run["status"] == "succeeded"
+    assert run["actions"] == ["rewrite_data_files", "expire_snapshots", "rewrite_manifests",
+                              "remove_orphan_files"]
+    # files: 120 one-commit files -> one file per partition
+    assert run["data_files_before"] == COMMITS and run["data_files_after"] == len(PARTITIONS)
+    assert run["mean_file_bytes_after"] > run["mean_file_bytes_before"]  # parquet footers dominate
+    # snapshots: retain_last survive expiry, then rewrite_manifests adds one
+    assert run["snapshots_before"] == COMMITS
+    assert run["snapshots_after"] == RETAIN_LAST + 1
+    # Spark's appends merge manifests on their own, so fewer than 120 but over the limit of 10
+    assert run["manifests_before"] > 10 and run["manifests_after"] <= 2
+    assert run["metadata_bytes_after"] < run["metadata_bytes_before"]
+    assert run["records_before"] == run["records_after"] == COMMITS * 3
+    assert run["orphans_removed"] == 1
+    assert "Maintenance report for maint_e2e.account_scores" in log
+
+    # rows unchanged: count and checksum
+    table = catalog.load_table(TABLE)
+    assert _checksum(table) == small_commit_table["checksum"]
+    # time travel to the retained snapshots still works and returns what it did before
+    live = {s.snapshot_id for s in table.snapshots()}
+    retained = [s for s in small_commit_table["snapshots"] if s in live]
+    assert len(retained) == RETAIN_LAST - 1  # the newest RETAIN_LAST minus the compaction commit
+    for snapshot_id in retained:
+        assert _checksum(table, snapshot_id) == small_commit_table["as_of"][snapshot_id]
+    expired = small_commit_table["snapshots"][0]
+    assert expired not in live and table.snapshot_by_id(expired) is None
+
+    # orphans: the 10-day-old one is gone, the 1-hour-old one (younger than 72 h) survives
+    assert not old_orphan.exists()
+    assert young_orphan.exists()
