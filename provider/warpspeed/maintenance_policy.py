@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -27,7 +27,8 @@ def _positive(
     kinds: tuple[type, ...] = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds):
         raise WarpSpeedConfigError(f"{section}.{name} must be a number, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
+    number = float(cast(float, value))
+    if number < 0 or (number == 0 and not allow_zero):
         bound = "zero or more" if allow_zero else "positive"
         raise WarpSpeedConfigError(f"{section}.{name} must be {bound}, got {value!r}")
 

@@ -50,6 +50,13 @@ def run_key(run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id).strip("_") or "run"
 
 
+def _literal(value: str) -> str:
+    """Return a pyiceberg filter string literal (run ids and table identifiers never hold quotes)."""
+    if "'" in value or "\\" in value:
+        raise ValueError(f"unexpected quote in {value!r}")
+    return f"'{value}'"
+
+
 @dataclass(frozen=True)
 class MaintenanceOutcome:
     """What one table's maintenance did (also one ``maintenance_runs`` row)."""
@@ -95,12 +102,11 @@ class IcebergMaintenanceHook(BaseHook):
 
     def history(self, identifier: str) -> MaintenanceHistory:
         """Return when the table was last maintained (successful runs only)."""
-        from pyiceberg.expressions import And, EqualTo
-
-        ensure_maintenance_runs_table(self.catalog)
+        if not self.catalog.table_exists(MAINTENANCE_RUNS_TABLE):
+            return MaintenanceHistory()
         rows = (
             self.catalog.load_table(MAINTENANCE_RUNS_TABLE)
-            .scan(row_filter=And(EqualTo("table_name", identifier), EqualTo("status", "succeeded")),
+            .scan(row_filter=f"table_name == {_literal(identifier)} AND status == 'succeeded'",
                   selected_fields=("finished_at", "actions"))
             .to_arrow()
             .to_pylist()
@@ -211,15 +217,13 @@ class IcebergMaintenanceHook(BaseHook):
         if not records:
             return 0
         import pyarrow as pa
-        from pyiceberg.expressions import And, EqualTo, Or
-
+        if len({r.run_id for r in records}) != 1:
+            raise ValueError("record() takes the rows of one maintenance run at a time")
         ensure_maintenance_runs_table(self.catalog)
         table = self.catalog.load_table(MAINTENANCE_RUNS_TABLE)
         data = pa.Table.from_pylist([r.row() for r in records], schema=table.schema().as_arrow())
-        keys = [And(EqualTo("run_id", r.run_id), EqualTo("table_name", r.table_name)) for r in records]
-        condition = keys[0]
-        for key in keys[1:]:
-            condition = Or(condition, key)
+        tables = ", ".join(_literal(r.table_name) for r in records)
+        condition = f"run_id == {_literal(records[0].run_id)} AND table_name IN ({tables})"
         table.overwrite(data, overwrite_filter=condition)
         self.log.info("Recorded %d rows in %s", len(records), MAINTENANCE_RUNS_TABLE)
         return len(records)
