@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -81,10 +81,12 @@ class RejectedMessage:
     message_id: str
     reasons: tuple[str, ...]
     body_excerpt: str = ""
+    dead_lettered: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Return the manifest representation."""
-        return {"message_id": self.message_id, "reasons": list(self.reasons), "body_excerpt": self.body_excerpt}
+        return {"message_id": self.message_id, "reasons": list(self.reasons), "body_excerpt": self.body_excerpt,
+                "dead_lettered": self.dead_lettered}
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,18 @@ class IntakeManifest:
             attempts=self.attempts + 1,
         )
 
+    def with_dead_lettered(self, message_ids: Iterable[str]) -> IntakeManifest:
+        """Return this manifest with these rejected messages marked as sent to the DLQ."""
+        ids = set(message_ids)
+        return replace(
+            self,
+            rejected=tuple(replace(r, dead_lettered=True) if r.message_id in ids else r for r in self.rejected),
+        )
+
+    def dead_lettered_ids(self) -> frozenset[str]:
+        """Return the ids of rejected messages the DLQ already holds."""
+        return frozenset(r.message_id for r in self.rejected if r.dead_lettered)
+
     def to_json(self) -> str:
         """Serialise deterministically."""
         return json.dumps(
@@ -135,7 +149,8 @@ class IntakeManifest:
             window_id=doc["window_id"],
             requests=tuple(ScoringRequest.from_dict(r) for r in doc["requests"]),
             rejected=tuple(
-                RejectedMessage(r["message_id"], tuple(r["reasons"]), r.get("body_excerpt", ""))
+                RejectedMessage(r["message_id"], tuple(r["reasons"]), r.get("body_excerpt", ""),
+                                bool(r.get("dead_lettered", False)))
                 for r in doc["rejected"]
             ),
             attempts=int(doc.get("attempts", 0)),

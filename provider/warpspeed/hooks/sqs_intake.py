@@ -6,20 +6,23 @@ The protocol, in order, so that no crash loses or doubles a request:
 2. Receive with long polling from a few parallel receivers, holding each message invisible
    for a timeout that covers the work (extended if collection runs long); validate each.
 3. Write the merged manifest (earlier attempt + this one, unique by request id) atomically.
-4. Send invalid messages to the dead-letter queue with their reasons as message attributes.
+4. Send invalid messages to the dead-letter queue with their reasons as message attributes,
+   then mark them in the manifest as dead-lettered (a retry does not send them again).
 5. Only now delete, in batches of ten, retrying partial failures.
 
 A crash before step 3 leaves every message in the queue (it reappears after the visibility
 timeout). A crash after it leaves messages that the next attempt receives again and merges
-away by request id. Invalid messages are deleted only after the DLQ accepted them; a crash
-between the two can at worst send one twice to the DLQ, never lose it.
+away by request id. Invalid messages are deleted only after the DLQ accepted them and the
+manifest recorded that; only a crash between the DLQ send and that record can send one twice
+to the DLQ, and none can lose it.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -189,7 +192,7 @@ class SqsIntakeHook(AwsBaseHook):
         return sent
 
     def extend_visibility(self, queue_url: str, held: Iterable[_Held], seconds: int) -> None:
-        """Keep held messages hidden for ``seconds`` more."""
+        """Keep held messages hidden for ``seconds`` more (already deleted ones just fail)."""
         for chunk in _chunks(list(held), SQS_BATCH):
             self.conn.change_message_visibility_batch(
                 QueueUrl=queue_url,
@@ -215,7 +218,8 @@ class SqsIntakeHook(AwsBaseHook):
         """Drain the queue into the window's intake manifest; see the module doc for the order.
 
         :param fault: test hook called with a step name (``received``, ``manifest_written``,
-            ``dead_lettered``, ``deleting``) so crash tests can stop the protocol anywhere.
+            ``dead_lettered``, ``dead_letters_recorded``, ``deleting``) so crash tests can stop
+            the protocol anywhere.
         """
         options = options or IntakeOptions()
         checkpoint = fault or (lambda _step: None)
@@ -228,31 +232,39 @@ class SqsIntakeHook(AwsBaseHook):
             if storage.exists(manifest_uri)
             else IntakeManifest(window_id=window_id)
         )
-        drain = self._drain(queue_url, options, models, started)
-        checkpoint("received")
-        held = list(drain.held.values())
-        valid = [h for h in held if h.request is not None]
-        invalid = [h for h in held if h.request is None]
-        known_ids = {r.request_id for r in earlier.requests}
-        report.received = drain.received
-        report.valid = len(valid)
-        report.invalid = len(invalid)
-        report.already_in_manifest = sum(1 for h in valid if h.request and h.request.request_id in known_ids)
+        drain = _Drain()
+        with self._kept_hidden(queue_url, drain, options):
+            self._drain(queue_url, options, models, started, drain)
+            checkpoint("received")
+            held = list(drain.held.values())
+            valid = [h for h in held if h.request is not None]
+            invalid = [h for h in held if h.request is None]
+            known_ids = {r.request_id for r in earlier.requests}
+            report.received = drain.received
+            report.valid = len(valid)
+            report.invalid = len(invalid)
+            report.already_in_manifest = sum(1 for h in valid if h.request and h.request.request_id in known_ids)
 
-        manifest = earlier.merged(
-            (h.request for h in valid if h.request is not None),
-            (RejectedMessage(h.message_id, h.reasons, h.body[:200]) for h in invalid),
-        )
-        storage.write_text(manifest_uri, manifest.to_json())
-        report.requests_in_manifest = len(manifest.requests)
-        checkpoint("manifest_written")
+            manifest = earlier.merged(
+                (h.request for h in valid if h.request is not None),
+                (RejectedMessage(h.message_id, h.reasons, h.body[:200]) for h in invalid),
+            )
+            storage.write_text(manifest_uri, manifest.to_json())
+            report.requests_in_manifest = len(manifest.requests)
+            checkpoint("manifest_written")
 
-        report.dead_lettered = self.send_to_dead_letter(dlq_url, invalid, window_id) if invalid else 0
-        checkpoint("dead_lettered")
-        half = len(held) // 2
-        report.deleted = self.delete(queue_url, held[:half])
-        checkpoint("deleting")
-        report.deleted += self.delete(queue_url, held[half:])
+            already_sent = manifest.dead_lettered_ids()
+            to_send = [h for h in invalid if h.message_id not in already_sent]
+            if to_send:
+                report.dead_lettered = self.send_to_dead_letter(dlq_url, to_send, window_id)
+                checkpoint("dead_lettered")
+                manifest = manifest.with_dead_lettered(h.message_id for h in to_send)
+                storage.write_text(manifest_uri, manifest.to_json())
+            checkpoint("dead_letters_recorded")
+            half = len(held) // 2
+            report.deleted = self.delete(queue_url, held[:half])
+            checkpoint("deleting")
+            report.deleted += self.delete(queue_url, held[half:])
         report.seconds = time.monotonic() - started
         self.log.info(
             "Window %s: received %d, valid %d (%d already in manifest), invalid %d -> DLQ %d, deleted %d, "
@@ -262,11 +274,35 @@ class SqsIntakeHook(AwsBaseHook):
         )
         return report
 
+    @contextmanager
+    def _kept_hidden(self, queue_url: str, drain: _Drain, options: IntakeOptions) -> Iterator[None]:
+        """Extend the visibility of every held message at half-time until the block ends."""
+        stop = threading.Event()
+
+        def heartbeat() -> None:
+            while not stop.wait(options.visibility_timeout / 2):
+                with drain.lock:
+                    held = list(drain.held.values())
+                self.extend_visibility(queue_url, held, options.visibility_timeout)
+                self.log.info("kept %d held messages hidden for another %d s", len(held),
+                              options.visibility_timeout)
+
+        thread = threading.Thread(target=heartbeat, name="sqs-visibility", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
     def _drain(
-        self, queue_url: str, options: IntakeOptions, models: Mapping[str, frozenset[str]], started: float
-    ) -> _Drain:
-        drain = _Drain()
-        next_extend = [started + options.visibility_timeout / 2]
+        self,
+        queue_url: str,
+        options: IntakeOptions,
+        models: Mapping[str, frozenset[str]],
+        started: float,
+        drain: _Drain,
+    ) -> None:
         last_log = [started]
 
         def room() -> bool:
@@ -294,14 +330,10 @@ class SqsIntakeHook(AwsBaseHook):
                             "received %d messages so far (%.0f msg/s)", drain.received,
                             drain.received / max(now - started, 1e-6),
                         )
-                    if now >= next_extend[0]:
-                        next_extend[0] = now + options.visibility_timeout / 2
-                        self.extend_visibility(queue_url, drain.held.values(), options.visibility_timeout)
 
         with ThreadPoolExecutor(max_workers=options.receivers, thread_name_prefix="sqs-receive") as pool:
             for future in [pool.submit(receiver) for _ in range(options.receivers)]:
                 future.result()
-        return drain
 
     @staticmethod
     def _check(message: Mapping[str, Any], models: Mapping[str, frozenset[str]], options: IntakeOptions) -> _Held:
