@@ -15,6 +15,13 @@ from warpspeed.settings import REPO_ROOT, WarpSpeedSettings
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
+# pyspark 3.5's testing helpers (assertDataFrameEqual) still name ``np.NaN``, which NumPy 2
+# removed; pyarrow 2x needs NumPy 2, so give the old alias back for the tests.
+import numpy as np  # noqa: E402
+
+if not hasattr(np, "NaN"):
+    np.NaN = np.nan  # type: ignore[attr-defined]
+
 
 @pytest.fixture(scope="session")
 def sqs_endpoint() -> Iterator[str]:
@@ -42,12 +49,17 @@ def settings(warehouse_home: Path) -> WarpSpeedSettings:
 
 
 @pytest.fixture(scope="session")
-def spark(settings: WarpSpeedSettings):  # type: ignore[no-untyped-def]
-    """Return one local SparkSession with the Iceberg runtime and the embedded catalog."""
+def spark(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Return one local SparkSession with the Iceberg runtime and an embedded catalog of its own.
+
+    The catalog lives in its own state folder: the JVM keeps SQLite connections open, which
+    would block ``spark-submit`` runs that tests start against the ``settings`` catalog.
+    """
     from pyspark.sql import SparkSession
 
     from warpspeed.hooks.local_spark import LOCAL_SPARK_CONF, find_jars
 
+    settings = WarpSpeedSettings.from_mapping({"home": str(tmp_path_factory.mktemp("spark-home"))})
     jars = ",".join(str(p) for p in find_jars(REPO_ROOT / ".jars"))
     builder = SparkSession.builder.master("local[2]").appName("warpspeed-tests").config("spark.jars", jars)
     conf = LOCAL_SPARK_CONF | settings.catalog.spark_conf() | {"spark.sql.shuffle.partitions": "2"}
