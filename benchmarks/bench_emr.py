@@ -63,6 +63,7 @@ def _finish(cluster_id: str) -> None:
 
 def _pool_window(home: str, batches: dict[str, int]) -> tuple[Counter[str], int]:
     import boto3
+
     from warpspeed.hooks.compute import SparkJob
     from warpspeed.hooks.emr_pool import EmrComputeBackend, EmrPoolHook, retry_config
     from warpspeed.settings import REPO_ROOT, WarpSpeedSettings
@@ -134,6 +135,7 @@ def run() -> Iterator[dict]:
     )
     import boto3
     from moto import mock_aws
+
     from warpspeed.planner import plan_window
     from warpspeed.workloads import PlanningSettings
 

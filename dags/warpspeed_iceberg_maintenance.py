@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pendulum
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
+
 from warpspeed.operators.iceberg_maintenance import IcebergMaintenanceOperator, PlanIcebergMaintenanceOperator
 from warpspeed.operators.s3_lifecycle import ApplyS3LifecycleOperator
 

@@ -1,5 +1,4 @@
-"""
-### Warp Speed scoring window
+"""### Warp Speed scoring window
 
 Every 30 minutes (UTC) a window opens. Requests that arrive on the SQS queue during the window
 are scored together:

@@ -17,7 +17,7 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 # pyspark 3.5's testing helpers (assertDataFrameEqual) still name ``np.NaN``, which NumPy 2
 # removed; pyarrow 2x needs NumPy 2, so give the old alias back for the tests.
-import numpy as np  # noqa: E402
+import numpy as np
 
 if not hasattr(np, "NaN"):
     np.NaN = np.nan  # type: ignore[attr-defined]

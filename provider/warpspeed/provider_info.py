@@ -58,12 +58,14 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {"integration-name": "Warp Speed", "python-modules": [
                 "warpspeed.hooks.sqs_intake", "warpspeed.hooks.compute", "warpspeed.hooks.local_spark",
-                "warpspeed.hooks.iceberg_ledger", "warpspeed.hooks.emr_pool"]},
+                "warpspeed.hooks.iceberg_ledger", "warpspeed.hooks.emr_pool",
+                "warpspeed.hooks.iceberg_maintenance", "warpspeed.hooks.s3_lifecycle"]},
         ],
         "operators": [
             {"integration-name": "Warp Speed", "python-modules": [
                 "warpspeed.operators.sqs_intake", "warpspeed.operators.batch_plan",
-                "warpspeed.operators.scoring", "warpspeed.operators.iceberg_ledger"]},
+                "warpspeed.operators.scoring", "warpspeed.operators.iceberg_ledger",
+                "warpspeed.operators.iceberg_maintenance", "warpspeed.operators.s3_lifecycle"]},
         ],
         "sensors": [
             {"integration-name": "Warp Speed", "python-modules": ["warpspeed.sensors.sqs_intake"]},

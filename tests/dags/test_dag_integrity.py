@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 import warnings
 from pathlib import Path
@@ -54,6 +55,6 @@ def test_scoring_dag_shape(dagbag: Any) -> None:
     dag = dagbag.dags["warpspeed_scoring"]
     assert dag.max_active_runs == 1
     order = ["wait_for_window", "collect_requests", "plan_batches", "ensure_clusters", "score_batches", "publish"]
-    for upstream, downstream in zip(order, order[1:], strict=False):
+    for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.task_dict[upstream].downstream_task_ids
     assert dag.task_dict["publish"].outlets[0].uri == "iceberg://warpspeed/scores/account_scores"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from warpspeed.carryover import CarryOverChain, CarryOverConflict, PendingDocument, PendingHead
 from warpspeed.exceptions import ManifestError
 from warpspeed.manifests import BatchManifest, IntakeManifest, WindowLayout, window_id_for

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from warpspeed.catalog import CatalogConfig
 from warpspeed.embedded.sqs_server import LocalSqs
 from warpspeed.embedded.stack import airflow_env, ensure_airflow_db

@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
+
 from warpspeed.cluster_profiles import ACTIVE_CLUSTER_STATES, TAG_PROFILE_HASH, TAG_WORKLOAD, request_hash
 from warpspeed.embedded.sqs_server import ACCESS_KEY, REGION, SECRET_KEY
 from warpspeed.hooks.emr_pool import EmrComputeBackend, EmrPoolHook, S3Lease, retry_config

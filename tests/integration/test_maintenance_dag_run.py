@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from warpspeed.embedded.stack import airflow_bin, airflow_env, ensure_airflow_db
 from warpspeed.maintenance_report import MAINTENANCE_RUNS_TABLE
 from warpspeed.settings import WarpSpeedSettings

@@ -11,11 +11,11 @@ import pytest
 from pyiceberg.expressions import In
 
 from warpspeed.embedded.seed import feature_rows, publish_seed_models, write_features
+from warpspeed.hooks.compute import SparkJob
 from warpspeed.hooks.local_spark import LocalSparkBackend
 from warpspeed.manifests import BatchManifest, WindowLayout, models_uri
 from warpspeed.operators.scoring import SCORE_SCRIPT
 from warpspeed.request_schema import ScoringRequest
-from warpspeed.hooks.compute import SparkJob
 from warpspeed.settings import WarpSpeedSettings
 from warpspeed.storage import storage_for
 from warpspeed.tables import SCORES_TABLE, ensure_tables
@@ -94,7 +94,9 @@ def test_batches_write_exactly_their_slices_and_reruns_are_idempotent(job_settin
 def test_unknown_model_version_fails_that_member_only(job_settings: WarpSpeedSettings) -> None:
     run_batch(job_settings, "batch-c0", [("job-t0", "churn_risk", "v1")])
     before = [r for r in scores(job_settings) if (r["tenant_id"], r["model"]) == ("job-t0", "churn_risk")]
-    summary = run_batch(job_settings, "batch-c", [("job-t0", "churn_risk", "v9"), ("job-t0", "upsell_propensity", "v1")])
+    summary = run_batch(
+        job_settings, "batch-c", [("job-t0", "churn_risk", "v9"), ("job-t0", "upsell_propensity", "v1")]
+    )
     assert summary["status"] == "partial"
     failed = [m for m in summary["members"] if m["status"] == "failed"]
     assert len(failed) == 1 and "churn_risk v9 not found" in failed[0]["error"]

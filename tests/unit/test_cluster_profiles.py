@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from warpspeed.catalog import CatalogConfig
 from warpspeed.cluster_profiles import (
     DEFAULT_RELEASE,

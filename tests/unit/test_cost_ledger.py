@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from pyiceberg.schema import Schema
+
 from warpspeed.catalog import CatalogConfig
 from warpspeed.hooks.iceberg_ledger import IcebergLedgerHook, batch_record
 from warpspeed.manifests import BatchManifest, BatchRun

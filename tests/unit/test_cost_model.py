@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from warpspeed.cost_model import (
     BASIS_EMR,
     BASIS_RUNTIME,
@@ -135,6 +136,7 @@ def test_split_micros_always_adds_up(total: float, weights: dict[str, int]) -> N
 ])
 def test_invalid_price_tables_name_the_field(patch: dict, message: str) -> None:
     import yaml
+
     from warpspeed.cost_model import DEFAULT_PRICE_TABLE
 
     doc = yaml.safe_load(DEFAULT_PRICE_TABLE.read_text()) | patch

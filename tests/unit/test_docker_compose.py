@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from warpspeed.provider_info import CONFIG_OPTIONS
 from warpspeed.settings import REPO_ROOT, WarpSpeedSettings
 

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 from airflow.sdk.module_loading import import_string
+
+from tests.unit.test_emr_pool import BUCKET, aws_env, failure_details, finish_steps, make_backend  # noqa: F401
 from warpspeed.exceptions import ComputeError
 from warpspeed.hooks.emr_pool import EmrComputeBackend, EmrPoolHook
 from warpspeed.links.emr_pool import EmrPoolSparkHistoryLink, EmrPoolStepLogsLink, step_logs_prefix
@@ -18,8 +20,6 @@ from warpspeed.manifests import BatchManifest, BatchRun, WindowLayout, window_id
 from warpspeed.operators.scoring import ScoreBatchesOperator
 from warpspeed.request_schema import ScoringRequest
 from warpspeed.triggers.emr_pool import EmrStepsTrigger
-
-from tests.unit.test_emr_pool import BUCKET, aws_env, failure_details, finish_steps, make_backend  # noqa: F401
 
 WINDOW_START = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
 

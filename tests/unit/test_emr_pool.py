@@ -24,6 +24,7 @@ from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.botocore_stubber import MockRawResponse
+
 from warpspeed.cluster_profiles import ACTIVE_CLUSTER_STATES, TAG_PROFILE_HASH, request_hash
 from warpspeed.hooks.compute import ClusterRef, SparkJob, compute_backend_for
 from warpspeed.hooks.emr_pool import (

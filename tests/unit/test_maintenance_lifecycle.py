@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.hooks.s3_lifecycle import LifecycleRule, S3LifecycleHook, Transition, check_rules, load_rules
 from warpspeed.settings import REPO_ROOT

@@ -9,6 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+
 from warpspeed.catalog import CatalogConfig
 from warpspeed.maintenance_planner import (
     MaintenanceHistory,

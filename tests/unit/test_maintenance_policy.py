@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.maintenance_policy import MaintenancePolicy, OrphanPolicy, TablePolicy
 from warpspeed.settings import REPO_ROOT

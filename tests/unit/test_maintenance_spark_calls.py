@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+from spark_jobs.iceberg_maintenance import due_calls, summarise_rows, timestamp_literal
 from warpspeed.maintenance_planner import (
     MaintenanceHistory,
     PartitionFiles,
@@ -13,8 +14,6 @@ from warpspeed.maintenance_planner import (
     plan_table,
 )
 from warpspeed.maintenance_policy import CompactionPolicy, SnapshotPolicy, TablePolicy
-
-from spark_jobs.iceberg_maintenance import due_calls, summarise_rows, timestamp_literal
 
 
 def _plan_doc() -> dict:

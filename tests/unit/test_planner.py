@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from warpspeed.planner import (
     PendingRequest,
     PlannedBatch,

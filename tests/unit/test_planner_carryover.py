@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from warpspeed.carryover import CarryOverChain, PendingDocument, PendingHead
 from warpspeed.exceptions import ManifestError
 from warpspeed.planner import PendingRequest

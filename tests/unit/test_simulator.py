@@ -5,6 +5,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from warpspeed.cli import main as cli_main
 from warpspeed.cost_model import PriceTable
 from warpspeed.exceptions import WarpSpeedConfigError

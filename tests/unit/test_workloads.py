@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.settings import REPO_ROOT
 from warpspeed.workloads import DEFAULT_PRIORITY_LANES, PlanningSettings, WorkloadCatalog

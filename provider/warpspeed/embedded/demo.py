@@ -46,13 +46,15 @@ def check_pairs(catalog: Any, pairs: set[tuple[str, str]]) -> list[PairCheck]:
     import pyarrow.compute as pc
 
     tenants = sorted({t for t, _ in pairs})
-    from pyiceberg.expressions import In
+    from pyiceberg.expressions import In, Reference
+    from pyiceberg.expressions.literals import literal
 
+    tenant_in = In(term=Reference("tenant_id"), values={literal(t) for t in tenants})
     features = catalog.load_table(FEATURES_TABLE).scan(
-        row_filter=In("tenant_id", tenants), selected_fields=("tenant_id", "account_id")
+        row_filter=tenant_in, selected_fields=("tenant_id", "account_id")
     ).to_arrow()
     scores = catalog.load_table(SCORES_TABLE).scan(
-        row_filter=In("tenant_id", tenants), selected_fields=("tenant_id", "model", "account_id")
+        row_filter=tenant_in, selected_fields=("tenant_id", "model", "account_id")
     ).to_arrow()
     accounts = Counter(features.column("tenant_id").to_pylist())
     checks = []

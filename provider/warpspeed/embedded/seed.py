@@ -73,8 +73,8 @@ def feature_rows(tenants: list[str], seed: int = 7, base: int = 2000, spread: in
         "account_id": pa.array(arrays["account_id"], pa.string()),
     }
     for name in FEATURE_COLUMNS:
-        values = np.concatenate(numeric[name])
-        data[name] = pa.array(values, pa.float64(), mask=np.isnan(values))
+        column = np.concatenate(numeric[name])
+        data[name] = pa.array(column, pa.float64(), mask=np.isnan(column))
     data["updated_at"] = pa.array([now] * total, pa.timestamp("us", tz="UTC"))
     return pa.table(data)
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import socket
-from datetime import UTC
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 REGION = "us-east-1"
 ACCESS_KEY = "warpspeed-local"
-SECRET_KEY = "warpspeed-local"  # noqa: S105 - the loopback server accepts any credentials
+SECRET_KEY = "warpspeed-local"
 
 
 def free_port() -> int:
@@ -95,7 +95,7 @@ def speed_up_moto_sqs() -> None:
         retention = float(getattr(queue, "message_retention_period", 345_600))
         return bool(retention + message.sent_timestamp / 1000 > unix_time())
 
-    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
+    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
 
 
 @contextmanager

@@ -22,8 +22,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,17 +115,22 @@ class SqsIntakeHook(AwsBaseHook):
         kwargs["client_type"] = "sqs"
         super().__init__(*args, **kwargs)
 
+    @property
+    def sqs(self) -> Any:
+        """Return the boto3 SQS client (built once by the base hook from the connection)."""
+        return self.conn
+
     # -- small queue operations -------------------------------------------------------------
     def approximate_depth(self, queue_url: str) -> int:
         """Return the queue's approximate number of visible messages."""
-        attrs = self.conn.get_queue_attributes(
+        attrs = self.sqs.get_queue_attributes(
             QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
         )["Attributes"]
         return int(attrs.get("ApproximateNumberOfMessages", 0))
 
     def receive(self, queue_url: str, options: IntakeOptions) -> list[dict[str, Any]]:
         """Receive up to ten messages with their receive counts."""
-        resp = self.conn.receive_message(
+        resp = self.sqs.receive_message(
             QueueUrl=queue_url,
             MaxNumberOfMessages=SQS_BATCH,
             WaitTimeSeconds=options.wait_seconds,
@@ -141,7 +146,7 @@ class SqsIntakeHook(AwsBaseHook):
         for chunk in _chunks(held, SQS_BATCH):
             pending = {str(i): h for i, h in enumerate(chunk)}
             for attempt in range(attempts):
-                resp = self.conn.delete_message_batch(
+                resp = self.sqs.delete_message_batch(
                     QueueUrl=queue_url,
                     Entries=[{"Id": i, "ReceiptHandle": h.receipt_handle} for i, h in pending.items()],
                 )
@@ -180,7 +185,7 @@ class SqsIntakeHook(AwsBaseHook):
                 for i, h in enumerate(chunk)
             }
             for attempt in range(4):
-                resp = self.conn.send_message_batch(QueueUrl=dlq_url, Entries=list(entries.values()))
+                resp = self.sqs.send_message_batch(QueueUrl=dlq_url, Entries=list(entries.values()))
                 for ok in resp.get("Successful", []):
                     entries.pop(ok["Id"], None)
                     sent += 1
@@ -194,7 +199,7 @@ class SqsIntakeHook(AwsBaseHook):
     def extend_visibility(self, queue_url: str, held: Iterable[_Held], seconds: int) -> None:
         """Keep held messages hidden for ``seconds`` more (already deleted ones just fail)."""
         for chunk in _chunks(list(held), SQS_BATCH):
-            self.conn.change_message_visibility_batch(
+            self.sqs.change_message_visibility_batch(
                 QueueUrl=queue_url,
                 Entries=[
                     {"Id": str(i), "ReceiptHandle": h.receipt_handle, "VisibilityTimeout": seconds}

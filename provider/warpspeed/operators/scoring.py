@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from airflow.configuration import conf
-from airflow.sdk import Context
+from airflow.sdk import Context, XComArg
 
 from warpspeed.exceptions import ComputeError
 from warpspeed.hooks.compute import ClusterRef, ComputeBackend, JobOutcome, SparkJob, compute_backend_for
@@ -48,7 +48,7 @@ class EnsureClustersOperator(WarpSpeedOperator):
     def __init__(
         self,
         *,
-        workload_batches: Sequence[Mapping[str, Any]],
+        workload_batches: Sequence[Mapping[str, Any]] | XComArg,
         workloads_file: str,
         cluster_profiles_file: str | None = None,
         **kwargs: Any,
@@ -69,7 +69,8 @@ class EnsureClustersOperator(WarpSpeedOperator):
         """Ensure a cluster for every workload in the plan (with room for its batches)."""
         catalog = WorkloadCatalog.load(self.workloads_file)
         clusters = {}
-        for item in self.workload_batches or []:
+        batches = cast("Sequence[Mapping[str, Any]]", self.workload_batches)  # resolved by now
+        for item in batches or []:
             workload = item["workload"]
             needed = max(1, len(item.get("batch_manifest_uris") or ()))
             ref = self.backend.ensure_cluster_for(workload, catalog[workload].profile, needed)
