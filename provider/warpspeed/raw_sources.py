@@ -63,8 +63,7 @@ class RawSource:
         """Return the Airflow asset that marks this source updated."""
         from airflow.sdk import Asset
 
-        return Asset(name=self.asset_name, uri=self.asset_uri, group="warpspeed_raw",
-                     extra={"layout": f"{RAW_FOLDER}/{self.key}/dt=YYYY-MM-DD/*.parquet"})
+        return Asset(name=self.asset_name, uri=self.asset_uri, group="warpspeed_raw")
 
     def location(self, storage_prefix: str) -> str:
         """Return the source's root folder under the storage prefix."""
