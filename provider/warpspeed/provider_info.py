@@ -59,13 +59,15 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "Warp Speed", "python-modules": [
                 "warpspeed.hooks.sqs_intake", "warpspeed.hooks.compute", "warpspeed.hooks.local_spark",
                 "warpspeed.hooks.iceberg_ledger", "warpspeed.hooks.emr_pool",
-                "warpspeed.hooks.iceberg_maintenance", "warpspeed.hooks.s3_lifecycle"]},
+                "warpspeed.hooks.iceberg_maintenance", "warpspeed.hooks.s3_lifecycle",
+                "warpspeed.hooks.glue_preprocessing"]},
         ],
         "operators": [
             {"integration-name": "Warp Speed", "python-modules": [
                 "warpspeed.operators.sqs_intake", "warpspeed.operators.batch_plan",
                 "warpspeed.operators.scoring", "warpspeed.operators.iceberg_ledger",
-                "warpspeed.operators.iceberg_maintenance", "warpspeed.operators.s3_lifecycle"]},
+                "warpspeed.operators.iceberg_maintenance", "warpspeed.operators.s3_lifecycle",
+                "warpspeed.operators.glue_preprocessing"]},
         ],
         "sensors": [
             {"integration-name": "Warp Speed", "python-modules": ["warpspeed.sensors.sqs_intake"]},
