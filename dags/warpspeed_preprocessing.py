@@ -68,6 +68,7 @@ def preprocessing_dag(dag_id: str, schedule: object, sources: list[str], tags: l
         local = BuildFeaturesOperator(task_id="build_features_local", plan_uri=plan.output)
         glue = GlueBuildFeaturesOperator(
             task_id="build_features_glue", plan_uri=plan.output, config_file=CONFIG_FILE,
+            deferrable=True,  # a Glue run takes minutes: wait in the triggerer, not in a worker slot
             execution_timeout=timedelta(hours=2),
         )
         publish = PublishFeaturesOperator(
