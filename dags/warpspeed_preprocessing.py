@@ -6,10 +6,11 @@ written a day's partition under `<storage>/raw/<source>/dt=YYYY-MM-DD/` marks th
 updated (REST `POST /api/v2/assets/events`, or an outlet of its own DAG), optionally naming the
 partitions in the event's extra: `{"partitions": ["2026-01-06"]}`.
 
-| DAG | runs when | refreshes |
-| --- | --- | --- |
-| `warpspeed_features_activity` | `warpspeed_raw_engagement_events` **and** `warpspeed_raw_intent_signals` were both updated (the intent score needs both), or daily at 06:00 UTC as a safety net | `engagement_7d`, `engagement_30d`, `intent_score` |
-| `warpspeed_features_firmographics` | `warpspeed_raw_firmographics` was updated | `employee_count`, `annual_revenue` |
+- `warpspeed_features_activity` runs when `warpspeed_raw_engagement_events` **and**
+  `warpspeed_raw_intent_signals` were both updated (the intent score needs both), or daily at
+  06:00 UTC as a safety net; it refreshes `engagement_7d`, `engagement_30d`, `intent_score`.
+- `warpspeed_features_firmographics` runs when `warpspeed_raw_firmographics` was updated; it
+  refreshes `employee_count`, `annual_revenue`.
 
 1. **plan** - changed partitions = those named by the triggering events plus those whose files
    differ from the watermark; skips the run when nothing changed.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param
@@ -48,11 +50,11 @@ INTENT_ASSET = INTENT_SIGNALS.asset()
 FIRMOGRAPHICS_ASSET = FIRMOGRAPHICS.asset()
 
 
-def preprocessing_dag(dag_id: str, schedule: object, sources: list[str], tags: list[str]) -> DAG:
+def preprocessing_dag(dag_id: str, schedule: Any, sources: list[str], tags: list[str]) -> DAG:
     """Return one preprocessing DAG: plan, choose backend, build (local or Glue), publish."""
     with DAG(
         dag_id=dag_id,
-        schedule=schedule,  # type: ignore[arg-type]
+        schedule=schedule,
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,

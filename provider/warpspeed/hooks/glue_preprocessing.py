@@ -41,6 +41,7 @@ PREPROCESSING_WORKLOAD = "preprocessing"
 ACTIVITY_WINDOW_DAYS = 30
 GROUP_OF_SOURCE = {"engagement_events": "activity", "intent_signals": "activity", "firmographics": "firmographics"}
 PREPROCESSING_BACKENDS = ("local", "glue")
+LOCAL_SHUFFLE_PARTITIONS = 8  # daily aggregates are small; Spark's 200 default only adds task overhead
 
 
 def run_key(run_id: str) -> str:
@@ -405,6 +406,7 @@ class GluePreprocessingHook(BaseHook):
             name=f"build_features-{doc['name']}-{doc['run_key']}",
             script=BUILD_SCRIPT,
             args=("--plan-uri", plan_uri, "--catalog", self.settings.catalog.name),
+            conf={"spark.sql.shuffle.partitions": str(LOCAL_SHUFFLE_PARTITIONS)},
         )
 
     def run_local(self, plan_uri: str) -> str:

@@ -12,10 +12,10 @@ from functools import cached_property
 from typing import Any
 
 from airflow.configuration import conf
-from airflow.sdk.exceptions import AirflowSkipException
 from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 from airflow.providers.standard.operators.branch import BaseBranchOperator
-from airflow.sdk import Context
+from airflow.sdk import Context, XComArg
+from airflow.sdk.exceptions import AirflowSkipException
 
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.hooks.glue_preprocessing import (
@@ -115,7 +115,7 @@ class BuildFeaturesOperator(WarpSpeedOperator):
     template_fields = ("plan_uri",)
     ui_color = "#f5cba7"
 
-    def __init__(self, *, plan_uri: str, **kwargs: Any) -> None:
+    def __init__(self, *, plan_uri: str | XComArg, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.plan_uri = plan_uri
 
@@ -126,7 +126,7 @@ class BuildFeaturesOperator(WarpSpeedOperator):
 
     def execute(self, context: Context) -> str:
         """Run the job to completion (the local backend is synchronous)."""
-        return self.hook.run_local(self.plan_uri)
+        return self.hook.run_local(str(self.plan_uri))
 
 
 class GlueBuildFeaturesOperator(GlueJobOperator):
@@ -145,7 +145,7 @@ class GlueBuildFeaturesOperator(GlueJobOperator):
     template_fields: Sequence[str] = (*GlueJobOperator.template_fields, "plan_uri", "config_file")
     ui_color = "#f0b27a"
 
-    def __init__(self, *, plan_uri: str, config_file: str, **kwargs: Any) -> None:
+    def __init__(self, *, plan_uri: str | XComArg, config_file: str, **kwargs: Any) -> None:
         kwargs.setdefault("deferrable", conf.getboolean("operators", "default_deferrable", fallback=True))
         kwargs.setdefault("job_name", "warpspeed-build-features")
         super().__init__(**kwargs)
@@ -188,7 +188,7 @@ class GlueBuildFeaturesOperator(GlueJobOperator):
         self.num_of_dpus = None
         self.create_job_kwargs = glue.create_job_kwargs(settings.catalog.spark_conf())
         self.create_job_kwargs.pop("Command", None)  # the operator uploads the script and sets it
-        self.script_args = {**self.script_args, "--plan-uri": self.plan_uri, "--catalog": settings.catalog.name}
+        self.script_args = {**self.script_args, "--plan-uri": str(self.plan_uri), "--catalog": settings.catalog.name}
         self.update_config = True
         self.replace_script_file = True
         self.stop_job_run_on_kill = True
@@ -219,7 +219,7 @@ class PublishFeaturesOperator(WarpSpeedOperator):
     template_fields = ("plan_uri",)
     ui_color = "#d5f5e3"
 
-    def __init__(self, *, plan_uri: str, **kwargs: Any) -> None:
+    def __init__(self, *, plan_uri: str | XComArg, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.plan_uri = plan_uri
 
@@ -230,7 +230,7 @@ class PublishFeaturesOperator(WarpSpeedOperator):
 
     def execute(self, context: Context) -> int | None:
         """Publish and attach the extra to the features asset outlet."""
-        extra = self.hook.publish(self.plan_uri)
+        extra = self.hook.publish(str(self.plan_uri))
         for outlet in self.outlets:
             if getattr(outlet, "name", None) == FEATURES_ASSET_NAME:
                 context["outlet_events"][outlet].extra = extra

@@ -1,0 +1,121 @@
+"""``airflow dags test`` of both preprocessing DAGs on the embedded stack, then an incremental rerun.
+
+The rerun adds one raw day holding one tenant's activity; the Iceberg snapshot summaries show
+that only that day was reprocessed (one daily partition) and only that tenant's feature
+partition was rewritten by the MERGE.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from warpspeed.embedded.raw_data import RawDataMix, write_day, write_days
+from warpspeed.embedded.stack import airflow_env, dags_test, ensure_airflow_db
+from warpspeed.raw_sources import ENGAGEMENT_EVENTS, FEATURES_ASSET_NAME, INTENT_SIGNALS
+from warpspeed.settings import WarpSpeedSettings
+from warpspeed.tables import FEATURES_TABLE
+
+pytestmark = pytest.mark.integration
+
+ACTIVITY, FIRMO = "warpspeed_features_activity", "warpspeed_features_firmographics"
+MIX = RawDataMix(tenants=3, accounts_per_tenant=30)
+TENANTS = ["tenant-000", "tenant-001", "tenant-002"]
+
+
+def _run(dag_id: str, logical_date: str, env: dict[str, str], logs: Path) -> str:
+    log_path = logs / f"{dag_id}-{logical_date[:10]}.log"
+    code = dags_test(dag_id, logical_date, env, log_path)
+    log = log_path.read_text(encoding="utf-8")
+    assert code == 0, log[-6000:]
+    assert "state=success" in log or "successful" in log, log[-3000:]
+    return log
+
+
+def _feature_events(env: dict[str, str]) -> list[dict[str, Any]]:
+    db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.name = ? ORDER BY e.id",
+            (FEATURES_ASSET_NAME,),
+        ).fetchall()
+    return [json.loads(r[0]) for r in rows]
+
+
+def _latest(table: Any) -> Any:
+    return table.current_snapshot()
+
+
+def _rows_by_tenant(table: Any) -> dict[str, list[tuple[Any, ...]]]:
+    rows = table.scan().to_arrow().to_pylist()
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for r in sorted(rows, key=lambda r: r["account_id"]):
+        out.setdefault(r["tenant_id"], []).append(tuple(r[k] for k in sorted(r)))
+    return out
+
+
+def test_preprocessing_dags_refresh_features_and_rerun_incrementally(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    settings = WarpSpeedSettings.from_mapping({"home": str(home)})
+    write_days(settings.storage_prefix, date(2026, 1, 1), 5, MIX)
+    env = airflow_env(home, None)
+    ensure_airflow_db(env)
+    logs = tmp_path / "logs"
+
+    # 1. first refresh of each DAG: every account gets its features
+    _run(ACTIVITY, "2026-01-06T06:00:00+00:00", env, logs)
+    _run(FIRMO, "2026-01-06T06:00:00+00:00", env, logs)
+    catalog = settings.catalog.load()
+    features = catalog.load_table(FEATURES_TABLE)
+    rows = features.scan().to_arrow().to_pylist()
+    assert len(rows) == MIX.tenants * MIX.accounts_per_tenant
+    assert {r["tenant_id"] for r in rows} == set(TENANTS)
+    assert all(r["engagement_30d"] is not None and r["engagement_30d"] >= r["engagement_7d"] >= 0 for r in rows)
+    assert all(0 <= r["intent_score"] <= 100 for r in rows)
+    assert all(r["employee_count"] is not None and r["annual_revenue"] is not None for r in rows)
+    events = _feature_events(env)
+    assert len(events) == 2
+    assert events[0]["changed_partitions"] == [f"{s}/dt=2026-01-0{d}" for s in ("engagement_events", "intent_signals")
+                                               for d in range(1, 6)]
+    assert events[1]["snapshot_id"] == features.current_snapshot().snapshot_id
+    assert events[1]["changed_partitions"][0] == "firmographics/dt=2026-01-01"
+    before = _rows_by_tenant(features)
+    daily_before = {t: catalog.load_table(f"features.{t}_daily").current_snapshot().snapshot_id
+                    for t in ("engagement", "intent")}
+
+    # 2. a new day arrives, with activity of tenant-001 only
+    write_day(settings.storage_prefix, date(2026, 1, 6), MIX, sources=(ENGAGEMENT_EVENTS, INTENT_SIGNALS),
+              tenants=["tenant-001"])
+    _run(ACTIVITY, "2026-01-07T06:00:00+00:00", env, logs)
+
+    features = catalog.load_table(FEATURES_TABLE)
+    merge = features.current_snapshot()
+    summary = merge.summary
+    assert summary.operation.value == "overwrite"  # copy-on-write MERGE
+    assert summary["changed-partition-count"] == "1"  # only tenant_id=tenant-001
+    assert summary["deleted-data-files"] == "1" and summary["added-data-files"] == "1"
+    for name in ("engagement", "intent"):
+        daily = catalog.load_table(f"features.{name}_daily")
+        snap = daily.current_snapshot()
+        assert snap.parent_snapshot_id == daily_before[name]  # exactly one new commit
+        assert snap.summary["changed-partition-count"] == "1"  # only dt=2026-01-06 was written
+        assert snap.summary["added-data-files"] == "1"
+        assert "deleted-data-files" not in snap.summary.additional_properties  # no earlier day rewritten
+    after = _rows_by_tenant(features)
+    assert after["tenant-000"] == before["tenant-000"] and after["tenant-002"] == before["tenant-002"]
+    assert after["tenant-001"] != before["tenant-001"]
+    event = _feature_events(env)[-1]
+    assert event["changed_partitions"] == ["engagement_events/dt=2026-01-06", "intent_signals/dt=2026-01-06"]
+    assert event["feature_partitions"] == ["tenant_id=tenant-001"]
+    assert event["snapshot_id"] == merge.snapshot_id and event["as_of"] == "2026-01-06"
+
+    # 3. firmographics did not change: the run plans nothing, skips, and emits no event
+    log = _run(FIRMO, "2026-01-07T06:00:00+00:00", env, logs)
+    assert "changed since the last refresh" in log
+    assert catalog.load_table(FEATURES_TABLE).current_snapshot().snapshot_id == merge.snapshot_id
+    assert len(_feature_events(env)) == 3
