@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,8 +68,25 @@ def create_queues(client: Any, name: str = "warpspeed-requests", max_receives: i
     return queue_url, dlq_url
 
 
+_SQS_LOCK = threading.RLock()
+_SQS_MUTATORS = (
+    "send_message", "send_message_batch", "receive_message", "delete_message", "delete_message_batch",
+    "change_message_visibility", "change_message_visibility_batch", "get_queue_attributes", "purge_queue",
+)
+
+
+def _locked(method: Any) -> Any:
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with _SQS_LOCK:
+            return method(*args, **kwargs)
+
+    call._warpspeed_locked = True  # type: ignore[attr-defined]
+    return call
+
+
 def speed_up_moto_sqs() -> None:
-    """Make moto's SQS fast enough for thousands of messages, with the same results.
+    """Make moto's SQS fast and thread-safe enough for thousands of messages, same results.
 
     Upstream moto (5.x) rebuilds every queue attribute, counting all messages, for each message
     it considers in ReceiveMessage, so draining n messages costs O(n^2) attribute builds (a few
@@ -96,6 +115,14 @@ def speed_up_moto_sqs() -> None:
         return bool(retention + message.sent_timestamp / 1000 > unix_time())
 
     SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
+
+    # moto's SQS backend is not thread-safe: concurrent ReceiveMessage calls on one queue can
+    # fail half-way ("Set changed size during iteration"), leaving messages in flight that no
+    # caller got. SQS itself serialises per message, so serialising the backend is faithful.
+    for name in _SQS_MUTATORS:
+        method = getattr(SQSBackend, name)
+        if not getattr(method, "_warpspeed_locked", False):
+            setattr(SQSBackend, name, _locked(method))
 
 
 @contextmanager

@@ -48,6 +48,7 @@ class IntakeOptions:
     :param empty_receives: consecutive empty receives per receiver that end the drain.
     :param visibility_timeout: seconds a received message stays hidden; extended at half-time.
     :param max_receives: receives after which a message is a poison message (to the DLQ).
+    :param drain_rounds: receive rounds at most while the queue still reports visible messages.
     """
 
     max_messages: int = 20_000
@@ -56,6 +57,7 @@ class IntakeOptions:
     empty_receives: int = 2
     visibility_timeout: int = 600
     max_receives: int = DEFAULT_MAX_RECEIVES
+    drain_rounds: int = 3
 
     def __post_init__(self) -> None:
         if not 0 <= self.wait_seconds <= 20:
@@ -336,9 +338,14 @@ class SqsIntakeHook(AwsBaseHook):
                             drain.received / max(now - started, 1e-6),
                         )
 
-        with ThreadPoolExecutor(max_workers=options.receivers, thread_name_prefix="sqs-receive") as pool:
-            for future in [pool.submit(receiver) for _ in range(options.receivers)]:
-                future.result()
+        # Empty receives do not prove an empty queue (a short poll samples only some SQS
+        # servers), so a round ends only when the queue itself reports no visible messages.
+        for _round in range(options.drain_rounds):
+            with ThreadPoolExecutor(max_workers=options.receivers, thread_name_prefix="sqs-receive") as pool:
+                for future in [pool.submit(receiver) for _ in range(options.receivers)]:
+                    future.result()
+            if not room() or self.approximate_depth(queue_url) == 0:
+                break
 
     @staticmethod
     def _check(message: Mapping[str, Any], models: Mapping[str, frozenset[str]], options: IntakeOptions) -> _Held:
