@@ -38,6 +38,8 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
     "jars_dir": _option("Folder with the Iceberg Spark runtime and JDBC jars for local Spark. "
                         "Empty: <repo>/.jars (filled by make setup).", ""),
     "spark_master": _option("Spark master for the local backend.", "local[*]"),
+    "preprocessing_backend": _option("Where feature preprocessing runs: local or glue. Empty: glue when "
+                                     "compute_backend=emr, else local.", "", "glue"),
 }
 
 
