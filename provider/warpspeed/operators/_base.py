@@ -11,13 +11,17 @@ from warpspeed.storage import Storage, storage_for
 from warpspeed.windows import Window, window_from_context
 
 
-class WarpSpeedOperator(BaseOperator):
-    """Base for Warp Speed operators; subclasses stay thin and call hooks."""
+class WarpSpeedSettingsMixin:
+    """Give a task (operator or sensor) the ``[warpspeed]`` settings, loaded once per run."""
 
     @cached_property
     def settings(self) -> WarpSpeedSettings:
         """Load the ``[warpspeed]`` settings once per task run."""
         return load_settings()
+
+
+class WarpSpeedOperator(WarpSpeedSettingsMixin, BaseOperator):
+    """Base for Warp Speed operators; subclasses stay thin and call hooks."""
 
     @cached_property
     def storage(self) -> Storage:

@@ -26,7 +26,7 @@ from warpspeed.hooks.glue_preprocessing import (
     preprocessing_backend,
     spark_jobs_script,
 )
-from warpspeed.operators._base import WarpSpeedOperator
+from warpspeed.operators._base import WarpSpeedOperator, WarpSpeedSettingsMixin
 from warpspeed.raw_sources import FEATURES_ASSET_NAME, RAW_SOURCES, parse_partitions, raw_source
 from warpspeed.settings import WarpSpeedSettings, load_settings
 
@@ -129,7 +129,7 @@ class BuildFeaturesOperator(WarpSpeedOperator):
         return self.hook.run_local(str(self.plan_uri))
 
 
-class GlueBuildFeaturesOperator(GlueJobOperator):
+class GlueBuildFeaturesOperator(WarpSpeedSettingsMixin, GlueJobOperator):
     """Run ``build_features.py`` as an AWS Glue 5 job through the Amazon provider's GlueJobOperator.
 
     At run time it reads the ``glue`` section of ``config_file``, uploads the script and
@@ -152,11 +152,6 @@ class GlueBuildFeaturesOperator(GlueJobOperator):
         self.plan_uri = plan_uri
         self.config_file = config_file
         self.glue_settings: GlueJobSettings | None = None
-
-    @cached_property
-    def settings(self) -> WarpSpeedSettings:
-        """Load the ``[warpspeed]`` settings once per task run."""
-        return load_settings()
 
     @property
     def _hook_parameters(self) -> dict[str, Any]:

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from typing import Any
 
 from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator, Context
 
 from warpspeed.exceptions import WarpSpeedError
-from warpspeed.settings import WarpSpeedSettings, load_settings
+from warpspeed.operators._base import WarpSpeedSettingsMixin
 from warpspeed.triggers.sqs_intake import ScoringWindowTrigger
 from warpspeed.windows import window_from_context
 
 
-class ScoringWindowSensor(BaseSensorOperator):
+class ScoringWindowSensor(WarpSpeedSettingsMixin, BaseSensorOperator):
     """Wait until the run's window has ended or the request queue is deep enough.
 
     Deferrable by default (``[operators] default_deferrable``): the wait happens in the
@@ -51,11 +50,6 @@ class ScoringWindowSensor(BaseSensorOperator):
         self.aws_conn_id = aws_conn_id
         self.poll_interval = poll_interval
         self.deferrable = deferrable
-
-    @cached_property
-    def settings(self) -> WarpSpeedSettings:
-        """Load the ``[warpspeed]`` settings once per task run."""
-        return load_settings()
 
     def _resolved(self) -> tuple[str | None, int, int, str]:
         s = self.settings
