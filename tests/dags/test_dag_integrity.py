@@ -43,6 +43,14 @@ def test_every_dag_is_documented_and_tagged(dagbag: Any) -> None:
         assert "warpspeed" in dag.tags, dag_id
 
 
+def test_every_task_keeps_airflow_defaults(dagbag: Any) -> None:
+    # Mapped tasks are built from partial() defaults; a wrong base-class order once left
+    # `inlets` as None and every mapped task failed when the run started.
+    for dag_id, dag in dagbag.dags.items():
+        for task in dag.tasks:
+            assert isinstance(task.inlets, list) and isinstance(task.outlets, list), (dag_id, task.task_id)
+
+
 def test_parsing_did_not_touch_the_state_folder(dagbag: Any, tmp_path: Path) -> None:
     # A DAG that created tables or wrote manifests at import would leave files behind.
     import os

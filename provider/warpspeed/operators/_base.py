@@ -12,7 +12,11 @@ from warpspeed.windows import Window, window_from_context
 
 
 class WarpSpeedSettingsMixin:
-    """Give a task (operator or sensor) the ``[warpspeed]`` settings, loaded once per run."""
+    """Give a task (operator or sensor) the ``[warpspeed]`` settings, loaded once per run.
+
+    List it *after* the Airflow base class: ``partial()`` reads parameter defaults along the
+    MRO, and a mixin in front of ``BaseOperator`` hides them (mapped tasks lost ``inlets``).
+    """
 
     @cached_property
     def settings(self) -> WarpSpeedSettings:
@@ -20,7 +24,7 @@ class WarpSpeedSettingsMixin:
         return load_settings()
 
 
-class WarpSpeedOperator(WarpSpeedSettingsMixin, BaseOperator):
+class WarpSpeedOperator(BaseOperator, WarpSpeedSettingsMixin):
     """Base for Warp Speed operators; subclasses stay thin and call hooks."""
 
     @cached_property

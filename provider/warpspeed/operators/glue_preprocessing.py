@@ -129,7 +129,7 @@ class BuildFeaturesOperator(WarpSpeedOperator):
         return self.hook.run_local(str(self.plan_uri))
 
 
-class GlueBuildFeaturesOperator(WarpSpeedSettingsMixin, GlueJobOperator):
+class GlueBuildFeaturesOperator(GlueJobOperator, WarpSpeedSettingsMixin):
     """Run ``build_features.py`` as an AWS Glue 5 job through the Amazon provider's GlueJobOperator.
 
     At run time it reads the ``glue`` section of ``config_file``, uploads the script and

@@ -14,7 +14,7 @@ from warpspeed.triggers.sqs_intake import ScoringWindowTrigger
 from warpspeed.windows import window_from_context
 
 
-class ScoringWindowSensor(WarpSpeedSettingsMixin, BaseSensorOperator):
+class ScoringWindowSensor(BaseSensorOperator, WarpSpeedSettingsMixin):
     """Wait until the run's window has ended or the request queue is deep enough.
 
     Deferrable by default (``[operators] default_deferrable``): the wait happens in the
