@@ -106,7 +106,7 @@ def scoring_requests(mix: RequestMix, tenants: list[str]) -> Iterator[dict[str, 
         workload, model = models[i % len(models)] if i < len(tenants) else rng.choice(models)
         yield {
             "schema_version": 1,
-            "request_id": f"req-{uuid.UUID(int=rng.getrandbits(128))}",
+            "request_id": f"req-{uuid.uuid4()}",  # new ids each run: a rerun really rescores
             "tenant_id": tenants[tenant_index],
             "model": model,
             "model_version": "v1",
