@@ -108,7 +108,8 @@ def run_demo(tenants: int = 20, requests: int = 50, invalid: int = 2) -> dict[st
     pairs = {(d["tenant_id"], d["model"]) for d in docs}
     checks = check_pairs(catalog, pairs)
     ledger = catalog.load_table(BATCH_RUNS_TABLE).scan().to_arrow().to_pylist()
-    window_rows = [r for r in ledger if r["window_id"] == window_id]
+    planned = {b["batch_id"] for b in plan["batches"]}  # this run's batches, not an earlier run's
+    window_rows = [r for r in ledger if r["window_id"] == window_id and r["batch_id"] in planned]
     bad = [c for c in checks if not c.exact]
     summary = {
         "window_id": window_id,
