@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+from spark_jobs.jobio import current_snapshot_id
+
 PLAN_SCHEMA = "warpspeed.features_plan/v1"
 SUMMARY_SCHEMA = "warpspeed.features_result/v1"
 DAILY_TABLES = {
@@ -48,11 +50,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args, _unknown = parser.parse_known_args(list(argv))
     return args
 
-
-def current_snapshot_id(spark: Any, table: str) -> int | None:
-    """Return the table's current (main branch) snapshot id, or None if it has none."""
-    rows = spark.sql(f"SELECT snapshot_id FROM {table}.refs WHERE name = 'main'").collect()
-    return int(rows[0][0]) if rows else None
 
 
 def snapshot_info(spark: Any, table: str, snapshot_id: int | None) -> dict[str, Any] | None:
@@ -207,14 +204,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the job; a non-zero exit tells the submitter (Glue, EMR, spark-submit) it failed."""
     from pyspark.sql import SparkSession
 
-    from spark_jobs.jobio import read_text, write_text
+    from spark_jobs.jobio import read_document, write_text
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
     spark = SparkSession.builder.appName("warpspeed-build-features").getOrCreate()
     try:
-        plan = json.loads(read_text(spark, args.plan_uri))
-        if plan.get("schema") != PLAN_SCHEMA:
-            raise ValueError(f"{args.plan_uri} is not a {PLAN_SCHEMA} document")
+        plan = read_document(spark, args.plan_uri, PLAN_SCHEMA)
         spark.sparkContext.setJobDescription(f"warpspeed features refresh {plan['run_key']}")
         summary = refresh(spark, plan, args.catalog)
         write_text(spark, plan["summary_uri"], json.dumps(summary, indent=1, sort_keys=True))

@@ -1,7 +1,11 @@
-"""Small-document I/O through Hadoop's FileSystem API, so ``s3://`` and ``file://`` both work."""
+"""I/O shared by the Spark entry points: small documents and Iceberg snapshot ids.
+
+Documents go through Hadoop's FileSystem API, so ``s3://`` and ``file://`` both work.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -38,3 +42,17 @@ def write_text(spark: Any, uri: str, text: str) -> None:
         fs.delete(path, False)
     if not fs.rename(tmp, path):
         raise OSError(f"could not move {tmp} to {uri}")
+
+
+def read_document(spark: Any, uri: str, schema: str) -> dict[str, Any]:
+    """Return the JSON document at ``uri``, refusing one that is not of ``schema``."""
+    doc = json.loads(read_text(spark, uri))
+    if not isinstance(doc, dict) or doc.get("schema") != schema:
+        raise ValueError(f"{uri} is not a {schema} document")
+    return doc
+
+
+def current_snapshot_id(spark: Any, table: str) -> int | None:
+    """Return the table's current (main branch) snapshot id, or None if it has none."""
+    rows = spark.sql(f"SELECT snapshot_id FROM {table}.refs WHERE name = 'main'").collect()
+    return int(rows[0][0]) if rows else None

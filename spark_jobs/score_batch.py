@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from spark_jobs.jobio import current_snapshot_id
+
 BATCH_SCHEMA = "warpspeed.batch/v1"
 SUMMARY_SCHEMA = "warpspeed.batch_result/v1"
 
@@ -29,11 +31,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--catalog", default="warpspeed", help="Spark catalog holding the tables")
     return parser.parse_args(argv)
 
-
-def current_snapshot_id(spark: Any, table: str) -> int | None:
-    """Return the table's current (main branch) snapshot id, or None if it has none."""
-    rows = spark.sql(f"SELECT snapshot_id FROM {table}.refs WHERE name = 'main'").collect()
-    return int(rows[0][0]) if rows else None
 
 
 def shuffle_partitions_for(estimated_rows: int, cores: int) -> int:
@@ -141,14 +138,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the job; the exit code tells the submitter whether the batch failed."""
     from pyspark.sql import SparkSession
 
-    from spark_jobs.jobio import read_text, write_text
+    from spark_jobs.jobio import read_document, write_text
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
     spark = SparkSession.builder.appName("warpspeed-score").getOrCreate()
     try:
-        manifest = json.loads(read_text(spark, args.batch_manifest))
-        if manifest.get("schema") != BATCH_SCHEMA:
-            raise ValueError(f"{args.batch_manifest} is not a {BATCH_SCHEMA} document")
+        manifest = read_document(spark, args.batch_manifest, BATCH_SCHEMA)
         spark.sparkContext.setJobDescription(f"warpspeed batch {manifest['batch_id']}")
         summary = run_batch(spark, manifest, args.catalog)
         write_text(spark, manifest["summary_uri"], json.dumps(summary, indent=1, sort_keys=True))
