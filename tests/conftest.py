@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from warpspeed.catalog import CatalogConfig
@@ -14,11 +16,12 @@ from warpspeed.embedded.sqs_server import LocalSqs, moto_server, queues_on
 from warpspeed.settings import REPO_ROOT, WarpSpeedSettings
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+# py4j logs "Closing down clientserver connection" from __del__ at interpreter exit, after
+# pytest closed the log handlers, which prints a "Logging error" traceback into CI output.
+logging.getLogger("py4j").setLevel(logging.WARNING)
 
 # pyspark 3.5's testing helpers (assertDataFrameEqual) still name ``np.NaN``, which NumPy 2
 # removed; pyarrow 2x needs NumPy 2, so give the old alias back for the tests.
-import numpy as np
-
 if not hasattr(np, "NaN"):
     np.NaN = np.nan  # type: ignore[attr-defined]
 
