@@ -33,9 +33,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from warpspeed.exceptions import ManifestError, WarpSpeedError
+from warpspeed.manifests import load_document
 from warpspeed.planner import PendingRequest
 from warpspeed.request_schema import ScoringRequest
 from warpspeed.storage import Storage, join_uri
@@ -56,17 +56,6 @@ def pending_uri(storage_prefix: str, window_id: str) -> str:
 def head_uri(storage_prefix: str) -> str:
     """Return the URI of the head document."""
     return join_uri(storage_prefix, "pending", "head.json")
-
-
-def _load(text: str, schema: str, uri: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(text)
-    except ValueError as err:
-        raise ManifestError(f"{uri}: not a JSON document: {err}") from err
-    if not isinstance(doc, Mapping) or doc.get("schema") != schema:
-        found = doc.get("schema") if isinstance(doc, Mapping) else type(doc).__name__
-        raise ManifestError(f"{uri}: expected a {schema} document, found {found!r}")
-    return dict(doc)
 
 
 @dataclass(frozen=True)
@@ -115,7 +104,7 @@ class PendingDocument:
     @classmethod
     def from_json(cls, text: str, uri: str = "pending document") -> PendingDocument:
         """Parse a document written by :meth:`to_json`."""
-        doc = _load(text, PENDING_SCHEMA, uri)
+        doc = load_document(text, PENDING_SCHEMA, uri)
         try:
             entries = [
                 (
@@ -157,7 +146,7 @@ class PendingHead:
     @classmethod
     def from_json(cls, text: str, uri: str = "pending head") -> PendingHead:
         """Parse a document written by :meth:`to_json`."""
-        doc = _load(text, HEAD_SCHEMA, uri)
+        doc = load_document(text, HEAD_SCHEMA, uri)
         return cls(window_id=str(doc["window_id"]), pending_uri=str(doc["pending_uri"]))
 
 

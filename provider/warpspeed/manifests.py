@@ -144,7 +144,7 @@ class IntakeManifest:
     @classmethod
     def from_json(cls, text: str) -> IntakeManifest:
         """Parse a manifest written by :meth:`to_json`."""
-        doc = _load(text, INTAKE_SCHEMA)
+        doc = load_document(text, INTAKE_SCHEMA)
         return cls(
             window_id=doc["window_id"],
             requests=tuple(ScoringRequest.from_dict(r) for r in doc["requests"]),
@@ -200,7 +200,7 @@ class BatchManifest:
     @classmethod
     def from_json(cls, text: str) -> BatchManifest:
         """Parse a manifest written by :meth:`to_json`."""
-        doc = _load(text, BATCH_SCHEMA)
+        doc = load_document(text, BATCH_SCHEMA)
         return cls(
             batch_id=doc["batch_id"],
             window_id=doc["window_id"],
@@ -215,14 +215,16 @@ class BatchManifest:
         )
 
 
-def _load(text: str, schema: str) -> dict[str, Any]:
+def load_document(text: str, schema: str, source: str | None = None) -> dict[str, Any]:
+    """Parse a Warp Speed JSON document and check its ``schema``; errors name ``source`` if given."""
+    where = f"{source}: " if source else ""
     try:
         doc = json.loads(text)
     except ValueError as err:
-        raise ManifestError(f"not a JSON document: {err}") from err
+        raise ManifestError(f"{where}not a JSON document: {err}") from err
     if not isinstance(doc, Mapping) or doc.get("schema") != schema:
         found = doc.get("schema") if isinstance(doc, Mapping) else type(doc).__name__
-        raise ManifestError(f"expected a {schema} document, found {found!r}")
+        raise ManifestError(f"{where}expected a {schema} document, found {found!r}")
     return dict(doc)
 
 
@@ -253,5 +255,5 @@ class BatchRun:
     @classmethod
     def from_json(cls, text: str) -> BatchRun:
         """Parse a record written by :meth:`to_json`."""
-        doc = _load(text, RUN_SCHEMA)
+        doc = load_document(text, RUN_SCHEMA)
         return cls(**{k: doc[k] for k in cls.__dataclass_fields__})
