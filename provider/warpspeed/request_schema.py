@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+import re
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from functools import cache
@@ -12,7 +13,16 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 MAX_BODY_BYTES = 64 * 1024
-DEFAULT_MAX_RECEIVES = 5
+#: Receives at which the app dead-letters a message itself, with a reason. It must stay below the
+#: queue's ``maxReceiveCount`` (5 on the demo queue) so the app fires before SQS's redrive, which
+#: moves a message without any reason (checked at collect, see ``SqsIntakeHook.check_redrive``).
+DEFAULT_MAX_RECEIVES = 4
+#: Deepest nesting of arrays/objects accepted anywhere in a message (the top object is level 1).
+MAX_DEPTH = 16
+#: Largest ``params`` accepted, as compact JSON; what the app writes per request stays bounded.
+MAX_PARAMS_BYTES = 8 * 1024
+#: Longest reason kept; reasons echo producer input and go into manifests and DLQ attributes.
+MAX_REASON_CHARS = 500
 PRIORITY_RANK = {"high": 0, "normal": 1, "low": 2}
 
 
@@ -77,19 +87,74 @@ def request_schema() -> dict[str, Any]:
     return dict(json.loads(text))
 
 
+def _anchored_pattern(validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]) -> Iterator[Any]:
+    """Check ``pattern`` with ECMA-262 semantics for a final ``$``: the end of the string.
+
+    Python's ``$`` also matches before a trailing newline, so ``"acme\n"`` passed ``^...$``.
+    """
+    from jsonschema import ValidationError
+
+    if not validator.is_type(instance, "string"):
+        return
+    strict = pattern[:-1] + r"\Z" if pattern.endswith("$") and not pattern.endswith(r"\$") else pattern
+    if re.search(strict, instance) is None:
+        yield ValidationError(f"{_short(instance)} does not match {pattern!r}")
+
+
 @cache
 def _validator() -> Any:
-    from jsonschema import Draft202012Validator
+    from jsonschema import Draft202012Validator, validators
 
-    return Draft202012Validator(request_schema())
+    strict = validators.extend(Draft202012Validator, {"pattern": _anchored_pattern})
+    return strict(request_schema())
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)  # safe: called only once nesting is known to be bounded
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+
+
+def _bounded(reason: str) -> str:
+    return reason if len(reason) <= MAX_REASON_CHARS else reason[: MAX_REASON_CHARS - 3] + "..."
 
 
 def _schema_reasons(doc: Mapping[str, Any]) -> list[str]:
     reasons = []
     for err in sorted(_validator().iter_errors(doc), key=lambda e: list(e.absolute_path)):
         where = ".".join(str(p) for p in err.absolute_path) or "message"
-        reasons.append(f"{where}: {err.message}")
+        reasons.append(_bounded(f"{where}: {err.message}"))
     return reasons
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """Return how deep arrays/objects nest in ``value``, counting at most to ``limit + 1``.
+
+    Iterative, so no input can raise ``RecursionError``; stops as soon as ``limit`` is passed.
+    """
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, (dict, list)):
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _bound_reasons(doc: Mapping[str, Any]) -> list[str]:
+    """Return why ``doc`` is too deep or its ``params`` too large (what the app writes is bounded)."""
+    if nesting_depth(doc, MAX_DEPTH) > MAX_DEPTH:
+        deepest = max(((k, nesting_depth(v, MAX_DEPTH)) for k, v in doc.items()), key=lambda kv: kv[1])[0]
+        return [f"{deepest}: nests deeper than {MAX_DEPTH} levels"]
+    params = doc.get("params")
+    if isinstance(params, dict):
+        size = len(json.dumps(params, separators=(",", ":")).encode("utf-8", errors="replace"))
+        if size > MAX_PARAMS_BYTES:
+            return [f"params: {size} bytes as JSON > {MAX_PARAMS_BYTES}"]
+    return []
 
 
 def _timestamp_reason(value: Any) -> str | None:
@@ -98,10 +163,24 @@ def _timestamp_reason(value: Any) -> str | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        return f"requested_at: {value!r} is not an RFC 3339 timestamp"
+        return f"requested_at: {_short(value)} is not an RFC 3339 timestamp"
     if parsed.tzinfo is None:
-        return f"requested_at: {value!r} has no UTC offset"
+        return f"requested_at: {_short(value)} has no UTC offset"
     return None
+
+
+def _parse(body: str, max_body_bytes: int) -> tuple[dict[str, Any] | None, str]:
+    """Return the body's JSON object, or None and why it is not one."""
+    size = len(body.encode("utf-8", errors="replace"))
+    if size > max_body_bytes:
+        return None, f"body too large: {size} bytes > {max_body_bytes}"
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as err:
+        return None, _bounded(f"unparseable JSON: {err}")
+    if not isinstance(doc, dict):
+        return None, f"message: expected a JSON object, got {type(doc).__name__}"
+    return doc, ""
 
 
 def validate_message(
@@ -117,23 +196,21 @@ def validate_message(
     :param body: the raw SQS message body.
     :param allowed_models: workload name -> models that workload runs (from workloads.yaml).
     :param receive_count: SQS ``ApproximateReceiveCount`` of the message.
-    :param max_receives: receives after which a message is refused as a poison message.
+    :param max_receives: receive count at which a message is refused as a poison message.
     :param max_body_bytes: largest accepted body.
     """
     reasons: list[str] = []
-    if receive_count > max_receives:
-        reasons.append(f"too many receives: {receive_count} > {max_receives}")
-    size = len(body.encode("utf-8", errors="replace"))
-    if size > max_body_bytes:
-        return ValidationResult(None, (*reasons, f"body too large: {size} bytes > {max_body_bytes}"))
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError) as err:
-        return ValidationResult(None, (*reasons, f"unparseable JSON: {err}"))
-    if not isinstance(doc, dict):
-        return ValidationResult(None, (*reasons, f"message: expected a JSON object, got {type(doc).__name__}"))
+    if receive_count >= max_receives:
+        sign = ">" if receive_count > max_receives else ">="
+        reasons.append(f"too many receives: {receive_count} {sign} {max_receives}")
+    doc, why = _parse(body, max_body_bytes)
+    if doc is None:
+        return ValidationResult(None, (*reasons, why))
+    if bound := _bound_reasons(doc):
+        return ValidationResult(None, (*reasons, *bound))
     if "schema_version" in doc and doc["schema_version"] != SCHEMA_VERSION:
-        reasons.append(f"schema_version: {doc['schema_version']!r} is not supported (expected {SCHEMA_VERSION})")
+        reasons.append(_bounded(f"schema_version: {_short(doc['schema_version'])} is not supported "
+                                f"(expected {SCHEMA_VERSION})"))
         return ValidationResult(None, tuple(reasons))
     reasons.extend(_schema_reasons(doc))
     if (ts_reason := _timestamp_reason(doc.get("requested_at"))) is not None:
@@ -141,9 +218,9 @@ def validate_message(
     workload, model = doc.get("workload"), doc.get("model")
     if isinstance(workload, str) and workload not in allowed_models:
         known = ", ".join(sorted(allowed_models)) or "none configured"
-        reasons.append(f"workload: unknown workload {workload!r} (known: {known})")
+        reasons.append(_bounded(f"workload: unknown workload {_short(workload)} (known: {known})"))
     elif isinstance(workload, str) and isinstance(model, str) and model not in allowed_models[workload]:
-        reasons.append(f"model: workload {workload!r} does not run model {model!r}")
+        reasons.append(_bounded(f"model: workload {workload!r} does not run model {_short(model)}"))
     if reasons:
         return ValidationResult(None, tuple(reasons))
     return ValidationResult(ScoringRequest.from_dict(doc))

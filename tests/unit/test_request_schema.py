@@ -106,3 +106,56 @@ def test_fuzzed_fields_are_either_valid_or_explained(field: str, value: object) 
         assert result.request is not None and result.request.request_id == doc["request_id"]
     else:
         assert result.reasons and all(isinstance(r, str) and r for r in result.reasons)
+
+
+# -- issue 13: hostile input is refused with a reason, never raised ------------------------------
+
+def nested(depth: int) -> dict:
+    doc: dict = {}
+    for _ in range(depth):
+        doc = {"a": doc}
+    return doc
+
+
+def test_deeply_nested_params_are_refused_with_a_reason() -> None:
+    """Issue 13 item 1: 500 levels of params passed and then broke the manifest write."""
+    result = validate_message(json.dumps(valid_doc(params=nested(500))), allowed_models=MODELS)
+    assert not result.ok
+    assert any("params" in r and "deep" in r for r in result.reasons)
+
+
+def test_nesting_anywhere_is_bounded_and_never_raises() -> None:
+    deep: list = ["x"]
+    for _ in range(40):
+        deep = [deep]
+    body = json.dumps(valid_doc(tenant_id=deep))
+    result = validate_message(body, allowed_models=MODELS)
+    assert not result.ok and any("deep" in r for r in result.reasons)
+
+
+def test_large_params_are_refused_with_a_reason() -> None:
+    result = validate_message(json.dumps(valid_doc(params={"blob": "x" * 20_000})), allowed_models=MODELS)
+    assert not result.ok
+    assert any("params" in r and "bytes" in r for r in result.reasons)
+
+
+def test_reasons_are_bounded_whatever_the_input() -> None:
+    result = validate_message(json.dumps(valid_doc(tenant_id="x" * 50_000)), allowed_models=MODELS)
+    assert not result.ok and all(len(r) <= 500 for r in result.reasons)
+
+
+@pytest.mark.parametrize("field_name", ["tenant_id", "request_id", "model", "model_version", "workload"])
+def test_a_trailing_newline_fails_validation(field_name: str) -> None:
+    """Issue 13 item 7: ``$`` matched before a final newline."""
+    value = {"tenant_id": "acme", "request_id": "r1", "model": "churn_risk", "model_version": "v1",
+             "workload": "scoring"}[field_name]
+    result = validate_message(json.dumps(valid_doc(**{field_name: value + "\n"})), allowed_models=MODELS)
+    assert not result.ok
+    assert any(r.startswith(f"{field_name}:") for r in result.reasons)
+
+
+def test_the_poison_check_fires_at_the_limit() -> None:
+    """Issue 13 item 9: ``receive_count > limit`` never fired when the queue redrives at the limit."""
+    result = validate_message(json.dumps(valid_doc()), allowed_models=MODELS, receive_count=5, max_receives=5)
+    assert not result.ok and any("too many receives" in r for r in result.reasons)
+    assert validate_message(json.dumps(valid_doc()), allowed_models=MODELS, receive_count=4, max_receives=5).ok
