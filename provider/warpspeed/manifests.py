@@ -90,16 +90,48 @@ class RejectedMessage:
 
 
 @dataclass(frozen=True)
+class DuplicateMessage:
+    """A valid message that is not scored because its request id is already owned.
+
+    ``window_id`` is the window whose manifest owns the id (this window for a second copy in
+    the same window, an earlier one for a redelivered or re-sent id).
+    """
+
+    message_id: str
+    request_id: str
+    window_id: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the manifest representation."""
+        return {"message_id": self.message_id, "request_id": self.request_id, "window_id": self.window_id,
+                "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class IntakeManifest:
-    """Every valid request of a window (unique by request id) and every refused message."""
+    """Every valid request of a window (unique by request id) and every refused message.
+
+    ``duplicates`` records each message not scored because its request id was already owned;
+    ``sources`` maps a request id to the message that carried it; ``pending_receipts`` holds the
+    receipt handles a collect still has to delete (a retry deletes them first, see
+    :mod:`warpspeed.hooks.sqs_intake`); it is empty once the collect finished.
+    """
 
     window_id: str
     requests: tuple[ScoringRequest, ...] = ()
     rejected: tuple[RejectedMessage, ...] = ()
     attempts: int = 0
+    duplicates: tuple[DuplicateMessage, ...] = ()
+    sources: Mapping[str, str] = field(default_factory=dict)
+    pending_receipts: tuple[str, ...] = ()
 
     def merged(
-        self, requests: Iterable[ScoringRequest], rejected: Iterable[RejectedMessage]
+        self,
+        requests: Iterable[ScoringRequest],
+        rejected: Iterable[RejectedMessage],
+        duplicates: Iterable[DuplicateMessage] = (),
+        sources: Mapping[str, str] | None = None,
     ) -> IntakeManifest:
         """Return this manifest plus new entries; a request id already present is kept as is."""
         by_id = {r.request_id: r for r in self.requests}
@@ -108,12 +140,40 @@ class IntakeManifest:
         rejected_by_id = {r.message_id: r for r in self.rejected}
         for rej in rejected:
             rejected_by_id.setdefault(rej.message_id, rej)
-        return IntakeManifest(
-            window_id=self.window_id,
+        dup_by_id = {d.message_id: d for d in self.duplicates}
+        for dup in duplicates:
+            dup_by_id.setdefault(dup.message_id, dup)
+        return replace(
+            self,
             requests=tuple(sorted(by_id.values(), key=lambda r: r.request_id)),
             rejected=tuple(sorted(rejected_by_id.values(), key=lambda r: r.message_id)),
             attempts=self.attempts + 1,
+            duplicates=tuple(sorted(dup_by_id.values(), key=lambda d: d.message_id)),
+            sources={k: v for k, v in ({**(sources or {}), **self.sources}).items() if k in by_id},
         )
+
+    def without_requests(self, owners: Mapping[str, str]) -> IntakeManifest:
+        """Move requests whose id another window owns (``owners``: id -> window) to duplicates."""
+        moved = [r for r in self.requests if r.request_id in owners]
+        if not moved:
+            return self
+        dups = {d.message_id: d for d in self.duplicates}
+        for r in moved:
+            message_id = self.sources.get(r.request_id, f"request:{r.request_id}")
+            dups[message_id] = DuplicateMessage(
+                message_id, r.request_id, owners[r.request_id],
+                f"request id already collected by window {owners[r.request_id]}",
+            )
+        return replace(
+            self,
+            requests=tuple(r for r in self.requests if r.request_id not in owners),
+            duplicates=tuple(sorted(dups.values(), key=lambda d: d.message_id)),
+            sources={k: v for k, v in self.sources.items() if k not in owners},
+        )
+
+    def with_pending_receipts(self, receipts: Iterable[str]) -> IntakeManifest:
+        """Return this manifest with the receipt handles still to delete."""
+        return replace(self, pending_receipts=tuple(dict.fromkeys(receipts)))
 
     def with_dead_lettered(self, message_ids: Iterable[str]) -> IntakeManifest:
         """Return this manifest with these rejected messages marked as sent to the DLQ."""
@@ -136,6 +196,9 @@ class IntakeManifest:
                 "attempts": self.attempts,
                 "requests": [r.to_dict() for r in self.requests],
                 "rejected": [r.to_dict() for r in self.rejected],
+                "duplicates": [d.to_dict() for d in self.duplicates],
+                "sources": dict(self.sources),
+                "pending_receipts": list(self.pending_receipts),
             },
             indent=1,
             sort_keys=True,
@@ -154,6 +217,12 @@ class IntakeManifest:
                 for r in doc["rejected"]
             ),
             attempts=int(doc.get("attempts", 0)),
+            duplicates=tuple(
+                DuplicateMessage(d["message_id"], d["request_id"], d["window_id"], d["reason"])
+                for d in doc.get("duplicates", [])
+            ),
+            sources=dict(doc.get("sources") or {}),
+            pending_receipts=tuple(doc.get("pending_receipts", [])),
         )
 
 

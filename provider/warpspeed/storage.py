@@ -32,6 +32,9 @@ class Storage(Protocol):
     def list(self, prefix_uri: str) -> list[str]:
         """Return the URIs of documents under ``prefix_uri``, sorted."""
 
+    def delete(self, uri: str) -> None:
+        """Delete the document at ``uri``; deleting a missing one is not an error."""
+
 
 def join_uri(base: str, *parts: str) -> str:
     """Join path parts onto a URI without doubling or dropping slashes."""
@@ -74,6 +77,10 @@ class LocalStorage:
     def exists(self, uri: str) -> bool:
         """Tell whether the file exists."""
         return local_path(uri).is_file()
+
+    def delete(self, uri: str) -> None:
+        """Remove the file if it is there."""
+        local_path(uri).unlink(missing_ok=True)
 
     def list(self, prefix_uri: str) -> list[str]:
         """Return ``file://`` URIs of the files below the folder, sorted."""
@@ -124,6 +131,11 @@ class S3Storage:
         bucket, key = self._split(uri)
         resp = self.client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
         return any(obj["Key"] == key for obj in resp.get("Contents", []))
+
+    def delete(self, uri: str) -> None:
+        """Delete the object (S3 answers success for a missing key too)."""
+        bucket, key = self._split(uri)
+        self.client.delete_object(Bucket=bucket, Key=key)
 
     def list(self, prefix_uri: str) -> list[str]:
         """Return ``s3://`` URIs under the prefix, sorted."""

@@ -1,41 +1,62 @@
-"""SQS intake: drain a window's requests losslessly into an intake manifest.
+"""SQS intake: drain a window's requests into an intake manifest, exactly once per request id.
 
 The protocol, in order, so that no crash loses or doubles a request:
 
-1. Read the window's existing intake manifest, if an earlier attempt wrote one.
+0. Check the queue: the app's poison limit must be below its redrive ``maxReceiveCount`` (so
+   every dead-lettered message carries reasons); read its retention for the id record.
+1. Read the window's existing intake manifest, if an earlier attempt wrote one, and the
+   collected-id records of other windows (:mod:`warpspeed.collected_ids`).
 2. Receive with long polling from a few parallel receivers, holding each message invisible
-   for a timeout that covers the work (extended if collection runs long); validate each.
-3. Write the merged manifest (earlier attempt + this one, unique by request id) atomically.
-4. Send invalid messages to the dead-letter queue with their reasons as message attributes,
-   then mark them in the manifest as dead-lettered (a retry does not send them again).
-5. Only now delete, in batches of ten, retrying partial failures.
+   for a timeout that covers the work (a heartbeat extends it; if it cannot, the collect fails
+   before deleting anything); validate each. A message that cannot be processed for any reason
+   is refused with that reason; it never stops its neighbours.
+3. Sort (:func:`warpspeed.intake_rules.sort_held`): new requests, duplicates (same id twice
+   in the window, or an id another window owns) with their reasons, refused messages.
+4. Write the merged manifest atomically, with the receipt handles still to delete (this
+   attempt's and any an earlier attempt left).
+5. Record the window's request ids (unsealed) in the collected-id record.
+6. Send refused messages to the dead-letter queue with their reasons (batches within the SQS
+   count and size limits), then mark them in the manifest as dead-lettered.
+7. Only now delete: the earlier attempt's receipts (tolerantly: they may be stale), then every
+   held message, duplicates included, in batches of ten, retrying partial failures.
+8. Clear the pending receipts in the manifest and seal the window's id record; prune old records.
 
-A crash before step 3 leaves every message in the queue (it reappears after the visibility
-timeout). A crash after it leaves messages that the next attempt receives again and merges
-away by request id. Invalid messages are deleted only after the DLQ accepted them and the
-manifest recorded that; only a crash between the DLQ send and that record can send one twice
-to the DLQ, and none can lose it.
+A crash before step 4 leaves every message in the queue (it reappears after the visibility
+timeout). After it, the retry finds the receipts in the manifest and deletes them, although the
+messages are still invisible; whatever it cannot delete reappears later and is a duplicate of
+this window (step 3) once the window is sealed, or merges by request id into its own retry.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
-from warpspeed.exceptions import WarpSpeedError
-from warpspeed.manifests import IntakeManifest, RejectedMessage
-from warpspeed.request_schema import DEFAULT_MAX_RECEIVES, ScoringRequest, validate_message
+from warpspeed.collected_ids import DEFAULT_RETENTION, CollectedIds, owned_elsewhere
+from warpspeed.exceptions import WarpSpeedConfigError, WarpSpeedError
+from warpspeed.intake_rules import (
+    REASONS_ATTRIBUTE,
+    SQS_BATCH,
+    HeldMessage,
+    dead_letter_batches,
+    manifest_safe,
+    rejected_records,
+    sort_held,
+)
+from warpspeed.manifests import IntakeManifest
+from warpspeed.request_schema import DEFAULT_MAX_RECEIVES, validate_message
 from warpspeed.storage import Storage
 
-SQS_BATCH = 10
-REASONS_ATTRIBUTE = "warpspeed_reasons"
+__all__ = ["REASONS_ATTRIBUTE", "IntakeOptions", "IntakeReport", "SqsIntakeHook"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +68,8 @@ class IntakeOptions:
     :param wait_seconds: long-poll wait of each receive (0-20).
     :param empty_receives: consecutive empty receives per receiver that end the drain.
     :param visibility_timeout: seconds a received message stays hidden; extended at half-time.
-    :param max_receives: receives after which a message is a poison message (to the DLQ).
+    :param max_receives: receive count at which a message is a poison message (to the DLQ with
+        that reason); must be below the queue's redrive ``maxReceiveCount``.
     :param drain_rounds: receive rounds at most while the queue still reports visible messages.
     """
 
@@ -77,6 +99,8 @@ class IntakeReport:
     valid: int = 0
     invalid: int = 0
     already_in_manifest: int = 0
+    duplicates: int = 0
+    adopted: int = 0
     dead_lettered: int = 0
     deleted: int = 0
     requests_in_manifest: int = 0
@@ -89,19 +113,8 @@ class IntakeReport:
 
 
 @dataclass
-class _Held:
-    """A received message this attempt still holds (not yet deleted)."""
-
-    message_id: str
-    receipt_handle: str
-    body: str
-    request: ScoringRequest | None = None
-    reasons: tuple[str, ...] = ()
-
-
-@dataclass
 class _Drain:
-    held: dict[str, _Held] = field(default_factory=dict)
+    held: dict[str, HeldMessage] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     received: int = 0
 
@@ -142,50 +155,69 @@ class SqsIntakeHook(AwsBaseHook):
         )
         return list(resp.get("Messages", []))
 
-    def delete(self, queue_url: str, held: Sequence[_Held], attempts: int = 4) -> int:
-        """Delete messages in batches of ten, retrying entries that failed; return the count."""
+    def queue_limits(self, queue_url: str, options: IntakeOptions) -> timedelta:
+        """Check the queue's redrive against the app's poison limit; return its retention.
+
+        SQS moves a message to the DLQ, without any reason, once it was received more than
+        ``maxReceiveCount`` times. The app must dead-letter it itself, with reasons, first.
+        """
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["RedrivePolicy", "MessageRetentionPeriod"]
+        )["Attributes"]
+        if "RedrivePolicy" in attrs:
+            limit = int(json.loads(attrs["RedrivePolicy"])["maxReceiveCount"])
+            if options.max_receives >= limit:
+                raise WarpSpeedConfigError(
+                    f"queue {queue_url}: the app's poison limit max_receives={options.max_receives} must be "
+                    f"below the redrive policy's maxReceiveCount={limit}, or SQS dead-letters messages "
+                    f"without reasons; lower IntakeOptions.max_receives or raise maxReceiveCount"
+                )
+        seconds = attrs.get("MessageRetentionPeriod")
+        return timedelta(seconds=int(seconds)) if seconds else DEFAULT_RETENTION
+
+    def delete(self, queue_url: str, receipts: Sequence[str], attempts: int = 4, *, strict: bool = True) -> int:
+        """Delete messages in batches of ten, retrying entries that failed; return the count.
+
+        :param strict: raise when entries still fail; otherwise log them (receipts an earlier
+            attempt left may be stale: the message then reappears and is a duplicate).
+        """
         deleted = 0
-        for chunk in _chunks(held, SQS_BATCH):
+        for chunk in _chunks(receipts, SQS_BATCH):
             pending = {str(i): h for i, h in enumerate(chunk)}
             for attempt in range(attempts):
                 resp = self.sqs.delete_message_batch(
-                    QueueUrl=queue_url,
-                    Entries=[{"Id": i, "ReceiptHandle": h.receipt_handle} for i, h in pending.items()],
+                    QueueUrl=queue_url, Entries=[{"Id": i, "ReceiptHandle": h} for i, h in pending.items()]
                 )
                 for ok in resp.get("Successful", []):
                     pending.pop(ok["Id"], None)
                     deleted += 1
-                if not pending:
+                failed = resp.get("Failed", [])
+                if not pending or (not strict and all(f.get("SenderFault") for f in failed)):
                     break
                 self.log.warning(
-                    "%d of %d deletes failed (attempt %d): %s",
-                    len(pending), len(chunk), attempt + 1,
-                    "; ".join(f"{f.get('Code')}: {f.get('Message')}" for f in resp.get("Failed", [])),
+                    "%d of %d deletes failed (attempt %d): %s", len(pending), len(chunk), attempt + 1,
+                    "; ".join(f"{f.get('Code')}: {f.get('Message')}" for f in failed),
                 )
                 time.sleep(min(2**attempt * 0.2, 2.0))
-            if pending:
+            if pending and strict:
                 raise WarpSpeedError(
-                    f"could not delete {len(pending)} messages after {attempts} attempts; they are "
-                    "in the intake manifest, so a retry of this task merges them without duplicates"
+                    f"could not delete {len(pending)} messages after {attempts} attempts; their receipts "
+                    "are in the intake manifest, so a retry of this task deletes them first"
                 )
+            if pending:
+                self.log.warning("%d receipts of an earlier attempt could not be deleted (stale); those "
+                                 "messages reappear and are recorded as duplicates", len(pending))
         return deleted
 
-    def send_to_dead_letter(self, dlq_url: str, held: Sequence[_Held], window_id: str) -> int:
-        """Send invalid messages to the DLQ with their reasons; return how many were sent."""
+    def send_to_dead_letter(self, dlq_url: str, held: Sequence[HeldMessage], window_id: str) -> int:
+        """Send refused messages to the DLQ with their reasons; return how many were sent.
+
+        Batches respect both SQS limits (10 entries, 256 KiB in total); a body too large to fit
+        with its attributes is truncated and says so in ``warpspeed_body_truncated``.
+        """
         sent = 0
-        for chunk in _chunks(held, SQS_BATCH):
-            entries = {
-                str(i): {
-                    "Id": str(i),
-                    "MessageBody": h.body if h.body else "<empty body>",
-                    "MessageAttributes": {
-                        REASONS_ATTRIBUTE: {"DataType": "String", "StringValue": " | ".join(h.reasons)[:4000]},
-                        "warpspeed_source_message_id": {"DataType": "String", "StringValue": h.message_id},
-                        "warpspeed_window_id": {"DataType": "String", "StringValue": window_id},
-                    },
-                }
-                for i, h in enumerate(chunk)
-            }
+        for batch in dead_letter_batches(held, window_id):
+            entries = {e["Id"]: e for e in batch}
             for attempt in range(4):
                 resp = self.sqs.send_message_batch(QueueUrl=dlq_url, Entries=list(entries.values()))
                 for ok in resp.get("Successful", []):
@@ -198,7 +230,7 @@ class SqsIntakeHook(AwsBaseHook):
                 raise WarpSpeedError(f"the dead-letter queue refused {len(entries)} messages; nothing deleted")
         return sent
 
-    def extend_visibility(self, queue_url: str, held: Iterable[_Held], seconds: int) -> None:
+    def extend_visibility(self, queue_url: str, held: Iterable[HeldMessage], seconds: int) -> None:
         """Keep held messages hidden for ``seconds`` more (already deleted ones just fail)."""
         for chunk in _chunks(list(held), SQS_BATCH):
             self.sqs.change_message_visibility_batch(
@@ -221,85 +253,120 @@ class SqsIntakeHook(AwsBaseHook):
         allowed_models: Mapping[str, Iterable[str]],
         options: IntakeOptions | None = None,
         fault: Callable[[str], None] | None = None,
+        storage_prefix: str | None = None,
     ) -> IntakeReport:
         """Drain the queue into the window's intake manifest; see the module doc for the order.
 
+        :param storage_prefix: where the collected-id records live (cross-window exactly once);
+            None keeps the dedupe within this window's manifest only.
         :param fault: test hook called with a step name (``received``, ``manifest_written``,
-            ``dead_lettered``, ``dead_letters_recorded``, ``deleting``) so crash tests can stop
-            the protocol anywhere.
+            ``ids_recorded``, ``dead_lettered``, ``dead_letters_recorded``, ``deleting``,
+            ``deleted``) so crash tests can stop the protocol anywhere.
         """
         options = options or IntakeOptions()
         checkpoint = fault or (lambda _step: None)
         models = {w: frozenset(m) for w, m in allowed_models.items()}
         started = time.monotonic()
         report = IntakeReport(manifest_uri=manifest_uri)
+        retention = self.queue_limits(queue_url, options)
+        collected = CollectedIds(storage, storage_prefix, retention) if storage_prefix else None
+        records = collected.records() if collected else []
+        owners = collected.owners(window_id, records) if collected else {}
 
         earlier = (
             IntakeManifest.from_json(storage.read_text(manifest_uri))
             if storage.exists(manifest_uri)
             else IntakeManifest(window_id=window_id)
         )
+        # a rerun of a window whose collect never finished: ids a later window took stay there
+        earlier = earlier.without_requests(owned_elsewhere((r.request_id for r in earlier.requests), owners))
         drain = _Drain()
-        with self._kept_hidden(queue_url, drain, options):
+        with self._kept_hidden(queue_url, drain, options) as beat:
             self._drain(queue_url, options, models, started, drain)
             checkpoint("received")
+            beat.check()
             held = list(drain.held.values())
-            valid = [h for h in held if h.request is not None]
-            invalid = [h for h in held if h.request is None]
-            known_ids = {r.request_id for r in earlier.requests}
+            sorted_ = sort_held(held, earlier, owners)
             report.received = drain.received
-            report.valid = len(valid)
-            report.invalid = len(invalid)
-            report.already_in_manifest = sum(1 for h in valid if h.request and h.request.request_id in known_ids)
+            report.valid = sum(1 for h in held if h.request is not None)
+            report.invalid = len(sorted_.rejected)
+            report.already_in_manifest = sorted_.already_in_manifest
+            report.duplicates = len(sorted_.duplicates)
+            report.adopted = len(sorted_.adopted)
+            for rid, other in sorted_.adopted.items():
+                self.log.warning("request %s adopted from window %s, whose collect never finished", rid, other)
 
             manifest = earlier.merged(
-                (h.request for h in valid if h.request is not None),
-                (RejectedMessage(h.message_id, h.reasons, h.body[:200]) for h in invalid),
-            )
+                sorted_.requests, rejected_records(sorted_.rejected), sorted_.duplicates, sorted_.sources
+            ).with_pending_receipts([*earlier.pending_receipts, *(h.receipt_handle for h in held)])
             storage.write_text(manifest_uri, manifest.to_json())
             report.requests_in_manifest = len(manifest.requests)
             checkpoint("manifest_written")
+            request_ids = [r.request_id for r in manifest.requests]
+            if collected:
+                collected.record(window_id, request_ids, sealed=False)
+            checkpoint("ids_recorded")
 
             already_sent = manifest.dead_lettered_ids()
-            to_send = [h for h in invalid if h.message_id not in already_sent]
+            to_send = [h for h in sorted_.rejected if h.message_id not in already_sent]
             if to_send:
                 report.dead_lettered = self.send_to_dead_letter(dlq_url, to_send, window_id)
                 checkpoint("dead_lettered")
                 manifest = manifest.with_dead_lettered(h.message_id for h in to_send)
                 storage.write_text(manifest_uri, manifest.to_json())
             checkpoint("dead_letters_recorded")
-            half = len(held) // 2
-            report.deleted = self.delete(queue_url, held[:half])
+            beat.check()
+            if earlier.pending_receipts:
+                report.deleted = self.delete(queue_url, earlier.pending_receipts, strict=False)
+            receipts = [h.receipt_handle for h in held]
+            half = len(receipts) // 2
+            report.deleted += self.delete(queue_url, receipts[:half])
             checkpoint("deleting")
-            report.deleted += self.delete(queue_url, held[half:])
+            report.deleted += self.delete(queue_url, receipts[half:])
+        checkpoint("deleted")
+        storage.write_text(manifest_uri, manifest.with_pending_receipts(()).to_json())
+        if collected:
+            collected.record(window_id, request_ids, sealed=True)
+            pruned = collected.prune(records)
+            if pruned:
+                self.log.info("pruned %d collected-id records older than %s", len(pruned), collected.retention)
         report.seconds = time.monotonic() - started
         self.log.info(
-            "Window %s: received %d, valid %d (%d already in manifest), invalid %d -> DLQ %d, deleted %d, "
-            "%d requests in manifest, %.1f msg/s",
-            window_id, report.received, report.valid, report.already_in_manifest, report.invalid,
-            report.dead_lettered, report.deleted, report.requests_in_manifest, report.rate,
+            "Window %s: received %d, valid %d (%d already in manifest, %d duplicates), invalid %d -> DLQ %d, "
+            "deleted %d, %d requests in manifest, %.1f msg/s",
+            window_id, report.received, report.valid, report.already_in_manifest, report.duplicates,
+            report.invalid, report.dead_lettered, report.deleted, report.requests_in_manifest, report.rate,
         )
         return report
 
     @contextmanager
-    def _kept_hidden(self, queue_url: str, drain: _Drain, options: IntakeOptions) -> Iterator[None]:
-        """Extend the visibility of every held message at half-time until the block ends."""
-        stop = threading.Event()
+    def _kept_hidden(self, queue_url: str, drain: _Drain, options: IntakeOptions) -> Iterator[_Heartbeat]:
+        """Extend the visibility of every held message at half-time until the block ends.
+
+        A failing extension is logged and stops the heartbeat; the collect then fails at its
+        next check, before it deletes anything, rather than delete with stale receipts.
+        """
+        beat = _Heartbeat()
 
         def heartbeat() -> None:
-            while not stop.wait(options.visibility_timeout / 2):
+            while not beat.stop.wait(options.visibility_timeout / 2):
                 with drain.lock:
                     held = list(drain.held.values())
-                self.extend_visibility(queue_url, held, options.visibility_timeout)
+                try:
+                    self.extend_visibility(queue_url, held, options.visibility_timeout)
+                except Exception as err:
+                    self.log.exception("could not keep %d held messages hidden; this collect will fail", len(held))
+                    beat.error = err
+                    return
                 self.log.info("kept %d held messages hidden for another %d s", len(held),
                               options.visibility_timeout)
 
         thread = threading.Thread(target=heartbeat, name="sqs-visibility", daemon=True)
         thread.start()
         try:
-            yield
+            yield beat
         finally:
-            stop.set()
+            beat.stop.set()
             thread.join()
 
     def _drain(
@@ -348,23 +415,46 @@ class SqsIntakeHook(AwsBaseHook):
                 break
 
     @staticmethod
-    def _check(message: Mapping[str, Any], models: Mapping[str, frozenset[str]], options: IntakeOptions) -> _Held:
-        attributes = message.get("Attributes", {})
-        result = validate_message(
-            message.get("Body", ""),
-            allowed_models=models,
-            receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
-            max_receives=options.max_receives,
-        )
-        return _Held(
-            message_id=message["MessageId"],
-            receipt_handle=message["ReceiptHandle"],
-            body=message.get("Body", ""),
-            request=result.request,
-            reasons=result.reasons,
-        )
+    def _check(
+        message: Mapping[str, Any], models: Mapping[str, frozenset[str]], options: IntakeOptions
+    ) -> HeldMessage:
+        """Validate one message; whatever goes wrong becomes a reason, never an exception."""
+        body = str(message.get("Body", ""))
+        held = HeldMessage(message_id=message["MessageId"], receipt_handle=message["ReceiptHandle"], body=body)
+        try:
+            attributes = message.get("Attributes", {})
+            result = validate_message(
+                body, allowed_models=models,
+                receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
+                max_receives=options.max_receives,
+            )
+            why = manifest_safe(result.request) if result.request is not None else None
+        except Exception as err:  # a poison message must never stop its neighbours
+            held.reasons = (f"could not be validated: {type(err).__name__}: {str(err)[:200]}",)
+            return held
+        if why is not None:
+            held.reasons = (why,)
+        else:
+            held.request, held.reasons = result.request, result.reasons
+        return held
 
 
-def _chunks(items: Sequence[_Held], size: int) -> Iterable[Sequence[_Held]]:
+class _Heartbeat:
+    """The visibility heartbeat's stop flag and the error that stopped it, if any."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+
+    def check(self) -> None:
+        """Raise if the heartbeat could not keep the held messages hidden."""
+        if self.error is not None:
+            raise WarpSpeedError(
+                f"could not extend the visibility of held messages ({self.error!r}); nothing was "
+                "deleted after that, a retry collects them again"
+            ) from self.error
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]

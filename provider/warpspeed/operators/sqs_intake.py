@@ -13,11 +13,13 @@ from warpspeed.workloads import WorkloadCatalog
 
 
 class CollectRequestsOperator(WarpSpeedOperator):
-    """Drain the queue losslessly and return the intake manifest's URI.
+    """Drain the queue exactly once per request id and return the intake manifest's URI.
 
-    Valid requests are written to the manifest before any message is deleted; invalid ones go
-    to the dead-letter queue with their reasons. A retry merges with what the earlier attempt
-    wrote, unique by request id.
+    Valid requests are written to the manifest, and their ids to the collected-id record under
+    the storage prefix, before any message is deleted; invalid ones go to the dead-letter queue
+    with their reasons; an id another window already collected is deleted and recorded as a
+    duplicate. A retry deletes what the earlier attempt held and merges with what it wrote.
+    See docs/intake.md for the guarantees.
 
     :param workloads_file: workloads YAML (known workloads and their models).
     :param queue_url: request queue; None means ``[warpspeed] queue_url``.
@@ -66,5 +68,6 @@ class CollectRequestsOperator(WarpSpeedOperator):
             storage=self.storage,
             allowed_models=WorkloadCatalog.load(self.workloads_file).allowed_models,
             options=IntakeOptions(max_messages=self.max_messages, receivers=self.receivers),
+            storage_prefix=self.settings.storage_prefix,
         )
         return report.manifest_uri
