@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,8 @@ def test_a_retry_of_the_same_window_re_records_its_own_ids_without_duplicates(
     collect(hook_for(sqs, monkeypatch), sqs, tmp_path)
     m = manifest(tmp_path)
     assert len(ids(m)) == 30 and m.duplicates == () and queue_total(sqs) == 0
-    record = CollectedRecord.from_json(LocalStorage().read_text(CollectedIds(LocalStorage(), tmp_path.as_uri()).uri(W1)))
+    store = CollectedIds(LocalStorage(), tmp_path.as_uri())
+    record = CollectedRecord.from_json(LocalStorage().read_text(store.uri(W1)))
     assert record.sealed and record.request_ids == frozenset(ids(m))
 
 
@@ -162,8 +164,6 @@ def test_records_older_than_the_queue_retention_are_pruned(
     sqs: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = CollectedIds(LocalStorage(), tmp_path.as_uri())
-    from datetime import UTC, datetime, timedelta
-
     store.record("20200101T0000Z", ["req-00001"], sealed=True, now=datetime.now(UTC) - timedelta(days=30))
     store.record("20261120T2000Z", ["req-00002"], sealed=True)
     send_bodies(sqs.client(), sqs.queue_url, [body(1), body(2)])
