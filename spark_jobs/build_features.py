@@ -125,8 +125,12 @@ def merge_group(
     """Merge the rows of ``computed`` that changed into the features table; return what it did."""
     from pyspark.sql import functions as F
 
-    from spark_jobs.feature_transforms import KEYS, changed_rows, merge_statement
+    from spark_jobs.feature_transforms import KEYS, changed_rows, merge_statement, split_unsafe_tenants
 
+    computed, unsafe = split_unsafe_tenants(computed)
+    refused = sorted(r[0] for r in unsafe.select("tenant_id").distinct().limit(100).collect())
+    if refused:
+        print(f"refusing {len(refused)} unsafe tenant ids from raw data in {group}: {refused!r}")
     current = spark.table(target).join(computed.select(*KEYS), list(KEYS), "left_semi")
     changes = (
         changed_rows(computed, current, columns)
@@ -135,7 +139,8 @@ def merge_group(
     )
     rows = changes.count()
     tenants = sorted(r[0] for r in changes.select("tenant_id").distinct().collect())
-    result: dict[str, Any] = {"group": group, "rows": rows, "tenants": tenants, "snapshot": None}
+    result: dict[str, Any] = {"group": group, "rows": rows, "tenants": tenants, "snapshot": None,
+                              "refused_tenants": refused}
     if rows:
         view = f"warpspeed_feature_changes_{group}"
         changes.createOrReplaceTempView(view)

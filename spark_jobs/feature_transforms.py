@@ -24,6 +24,7 @@ No function here does I/O; they are tested on a local session.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
@@ -181,16 +182,49 @@ def changed_rows(computed: DataFrame, current: DataFrame, columns: Sequence[str]
     )
 
 
+#: Tenant ids the MERGE accepts: those of the request schema (lower-case, digits, ``_``, ``-``).
+SAFE_TENANT_ID = r"[a-z0-9][a-z0-9_-]{0,62}"
+#: The same rule in Java regex syntax for ``rlike`` (``\z``: the very end, not before a newline).
+_SAFE_TENANT_RLIKE = rf"^{SAFE_TENANT_ID}\z"
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def split_unsafe_tenants(frame: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """Split ``frame`` into rows whose ``tenant_id`` is safe and the rest (to report, not merge).
+
+    Raw data is not validated at the source: a hostile or broken tenant id must neither reach
+    SQL text nor fail the refresh of every other tenant.
+    """
+    from pyspark.sql import functions as F
+
+    safe = F.coalesce(F.col("tenant_id").rlike(_SAFE_TENANT_RLIKE), F.lit(False))
+    return frame.where(safe), frame.where(~safe)
+
+
 def merge_statement(target: str, source_view: str, columns: Sequence[str], all_columns: Sequence[str],
                     tenants: Sequence[str]) -> str:
     """Return the ``MERGE INTO`` that upserts ``columns`` (plus ``updated_at``) on (tenant, account).
 
     Columns of ``all_columns`` that the source does not own are left as they are on update and
     inserted as NULL. The tenant list in the ON clause lets Iceberg prune untouched partitions.
+
+    Nothing is escaped: every name and tenant id is validated strictly (identifiers, and
+    :data:`SAFE_TENANT_ID` for tenants, matched in full), so no value can change the statement
+    Spark parses. Filter rows with :func:`split_unsafe_tenants` first.
+
+    :raises ValueError: naming the first value that is not safe.
     """
-    for name in (*columns, *tenants):
-        if "'" in name or "`" in name:
-            raise ValueError(f"unexpected quote in {name!r}")
+    for name in (target, source_view):
+        if not _TABLE_NAME.fullmatch(name):
+            raise ValueError(f"unsafe table identifier {name!r}: expected dotted [A-Za-z0-9_] names")
+    for name in (*columns, *all_columns):
+        if not _IDENTIFIER.fullmatch(name):
+            raise ValueError(f"unsafe column identifier {name!r}: expected [A-Za-z_][A-Za-z0-9_]*")
+    for tenant in tenants:
+        if not re.fullmatch(SAFE_TENANT_ID, tenant):
+            raise ValueError(f"unsafe tenant id {tenant!r}: expected {SAFE_TENANT_ID} in full "
+                             "(no quote, backslash, space or newline)")
     owned = [*columns, "updated_at"]
     updates = ", ".join(f"t.{c} = s.{c}" for c in owned)
     values = ", ".join(f"s.{c}" if c in (*KEYS, *owned) else "NULL" for c in all_columns)

@@ -16,6 +16,7 @@ from spark_jobs.feature_transforms import (
     intent_daily,
     latest_firmographics,
     merge_statement,
+    split_unsafe_tenants,
     window_exit_days,
 )
 
@@ -138,3 +139,44 @@ def test_merge_statement_updates_owned_columns_and_prunes_tenants() -> None:
     assert "VALUES (s.tenant_id, s.account_id, NULL, s.employee_count, s.updated_at)" in sql
     with pytest.raises(ValueError, match="quote"):
         merge_statement("t", "s", ["x"], ["x"], ["t1' OR '1'='1"])
+
+
+# -- issue 13 item 3: ids from raw data never change the MERGE Spark parses ------------------------
+
+HOSTILE_TENANTS = ["(\\", ") OR 1=1 WHEN MATCHED THEN DELETE --", "acme\n", "a\\'b", "t1`", "ACME", ""]
+
+
+def _merge_actions(spark, sql: str) -> str:  # type: ignore[no-untyped-def]
+    """Return the logical plan Spark's own parser builds from ``sql`` (no table needed)."""
+    return str(spark._jsparkSession.sessionState().sqlParser().parsePlan(sql).toString())
+
+
+def test_the_issue_ids_make_spark_parse_only_update_and_insert(spark) -> None:  # type: ignore[no-untyped-def]
+    for tenants in (["(\\", ") OR 1=1 WHEN MATCHED THEN DELETE --"], *([t] for t in HOSTILE_TENANTS)):
+        with pytest.raises(ValueError, match="tenant id"):
+            merge_statement("cat.features.account_features", "src", ["employee_count"],
+                            ["tenant_id", "account_id", "employee_count", "updated_at"], tenants)
+    plan = _merge_actions(spark, merge_statement(
+        "cat.features.account_features", "src", ["employee_count"],
+        ["tenant_id", "account_id", "employee_count", "updated_at"], ["t1", "acme-01", "a_b"]))
+    plan = plan.lower()  # e.g. "... [updateaction(...)], [insertaction(...)]"; the old code gave "[deleteaction(none)]"
+    assert "updateaction" in plan and "insertaction" in plan and "deleteaction" not in plan
+    assert "in (t1,acme-01,a_b))" in plan
+
+
+@pytest.mark.parametrize("args", [
+    ("t; DROP TABLE x", "s", ["c"], ["c"]), ("t", "s s2", ["c"], ["c"]),
+    ("t", "s", ["c = 1, x"], ["c"]), ("t", "s", ["c"], ["c) --"]),
+])
+def test_identifiers_are_validated_too(args: tuple) -> None:
+    with pytest.raises(ValueError, match="identifier"):
+        merge_statement(*args, ["t1"])
+
+
+def test_rows_of_unsafe_tenants_are_split_off_before_the_merge(spark) -> None:  # type: ignore[no-untyped-def]
+    rows = [("acme", "a1"), ("(\\", "a2"), (") OR 1=1 WHEN MATCHED THEN DELETE --", "a3"), ("acme\n", "a4"),
+            ("t-2", "a5")]
+    frame = spark.createDataFrame(rows, "tenant_id string, account_id string")
+    safe, unsafe = split_unsafe_tenants(frame)
+    assert sorted(r.account_id for r in safe.collect()) == ["a1", "a5"]
+    assert sorted(r.account_id for r in unsafe.collect()) == ["a2", "a3", "a4"]
