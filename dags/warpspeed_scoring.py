@@ -12,7 +12,9 @@ are scored together:
 4. **ensure_clusters** - one cluster per workload with work (reused when healthy).
 5. **score_batches** - one mapped task per workload; each batch is one Spark run that
    overwrites exactly its (tenant, model) slices of `scores.account_scores`.
-6. **publish** - one row per batch in `warpspeed.batch_runs`; emits the scores asset event.
+6. **publish** - one row per batch in `warpspeed.batch_runs`; emits the scores asset event. It
+   runs whatever happened upstream (`all_done`): one workload's failure never hides the others'
+   finished batches, and publish then fails so the run ends failed.
 
 Settings (queue URLs, storage prefix, catalog, compute backend) come from the `[warpspeed]`
 config section; workloads and their planning limits from `config/workloads.yaml`.
@@ -57,6 +59,6 @@ with DAG(
         plan.output
     )
     publish = PublishBatchesOperator(
-        task_id="publish", run_uris=score.output, outlets=[SCORES_ASSET], trigger_rule="none_failed"
+        task_id="publish", run_uris=score.output, outlets=[SCORES_ASSET], trigger_rule="all_done"
     )
     window >> collect
