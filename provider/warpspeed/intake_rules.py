@@ -9,13 +9,15 @@ No I/O here; :mod:`warpspeed.hooks.sqs_intake` runs the protocol around these fu
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from warpspeed.collected_ids import Owner
+from warpspeed.exceptions import WarpSpeedError
 from warpspeed.manifests import DuplicateMessage, IntakeManifest, RejectedMessage
-from warpspeed.request_schema import ScoringRequest
+from warpspeed.request_schema import ScoringRequest, validate_message
 
 SQS_BATCH = 10
 #: SQS limit of one message and of one SendMessageBatch call: body plus attributes.
@@ -24,6 +26,7 @@ SQS_MAX_PAYLOAD = 256 * 1024
 _TRUNCATION_ROOM = 200
 REASONS_ATTRIBUTE = "warpspeed_reasons"
 TRUNCATED_ATTRIBUTE = "warpspeed_body_truncated"
+REPLACED_ATTRIBUTE = "warpspeed_body_replaced"
 MAX_REASONS_CHARS = 4000
 BODY_EXCERPT_CHARS = 200
 
@@ -94,6 +97,27 @@ def sort_held(
     return out
 
 
+def check_message(message: Mapping[str, Any], models: Mapping[str, frozenset[str]], max_receives: int) -> HeldMessage:
+    """Validate one received message; whatever goes wrong becomes a reason, never an exception."""
+    body = str(message.get("Body", ""))
+    held = HeldMessage(message_id=message["MessageId"], receipt_handle=message["ReceiptHandle"], body=body)
+    try:
+        attributes = message.get("Attributes", {})
+        result = validate_message(
+            body, allowed_models=models, receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
+            max_receives=max_receives,
+        )
+        why = manifest_safe(result.request) if result.request is not None else None
+    except Exception as err:  # a poison message must never stop its neighbours
+        held.reasons = (f"could not be validated: {type(err).__name__}: {str(err)[:200]}",)
+        return held
+    if why is not None:
+        held.reasons = (why,)
+    else:
+        held.request, held.reasons = result.request, result.reasons
+    return held
+
+
 def rejected_records(rejected: Iterable[HeldMessage]) -> list[RejectedMessage]:
     """Return the manifest records of refused messages (bounded body excerpts)."""
     return [RejectedMessage(h.message_id, h.reasons, h.body[:BODY_EXCERPT_CHARS]) for h in rejected]
@@ -134,6 +158,19 @@ def dead_letter_entry(h: HeldMessage, entry_id: str, window_id: str) -> dict[str
     return entry
 
 
+def replaced_body(entry: Mapping[str, Any], failure: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``entry`` with its body replaced by an ASCII JSON reference the DLQ will accept."""
+    if REPLACED_ATTRIBUTE in entry.get("MessageAttributes", {}):
+        return dict(entry)  # already replaced once: keep retrying as is
+    body = str(entry["MessageBody"])
+    reference = json.dumps({"warpspeed_body_replaced": True, "bytes": len(body.encode("utf-8")),
+                            "excerpt": body[:BODY_EXCERPT_CHARS]}, ensure_ascii=True)
+    why = f"{failure.get('Code')}: {failure.get('Message')}"[:MAX_REASONS_CHARS]
+    attributes = dict(entry.get("MessageAttributes", {}))
+    attributes[REPLACED_ATTRIBUTE] = {"DataType": "String", "StringValue": why.encode("ascii", "replace").decode()}
+    return {**entry, "MessageBody": reference, "MessageAttributes": attributes}
+
+
 def dead_letter_batches(held: Sequence[HeldMessage], window_id: str) -> list[list[dict[str, Any]]]:
     """Pack DLQ entries into batches of at most 10 entries and 256 KiB in total."""
     batches: list[list[dict[str, Any]]] = []
@@ -160,3 +197,19 @@ def manifest_safe(request: ScoringRequest) -> str | None:
     except (TypeError, ValueError, RecursionError) as err:
         return f"cannot be written to the intake manifest: {type(err).__name__}: {str(err)[:200]}"
     return None
+
+
+class Heartbeat:
+    """The visibility heartbeat's stop flag and the error that stopped it, if any."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+
+    def check(self) -> None:
+        """Raise if the heartbeat could not keep the held messages hidden."""
+        if self.error is not None:
+            raise WarpSpeedError(
+                f"could not extend the visibility of held messages ({self.error!r}); nothing was "
+                "deleted after that, a retry collects them again"
+            ) from self.error

@@ -239,3 +239,27 @@ def test_a_message_at_the_app_limit_is_dead_lettered_with_its_reason(
     assert ids(manifest(tmp_path)) == []
     (dead,) = drain_dlq(sqs)
     assert "too many receives: 4 >= 4" in dead["MessageAttributes"][REASONS_ATTRIBUTE]["StringValue"]
+
+
+def test_a_body_the_dlq_refuses_is_sent_as_a_reference_and_blocks_nobody(
+    sqs: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook = hook_for(sqs, monkeypatch)
+    send_bodies(sqs.client(), sqs.queue_url, ["refuse-me: not JSON", "plain garbage", body(1)])
+    real = hook.conn.send_message_batch
+
+    def picky(**kwargs: Any) -> Any:  # the DLQ refuses one entry's content, as SQS does per entry
+        refused = [e for e in kwargs["Entries"] if e["MessageBody"].startswith("refuse-me")]
+        rest = [e for e in kwargs["Entries"] if e not in refused]
+        resp = real(**{**kwargs, "Entries": rest}) if rest else {"Successful": []}
+        resp.setdefault("Failed", []).extend(
+            {"Id": e["Id"], "SenderFault": True, "Code": "InvalidMessageContents", "Message": "no"} for e in refused)
+        return resp
+
+    monkeypatch.setattr(hook.conn, "send_message_batch", picky)
+    report = collect(hook, sqs, tmp_path)
+    assert report.dead_lettered == 2 and queue_total(sqs) == 0 and ids(manifest(tmp_path)) == ["req-00001"]
+    replaced = [m for m in drain_dlq(sqs) if "warpspeed_body_replaced" in m["MessageAttributes"]]
+    assert len(replaced) == 1 and json.loads(replaced[0]["Body"])["excerpt"] == "refuse-me: not JSON"
+    assert "InvalidMessageContents" in replaced[0]["MessageAttributes"]["warpspeed_body_replaced"]["StringValue"]
+    assert replaced[0]["MessageAttributes"][REASONS_ATTRIBUTE]["StringValue"]

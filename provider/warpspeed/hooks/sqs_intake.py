@@ -21,10 +21,7 @@ The protocol, in order, so that no crash loses or doubles a request:
    held message, duplicates included, in batches of ten, retrying partial failures.
 8. Clear the pending receipts in the manifest and seal the window's id record; prune old records.
 
-A crash before step 4 leaves every message in the queue (it reappears after the visibility
-timeout). After it, the retry finds the receipts in the manifest and deletes them, although the
-messages are still invisible; whatever it cannot delete reappears later and is a duplicate of
-this window (step 3) once the window is sealed, or merges by request id into its own retry.
+Each step's crash case and every guarantee, with the test that proves it: docs/intake.md.
 """
 
 from __future__ import annotations
@@ -46,14 +43,16 @@ from warpspeed.exceptions import WarpSpeedConfigError, WarpSpeedError
 from warpspeed.intake_rules import (
     REASONS_ATTRIBUTE,
     SQS_BATCH,
+    Heartbeat,
     HeldMessage,
+    check_message,
     dead_letter_batches,
-    manifest_safe,
     rejected_records,
+    replaced_body,
     sort_held,
 )
 from warpspeed.manifests import IntakeManifest
-from warpspeed.request_schema import DEFAULT_MAX_RECEIVES, validate_message
+from warpspeed.request_schema import DEFAULT_MAX_RECEIVES
 from warpspeed.storage import Storage
 
 __all__ = ["REASONS_ATTRIBUTE", "IntakeOptions", "IntakeReport", "SqsIntakeHook"]
@@ -213,18 +212,23 @@ class SqsIntakeHook(AwsBaseHook):
         """Send refused messages to the DLQ with their reasons; return how many were sent.
 
         Batches respect both SQS limits (10 entries, 256 KiB in total); a body too large to fit
-        with its attributes is truncated and says so in ``warpspeed_body_truncated``.
+        with its attributes is truncated and says so in ``warpspeed_body_truncated``. An entry the
+        DLQ refuses as the sender's fault (its content) is sent once more as an ASCII reference
+        with the refusal in ``warpspeed_body_replaced``, so one message cannot block the others.
         """
         sent = 0
         for batch in dead_letter_batches(held, window_id):
             entries = {e["Id"]: e for e in batch}
-            for attempt in range(4):
+            for attempt in range(5):
                 resp = self.sqs.send_message_batch(QueueUrl=dlq_url, Entries=list(entries.values()))
                 for ok in resp.get("Successful", []):
                     entries.pop(ok["Id"], None)
                     sent += 1
                 if not entries:
                     break
+                for failure in resp.get("Failed", []):
+                    if failure.get("SenderFault") and failure["Id"] in entries and attempt < 4:
+                        entries[failure["Id"]] = replaced_body(entries[failure["Id"]], failure)
                 time.sleep(min(2**attempt * 0.2, 2.0))
             if entries:
                 raise WarpSpeedError(f"the dead-letter queue refused {len(entries)} messages; nothing deleted")
@@ -340,13 +344,13 @@ class SqsIntakeHook(AwsBaseHook):
         return report
 
     @contextmanager
-    def _kept_hidden(self, queue_url: str, drain: _Drain, options: IntakeOptions) -> Iterator[_Heartbeat]:
+    def _kept_hidden(self, queue_url: str, drain: _Drain, options: IntakeOptions) -> Iterator[Heartbeat]:
         """Extend the visibility of every held message at half-time until the block ends.
 
         A failing extension is logged and stops the heartbeat; the collect then fails at its
         next check, before it deletes anything, rather than delete with stale receipts.
         """
-        beat = _Heartbeat()
+        beat = Heartbeat()
 
         def heartbeat() -> None:
             while not beat.stop.wait(options.visibility_timeout / 2):
@@ -391,7 +395,7 @@ class SqsIntakeHook(AwsBaseHook):
                     empty += 1
                     continue
                 empty = 0
-                checked = [self._check(m, models, options) for m in messages]
+                checked = [check_message(m, models, options.max_receives) for m in messages]
                 with drain.lock:
                     drain.received += len(messages)
                     for h in checked:
@@ -413,46 +417,6 @@ class SqsIntakeHook(AwsBaseHook):
                     future.result()
             if not room() or self.approximate_depth(queue_url) == 0:
                 break
-
-    @staticmethod
-    def _check(
-        message: Mapping[str, Any], models: Mapping[str, frozenset[str]], options: IntakeOptions
-    ) -> HeldMessage:
-        """Validate one message; whatever goes wrong becomes a reason, never an exception."""
-        body = str(message.get("Body", ""))
-        held = HeldMessage(message_id=message["MessageId"], receipt_handle=message["ReceiptHandle"], body=body)
-        try:
-            attributes = message.get("Attributes", {})
-            result = validate_message(
-                body, allowed_models=models,
-                receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
-                max_receives=options.max_receives,
-            )
-            why = manifest_safe(result.request) if result.request is not None else None
-        except Exception as err:  # a poison message must never stop its neighbours
-            held.reasons = (f"could not be validated: {type(err).__name__}: {str(err)[:200]}",)
-            return held
-        if why is not None:
-            held.reasons = (why,)
-        else:
-            held.request, held.reasons = result.request, result.reasons
-        return held
-
-
-class _Heartbeat:
-    """The visibility heartbeat's stop flag and the error that stopped it, if any."""
-
-    def __init__(self) -> None:
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-
-    def check(self) -> None:
-        """Raise if the heartbeat could not keep the held messages hidden."""
-        if self.error is not None:
-            raise WarpSpeedError(
-                f"could not extend the visibility of held messages ({self.error!r}); nothing was "
-                "deleted after that, a retry collects them again"
-            ) from self.error
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
