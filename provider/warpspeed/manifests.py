@@ -113,9 +113,10 @@ class IntakeManifest:
     """Every valid request of a window (unique by request id) and every refused message.
 
     ``duplicates`` records each message not scored because its request id was already owned;
-    ``sources`` maps a request id to the message that carried it; ``pending_receipts`` holds the
-    receipt handles a collect still has to delete (a retry deletes them first, see
-    :mod:`warpspeed.hooks.sqs_intake`); it is empty once the collect finished.
+    ``sources`` maps a request id to the message that carried it; ``pending_receipts`` maps the
+    message id of each message a collect still has to delete to its receipt handle (a retry
+    deletes them first, see :mod:`warpspeed.hooks.sqs_intake`); it is empty once the collect
+    finished.
     """
 
     window_id: str
@@ -124,7 +125,7 @@ class IntakeManifest:
     attempts: int = 0
     duplicates: tuple[DuplicateMessage, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict)
-    pending_receipts: tuple[str, ...] = ()
+    pending_receipts: Mapping[str, str] = field(default_factory=dict)
 
     def merged(
         self,
@@ -171,9 +172,9 @@ class IntakeManifest:
             sources={k: v for k, v in self.sources.items() if k not in owners},
         )
 
-    def with_pending_receipts(self, receipts: Iterable[str]) -> IntakeManifest:
-        """Return this manifest with the receipt handles still to delete."""
-        return replace(self, pending_receipts=tuple(dict.fromkeys(receipts)))
+    def with_pending_receipts(self, receipts: Mapping[str, str]) -> IntakeManifest:
+        """Return this manifest with the receipt handles still to delete (message id -> handle)."""
+        return replace(self, pending_receipts=dict(receipts))
 
     def with_dead_lettered(self, message_ids: Iterable[str]) -> IntakeManifest:
         """Return this manifest with these rejected messages marked as sent to the DLQ."""
@@ -198,7 +199,7 @@ class IntakeManifest:
                 "rejected": [r.to_dict() for r in self.rejected],
                 "duplicates": [d.to_dict() for d in self.duplicates],
                 "sources": dict(self.sources),
-                "pending_receipts": list(self.pending_receipts),
+                "pending_receipts": dict(self.pending_receipts),
             },
             indent=1,
             sort_keys=True,
@@ -222,7 +223,7 @@ class IntakeManifest:
                 for d in doc.get("duplicates", [])
             ),
             sources=dict(doc.get("sources") or {}),
-            pending_receipts=tuple(doc.get("pending_receipts", [])),
+            pending_receipts=dict(doc.get("pending_receipts") or {}),
         )
 
 

@@ -87,7 +87,7 @@ def test_a_retry_right_after_a_crash_past_the_manifest_deletes_what_the_crash_he
     report = collect(hook_for(sqs, monkeypatch), sqs, tmp_path, visibility=60)
     assert queue_total(sqs) == 0 and report.deleted == 40
     finished = manifest(tmp_path)
-    assert len(ids(finished)) == 40 and finished.pending_receipts == ()
+    assert len(ids(finished)) == 40 and finished.pending_receipts == {}
 
 
 def test_a_heartbeat_that_cannot_extend_fails_the_collect_before_any_delete(
@@ -263,3 +263,26 @@ def test_a_body_the_dlq_refuses_is_sent_as_a_reference_and_blocks_nobody(
     assert len(replaced) == 1 and json.loads(replaced[0]["Body"])["excerpt"] == "refuse-me: not JSON"
     assert "InvalidMessageContents" in replaced[0]["MessageAttributes"]["warpspeed_body_replaced"]["StringValue"]
     assert replaced[0]["MessageAttributes"][REASONS_ATTRIBUTE]["StringValue"]
+
+
+@pytest.mark.parametrize("step", ["ids_recorded", "deleting", "deleted"])
+def test_a_crash_at_the_new_steps_then_an_immediate_retry_finishes_the_window(
+    step: str, sqs: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    send_bodies(sqs.client(), sqs.queue_url, [body(i) for i in range(30)] + [body(3), "garbage"])
+    visibility = 8 if step == "ids_recorded" else 60
+    with pytest.raises(Crash):
+        collect(hook_for(sqs, monkeypatch), sqs, tmp_path, visibility=visibility, fault=crash_at(step))
+    collect(hook_for(sqs, monkeypatch), sqs, tmp_path, visibility=visibility)
+    m = manifest(tmp_path)
+    assert len(ids(m)) == 30 and len(m.duplicates) == 1 and m.pending_receipts == {}
+    dead = drain_dlq(sqs)
+    if queue_total(sqs):  # a refused message the DLQ never got is not deleted: it comes back
+        assert step == "ids_recorded" and dead == []
+        wait_until_visible(sqs)
+        collect(hook_for(sqs, monkeypatch), sqs, tmp_path, W2)  # and the next window refuses it
+        dead = drain_dlq(sqs)
+    assert queue_total(sqs) == 0 and [d["Body"] for d in dead] == ["garbage"]
+    store = CollectedIds(LocalStorage(), tmp_path.as_uri())
+    record = CollectedRecord.from_json(LocalStorage().read_text(store.uri(W1)))
+    assert record.sealed and record.request_ids == frozenset(ids(m))

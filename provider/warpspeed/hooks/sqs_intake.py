@@ -300,9 +300,10 @@ class SqsIntakeHook(AwsBaseHook):
             for rid, other in sorted_.adopted.items():
                 self.log.warning("request %s adopted from window %s, whose collect never finished", rid, other)
 
+            carried = _carried_receipts(earlier, {h.message_id for h in held})
             manifest = earlier.merged(
                 sorted_.requests, rejected_records(sorted_.rejected), sorted_.duplicates, sorted_.sources
-            ).with_pending_receipts([*earlier.pending_receipts, *(h.receipt_handle for h in held)])
+            ).with_pending_receipts(carried | {h.message_id: h.receipt_handle for h in held})
             storage.write_text(manifest_uri, manifest.to_json())
             report.requests_in_manifest = len(manifest.requests)
             checkpoint("manifest_written")
@@ -320,15 +321,15 @@ class SqsIntakeHook(AwsBaseHook):
                 storage.write_text(manifest_uri, manifest.to_json())
             checkpoint("dead_letters_recorded")
             beat.check()
-            if earlier.pending_receipts:
-                report.deleted = self.delete(queue_url, earlier.pending_receipts, strict=False)
+            if carried:
+                report.deleted = self.delete(queue_url, list(carried.values()), strict=False)
             receipts = [h.receipt_handle for h in held]
             half = len(receipts) // 2
             report.deleted += self.delete(queue_url, receipts[:half])
             checkpoint("deleting")
             report.deleted += self.delete(queue_url, receipts[half:])
         checkpoint("deleted")
-        storage.write_text(manifest_uri, manifest.with_pending_receipts(()).to_json())
+        storage.write_text(manifest_uri, manifest.with_pending_receipts({}).to_json())
         if collected:
             collected.record(window_id, request_ids, sealed=True)
             pruned = collected.prune(records)
@@ -417,6 +418,17 @@ class SqsIntakeHook(AwsBaseHook):
                     future.result()
             if not room() or self.approximate_depth(queue_url) == 0:
                 break
+
+
+def _carried_receipts(earlier: IntakeManifest, received_now: set[str]) -> dict[str, str]:
+    """Return the earlier attempt's receipts this attempt must delete.
+
+    Not those of messages received again (their new receipt is held), and not those of refused
+    messages the DLQ never got: deleting them would lose them. They reappear after the
+    visibility timeout and are refused, with their reasons, by whichever collect receives them.
+    """
+    unsent = {r.message_id for r in earlier.rejected if not r.dead_lettered}
+    return {m: r for m, r in earlier.pending_receipts.items() if m not in unsent and m not in received_now}
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
