@@ -180,7 +180,9 @@ def test_dead_letter_batches_stay_within_the_sqs_payload_limit(
     hook = hook_for(sqs, monkeypatch)
     big = [json.dumps({"schema_version": 7, "request_id": f"big-{i}", "pad": "x" * 60_000}) for i in range(12)]
     huge = json.dumps({"schema_version": 1, "pad": "y" * 262_050})  # just below the SQS limit: too large
-    send_bodies(sqs.client(), sqs.queue_url, [*big, huge, body(1)])
+    client = sqs.client()
+    for text in [*big, huge, body(1)]:  # one by one: ten of them exceed a batch's 256 KiB
+        client.send_message(QueueUrl=sqs.queue_url, MessageBody=text)
     real = hook.conn.send_message_batch
 
     def as_sqs(**kwargs: Any) -> Any:  # SQS's documented limits, whatever the local server checks
