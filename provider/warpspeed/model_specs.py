@@ -105,7 +105,9 @@ class ModelSpec:
         if self.output_index is not None and (
             isinstance(self.output_index, bool) or not isinstance(self.output_index, int) or self.output_index < 0
         ):
-            raise WarpSpeedConfigError(f"{where}.output_index must be a non-negative integer, got {self.output_index!r}")
+            raise WarpSpeedConfigError(
+                f"{where}.output_index must be a non-negative integer, got {self.output_index!r}"
+            )
         if isinstance(self.inputs, str) or not isinstance(self.inputs, Sequence):
             raise WarpSpeedConfigError(f"{where}.inputs must be a list of column names, got {self.inputs!r}")
         object.__setattr__(

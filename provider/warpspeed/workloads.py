@@ -7,7 +7,7 @@ mix with another's, and it runs on its own cluster profile.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +99,7 @@ class Workload:
     models: Mapping[str, ModelSpec]
     profile: str
     planning: PlanningSettings
-    tables: TableBinding = TableBinding()
+    tables: TableBinding = field(default_factory=TableBinding)
 
     def __post_init__(self) -> None:
         if isinstance(self.models, str) or not isinstance(self.models, Mapping):
@@ -191,7 +191,9 @@ class WorkloadCatalog:
                 )
             profile = spec.get("profile", name)
             if not isinstance(profile, str) or not profile:
-                raise WarpSpeedConfigError(f"{source}: workloads.{name}.profile must be a profile name, got {profile!r}")
+                raise WarpSpeedConfigError(
+                    f"{source}: workloads.{name}.profile must be a profile name, got {profile!r}"
+                )
             try:
                 planning = PlanningSettings(**raw_planning)
                 tables = TableBinding(**{k: spec[k] for k in TableBinding.__dataclass_fields__ if k in spec})
@@ -245,7 +247,7 @@ class _StrictLoader(yaml.SafeLoader):
 def _read_yaml(path: Path, what: str) -> Any:
     """Parse a YAML file strictly (no duplicate keys); errors name the file."""
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # a SafeLoader subclass
     except FileNotFoundError:
         raise WarpSpeedConfigError(f"{what} file {path} does not exist") from None
     except yaml.YAMLError as err:

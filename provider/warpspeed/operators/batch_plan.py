@@ -55,9 +55,21 @@ def plan_document(
     return json.dumps(doc, indent=1, sort_keys=True)
 
 
-def batch_manifests(plan: WindowPlan, window: Window, storage_prefix: str) -> list[BatchManifest]:
-    """Turn a plan's batches into manifests (pure)."""
+def batch_manifests(
+    plan: WindowPlan, window: Window, storage_prefix: str, workloads: WorkloadCatalog | None = None
+) -> list[BatchManifest]:
+    """Turn a plan's batches into manifests (pure); ``workloads`` names each batch's tables and models."""
     layout = window.layout(storage_prefix)
+    registry = models_uri(storage_prefix)
+
+    def data_of(workload: str) -> dict[str, Any]:
+        if workloads is None or workload not in workloads.workloads:
+            return {}
+        w = workloads[workload]
+        return {"features_table": w.tables.features_table, "scores_table": w.tables.scores_table,
+                "entity_key": w.tables.entity_key, "tenant_column": w.tables.tenant_column,
+                "models": w.manifest_models(registry)}
+
     return [
         BatchManifest(
             batch_id=b.batch_id,
@@ -65,9 +77,10 @@ def batch_manifests(plan: WindowPlan, window: Window, storage_prefix: str) -> li
             workload=b.workload,
             members=b.members,
             estimated_rows=b.estimated_rows,
-            models_uri=models_uri(storage_prefix),
+            models_uri=registry,
             summary_uri=layout.summary_uri(b.batch_id),
             extra={"priority": b.priority, "lane": b.lane, "carried_requests": b.carried_members},
+            **data_of(b.workload),
         )
         for b in plan.batches
     ]
@@ -104,12 +117,12 @@ class PlanBatchesOperator(WarpSpeedOperator):
         intake = IntakeManifest.from_json(self.storage.read_text(str(self.intake_manifest_uri)))
         chain = CarryOverChain(self.storage, prefix)
         plan_input = chain.resolve(window.id)
-        planning = WorkloadCatalog.load(self.workloads_file).planning()
-        plan = plan_window(window.id, intake.requests, planning, plan_input.pending)
+        workloads = WorkloadCatalog.load(self.workloads_file)
+        plan = plan_window(window.id, intake.requests, workloads.planning(), plan_input.pending)
         chain.check(window.id, plan_input, plan.pending)
         layout = window.layout(prefix)
         uris: dict[str, str] = {}
-        for manifest in batch_manifests(plan, window, prefix):
+        for manifest in batch_manifests(plan, window, prefix, workloads):
             uris[manifest.batch_id] = layout.batch_uri(manifest.batch_id)
             self.storage.write_text(uris[manifest.batch_id], manifest.to_json())
         pending_uri = chain.record(
