@@ -121,6 +121,12 @@ class Workload:
         """Return model name -> what the Spark job needs to load it (for batch manifests)."""
         return {name: spec.to_manifest(models_uri) for name, spec in sorted(self.models.items())}
 
+    def manifest_fields(self, models_uri: str) -> dict[str, Any]:
+        """Return the :class:`~warpspeed.manifests.BatchManifest` fields naming this workload's data."""
+        t = self.tables
+        return {"features_table": t.features_table, "scores_table": t.scores_table, "entity_key": t.entity_key,
+                "tenant_column": t.tenant_column, "models": self.manifest_models(models_uri)}
+
 
 @dataclass(frozen=True)
 class WorkloadCatalog:

@@ -16,6 +16,7 @@ import pytest
 from pyiceberg.schema import Schema
 from pyiceberg.types import DoubleType, LongType, NestedField, StringType
 
+from warpspeed.embedded.seed import pinned_requirements
 from warpspeed.hooks.compute import SparkJob
 from warpspeed.hooks.local_spark import LocalSparkBackend
 from warpspeed.manifests import BatchManifest, WindowLayout, models_uri
@@ -71,7 +72,8 @@ def save_mlflow(model: Any, path: Path) -> None:
 
     sample = pd.DataFrame(np.zeros((2, 3)), columns=INPUTS)
     mlflow.sklearn.save_model(model, str(path), signature=infer_signature(sample, model.predict_proba(sample)),
-                              pyfunc_predict_fn="predict_proba", skops_trusted_types=["sklearn.tree._tree.Tree"])
+                              pyfunc_predict_fn="predict_proba", skops_trusted_types=["sklearn.tree._tree.Tree"],
+                              pip_requirements=pinned_requirements())
 
 
 @pytest.fixture(scope="module")

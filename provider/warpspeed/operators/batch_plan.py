@@ -65,10 +65,7 @@ def batch_manifests(
     def data_of(workload: str) -> dict[str, Any]:
         if workloads is None or workload not in workloads.workloads:
             return {}
-        w = workloads[workload]
-        return {"features_table": w.tables.features_table, "scores_table": w.tables.scores_table,
-                "entity_key": w.tables.entity_key, "tenant_column": w.tables.tenant_column,
-                "models": w.manifest_models(registry)}
+        return workloads[workload].manifest_fields(registry)
 
     return [
         BatchManifest(
