@@ -7,7 +7,7 @@ Every transform returns ``<tenant>, model, model_version, <entity key...>, score
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import reduce
 from typing import Any
 
@@ -85,7 +85,7 @@ def score_mlflow(
     frame = features.select(*keys, *[c for c in inputs if c not in keys])
     schema = StructType([*(f for f in frame.schema.fields if f.name in keys), StructField("score", DoubleType())])
 
-    def predict(batches: Iterator[Any]) -> Iterator[Any]:
+    def predict(batches: Iterable[Any]) -> Iterator[Any]:
         model = cached_pyfunc(name)
         for batch in batches:
             if len(batch):
