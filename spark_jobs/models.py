@@ -63,7 +63,7 @@ class LogisticModel:
         """Score whole columns at once with NumPy (NaN is missing): the single-process peer of the Spark path."""
         import numpy as np
 
-        z = None
+        z: Any = 0.0
         for term in self.terms:
             x = np.asarray(columns[term.name], dtype="float64")
             x = np.where(np.isnan(x), term.impute, x)
@@ -71,7 +71,7 @@ class LogisticModel:
                 x = np.log1p(x)
             elif term.transform == "standardize":
                 x = (x - term.mean) / term.std
-            z = term.coefficient * x if z is None else z + term.coefficient * x
+            z = z + term.coefficient * x
         return 1.0 / (1.0 + np.exp(-(self.intercept + z)))
 
 
