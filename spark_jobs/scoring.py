@@ -1,7 +1,7 @@
 """Pure scoring transforms: ``DataFrame -> DataFrame``, one per model flavour.
 
 Expression models compile to Spark SQL; MLflow models score in Arrow batches
-(``mapInPandas``, the model loaded once per Python worker); Spark ML pipelines transform.
+(``mapInArrow``, the model loaded once per Python worker); Spark ML pipelines transform.
 Every transform returns ``<tenant>, model, model_version, <entity key...>, score``.
 """
 
@@ -72,10 +72,12 @@ def score_accounts(
 def score_mlflow(
     features: DataFrame, loaded: LoadedModel, tenant_column: str, entity_key: Sequence[str]
 ) -> DataFrame:
-    """Score ``features`` with a shipped MLflow pyfunc model in Arrow batches (``mapInPandas``).
+    """Score ``features`` with a shipped MLflow pyfunc model in Arrow batches (``mapInArrow``).
 
-    The model's prediction is reduced to one float per row by :func:`pick_score`; the model is
-    loaded once per Python worker process (:func:`cached_pyfunc`).
+    Key columns stay Arrow arrays end to end (no Python string objects); only the model's
+    inputs become a pandas DataFrame for ``predict``. The prediction is reduced to one float
+    per row by :func:`pick_score`; the model is loaded once per Python worker process
+    (:func:`cached_pyfunc`).
     """
     keys = [tenant_column, *entity_key]
     inputs = list(loaded.inputs)
@@ -84,16 +86,19 @@ def score_mlflow(
         raise ValueError(f"model {loaded.model} {loaded.version} was not shipped to the executors")
     frame = features.select(*keys, *[c for c in inputs if c not in keys])
     schema = StructType([*(f for f in frame.schema.fields if f.name in keys), StructField("score", DoubleType())])
+    out_names = [*keys, "score"]
 
     def predict(batches: Iterable[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
         model = cached_pyfunc(name)
         for batch in batches:
-            if len(batch):
-                out = batch[keys].copy()
-                out["score"] = pick_score(model.predict(batch[inputs]), column, index)
-                yield out
+            if batch.num_rows:
+                scores = pick_score(model.predict(batch.select(inputs).to_pandas()), column, index)
+                arrays = [batch.column(k) for k in keys]
+                yield pa.RecordBatch.from_arrays([*arrays, pa.array(scores, pa.float64())], names=out_names)
 
-    return _label(frame.mapInPandas(predict, schema), loaded, tenant_column, entity_key)
+    return _label(frame.mapInArrow(predict, schema), loaded, tenant_column, entity_key)
 
 
 def score_spark_ml(
