@@ -16,7 +16,7 @@ setup: $(VENV)/.installed $(JARS)/.fetched
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip uv
-	$(VENV)/bin/uv pip install --python $(PY) --quiet -e ".[dev]"
+	$(VENV)/bin/uv pip install --python $(PY) --quiet -e ".[dev,models]"
 	touch $@
 
 $(JARS)/.fetched: Makefile

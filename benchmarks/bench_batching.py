@@ -55,9 +55,11 @@ def run() -> Iterator[dict]:
             layout = WindowLayout(settings.storage_prefix, window)
             jobs = []
             for batch_id, members in groups:
+                registry = models_uri(settings.storage_prefix)
                 manifest = BatchManifest(batch_id, window, members[0].workload, members,
                                          sum(m.estimated_accounts for m in members),
-                                         models_uri(settings.storage_prefix), layout.summary_uri(batch_id))
+                                         registry, layout.summary_uri(batch_id),
+                                         **workloads[members[0].workload].manifest_fields(registry))
                 storage.write_text(layout.batch_uri(batch_id), manifest.to_json())
                 args = ("--batch-manifest", layout.batch_uri(batch_id))
                 jobs.append(SparkJob(f"bench-{batch_id}", SCORE_SCRIPT, args))

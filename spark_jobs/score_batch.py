@@ -38,40 +38,63 @@ def shuffle_partitions_for(estimated_rows: int, cores: int) -> int:
     return max(cores, min(400, estimated_rows // 250_000 + 1))
 
 
-def load_models(spark: Any, models_uri: str, keys: set[tuple[str, str]]) -> tuple[dict, dict]:
-    """Load each (model, version); return (models, errors) keyed by (model, version)."""
-    from spark_jobs.jobio import read_text
-    from spark_jobs.models import ModelError, parse_model
+def load_models(
+    spark: Any, manifest: dict[str, Any], keys: set[tuple[str, str]], columns: Sequence[str], table: str
+) -> tuple[dict, dict]:
+    """Load and check each (model, version); return (loaded, errors) keyed by (model, version).
 
+    A model that is missing, fails to load or reads a column ``table`` lacks goes to ``errors``
+    with the reason; nothing has been scored yet when this returns.
+    """
+    from spark_jobs.flavours import check_inputs, default_spec, load_model
+    from spark_jobs.models import ModelError
+
+    specs = manifest.get("models") or {}
     models, errors = {}, {}
     for model, version in sorted(keys):
-        uri = f"{models_uri.rstrip('/')}/{model}/{version}.json"
         try:
-            models[(model, version)] = parse_model(
-                read_text(spark, uri), expect_model=model, expect_version=version
-            )
-        except FileNotFoundError:
-            errors[(model, version)] = f"model {model} {version} not found at {uri}"
+            loaded = load_model(spark, model, version, specs.get(model) or default_spec(manifest["models_uri"]))
+            check_inputs(loaded, columns, table)
+            models[(model, version)] = loaded
         except ModelError as err:
-            errors[(model, version)] = f"model {model} {version} is invalid: {err}"
+            errors[(model, version)] = str(err)
     return models, errors
+
+
+def ensure_scores_table(spark: Any, table: str, features: Any, tenant_column: str, entity_key: Sequence[str]) -> None:
+    """Create the scores table (and its namespace) if missing, key types taken from the features."""
+    types = {f.name: f.dataType.simpleString() for f in features.schema.fields}
+    namespace = table.rsplit(".", 1)[0]
+    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {namespace}")
+    columns = ", ".join(
+        [f"`{tenant_column}` {types[tenant_column]}", "model string", "model_version string",
+         *(f"`{k}` {types[k]}" for k in entity_key), "score double", "batch_id string", "scored_at timestamp"]
+    )
+    spark.sql(
+        f"CREATE TABLE IF NOT EXISTS {table} ({columns}) USING iceberg "
+        f"PARTITIONED BY (`{tenant_column}`, model) TBLPROPERTIES ('format-version'='2')"
+    )
+
+
+def batch_status(errors: int, scored: int) -> str:
+    """Return ``succeeded`` (no member failed), ``partial`` or ``failed`` (nothing scored)."""
+    return "succeeded" if not errors else ("partial" if scored else "failed")
 
 
 def run_batch(spark: Any, manifest: dict[str, Any], catalog: str) -> dict[str, Any]:
     """Score a batch and return its result summary."""
     from pyspark.sql import functions as F
 
-    from spark_jobs.scoring import missing_feature_counts, score_accounts, slice_condition
+    from spark_jobs.scoring import missing_feature_counts, score_members, slice_condition
 
     started = time.monotonic()
     members = manifest["members"]
+    tenant_column = manifest.get("tenant_column") or "tenant_id"
+    entity_key = list(manifest.get("entity_key") or ["account_id"])
     tenants = sorted({m["tenant_id"] for m in members})
     spark.conf.set(
         "spark.sql.shuffle.partitions",
         str(shuffle_partitions_for(int(manifest["estimated_rows"]), spark.sparkContext.defaultParallelism)),
-    )
-    models, model_errors = load_models(
-        spark, manifest["models_uri"], {(m["model"], m["model_version"]) for m in members}
     )
     features_table = f"{catalog}.{manifest['features_table']}"
     scores_table = f"{catalog}.{manifest['scores_table']}"
@@ -79,27 +102,32 @@ def run_batch(spark: Any, manifest: dict[str, Any], catalog: str) -> dict[str, A
     reader = spark.read.format("iceberg")
     if features_snapshot is not None:
         reader = reader.option("snapshot-id", str(features_snapshot))
-    features = reader.load(features_table).where(F.col("tenant_id").isin(tenants))
+    all_features = reader.load(features_table)
+    for column in (tenant_column, *entity_key):
+        if column not in all_features.columns:
+            raise ValueError(f"{features_table} has no column {column!r} (tenant_column/entity_key of the workload)")
+    features = all_features.where(F.col(tenant_column).isin(tenants))
+    models, model_errors = load_models(
+        spark, manifest, {(m["model"], m["model_version"]) for m in members}, all_features.columns, features_table
+    )
 
-    feature_columns = sorted({f for model in models.values() for f in model.features})
+    feature_columns = sorted({f for model in models.values() for f in model.inputs})
     per_tenant = {
-        row["tenant_id"]: (int(row["accounts"]), int(row["accounts_missing_features"]))
-        for row in missing_feature_counts(features, feature_columns).collect()
+        row[tenant_column]: (int(row["accounts"]), int(row["accounts_missing_features"]))
+        for row in missing_feature_counts(features, feature_columns, tenant_column).collect()
     }
     ok_members = [m for m in members if (m["model"], m["model_version"]) in models]
-    members_df = spark.createDataFrame(
-        [(m["tenant_id"], m["model"], m["model_version"]) for m in ok_members],
-        "tenant_id string, model string, model_version string",
-    )
     scored_at = datetime.now(UTC)
     scored = (
-        score_accounts(features, members_df, models)
+        score_members(features, [(m["tenant_id"], m["model"], m["model_version"]) for m in ok_members],
+                      models, tenant_column, entity_key)
         .withColumn("batch_id", F.lit(manifest["batch_id"]))
         .withColumn("scored_at", F.lit(scored_at).cast("timestamp"))
     )
     pairs = [(m["tenant_id"], m["model"]) for m in ok_members]
     if pairs:
-        scored.writeTo(scores_table).overwrite(F.expr(slice_condition(pairs)))
+        ensure_scores_table(spark, scores_table, all_features, tenant_column, entity_key)
+        scored.writeTo(scores_table).overwrite(F.expr(slice_condition(pairs, tenant_column)))
 
     member_results = []
     for m in members:
@@ -111,6 +139,7 @@ def run_batch(spark: Any, manifest: dict[str, Any], catalog: str) -> dict[str, A
                 "tenant_id": m["tenant_id"],
                 "model": m["model"],
                 "model_version": m["model_version"],
+                "flavour": models[(m["model"], m["model_version"])].flavour if not error else None,
                 "status": "failed" if error else "scored",
                 "error": error,
                 "rows": 0 if error else accounts,
@@ -122,11 +151,11 @@ def run_batch(spark: Any, manifest: dict[str, Any], catalog: str) -> dict[str, A
         "batch_id": manifest["batch_id"],
         "window_id": manifest["window_id"],
         "workload": manifest["workload"],
-        "status": "succeeded" if not model_errors else ("partial" if ok_members else "failed"),
+        "status": batch_status(len(model_errors), len(ok_members)),
         "members": member_results,
         "rows": sum(r["rows"] for r in member_results),
         "tenants_without_features": [t for t in tenants if t not in per_tenant],
-        "missing_feature_policy": "imputed with each model's per-feature impute value",
+        "missing_feature_policy": "expression models impute per feature; other flavours get nulls (NaN)",
         "features_snapshot_id": features_snapshot,
         "scores_snapshot_id": current_snapshot_id(spark, scores_table) if pairs else None,
         "scored_at": scored_at.isoformat(),
@@ -148,7 +177,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = run_batch(spark, manifest, args.catalog)
         write_text(spark, manifest["summary_uri"], json.dumps(summary, indent=1, sort_keys=True))
         print(f"WARPSPEED_RESULT {json.dumps({k: summary[k] for k in ('batch_id', 'status', 'rows')})}")
-        return 0 if summary["status"] != "failed" else 2
+        if summary["status"] == "succeeded":
+            return 0
+        # a partial batch is not a success: the submitter records it FAILED and its task retries
+        errors = sorted({m["error"] for m in summary["members"] if m["error"]})
+        print(f"WarpSpeedModelError: {summary['status']} batch, {len(errors)} model version(s) unusable: "
+              f"{'; '.join(errors)[:1500]}", file=sys.stderr, flush=True)
+        return 2 if summary["status"] == "failed" else 3
     finally:
         spark.stop()
 

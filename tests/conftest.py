@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from warpspeed.embedded.sqs_server import LocalSqs, moto_server, queues_on
 from warpspeed.settings import REPO_ROOT, WarpSpeedSettings
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python UDF workers need the venv (pyarrow, mlflow)
 # py4j logs "Closing down clientserver connection" from __del__ at interpreter exit, after
 # pytest closed the log handlers, which prints a "Logging error" traceback into CI output.
 logging.getLogger("py4j").setLevel(logging.WARNING)

@@ -241,6 +241,12 @@ class BatchManifest:
     features_table: str = "features.account_features"
     scores_table: str = "scores.account_scores"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    entity_key: tuple[str, ...] = ("account_id",)
+    tenant_column: str = "tenant_id"
+    models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Model name -> ``{flavour, uri, output_column, output_index, inputs}`` (the job fills
+    ``{version}``/``{version_number}`` in ``uri``); a model absent here is an expression model
+    at ``<models_uri>/<model>/<version>.json``."""
 
     @property
     def tenants(self) -> tuple[str, ...]:
@@ -260,6 +266,9 @@ class BatchManifest:
                 "summary_uri": self.summary_uri,
                 "features_table": self.features_table,
                 "scores_table": self.scores_table,
+                "entity_key": list(self.entity_key),
+                "tenant_column": self.tenant_column,
+                "models": {k: dict(v) for k, v in self.models.items()},
                 "members": [m.to_dict() for m in self.members],
                 "extra": dict(self.extra),
             },
@@ -282,6 +291,9 @@ class BatchManifest:
             features_table=doc["features_table"],
             scores_table=doc["scores_table"],
             extra=doc.get("extra") or {},
+            entity_key=tuple(doc.get("entity_key") or ("account_id",)),
+            tenant_column=doc.get("tenant_column") or "tenant_id",
+            models=doc.get("models") or {},
         )
 
 

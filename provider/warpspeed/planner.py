@@ -37,7 +37,7 @@ import hashlib
 import heapq
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -155,20 +155,28 @@ def request_rows(request: ScoringRequest) -> int:
     return max(request.estimated_accounts, 1)
 
 
-def _newest(group: Sequence[ScoringRequest]) -> ScoringRequest:
-    """Return the latest request by (requested-at as an instant, request id)."""
+def _newest(
+    group: Sequence[ScoringRequest], unavailable: Collection[tuple[str, str]] = frozenset()
+) -> ScoringRequest:
+    """Return the latest request by (requested-at as an instant, request id).
+
+    A request whose (model, version) is ``unavailable`` (missing, or unusable on the workload's
+    feature table) never supersedes one whose version is available, however new it is.
+    """
     parse = datetime.fromisoformat
     newest = group[0]
-    newest_key = (parse(newest.requested_at), newest.request_id)
+    newest_key = ((newest.model, newest.model_version) not in unavailable, parse(newest.requested_at),
+                  newest.request_id)
     for req in group[1:]:
-        key = (parse(req.requested_at), req.request_id)
+        key = ((req.model, req.model_version) not in unavailable, parse(req.requested_at), req.request_id)
         if key > newest_key:
             newest, newest_key = req, key
     return newest
 
 
 def _dedupe(
-    requests: Iterable[ScoringRequest], ages: dict[str, _Age], window_id: str
+    requests: Iterable[ScoringRequest], ages: dict[str, _Age], window_id: str,
+    unavailable: Collection[tuple[str, str]] = frozenset(),
 ) -> tuple[list[ScoringRequest], list[SetAside]]:
     """Keep the latest request per (workload, tenant, model); return (kept, superseded).
 
@@ -188,7 +196,7 @@ def _dedupe(
     superseded: list[SetAside] = []
     fresh: _Age = (window_id, window_id, 0)
     for key, group in more.items():
-        newest = _newest(group)
+        newest = _newest(group, unavailable)
         first[key] = newest
         reason = f"superseded by {newest.request_id}"
         if not ages:
@@ -367,6 +375,7 @@ def plan_window(
     requests: Iterable[ScoringRequest],
     planning: Mapping[str, PlanningSettings],
     pending: Iterable[PendingRequest] = (),
+    unavailable: Collection[tuple[str, str]] = frozenset(),
 ) -> WindowPlan:
     """Plan one window's valid requests, plus those carried over from earlier windows, into batches.
 
@@ -378,9 +387,11 @@ def plan_window(
     :param planning: workload name -> its planning settings; a request of a workload not in
         this mapping is carried over with that reason rather than dropped.
     :param pending: requests earlier windows carried over; they keep their age.
+    :param unavailable: (model, version) pairs known to be missing or unusable; a request for
+        one never supersedes a request for an available version of the same model.
     """
     with _gc_paused():
-        return _plan_window(window_id, requests, planning, pending)
+        return _plan_window(window_id, requests, planning, pending, unavailable)
 
 
 def _plan_window(
@@ -388,13 +399,14 @@ def _plan_window(
     requests: Iterable[ScoringRequest],
     planning: Mapping[str, PlanningSettings],
     pending: Iterable[PendingRequest],
+    unavailable: Collection[tuple[str, str]] = frozenset(),
 ) -> WindowPlan:
     by_id = {r.request_id: r for r in requests}
     ages: dict[str, _Age] = {}
     for held in pending:  # a carried-over request keeps its record (and its age)
         by_id[held.request.request_id] = held.request
         ages[held.request.request_id] = (held.source_window_id, held.first_window_id, held.carried)
-    kept, superseded = _dedupe(by_id.values(), ages, window_id)
+    kept, superseded = _dedupe(by_id.values(), ages, window_id, unavailable)
     fresh: _Age = (window_id, window_id, 0)
 
     def carry(req: ScoringRequest, reason: str) -> SetAside:

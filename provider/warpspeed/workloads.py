@@ -6,15 +6,21 @@ mix with another's, and it runs on its own cluster profile.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from warpspeed.exceptions import WarpSpeedConfigError
+from warpspeed.model_specs import ModelSpec, TableBinding, parse_models
 from warpspeed.request_schema import PRIORITY_RANK
+
+WORKLOAD_KEYS = frozenset({
+    "models", "profile", "planning", "description",
+    "features_table", "entity_key", "tenant_column", "scores_table",
+})
 
 DEFAULT_PRIORITY_LANES: tuple[tuple[str, ...], ...] = tuple((p,) for p in PRIORITY_RANK)
 """One lane per priority, highest first: ``(("high",), ("normal",), ("low",))``."""
@@ -87,16 +93,39 @@ class PlanningSettings:
 
 @dataclass(frozen=True)
 class Workload:
-    """One workload lane."""
+    """One workload lane: its models, its tables, its cluster profile and its planning settings."""
 
     name: str
-    models: frozenset[str]
+    models: Mapping[str, ModelSpec]
     profile: str
     planning: PlanningSettings
+    tables: TableBinding = field(default_factory=TableBinding)
 
     def __post_init__(self) -> None:
+        if isinstance(self.models, str) or not isinstance(self.models, Mapping):
+            raise WarpSpeedConfigError(f"workload {self.name!r}: models must be a mapping of name to ModelSpec")
         if not self.models:
             raise WarpSpeedConfigError(f"workload {self.name!r} lists no models")
+        for name, spec in self.models.items():
+            if not isinstance(spec, ModelSpec) or spec.name != name:
+                raise WarpSpeedConfigError(f"workload {self.name!r}: models.{name} must be a ModelSpec named {name!r}")
+        if not isinstance(self.profile, str) or not self.profile:
+            raise WarpSpeedConfigError(f"workload {self.name!r}: profile must be a profile name, got {self.profile!r}")
+
+    @property
+    def model_names(self) -> frozenset[str]:
+        """Return the names of the models this workload runs."""
+        return frozenset(self.models)
+
+    def manifest_models(self, models_uri: str) -> dict[str, dict[str, Any]]:
+        """Return model name -> what the Spark job needs to load it (for batch manifests)."""
+        return {name: spec.to_manifest(models_uri) for name, spec in sorted(self.models.items())}
+
+    def manifest_fields(self, models_uri: str) -> dict[str, Any]:
+        """Return the :class:`~warpspeed.manifests.BatchManifest` fields naming this workload's data."""
+        t = self.tables
+        return {"features_table": t.features_table, "scores_table": t.scores_table, "entity_key": t.entity_key,
+                "tenant_column": t.tenant_column, "models": self.manifest_models(models_uri)}
 
 
 @dataclass(frozen=True)
@@ -108,7 +137,7 @@ class WorkloadCatalog:
     @property
     def allowed_models(self) -> dict[str, frozenset[str]]:
         """Return workload name -> models it runs (what request validation needs)."""
-        return {name: w.models for name, w in self.workloads.items()}
+        return {name: w.model_names for name, w in self.workloads.items()}
 
     def planning(self) -> dict[str, PlanningSettings]:
         """Return workload name -> planning settings."""
@@ -122,6 +151,26 @@ class WorkloadCatalog:
                 f"unknown workload {name!r}; configured: {', '.join(sorted(self.workloads))}"
             ) from None
 
+    def __post_init__(self) -> None:
+        owners: dict[str, str] = {}
+        for name, workload in self.workloads.items():
+            for model in workload.models:
+                if model in owners:
+                    raise WarpSpeedConfigError(
+                        f"model {model!r} is listed under workloads {owners[model]!r} and {name!r}; a model "
+                        f"belongs to one workload (requests name both, and its scores table slice is one)"
+                    )
+                owners[model] = name
+
+    def check_profiles(self, profiles: Collection[str], source: str = "workloads config") -> None:
+        """Refuse a workload whose cluster profile is not among ``profiles``."""
+        for name, workload in sorted(self.workloads.items()):
+            if workload.profile not in profiles:
+                raise WarpSpeedConfigError(
+                    f"{source}: workloads.{name}.profile: unknown cluster profile {workload.profile!r}; "
+                    f"configured: {', '.join(sorted(profiles)) or 'none'}"
+                )
+
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any], source: str = "workloads config") -> WorkloadCatalog:
         """Build the catalog from the parsed YAML document."""
@@ -132,9 +181,12 @@ class WorkloadCatalog:
         for name, spec in raw.items():
             if not isinstance(spec, Mapping):
                 raise WarpSpeedConfigError(f"{source}: workloads.{name} must be a mapping")
-            unknown = set(spec) - {"models", "profile", "planning", "description"}
+            unknown = set(spec) - WORKLOAD_KEYS
             if unknown:
-                raise WarpSpeedConfigError(f"{source}: workloads.{name} has unknown keys {sorted(unknown)}")
+                raise WarpSpeedConfigError(
+                    f"{source}: workloads.{name} has unknown keys {sorted(map(str, unknown))}; "
+                    f"known: {', '.join(sorted(WORKLOAD_KEYS))}"
+                )
             raw_planning = spec.get("planning") or {}
             if not isinstance(raw_planning, Mapping):
                 raise WarpSpeedConfigError(f"{source}: workloads.{name}.planning must be a mapping")
@@ -143,26 +195,66 @@ class WorkloadCatalog:
                 raise WarpSpeedConfigError(
                     f"{source}: workloads.{name}.planning has unknown keys {sorted(unknown)}"
                 )
+            profile = spec.get("profile", name)
+            if not isinstance(profile, str) or not profile:
+                raise WarpSpeedConfigError(
+                    f"{source}: workloads.{name}.profile must be a profile name, got {profile!r}"
+                )
             try:
                 planning = PlanningSettings(**raw_planning)
-            except WarpSpeedConfigError as err:
+                tables = TableBinding(**{k: spec[k] for k in TableBinding.__dataclass_fields__ if k in spec})
+                workloads[str(name)] = Workload(
+                    name=str(name), models=parse_models(spec.get("models")), profile=profile,
+                    planning=planning, tables=tables,
+                )
+            except (WarpSpeedConfigError, TypeError) as err:
                 raise WarpSpeedConfigError(f"{source}: workloads.{name}: {err}") from err
-            workloads[str(name)] = Workload(
-                name=str(name),
-                models=frozenset(spec.get("models") or ()),
-                profile=str(spec.get("profile") or name),
-                planning=planning,
-            )
-        return cls(workloads)
+        try:
+            return cls(workloads)
+        except WarpSpeedConfigError as err:
+            raise WarpSpeedConfigError(f"{source}: {err}") from err
 
     @classmethod
-    def load(cls, path: str | Path) -> WorkloadCatalog:
-        """Read and validate a workloads YAML file."""
+    def load(cls, path: str | Path, profiles_file: str | Path | None = None) -> WorkloadCatalog:
+        """Read and validate a workloads YAML file.
+
+        :param profiles_file: cluster profiles YAML whose names ``profile:`` must match;
+            default: ``cluster_profiles.yaml`` beside ``path`` when it exists.
+        """
         path = Path(path)
-        try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise WarpSpeedConfigError(f"workloads file {path} does not exist") from None
-        except yaml.YAMLError as err:
-            raise WarpSpeedConfigError(f"workloads file {path} is not valid YAML: {err}") from err
-        return cls.from_dict(doc, source=str(path))
+        catalog = cls.from_dict(_read_yaml(path, "workloads"), source=str(path))
+        profiles = Path(profiles_file) if profiles_file else path.with_name(PROFILES_FILE_NAME)
+        if profiles_file or profiles.exists():
+            doc = _read_yaml(profiles, "cluster profiles")
+            names = doc.get("profiles") if isinstance(doc, Mapping) else None
+            catalog.check_profiles(set(names) if isinstance(names, Mapping) else set(), str(path))
+        return catalog
+
+
+PROFILES_FILE_NAME = "cluster_profiles.yaml"
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a mapping with the same key twice."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found duplicate key {key!r} (first at line {seen[key].line + 1})", key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(path: Path, what: str) -> Any:
+    """Parse a YAML file strictly (no duplicate keys); errors name the file."""
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # a SafeLoader subclass
+    except FileNotFoundError:
+        raise WarpSpeedConfigError(f"{what} file {path} does not exist") from None
+    except yaml.YAMLError as err:
+        raise WarpSpeedConfigError(f"{what} file {path} is not valid YAML: {err}") from err

@@ -19,6 +19,9 @@ from warpspeed.request_schema import ScoringRequest
 from warpspeed.settings import WarpSpeedSettings
 from warpspeed.storage import storage_for
 from warpspeed.tables import SCORES_TABLE, ensure_tables
+from warpspeed.workloads import WorkloadCatalog
+
+REPO_WORKLOADS = Path(__file__).parents[2] / "dags" / "config" / "workloads.yaml"
 
 TENANTS = ["job-t0", "job-t1", "job-t2"]
 
@@ -33,21 +36,24 @@ def job_settings(tmp_path_factory: pytest.TempPathFactory) -> WarpSpeedSettings:
     return settings
 
 
-def run_batch(settings: WarpSpeedSettings, batch_id: str, members: list[tuple[str, str, str]]) -> dict[str, Any]:
+def run_batch(settings: WarpSpeedSettings, batch_id: str, members: list[tuple[str, str, str]],
+              succeeds: bool = True) -> dict[str, Any]:
     layout = WindowLayout(settings.storage_prefix, "20261120T2100Z")
     requests = tuple(
         ScoringRequest(f"{batch_id}-{i}", t, m, v, "scoring", "2026-11-20T21:00:00+00:00", estimated_accounts=50)
         for i, (t, m, v) in enumerate(members)
     )
+    registry = models_uri(settings.storage_prefix)
     manifest = BatchManifest(batch_id, "20261120T2100Z", "scoring", requests, 50 * len(requests),
-                             models_uri(settings.storage_prefix), layout.summary_uri(batch_id))
+                             registry, layout.summary_uri(batch_id),
+                             **WorkloadCatalog.load(REPO_WORKLOADS)["scoring"].manifest_fields(registry))
     storage = storage_for(settings.storage_prefix)
     storage.write_text(layout.batch_uri(batch_id), manifest.to_json())
     backend = LocalSparkBackend(settings)
     cluster = backend.ensure_cluster("scoring", "scoring")
     job = SparkJob(f"test-{batch_id}", SCORE_SCRIPT, ("--batch-manifest", layout.batch_uri(batch_id)))
     (outcome,) = backend.run_jobs(cluster, [job])
-    assert outcome.succeeded, Path(outcome.log_uri.removeprefix("file://")).read_text()[-3000:]
+    assert outcome.succeeded is succeeds, Path(outcome.log_uri.removeprefix("file://")).read_text()[-3000:]
     return dict(json.loads(storage.read_text(layout.summary_uri(batch_id))))
 
 
@@ -95,7 +101,8 @@ def test_unknown_model_version_fails_that_member_only(job_settings: WarpSpeedSet
     run_batch(job_settings, "batch-c0", [("job-t0", "churn_risk", "v1")])
     before = [r for r in scores(job_settings) if (r["tenant_id"], r["model"]) == ("job-t0", "churn_risk")]
     summary = run_batch(
-        job_settings, "batch-c", [("job-t0", "churn_risk", "v9"), ("job-t0", "upsell_propensity", "v1")]
+        job_settings, "batch-c", [("job-t0", "churn_risk", "v9"), ("job-t0", "upsell_propensity", "v1")],
+        succeeds=False,  # issue 13 item 4: a partial batch is not a success
     )
     assert summary["status"] == "partial"
     failed = [m for m in summary["members"] if m["status"] == "failed"]

@@ -50,3 +50,17 @@ def test_windows_start_at_the_logical_date_or_floored_run_after() -> None:
     manual = {"logical_date": None, "dag_run": SimpleNamespace(run_after=datetime(2026, 11, 20, 21, 44, tzinfo=UTC))}
     assert window_from_context(manual, 30).id == "20261120T2130Z"
     assert floor_to_window(datetime(2026, 11, 20, 21, 59, tzinfo=UTC), 15).minute == 45
+
+
+def test_score_arrays_matches_score_one() -> None:
+    import numpy as np
+
+    model = parse_model(json.dumps({
+        "schema": "warpspeed.model/v1", "kind": "logistic", "model": "m", "version": "v1", "intercept": 0.3,
+        "features": [{"name": "a", "transform": "log1p", "coefficient": 0.7, "impute": 1.0},
+                     {"name": "b", "transform": "standardize", "mean": 2.0, "std": 4.0, "coefficient": -0.2}],
+    }))
+    a, b = [0.0, None, 5.0], [1.0, 3.0, None]
+    scores = model.score_arrays({"a": np.array(a, dtype=float), "b": np.array(b, dtype=float)})
+    assert list(scores) == pytest.approx([model.score_one({"a": x, "b": y}) for x, y in zip(a, b, strict=True)],
+                                         rel=0, abs=1e-12)

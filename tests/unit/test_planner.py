@@ -409,3 +409,21 @@ def test_planning_settings_reject_non_positive_integers(bad: dict[str, object]) 
 
     with pytest.raises(WarpSpeedConfigError, match=next(iter(bad))):
         PlanningSettings(**bad)  # type: ignore[arg-type]
+
+
+def test_a_request_for_a_missing_version_never_supersedes_a_valid_one() -> None:
+    """Issue 13 item 4: the newer request names a version that does not exist."""
+    valid = req("valid", "t1", at=T0)
+    bogus = ScoringRequest(
+        request_id="bogus", tenant_id="t1", model="churn_risk", model_version="v99", workload="scoring",
+        requested_at=(T0 + timedelta(minutes=5)).isoformat(), estimated_accounts=10,
+    )
+    plan = plan_window("w1", [valid, bogus], {"scoring": PlanningSettings()},
+                       unavailable={("churn_risk", "v99")})
+    assert [m.request_id for b in plan.batches for m in b.members] == ["valid"]
+    assert [(s.request.request_id, s.reason) for s in plan.superseded] == [("bogus", "superseded by valid")]
+    # without that knowledge the newest wins, as before; alone, a bogus request is still planned
+    assert [m.request_id for b in plan_window("w1", [valid, bogus], {"scoring": PlanningSettings()}).batches
+            for m in b.members] == ["bogus"]
+    alone = plan_window("w1", [bogus], {"scoring": PlanningSettings()}, unavailable={("churn_risk", "v99")})
+    assert [m.request_id for b in alone.batches for m in b.members] == ["bogus"]

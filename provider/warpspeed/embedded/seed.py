@@ -19,8 +19,11 @@ if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
 
 
+SKLEARN_DEMO_MODEL = "upsell_propensity"
+
+
 def publish_seed_models(storage_prefix: str) -> list[str]:
-    """Copy the shipped example models into the registry under the storage prefix."""
+    """Publish the demo's models: the shipped expression models and a freshly trained MLflow one."""
     storage = storage_for(storage_prefix)
     uris = []
     for entry in sorted(resources.files("warpspeed.embedded").joinpath("models").iterdir(), key=str):
@@ -30,7 +33,55 @@ def publish_seed_models(storage_prefix: str) -> list[str]:
         uri = join_uri(models_uri(storage_prefix), doc["model"], f"{doc['version']}.json")
         storage.write_text(uri, json.dumps(doc, indent=1))
         uris.append(uri)
+    uris.append(save_sklearn_model(join_uri(models_uri(storage_prefix), SKLEARN_DEMO_MODEL, "v1")))
     return uris
+
+
+def train_sklearn_model(rows: int = 4000, seed: int = 5) -> Any:
+    """Train the demo's scikit-learn pipeline (impute, scale, logistic regression) in about a second."""
+    import numpy as np
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame = feature_rows(tenant_ids(2), seed=seed, base=rows // 2, spread=1).select(list(FEATURE_COLUMNS)).to_pandas()
+    rng = np.random.default_rng(seed)
+    logit = (0.25 * np.log1p(frame["engagement_30d"].fillna(0)) + 0.02 * (frame["intent_score"].fillna(50) - 50)
+             - 0.1 * np.log1p(frame["employee_count"].fillna(100)) + rng.normal(0, 0.5, len(frame)))
+    label = (logit > np.median(logit)).astype(int)
+    model = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression(max_iter=200))
+    return model.fit(frame, label)
+
+
+def pinned_requirements() -> list[str]:
+    """Return the demo model's pip requirements (given, so MLflow skips its slow inference subprocess)."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("scikit-learn", "skops", "numpy", "pandas")]
+
+
+def save_sklearn_model(uri: str) -> str:
+    """Train the demo model and save it as an MLflow model at ``uri`` (``predict_proba`` as pyfunc)."""
+    import shutil
+    import tempfile
+
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    from warpspeed.storage import local_path
+
+    model = train_sklearn_model()
+    sample = feature_rows(tenant_ids(1), base=5, spread=1).select(list(FEATURE_COLUMNS)).to_pandas()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = f"{tmp}/model"
+        mlflow.sklearn.save_model(model, folder, signature=infer_signature(sample, model.predict_proba(sample)),
+                                  pyfunc_predict_fn="predict_proba", skops_trusted_types=["numpy.dtype"],
+                                  pip_requirements=pinned_requirements())
+        target = local_path(uri)  # the embedded demo's registry is a local folder
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(folder, target)
+    return uri
 
 
 def tenant_ids(count: int) -> list[str]:

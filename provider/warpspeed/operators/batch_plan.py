@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import Context, XComArg
 
 from warpspeed.carryover import CarryOverChain, PlanInput
 from warpspeed.manifests import BatchManifest, IntakeManifest, models_uri
+from warpspeed.model_probe import Unavailable, probe_models, unavailable_document, unavailable_pairs
 from warpspeed.operators._base import WarpSpeedOperator
 from warpspeed.planner import WindowPlan, plan_window
+from warpspeed.request_schema import ScoringRequest
 from warpspeed.windows import Window
 from warpspeed.workloads import WorkloadCatalog
 
@@ -22,6 +25,7 @@ def plan_document(
     intake_requests: int | None = None,
     plan_input: PlanInput | None = None,
     pending_uri: str | None = None,
+    unavailable: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """Return the window's plan as JSON: batches in submission order, and every set-aside request."""
     doc: dict[str, Any] = {
@@ -46,6 +50,8 @@ def plan_document(
     }
     if intake_requests is not None:
         doc["intake_requests"] = intake_requests
+    if unavailable:
+        doc["unavailable_models"] = list(unavailable)
     if plan_input is not None:
         doc["pending"] = {
             "input_uri": plan_input.input_uri,
@@ -55,9 +61,18 @@ def plan_document(
     return json.dumps(doc, indent=1, sort_keys=True)
 
 
-def batch_manifests(plan: WindowPlan, window: Window, storage_prefix: str) -> list[BatchManifest]:
-    """Turn a plan's batches into manifests (pure)."""
+def batch_manifests(
+    plan: WindowPlan, window: Window, storage_prefix: str, workloads: WorkloadCatalog | None = None
+) -> list[BatchManifest]:
+    """Turn a plan's batches into manifests (pure); ``workloads`` names each batch's tables and models."""
     layout = window.layout(storage_prefix)
+    registry = models_uri(storage_prefix)
+
+    def data_of(workload: str) -> dict[str, Any]:
+        if workloads is None or workload not in workloads.workloads:
+            return {}
+        return workloads[workload].manifest_fields(registry)
+
     return [
         BatchManifest(
             batch_id=b.batch_id,
@@ -65,9 +80,10 @@ def batch_manifests(plan: WindowPlan, window: Window, storage_prefix: str) -> li
             workload=b.workload,
             members=b.members,
             estimated_rows=b.estimated_rows,
-            models_uri=models_uri(storage_prefix),
+            models_uri=registry,
             summary_uri=layout.summary_uri(b.batch_id),
             extra={"priority": b.priority, "lane": b.lane, "carried_requests": b.carried_members},
+            **data_of(b.workload),
         )
         for b in plan.batches
     ]
@@ -97,6 +113,18 @@ class PlanBatchesOperator(WarpSpeedOperator):
         self.intake_manifest_uri = intake_manifest_uri
         self.workloads_file = workloads_file
 
+    def _probe(self, workloads: WorkloadCatalog, requests: Sequence[ScoringRequest]) -> list[Unavailable]:
+        """Find requested model versions that are missing or lack inputs in their feature table."""
+        catalog = None
+
+        def columns(table: str) -> list[str]:
+            nonlocal catalog
+            catalog = catalog or self.settings.catalog.load()
+            return [f.name for f in catalog.load_table(table).schema().fields]
+
+        return probe_models(workloads, {(r.workload, r.model, r.model_version) for r in requests},
+                            self.storage, models_uri(self.settings.storage_prefix), columns)
+
     def execute(self, context: Context) -> list[dict[str, Any]]:
         """Plan, write the manifests, the pending document and the plan; then move the head."""
         window = self.window(context)
@@ -104,12 +132,14 @@ class PlanBatchesOperator(WarpSpeedOperator):
         intake = IntakeManifest.from_json(self.storage.read_text(str(self.intake_manifest_uri)))
         chain = CarryOverChain(self.storage, prefix)
         plan_input = chain.resolve(window.id)
-        planning = WorkloadCatalog.load(self.workloads_file).planning()
-        plan = plan_window(window.id, intake.requests, planning, plan_input.pending)
+        workloads = WorkloadCatalog.load(self.workloads_file)
+        unavailable = self._probe(workloads, [*intake.requests, *(p.request for p in plan_input.pending)])
+        plan = plan_window(window.id, intake.requests, workloads.planning(), plan_input.pending,
+                           unavailable_pairs(unavailable))
         chain.check(window.id, plan_input, plan.pending)
         layout = window.layout(prefix)
         uris: dict[str, str] = {}
-        for manifest in batch_manifests(plan, window, prefix):
+        for manifest in batch_manifests(plan, window, prefix, workloads):
             uris[manifest.batch_id] = layout.batch_uri(manifest.batch_id)
             self.storage.write_text(uris[manifest.batch_id], manifest.to_json())
         pending_uri = chain.record(
@@ -118,7 +148,7 @@ class PlanBatchesOperator(WarpSpeedOperator):
         self.storage.write_text(
             layout.plan_uri,
             plan_document(plan, uris, intake_requests=len(intake.requests), plan_input=plan_input,
-                          pending_uri=pending_uri),
+                          pending_uri=pending_uri, unavailable=unavailable_document(unavailable)),
         )
         moved = chain.advance(window.id, plan_input)
         self.log.info(

@@ -1,0 +1,165 @@
+"""Scoring throughput per model flavour: the Spark job vs the same job done plainly in one process.
+
+For each flavour (``expression``, ``mlflow`` scikit-learn pipeline, ``spark_ml`` pipeline) the
+same ROWS feature rows are scored twice into the same Iceberg scores slices:
+
+- Spark: ``spark_jobs/score_batch.py`` through ``spark-submit`` (Iceberg read, score, Iceberg
+  overwrite of the batch's slices); the rate uses the job's own timing (JVM start excluded).
+- Plain: one Python process: pyiceberg read, the model's own predict (NumPy formula for the
+  expression model, ``pyfunc.predict`` for MLflow, the pipeline on a local session for Spark
+  ML), pyiceberg overwrite of the same slices.
+
+``score_vs_native_<flavour>`` is the Spark rate over the plain rate (target >= 0.5).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from spark_jobs.flavours import pick_score
+from spark_jobs.models import parse_model
+from warpspeed.embedded.seed import feature_rows, publish_seed_models, tenant_ids, write_features
+from warpspeed.hooks.compute import SparkJob
+from warpspeed.hooks.local_spark import LocalSparkBackend
+from warpspeed.manifests import BatchManifest, WindowLayout, models_uri
+from warpspeed.operators.scoring import SCORE_SCRIPT
+from warpspeed.request_schema import ScoringRequest
+from warpspeed.settings import WarpSpeedSettings
+from warpspeed.storage import local_path, storage_for
+from warpspeed.tables import FEATURE_COLUMNS, FEATURES_TABLE, SCORES_TABLE, ensure_tables
+from warpspeed.workloads import WorkloadCatalog
+
+ROWS = int(os.environ.get("WARPSPEED_BENCH_FLAVOUR_ROWS", "2000000"))
+TENANTS = 20
+PEER_NOTE = ("Spark job rate / one-process rate (pyiceberg read, the model's own predict, pyiceberg overwrite "
+             "of the same slices), same table, same run")
+MODELS = {"expression": "churn_risk", "mlflow": "upsell_propensity", "spark_ml": "fit_pipeline"}
+
+
+def save_pipeline(spark: Any, catalog: Any, uri: str) -> Any:
+    """Train a small Spark ML pipeline (impute, assemble, logistic regression) and save it."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.feature import Imputer, VectorAssembler
+    from pyspark.sql import functions as F
+
+    sample = catalog.load_table(FEATURES_TABLE).scan(limit=20_000).to_pandas()
+    frame = spark.createDataFrame(sample[list(FEATURE_COLUMNS)]).withColumn(
+        "label", (F.coalesce(F.col("intent_score"), F.lit(50.0)) > 50).cast("double"))
+    imputed = [f"{c}_i" for c in FEATURE_COLUMNS]
+    pipeline = Pipeline(stages=[
+        Imputer(inputCols=list(FEATURE_COLUMNS), outputCols=imputed),
+        VectorAssembler(inputCols=imputed, outputCol="features"),
+        LogisticRegression(maxIter=10),
+    ]).fit(frame)
+    pipeline.write().overwrite().save(str(local_path(uri)))
+    return pipeline
+
+
+def plain_run(catalog: Any, flavour: str, predict: Any, tenants: list[str]) -> float:
+    """Read, score and overwrite the slices in this process; return seconds."""
+    from pyiceberg.expressions import And, EqualTo, In
+
+    model = MODELS[flavour]
+    started = time.perf_counter()
+    rows = catalog.load_table(FEATURES_TABLE).scan(row_filter=In("tenant_id", tenants)).to_arrow()
+    scores = predict(rows)
+    n = rows.num_rows
+    out = pa.table({
+        "tenant_id": rows.column("tenant_id"), "model": pa.array([model] * n, pa.string()),
+        "model_version": pa.array(["v1"] * n, pa.string()), "account_id": rows.column("account_id"),
+        "score": pa.array(scores, pa.float64()), "batch_id": pa.array(["plain"] * n, pa.string()),
+        "scored_at": pa.array([datetime.now(UTC)] * n, pa.timestamp("us", tz="UTC")),
+    })
+    table = catalog.load_table(SCORES_TABLE)
+    table.overwrite(out.cast(table.schema().as_arrow()),
+                    overwrite_filter=And(In("tenant_id", tenants), EqualTo("model", model)))
+    return time.perf_counter() - started
+
+
+def predictors(spark: Any, settings: WarpSpeedSettings, pipeline: Any) -> dict[str, Any]:
+    """Return flavour -> (arrow rows -> scores), each the model's own single-process predict."""
+    storage = storage_for(settings.storage_prefix)
+    registry = models_uri(settings.storage_prefix)
+    expression = parse_model(storage.read_text(f"{registry}/churn_risk/v1.json"))
+
+    def expression_predict(rows: pa.Table) -> Any:
+        return expression.score_arrays({c: rows.column(c).to_numpy(zero_copy_only=False)
+                                         for c in expression.features})
+
+    def mlflow_predict(rows: pa.Table) -> Any:
+        import mlflow.pyfunc
+
+        model = mlflow.pyfunc.load_model(str(local_path(f"{registry}/upsell_propensity/v1")))
+        return pick_score(model.predict(rows.select(list(FEATURE_COLUMNS)).to_pandas()), None, 1)
+
+    def spark_ml_predict(rows: pa.Table) -> Any:
+        from pyspark.ml.functions import vector_to_array
+
+        frame = spark.createDataFrame(rows.select(list(FEATURE_COLUMNS)).to_pandas())
+        out = pipeline.transform(frame).select(vector_to_array("probability")[1].alias("p")).toPandas()
+        return out["p"].to_numpy()
+
+    return {"expression": expression_predict, "mlflow": mlflow_predict, "spark_ml": spark_ml_predict}
+
+
+def run() -> Iterator[dict]:
+    """Score ROWS rows per flavour both ways; report the rates and their ratio."""
+    from pyspark.sql import SparkSession
+
+    with tempfile.TemporaryDirectory() as home:
+        settings = WarpSpeedSettings.from_mapping({"home": home})
+        catalog = settings.catalog.load()
+        ensure_tables(catalog)
+        publish_seed_models(settings.storage_prefix)
+        tenants = tenant_ids(TENANTS)
+        per_tenant = ROWS // TENANTS
+        write_features(catalog, feature_rows(tenants, base=per_tenant, spread=1))
+        registry = models_uri(settings.storage_prefix)
+        spark = (SparkSession.builder.master("local[*]").appName("bench-flavours-plain")
+                 .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+                 .config("spark.driver.memory", "4g").getOrCreate())
+        try:
+            pipeline = save_pipeline(spark, catalog, f"{registry}/fit_pipeline/v1")
+            workload = WorkloadCatalog.from_dict({"workloads": {"bench": {"models": {
+                "churn_risk": {"flavour": "expression"},
+                "upsell_propensity": {"flavour": "mlflow", "output_index": 1},
+                "fit_pipeline": {"flavour": "spark_ml"},
+            }}}})["bench"]
+            plain = predictors(spark, settings, pipeline)
+            storage = storage_for(settings.storage_prefix)
+            backend = LocalSparkBackend(settings)
+            cluster = backend.ensure_cluster("bench", "scoring")
+            for flavour, model in MODELS.items():
+                plain_s = plain_run(catalog, flavour, plain[flavour], tenants)
+                layout = WindowLayout(settings.storage_prefix, "bench")
+                batch_id = f"bench-{flavour}"
+                members = tuple(ScoringRequest(f"{flavour}-{t}", t, model, "v1", "bench", "2026-11-21T08:00:00+00:00",
+                                               estimated_accounts=per_tenant) for t in tenants)
+                manifest = BatchManifest(batch_id, "bench", "bench", members, ROWS, registry,
+                                         layout.summary_uri(batch_id), **workload.manifest_fields(registry))
+                storage.write_text(layout.batch_uri(batch_id), manifest.to_json())
+                job = SparkJob(batch_id, SCORE_SCRIPT, ("--batch-manifest", layout.batch_uri(batch_id)),
+                               conf={"spark.driver.memory": "4g"})
+                (outcome,) = backend.run_jobs(cluster, [job])
+                if not outcome.succeeded:
+                    raise RuntimeError(f"{flavour} scoring failed: {outcome.reason} ({outcome.log_uri})")
+                summary = json.loads(storage.read_text(layout.summary_uri(batch_id)))
+                spark_rate = summary["rows"] / summary["duration_s"]
+                plain_rate = summary["rows"] / plain_s
+                yield {"name": f"score_rows_per_s_{flavour}", "value": round(spark_rate), "unit": "rows/s",
+                       "note": f"{summary['rows']} rows, {model}: Iceberg read + score + Iceberg overwrite in the "
+                               f"Spark job ({summary['duration_s']:.1f} s; {outcome.seconds:.1f} s with JVM start), "
+                               f"local[*] on {os.cpu_count()} cores; plain process {plain_s:.1f} s"}
+                yield {"name": f"score_vs_native_{flavour}", "value": round(spark_rate / plain_rate, 3),
+                       "unit": "ratio", "note": PEER_NOTE}
+        finally:
+            spark.stop()

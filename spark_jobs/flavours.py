@@ -1,0 +1,184 @@
+"""Model flavours of the scoring job: load a (model, version) by URI and check its inputs.
+
+``expression``: a JSON logistic model (:mod:`spark_jobs.models`) compiled to Spark SQL.
+``mlflow``: any MLflow pyfunc model; the driver downloads it once (``file://``, ``s3://``,
+``models:/`` with a registry), checks that it loads, ships it with ``SparkContext.addFile``,
+and executors load it once per Python worker process (see :func:`cached_pyfunc`).
+``spark_ml``: a saved Spark ML ``PipelineModel``.
+
+Every check happens when the model is loaded, before any row is scored, so a model whose
+inputs the feature table lacks fails only its own members.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from spark_jobs.models import LogisticModel, ModelError, parse_model
+
+FLAVOURS = ("expression", "mlflow", "spark_ml")
+_PYFUNC_CACHE: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One model version, loaded and checked, ready to score."""
+
+    model: str
+    version: str
+    flavour: str
+    uri: str
+    inputs: tuple[str, ...]
+    expression: LogisticModel | None = None
+    pipeline: Any = None
+    shipped_name: str | None = None
+    output_column: str | None = None
+    output_index: int | None = None
+
+
+def resolve_uri(spec: Mapping[str, Any], model: str, version: str) -> str:
+    """Fill the URI template of a manifest's model entry for one version."""
+    return str(spec["uri"]).format(
+        model=model, version=version, version_number=version.removeprefix("v")
+    )
+
+
+def default_spec(models_uri: str) -> dict[str, Any]:
+    """Return the entry of a model the manifest does not list (an expression model in the registry)."""
+    return {"flavour": "expression", "uri": f"{models_uri.rstrip('/')}/{{model}}/{{version}}.json"}
+
+
+def load_model(spark: Any, model: str, version: str, spec: Mapping[str, Any]) -> LoadedModel:
+    """Load and check one model version; raise :class:`ModelError` saying why it cannot be used."""
+    flavour = spec.get("flavour", "expression")
+    uri = resolve_uri(spec, model, version)
+    common = {"model": model, "version": version, "flavour": flavour, "uri": uri,
+              "output_column": spec.get("output_column"), "output_index": spec.get("output_index")}
+    if flavour == "expression":
+        from spark_jobs.jobio import read_text
+
+        try:
+            text = read_text(spark, uri)
+        except FileNotFoundError:
+            raise ModelError(f"model {model} {version} not found at {uri}") from None
+        try:
+            parsed = parse_model(text, expect_model=model, expect_version=version)
+        except ModelError as err:
+            raise ModelError(f"model {model} {version} is invalid: {err}") from err
+        return LoadedModel(**common, inputs=parsed.features, expression=parsed)
+    if flavour == "mlflow":
+        return _load_mlflow(spark, common, tuple(spec.get("inputs") or ()))
+    if flavour == "spark_ml":
+        return _load_spark_ml(common, tuple(spec.get("inputs") or ()))
+    raise ModelError(f"model {model} {version}: flavour {flavour!r} is not one of {', '.join(FLAVOURS)}")
+
+
+def _load_mlflow(spark: Any, common: dict[str, Any], declared: tuple[str, ...]) -> LoadedModel:
+    model, version, uri = common["model"], common["version"], common["uri"]
+    try:
+        import mlflow.artifacts
+        import mlflow.pyfunc
+        from mlflow.models import Model
+    except ImportError as err:
+        raise ModelError(f"model {model} {version}: mlflow is not installed on the cluster ({err})") from None
+    folder = tempfile.mkdtemp(prefix="warpspeed-models-")
+    try:
+        downloaded = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder)
+    except Exception as err:  # every download failure means "not found" to the member
+        raise ModelError(f"model {model} {version} not found at {uri}: {type(err).__name__}: {err}") from None
+    # a name unique to this run: SparkContext.addFile ships the folder under its base name
+    path = os.path.join(folder, f"warpspeed-{model}-{version}-{uuid.uuid4().hex[:8]}")
+    os.rename(downloaded, path)
+    try:
+        meta = Model.load(path)
+        mlflow.pyfunc.load_model(path)  # fail here, once, if a flavour library is missing
+    except Exception as err:  # any load failure fails only this model's members
+        raise ModelError(f"model {model} {version} at {uri} failed to load: {type(err).__name__}: {err}") from None
+    inputs = declared
+    if not inputs and meta.signature is not None and meta.signature.inputs is not None:
+        names = meta.signature.inputs.input_names()
+        inputs = tuple(str(n) for n in names if isinstance(n, str))
+    if not inputs:
+        raise ModelError(f"model {model} {version} at {uri} has no input signature; set its inputs in workloads.yaml")
+    spark.sparkContext.addFile(path, recursive=True)
+    return LoadedModel(**common, inputs=inputs, shipped_name=os.path.basename(path))
+
+
+def _load_spark_ml(common: dict[str, Any], declared: tuple[str, ...]) -> LoadedModel:
+    from pyspark.ml import PipelineModel
+
+    model, version, uri = common["model"], common["version"], common["uri"]
+    try:
+        pipeline = PipelineModel.load(uri)
+    except Exception as err:  # a missing or broken pipeline fails only its members
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelError(f"model {model} {version} not loadable as a PipelineModel at {uri}: {first}") from None
+    inputs = declared or tuple(dict.fromkeys(_stage_inputs(pipeline)))
+    return LoadedModel(**common, inputs=inputs, pipeline=pipeline)
+
+
+def _stage_inputs(pipeline: Any) -> list[str]:
+    """Return the columns a pipeline's stages read that no earlier stage produces."""
+    produced: set[str] = set()
+    needed: list[str] = []
+    for stage in pipeline.stages:
+        for param in ("inputCol", "inputCols", "featuresCol"):
+            if stage.hasParam(param) and stage.isDefined(param):
+                value = stage.getOrDefault(param)
+                for col in [value] if isinstance(value, str) else value:
+                    if col not in produced:
+                        needed.append(col)
+        for param in ("outputCol", "outputCols", "predictionCol", "probabilityCol", "rawPredictionCol"):
+            if stage.hasParam(param) and stage.isDefined(param):
+                value = stage.getOrDefault(param)
+                produced.update([value] if isinstance(value, str) else value)
+    return needed
+
+
+def check_inputs(loaded: LoadedModel, columns: Sequence[str], table: str) -> None:
+    """Refuse a model that reads columns the feature table lacks."""
+    missing = [c for c in loaded.inputs if c not in set(columns)]
+    if missing:
+        raise ModelError(
+            f"model {loaded.model} {loaded.version} needs columns {missing} that {table} lacks "
+            f"(it has {sorted(columns)})"
+        )
+
+
+def cached_pyfunc(shipped_name: str) -> Any:
+    """Return the pyfunc model shipped as ``shipped_name``, loading it once per Python process."""
+    model = _PYFUNC_CACHE.get(shipped_name)
+    if model is None:
+        import mlflow.pyfunc
+        from pyspark import SparkFiles
+
+        model = mlflow.pyfunc.load_model(SparkFiles.get(shipped_name))
+        _PYFUNC_CACHE[shipped_name] = model
+    return model
+
+
+def pick_score(prediction: Any, output_column: str | None, output_index: int | None) -> Any:
+    """Return the score column (float64 numpy array) of a pyfunc prediction.
+
+    A DataFrame prediction: ``output_column`` by name, else ``output_index``, else its only
+    column, else column 1. A 2-D array (``predict_proba``): column ``output_index``, default 1.
+    A 1-D prediction is the score itself.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(prediction, pd.DataFrame):
+        if output_column is not None:
+            return prediction[output_column].to_numpy(dtype="float64")
+        index = output_index if output_index is not None else (0 if prediction.shape[1] == 1 else 1)
+        return prediction.iloc[:, index].to_numpy(dtype="float64")
+    values = np.asarray(prediction)
+    if values.ndim == 2:
+        index = output_index if output_index is not None else (0 if values.shape[1] == 1 else 1)
+        return values[:, index].astype("float64")
+    return values.astype("float64").reshape(-1)
