@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.paths import REPO_ROOT
 from warpspeed.catalog import CatalogConfig
 from warpspeed.cluster_profiles import (
     DEFAULT_RELEASE,
@@ -20,7 +21,6 @@ from warpspeed.cluster_profiles import (
     request_hash,
 )
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.settings import REPO_ROOT
 
 PROFILES = REPO_ROOT / "dags" / "config" / "cluster_profiles.yaml"
 GLUE = CatalogConfig(kind="glue", warehouse="s3://bkt-wh/warehouse", region="eu-west-1")

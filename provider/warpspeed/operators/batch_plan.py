@@ -10,7 +10,7 @@ from airflow.sdk import Context, XComArg
 from warpspeed.carryover import CarryOverChain, PlanInput
 from warpspeed.manifests import BatchManifest, IntakeManifest, models_uri
 from warpspeed.operators._base import WarpSpeedOperator
-from warpspeed.planner import WindowPlan, plan_window
+from warpspeed.planning.batches import WindowPlan, plan_window
 from warpspeed.windows import Window
 from warpspeed.workloads import WorkloadCatalog
 

@@ -1,4 +1,4 @@
-"""Operators that plan and run Iceberg table maintenance (see :mod:`warpspeed.hooks.iceberg_maintenance`)."""
+"""Operators that plan and run Iceberg table maintenance (see :mod:`warpspeed.services.maintenance`)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from warpspeed.hooks.iceberg_maintenance import IcebergMaintenanceHook, run_key
-from warpspeed.maintenance_planner import TriggerKind
 from warpspeed.maintenance_policy import MaintenancePolicy
 from warpspeed.operators._base import WarpSpeedOperator
+from warpspeed.planning.maintenance import TriggerKind
+from warpspeed.services.maintenance import IcebergMaintenanceHook
+from warpspeed.storage import run_key
 
 _RUN_TYPES: dict[str, TriggerKind] = {"scheduled": "scheduled", "asset_triggered": "asset"}
 

@@ -1,7 +1,7 @@
 """Plan and run Iceberg table maintenance: pyiceberg reads metadata, Spark procedures do the work.
 
 The hook reads each registered table's metadata and its maintenance history, asks the pure
-planner (:mod:`warpspeed.maintenance_planner`) what is due, writes one plan document per table,
+planner (:mod:`warpspeed.planning.maintenance`) what is due, writes one plan document per table,
 runs ``spark_jobs/iceberg_maintenance.py`` on the compute backend (local ``spark-submit`` in the
 embedded stack, an EMR step on the ``maintenance`` profile in production), then measures the
 table again and records the before/after figures in ``warpspeed.maintenance_runs``.
@@ -10,7 +10,6 @@ table again and records the before/after figures in ``warpspeed.maintenance_runs
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,15 +18,9 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
+from warpspeed.compute.base import ClusterRef, ComputeBackend, SparkJob
+from warpspeed.compute.factory import compute_backend_for
 from warpspeed.exceptions import ComputeError
-from warpspeed.hooks.compute import ClusterRef, ComputeBackend, SparkJob, compute_backend_for
-from warpspeed.maintenance_planner import (
-    MaintenanceHistory,
-    TablePlan,
-    TriggerKind,
-    plan_table,
-    read_table_state,
-)
 from warpspeed.maintenance_policy import MaintenancePolicy
 from warpspeed.maintenance_report import (
     MAINTENANCE_RUNS_TABLE,
@@ -37,17 +30,19 @@ from warpspeed.maintenance_report import (
     format_report,
     table_stats,
 )
+from warpspeed.planning.maintenance import (
+    MaintenanceHistory,
+    TablePlan,
+    TriggerKind,
+    plan_table,
+    read_table_state,
+)
 from warpspeed.settings import WarpSpeedSettings
-from warpspeed.storage import Storage, join_uri, storage_for
+from warpspeed.storage import Storage, join_uri, run_key, storage_for
 
 MAINTENANCE_SCRIPT = "iceberg_maintenance.py"
 MAINTENANCE_WORKLOAD = "maintenance"
 MAINTENANCE_PROFILE = "maintenance"
-
-
-def run_key(run_id: str) -> str:
-    """Return a storage-safe folder name for a DAG run id."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id).strip("_") or "run"
 
 
 def _literal(value: str) -> str:
