@@ -158,7 +158,8 @@ def run() -> Iterator[dict]:
         boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
         pool, lease_calls = _pool_window(home, dict(batches))
         from warpspeed.catalog import CatalogConfig
-        from warpspeed.cluster_profiles import ProfileCatalog, build_run_job_flow_request
+        from warpspeed.emr_request import build_run_job_flow_request
+        from warpspeed.profile_catalog import ProfileCatalog
         profile = ProfileCatalog.load(REPO_ROOT / "dags" / "config" / "cluster_profiles.yaml")["scoring"]
         request = build_run_job_flow_request(
             profile,

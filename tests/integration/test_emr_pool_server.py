@@ -17,10 +17,11 @@ import pytest
 
 from tests.paths import REPO_ROOT
 from warpspeed.aws_retry import retry_config
-from warpspeed.cluster_profiles import ACTIVE_CLUSTER_STATES, TAG_PROFILE_HASH, TAG_WORKLOAD, request_hash
+from warpspeed.cluster_profiles import ACTIVE_CLUSTER_STATES, TAG_PROFILE_HASH, TAG_WORKLOAD
 from warpspeed.compute.emr import EmrComputeBackend
 from warpspeed.compute.lease import S3Lease
 from warpspeed.embedded.sqs_server import ACCESS_KEY, REGION, SECRET_KEY
+from warpspeed.emr_request import request_hash
 from warpspeed.hooks.emr_pool import EmrPoolHook
 from warpspeed.settings import WarpSpeedSettings
 

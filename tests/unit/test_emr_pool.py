@@ -27,12 +27,13 @@ from moto.core.botocore_stubber import MockRawResponse
 
 from tests.paths import REPO_ROOT
 from warpspeed.aws_retry import next_poll_delay, retry_config
-from warpspeed.cluster_profiles import ACTIVE_CLUSTER_STATES, TAG_PROFILE_HASH, request_hash
+from warpspeed.cluster_profiles import ACTIVE_CLUSTER_STATES, TAG_PROFILE_HASH
 from warpspeed.compute.base import ClusterRef, SparkJob, StepStatus
 from warpspeed.compute.emr import EmrComputeBackend
 from warpspeed.compute.factory import compute_backend_for
 from warpspeed.compute.lease import FileLease, S3Lease
 from warpspeed.compute.steps import ON_DEMAND_RETRY_SUFFIX, spark_step
+from warpspeed.emr_request import request_hash
 from warpspeed.hooks.emr_pool import EmrPoolHook
 from warpspeed.settings import WarpSpeedSettings
 from warpspeed.storage import LocalStorage

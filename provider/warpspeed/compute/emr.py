@@ -20,14 +20,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from warpspeed.cluster_profiles import TAG_PROFILE, ProfileCatalog, build_run_job_flow_request
+from warpspeed.cluster_profiles import TAG_PROFILE
 from warpspeed.compute.base import ClusterRef, ComputeBackend, SparkJob, StepStatus
 from warpspeed.compute.lease import PoolLease, lease_for
 from warpspeed.compute.pool import ClusterPool
 from warpspeed.compute.staging import content_addressed_root, stage_to_s3
 from warpspeed.compute.steps import CodeLocation, spark_step, step_name
+from warpspeed.emr_request import build_run_job_flow_request
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.hooks.emr_pool import EmrPoolHook, step_status
+from warpspeed.profile_catalog import ProfileCatalog
 from warpspeed.settings import WarpSpeedSettings
 from warpspeed.storage import Storage, join_uri, storage_for
 from warpspeed.triggers.emr_pool import EmrStepsTrigger

@@ -29,9 +29,9 @@ from warpspeed.cluster_profiles import (
     MAX_STEPS_PER_ADD_CALL,
     TAG_PROFILE_HASH,
     TAG_WORKLOAD,
-    request_hash,
 )
 from warpspeed.compute.lease import PoolLease
+from warpspeed.emr_request import request_hash
 from warpspeed.hooks.emr_pool import EmrPoolHook
 from warpspeed.storage import Storage
 

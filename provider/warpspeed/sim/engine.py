@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from warpspeed.cost_model import CostBreakdown, InstanceUsage, PriceTable, instance_cost
+from warpspeed.cost_model import CostBreakdown, InstanceUsage, instance_cost
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.planning.batches import PendingRequest, plan_window
+from warpspeed.price_table import PriceTable
 from warpspeed.request_schema import ScoringRequest
 from warpspeed.sim.traces import TRACE_EPOCH, Trace
 from warpspeed.workloads import PlanningSettings, WorkloadCatalog
