@@ -47,7 +47,7 @@ spark.stop()
 def run() -> Iterator[dict]:
     """Build the table, maintain it once and yield the before/after figures."""
     from warpspeed.maintenance_policy import MaintenancePolicy
-    from warpspeed.services.maintenance import IcebergMaintenanceHook
+    from warpspeed.services.maintenance import IcebergMaintenanceService
     from warpspeed.settings import WarpSpeedSettings
     from warpspeed.tables import SCORES_TABLE, TABLES
 
@@ -65,7 +65,7 @@ def run() -> Iterator[dict]:
             "compaction": {"min_small_files": 5},
             "manifests": {"max_manifests": 10},
         }}})
-        hook = IcebergMaintenanceHook(settings)
+        hook = IcebergMaintenanceService(settings)
         key = "bench-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         (item,) = hook.plan(policy, "manual", key)
         outcome = hook.run(item["plan_uri"], key)

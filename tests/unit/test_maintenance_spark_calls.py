@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from spark_jobs.iceberg_maintenance import due_calls, summarise_rows, timestamp_literal
+from maintenance.iceberg_maintenance import due_calls, summarise_rows, timestamp_literal
 from warpspeed.maintenance_policy import CompactionPolicy, SnapshotPolicy, TablePolicy
 from warpspeed.planning.maintenance import (
     MaintenanceHistory,

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from warpspeed.compute.base import ClusterRef, ComputeBackend, SparkJob, StepStatus
-from warpspeed.compute.staging import package_spark_jobs, spark_jobs_dir
+from warpspeed.compute.staging import package_spark_jobs, spark_jobs_script
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.settings import WarpSpeedSettings
 
@@ -83,7 +83,7 @@ class LocalSparkBackend(ComputeBackend):
         ]
         for key, value in sorted(conf.items()):
             cmd += ["--conf", f"{key}={value}"]
-        return [*cmd, str(spark_jobs_dir() / job.script), *job.args]
+        return [*cmd, str(spark_jobs_script(job.script)), *job.args]
 
     def start(
         self, cluster: ClusterRef, jobs: Sequence[SparkJob], *, on_demand_only: bool = False

@@ -1,13 +1,16 @@
-"""Stage the ``spark_jobs`` package: one zip for ``--py-files``, built one way for every backend.
+"""Stage the Spark job packages: one zip for ``--py-files``, built one way for every backend.
 
-Local Spark, EMR steps and the Glue job all run the same ``spark_jobs/`` scripts with the same
-``spark_jobs.zip``; :func:`package_spark_jobs` builds it and :func:`stage_to_s3` uploads it
-(with the scripts) under a content-addressed folder, skipping what is already there.
+The job packages are ``spark_jobs`` (scoring, feature preprocessing) and ``maintenance`` (Iceberg
+maintenance). Local Spark, EMR steps and the Glue job all run the same scripts with the same
+``spark_jobs.zip`` (both packages inside); :func:`package_spark_jobs` builds it and
+:func:`stage_to_s3` uploads it (with the scripts) under a folder, skipping what is already there
+when the folder is content-addressed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import tempfile
 import zipfile
 from pathlib import Path
@@ -20,39 +23,48 @@ from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.storage import join_uri
 
 ZIP_NAME = "spark_jobs.zip"
+JOB_PACKAGES = ("spark_jobs", "maintenance")
+
+
+def job_package_dirs() -> list[Path]:
+    """Return the folders of the job packages, in :data:`JOB_PACKAGES` order."""
+    return [Path(importlib.import_module(name).__file__ or "").resolve().parent for name in JOB_PACKAGES]
 
 
 def spark_jobs_dir() -> Path:
     """Return the folder of the ``spark_jobs`` package."""
-    import spark_jobs
+    return job_package_dirs()[0]
 
-    return Path(spark_jobs.__file__).resolve().parent
+
+def job_scripts() -> list[Path]:
+    """Return every job package's top-level scripts (their file names are unique)."""
+    return sorted((p for d in job_package_dirs() for p in d.glob("*.py")), key=lambda p: p.name)
 
 
 def spark_jobs_script(name: str) -> Path:
-    """Return the local path of a ``spark_jobs/`` script, or say it is missing."""
-    path = spark_jobs_dir() / name
-    if not path.is_file():
-        raise WarpSpeedConfigError(f"{path} is missing")
-    return path
+    """Return the local path of a job script (``score_batch.py``, ``iceberg_maintenance.py``…)."""
+    for folder in job_package_dirs():
+        if (folder / name).is_file():
+            return folder / name
+    raise WarpSpeedConfigError(f"no job script {name!r} in {', '.join(JOB_PACKAGES)}")
 
 
 def package_spark_jobs(dest: Path) -> Path:
-    """Zip the ``spark_jobs`` package for ``--py-files`` (as it is shipped to EMR and Glue)."""
-    src = spark_jobs_dir()
+    """Zip the job packages for ``--py-files`` (as they are shipped to EMR and Glue)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(".zip.tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(src.rglob("*.py")):
-            zf.write(path, Path("spark_jobs") / path.relative_to(src))
+        for name, src in zip(JOB_PACKAGES, job_package_dirs(), strict=True):
+            for path in sorted(src.rglob("*.py")):
+                zf.write(path, Path(name) / path.relative_to(src))
     tmp.replace(dest)
     return dest
 
 
 def code_digest() -> str:
-    """Return a short fingerprint of the ``spark_jobs`` scripts (the staging folder's name)."""
+    """Return a short fingerprint of the job scripts (the staging folder's name)."""
     digest = hashlib.sha256()
-    for path in sorted(spark_jobs_dir().glob("*.py")):
+    for path in job_scripts():
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -69,7 +81,7 @@ def stage_to_s3(s3: Any, root: str, *, replace: bool = False) -> str:
         )
     with tempfile.TemporaryDirectory() as tmp:
         files = {ZIP_NAME: package_spark_jobs(Path(tmp) / ZIP_NAME).read_bytes()}
-    files |= {p.name: p.read_bytes() for p in sorted(spark_jobs_dir().glob("*.py"))}
+    files |= {p.name: p.read_bytes() for p in job_scripts()}
     for name, body in files.items():
         key = f"{parsed.path.strip('/')}/{name}"
         if not replace:
