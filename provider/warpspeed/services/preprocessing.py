@@ -13,12 +13,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from functools import cached_property
 from typing import Any
 
 from warpspeed.compute.base import SparkJob
-from warpspeed.compute.factory import compute_backend_for
+from warpspeed.compute.local import LocalSparkBackend
 from warpspeed.compute.staging import ZIP_NAME, stage_to_s3
 from warpspeed.exceptions import ComputeError, WarpSpeedConfigError
 from warpspeed.glue_settings import BUILD_SCRIPT, GlueJobSettings
@@ -138,9 +137,9 @@ class FeatureRefreshService:
         )
 
     def run_local(self, plan_uri: str) -> str:
-        """Run a plan with local ``spark-submit`` through the compute backend; return the summary URI."""
+        """Run a plan with local ``spark-submit`` (the local compute backend); return the summary URI."""
         self.ensure_tables()
-        backend = compute_backend_for(replace(self.settings, compute_backend="local"))
+        backend = LocalSparkBackend(self.settings)
         cluster = backend.ensure_cluster(PREPROCESSING_WORKLOAD, PREPROCESSING_WORKLOAD)
         job = self.build_job(plan_uri)
         (outcome,) = backend.run_jobs(cluster, [job])
