@@ -146,3 +146,15 @@ def test_state_and_jars_default_to_a_per_user_folder(monkeypatch: pytest.MonkeyP
     assert settings.jars_dir == settings.home / "jars"
     monkeypatch.setenv("WARPSPEED_JARS_DIR", str(tmp_path / "j"))
     assert WarpSpeedSettings.from_mapping({}).jars_dir == tmp_path / "j"
+
+
+def test_steps_launched_with_the_cluster_are_adopted_by_the_scoring_task_even_when_done(tmp_path: Path) -> None:
+    creator = make_backend(tmp_path)  # EnsureClustersOperator: creates the cluster with the steps
+    work = jobs(3)
+    ref = creator.ensure_clusters({"scoring": ("scoring", work)})["scoring"]
+    finish_steps(ref.cluster_id, {moto_cluster(ref.cluster_id).steps[0].id: "FAILED"})
+    scorer = make_backend(tmp_path)  # ScoreBatchesOperator: another process
+    calls = Calls(scorer.hook.emr)
+    statuses = scorer.start(ClusterRef("scoring", ref.cluster_id, "emr"), work)
+    assert [s.state for s in statuses] == ["PENDING", "COMPLETED", "COMPLETED"]  # the failed one runs again
+    assert calls.logical["AddJobFlowSteps"] == 1 and len(moto_cluster(ref.cluster_id).steps) == 4

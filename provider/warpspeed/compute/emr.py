@@ -15,6 +15,7 @@ from an earlier attempt (same name) instead of submitting them twice.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -28,13 +29,15 @@ from warpspeed.compute.staging import content_addressed_root, stage_to_s3
 from warpspeed.compute.steps import CodeLocation, spark_step, step_name
 from warpspeed.emr_request import build_run_job_flow_request
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.hooks.emr_pool import EmrPoolHook, step_status
+from warpspeed.hooks.emr_pool import ACTIVE_STEP_STATES, LIST_STEPS_PAGE, EmrPoolHook
 from warpspeed.profile_catalog import ProfileCatalog
 from warpspeed.settings import WarpSpeedSettings
 from warpspeed.storage import Storage, join_uri, storage_for
 from warpspeed.triggers.emr_pool import EmrStepsTrigger
 
 DEFAULT_ACTION_ON_FAILURE = "CONTINUE"
+ADOPTABLE_STEP_STATES = (*ACTIVE_STEP_STATES, "COMPLETED")
+"""A same-named step in these states is the job already: waited for or taken as done, not resubmitted."""
 
 
 class EmrComputeBackend(ComputeBackend):
@@ -191,18 +194,29 @@ class EmrComputeBackend(ComputeBackend):
         return [spark_step(j, self.code, action_on_failure=action, on_demand_only=on_demand_only) for j in jobs]
 
     def _adoptable(self, cluster_id: str, names: set[str]) -> dict[str, StepStatus]:
-        """Return the steps a start may adopt by name, with one ListSteps walk (none on a fresh cluster)."""
+        """Return the steps a start adopts by name (newest first), from one ListSteps walk.
+
+        A cluster this backend just created runs only the steps it was launched with: those are
+        adopted in any state, and nothing is listed when none is wanted. On any other cluster a
+        same-named step is adopted while it runs or once it completed (an earlier attempt's, or
+        launched with the cluster by the task that created it); a failed one is run again. The
+        walk stops when every name is found or after one page more than the names fill.
+        """
         launched = self._launched.get(cluster_id, set()) & names
         if cluster_id in self._fresh and not launched:
             return {}
-        log_uri = self.hook.log_uri(cluster_id)
-        if launched:  # created with these steps: adopt them whatever their state (newest first)
-            found: dict[str, StepStatus] = {}
-            for status in self.hook.list_steps(cluster_id, log_uri, lambda s: launched <= {x.name for x in s}):
-                if status.name in names and (status.name in launched or not status.terminal):
-                    found.setdefault(status.name, status)
-            return found
-        return {s.get("Name", ""): step_status(s, log_uri, cluster_id) for s in self.hook.active_steps(cluster_id)}
+        pages = math.ceil(len(names) / LIST_STEPS_PAGE) + 1
+        listed = self.hook.list_steps(
+            cluster_id,
+            self.hook.log_uri(cluster_id),
+            lambda steps: names <= {s.name for s in steps} or len(steps) >= pages * LIST_STEPS_PAGE,
+            () if launched else ADOPTABLE_STEP_STATES,
+        )
+        found: dict[str, StepStatus] = {}
+        for status in listed:
+            if status.name in names and (status.name in launched or status.state in ADOPTABLE_STEP_STATES):
+                found.setdefault(status.name, status)
+        return found
 
     def start(
         self, cluster: ClusterRef, jobs: Sequence[SparkJob], *, on_demand_only: bool = False

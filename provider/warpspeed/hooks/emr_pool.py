@@ -191,11 +191,16 @@ class EmrPoolHook(AwsBaseHook):
             self.call("cancel_steps", ClusterId=cluster_id, StepIds=list(step_ids[i : i + MAX_STEPS_PER_ADD_CALL]),
                       StepCancellationOption="SEND_INTERRUPT")
 
-    def list_steps(self, cluster_id: str, log_uri: str | None = None, until: Callable[[list[StepStatus]], bool]
-                   = lambda _s: False) -> list[StepStatus]:
-        """Return the cluster's steps, newest first, reading pages until ``until(steps so far)`` holds."""
+    def list_steps(
+        self,
+        cluster_id: str,
+        log_uri: str | None = None,
+        until: Callable[[list[StepStatus]], bool] = lambda _s: False,
+        states: Sequence[str] = (),
+    ) -> list[StepStatus]:
+        """Return the cluster's steps (in ``states``, default all), newest first, paging until ``until`` holds."""
         found: list[StepStatus] = []
-        kwargs: dict[str, Any] = {"ClusterId": cluster_id}
+        kwargs: dict[str, Any] = {"ClusterId": cluster_id} | ({"StepStates": list(states)} if states else {})
         while True:
             page = self.call("list_steps", **kwargs)
             found += [step_status(s, log_uri, cluster_id) for s in page.get("Steps", [])]
