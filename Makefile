@@ -14,7 +14,7 @@ export WARPSPEED_WORKLOADS_FILE ?= $(CURDIR)/dags/config/workloads.yaml
 MAVEN_ARTIFACTS := org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:$(ICEBERG_VERSION) \
                    org.xerial:sqlite-jdbc:$(SQLITE_JDBC_VERSION)
 
-.PHONY: setup demo test lint typecheck unit bench clean chromium
+.PHONY: setup demo test lint typecheck unit bench clean chromium wheel-smoke
 
 setup: $(VENV)/.installed $(JARS)/.fetched
 
@@ -54,6 +54,10 @@ test: lint typecheck chromium
 
 bench: setup
 	$(PY) benchmarks/run.py
+
+# Build the wheel, install it into a fresh venv under /tmp and run the demo's DAG from a copy of dags/.
+wheel-smoke: setup
+	bash tests/wheel_smoke.sh
 
 clean:
 	rm -rf .warpspeed
