@@ -111,7 +111,7 @@ class EmrPoolHook(AwsBaseHook):
             on_throttle=throttled,
             **kwargs,
         )
-        retries = (result or {}).get("ResponseMetadata", {}).get("RetryAttempts", 0) if isinstance(result, dict) else 0
+        retries = result.get("ResponseMetadata", {}).get("RetryAttempts", 0) if isinstance(result, dict) else 0
         self.last_call_retried = bool(retries) or self.throttled > before
         return result
 
