@@ -15,7 +15,7 @@ from airflow.sdk.exceptions import TaskDeferred
 from tests.paths import BUNDLE_CONFIG
 from tests.unit.test_emr_operators import FakeTI, _manifests, _operator
 from tests.unit.test_emr_pool import Calls, aws_env, finish_steps, jobs, make_backend, moto_cluster  # noqa: F401
-from warpspeed.compute.base import ClusterRef, StepStatus, should_retry_on_demand
+from warpspeed.compute.base import ClusterRef, StepStatus, outcome_of, should_retry_on_demand
 from warpspeed.operators.iceberg_maintenance import IcebergMaintenanceOperator
 from warpspeed.settings import WarpSpeedSettings, default_home
 
@@ -158,3 +158,10 @@ def test_steps_launched_with_the_cluster_are_adopted_by_the_scoring_task_even_wh
     statuses = scorer.start(ClusterRef("scoring", ref.cluster_id, "emr"), work)
     assert [s.state for s in statuses] == ["PENDING", "COMPLETED", "COMPLETED"]  # the failed one runs again
     assert calls.logical["AddJobFlowSteps"] == 1 and len(moto_cluster(ref.cluster_id).steps) == 4
+
+
+def test_a_job_that_measured_its_own_run_time_is_charged_that_not_the_whole_task() -> None:
+    local = StepStatus("local-b1", "warpspeed-b1", "COMPLETED", seconds=12.5)
+    assert outcome_of(local, 300.0).seconds == 12.5  # the local backend runs batches one by one
+    assert outcome_of(StepStatus.from_dict(json.loads(json.dumps(local.to_dict()))), 300.0).seconds == 12.5
+    assert outcome_of(StepStatus("s-1", "warpspeed-b2", "COMPLETED"), 300.0).seconds == 300.0  # EMR: elapsed

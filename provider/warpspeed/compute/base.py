@@ -67,6 +67,8 @@ class StepStatus:
     reason: str | None = None
     message: str | None = None
     log_file: str | None = None
+    seconds: float | None = None
+    """How long the job ran, when the backend measured it itself (local ``spark-submit``)."""
 
     @property
     def terminal(self) -> bool:
@@ -101,6 +103,7 @@ class StepStatus:
             reason=raw.get("reason"),
             message=raw.get("message"),
             log_file=raw.get("log_file"),
+            seconds=raw.get("seconds"),
         )
 
 
@@ -126,7 +129,11 @@ def should_retry_on_demand(status: StepStatus, retried: bool) -> bool:
 
 
 def outcome_of(status: StepStatus, seconds: float) -> JobOutcome:
-    """Turn a final status into the backend-neutral outcome (the one place a failure reason is built)."""
+    """Turn a final status into the backend-neutral outcome (the one place a failure reason is built).
+
+    :param seconds: the wall time to charge when the status did not measure its own.
+    """
+    seconds = status.seconds if status.seconds is not None else seconds
     if status.succeeded:
         return JobOutcome(status.name, "SUCCEEDED", seconds, status.log_file)
     reason = status.reason or status.state

@@ -116,11 +116,13 @@ class LocalSparkBackend(ComputeBackend):
                 self._running.pop(job_id, None)
             seconds = time.monotonic() - started
             if returncode == 0:
-                statuses.append(StepStatus(job_id, job.name, "COMPLETED", log_file=log_path.as_uri()))
+                statuses.append(StepStatus(job_id, job.name, "COMPLETED", log_file=log_path.as_uri(), seconds=seconds))
                 log.info("[%d/%d] %s succeeded in %.1f s", index, len(jobs), job.name, seconds)
             else:
                 reason = next((t for t in reversed(tail) if "Error" in t or "Exception" in t), f"exit {returncode}")
-                statuses.append(StepStatus(job_id, job.name, "FAILED", reason, log_file=log_path.as_uri()))
+                statuses.append(
+                    StepStatus(job_id, job.name, "FAILED", reason, log_file=log_path.as_uri(), seconds=seconds)
+                )
                 log.error("[%d/%d] %s failed after %.1f s: %s\n%s", index, len(jobs), job.name, seconds,
                           reason, "\n".join(tail))
         return statuses
