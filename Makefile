@@ -6,10 +6,15 @@ PY := $(VENV)/bin/python
 JARS := .jars
 ICEBERG_VERSION := 1.10.1
 SQLITE_JDBC_VERSION := 3.46.1.3
+# The provider never resolves paths inside this checkout; the repo's targets say where things are.
+export WARPSPEED_HOME ?= $(CURDIR)/.warpspeed
+export WARPSPEED_JARS_DIR ?= $(CURDIR)/$(JARS)
+export WARPSPEED_DAGS_FOLDER ?= $(CURDIR)/dags
+export WARPSPEED_WORKLOADS_FILE ?= $(CURDIR)/dags/config/workloads.yaml
 MAVEN_ARTIFACTS := org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:$(ICEBERG_VERSION) \
                    org.xerial:sqlite-jdbc:$(SQLITE_JDBC_VERSION)
 
-.PHONY: setup demo test lint typecheck unit bench clean chromium
+.PHONY: setup demo test lint typecheck unit bench clean chromium wheel-smoke
 
 setup: $(VENV)/.installed $(JARS)/.fetched
 
@@ -49,6 +54,10 @@ test: lint typecheck chromium
 
 bench: setup
 	$(PY) benchmarks/run.py
+
+# Build the wheel, install it into a fresh venv under /tmp and run the demo's DAG from a copy of dags/.
+wheel-smoke: setup
+	bash tests/wheel_smoke.sh
 
 clean:
 	rm -rf .warpspeed

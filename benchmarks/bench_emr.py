@@ -1,8 +1,9 @@
 """EMR control-plane calls for one window: the pool vs a cluster per request (moto in-process).
 
 2,000 requests over 3 workloads are planned into batches with the real planner. The pool
-path ensures one cluster per workload, submits every batch in bulk and polls each cluster
-twice (once while running, once after). The baseline gives every request its own cluster:
+path ensures one cluster per workload (one ListClusters for all of them; a cold cluster is
+created with its batches' steps), starts every batch and polls each cluster twice (once while
+running, which is the read that finds the steps by name, once after). The baseline gives every request its own cluster:
 RunJobFlow, AddJobFlowSteps, two DescribeStep polls, TerminateJobFlows. Both count the EMR
 calls the boto3 client actually makes.
 """
@@ -15,8 +16,11 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+"""This checkout: the benchmark passes the bundle's config and jars explicitly."""
 REQUESTS = 2000
 WORKLOADS = ("scoring", "intent", "upsell")
 TENANTS = 600
@@ -64,9 +68,11 @@ def _finish(cluster_id: str) -> None:
 def _pool_window(home: str, batches: dict[str, int]) -> tuple[Counter[str], int]:
     import boto3
 
-    from warpspeed.hooks.compute import SparkJob
-    from warpspeed.hooks.emr_pool import EmrComputeBackend, EmrPoolHook, retry_config
-    from warpspeed.settings import REPO_ROOT, WarpSpeedSettings
+    from warpspeed.aws_retry import retry_config
+    from warpspeed.compute.base import SparkJob
+    from warpspeed.compute.emr import EmrComputeBackend
+    from warpspeed.hooks.emr_pool import EmrPoolHook
+    from warpspeed.settings import WarpSpeedSettings
 
     settings = WarpSpeedSettings.from_mapping(
         {
@@ -90,14 +96,15 @@ def _pool_window(home: str, batches: dict[str, int]) -> tuple[Counter[str], int]
     s3_calls: Counter[str] = Counter()
     s3.meta.events.register("before-call.s3", lambda model, **_: s3_calls.update([model.name]))
     calls = _count(emr)
-    for workload, n in batches.items():
-        ref = backend.ensure_cluster_for(workload, "scoring", n)
-        jobs = [SparkJob(f"warpspeed-{workload}-{i}", "score_batch.py") for i in range(n)]
-        ids = backend.submit_jobs(ref, jobs)
-        log_uri = backend.hook.log_uri(ref.cluster_id)
-        backend.hook.step_states(ref.cluster_id, ids, log_uri)
+    jobs = {w: [SparkJob(f"warpspeed-{w}-{i}", "score_batch.py") for i in range(n)] for w, n in batches.items()}
+    refs = backend.ensure_clusters({w: ("scoring", jobs[w]) for w in batches})
+    for workload, ref in refs.items():
+        statuses = backend.start(ref, jobs[workload])  # poll 1: finds the launched steps by name
+        assert not all(s.terminal for s in statuses)
+        ids = [s.step_id for s in statuses]
         _finish(ref.cluster_id)
-        assert all(s.succeeded for s in backend.hook.step_states(ref.cluster_id, ids, log_uri))
+        log_uri = backend.hook.log_uri(ref.cluster_id)
+        assert all(s.succeeded for s in backend.hook.step_states(ref.cluster_id, ids, log_uri))  # poll 2
     return calls, sum(s3_calls.values())
 
 
@@ -136,7 +143,7 @@ def run() -> Iterator[dict]:
     import boto3
     from moto import mock_aws
 
-    from warpspeed.planner import plan_window
+    from warpspeed.planning.batches import plan_window
     from warpspeed.workloads import PlanningSettings
 
     requests = _requests()
@@ -151,9 +158,8 @@ def run() -> Iterator[dict]:
         boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
         pool, lease_calls = _pool_window(home, dict(batches))
         from warpspeed.catalog import CatalogConfig
-        from warpspeed.cluster_profiles import ProfileCatalog, build_run_job_flow_request
-        from warpspeed.settings import REPO_ROOT
-
+        from warpspeed.emr_request import build_run_job_flow_request
+        from warpspeed.profile_catalog import ProfileCatalog
         profile = ProfileCatalog.load(REPO_ROOT / "dags" / "config" / "cluster_profiles.yaml")["scoring"]
         request = build_run_job_flow_request(
             profile,

@@ -26,9 +26,9 @@ import pyarrow as pa
 
 from spark_jobs.flavours import pick_score
 from spark_jobs.models import parse_model
+from warpspeed.compute.base import SparkJob
+from warpspeed.compute.local import LocalSparkBackend
 from warpspeed.embedded.seed import feature_rows, publish_seed_models, tenant_ids, write_features
-from warpspeed.hooks.compute import SparkJob
-from warpspeed.hooks.local_spark import LocalSparkBackend
 from warpspeed.manifests import BatchManifest, WindowLayout, models_uri
 from warpspeed.operators.scoring import SCORE_SCRIPT
 from warpspeed.request_schema import ScoringRequest

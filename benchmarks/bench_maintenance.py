@@ -14,7 +14,10 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+"""This checkout: the benchmark passes the bundle's config and jars explicitly."""
 COMMITS = 120
 PARTITIONS = [("t-000", "churn_risk"), ("t-001", "churn_risk"), ("t-002", "upsell_propensity"),
               ("t-003", "intent_surge")]
@@ -22,8 +25,8 @@ TABLE = "bench.account_scores"
 BUILDER = """
 import sys
 from pyspark.sql import SparkSession
-from warpspeed.hooks.local_spark import LOCAL_SPARK_CONF, find_jars
-from warpspeed.settings import REPO_ROOT, WarpSpeedSettings
+from warpspeed.compute.local import LOCAL_SPARK_CONF, find_jars
+from warpspeed.settings import WarpSpeedSettings
 
 settings = WarpSpeedSettings.from_mapping({"home": sys.argv[1]})
 builder = SparkSession.builder.master("local[2]").config(
@@ -43,8 +46,8 @@ spark.stop()
 
 def run() -> Iterator[dict]:
     """Build the table, maintain it once and yield the before/after figures."""
-    from warpspeed.hooks.iceberg_maintenance import IcebergMaintenanceHook
     from warpspeed.maintenance_policy import MaintenancePolicy
+    from warpspeed.services.maintenance import IcebergMaintenanceService
     from warpspeed.settings import WarpSpeedSettings
     from warpspeed.tables import SCORES_TABLE, TABLES
 
@@ -62,7 +65,7 @@ def run() -> Iterator[dict]:
             "compaction": {"min_small_files": 5},
             "manifests": {"max_manifests": 10},
         }}})
-        hook = IcebergMaintenanceHook(settings)
+        hook = IcebergMaintenanceService(settings)
         key = "bench-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         (item,) = hook.plan(policy, "manual", key)
         outcome = hook.run(item["plan_uri"], key)

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "provider"))
 
-from warpspeed.planner import WindowPlan, plan_window  # noqa: E402
+from warpspeed.planning.batches import WindowPlan, plan_window  # noqa: E402
 from warpspeed.request_schema import ScoringRequest  # noqa: E402
 from warpspeed.workloads import PlanningSettings, WorkloadCatalog  # noqa: E402
 

@@ -19,9 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spark_jobs.models import parse_model
+from warpspeed.compute.base import SparkJob
+from warpspeed.compute.local import LocalSparkBackend
 from warpspeed.embedded.seed import publish_seed_models
-from warpspeed.hooks.compute import SparkJob
-from warpspeed.hooks.local_spark import LocalSparkBackend
 from warpspeed.manifests import BatchManifest, WindowLayout, models_uri
 from warpspeed.operators.scoring import SCORE_SCRIPT
 from warpspeed.request_schema import ScoringRequest

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from warpspeed.simulator import Trace, simulate
+from warpspeed.sim.engine import simulate
+from warpspeed.sim.traces import Trace
 
 
 def run() -> Iterator[dict]:

@@ -17,7 +17,7 @@ maintained within `trigger.min_interval_minutes`; otherwise it plans nothing and
    cadence, never for files younger than 72 h). One task per table plus `max_active_runs=1`
    mean two maintenance actions never hit one table at once. Before/after figures go to the
    task log and `warpspeed.maintenance_runs`.
-3. **apply_s3_lifecycle** - applies `maintenance/s3_lifecycle.yaml` (intake and batch
+3. **apply_s3_lifecycle** - applies `config/s3_lifecycle.yaml` (intake and batch
    manifests, maintenance documents, logs) to the storage bucket; skipped on local storage.
 
 Trigger with conf `{"policy_file": "/path/to/policy.yaml"}` to use another policy.
@@ -36,7 +36,8 @@ from warpspeed.operators.s3_lifecycle import ApplyS3LifecycleOperator
 
 CONFIG = Path(__file__).parent / "config"
 POLICY_FILE = str(CONFIG / "maintenance.yaml")
-LIFECYCLE_FILE = str(Path(__file__).resolve().parents[1] / "maintenance" / "s3_lifecycle.yaml")
+LIFECYCLE_FILE = str(CONFIG / "s3_lifecycle.yaml")
+CLUSTER_PROFILES_FILE = str(CONFIG / "cluster_profiles.yaml")
 SCORES_ASSET = Asset(name="warpspeed_scores", uri="iceberg://warpspeed/scores/account_scores")
 
 with DAG(
@@ -54,6 +55,6 @@ with DAG(
 ) as dag:
     plan = PlanIcebergMaintenanceOperator(task_id="plan", policy_file="{{ params.policy_file }}")
     maintain = IcebergMaintenanceOperator.partial(
-        task_id="maintain", execution_timeout=timedelta(hours=6)
+        task_id="maintain", execution_timeout=timedelta(hours=6), cluster_profiles_file=CLUSTER_PROFILES_FILE
     ).expand_kwargs(plan.output)
     lifecycle = ApplyS3LifecycleOperator(task_id="apply_s3_lifecycle", rules_file=LIFECYCLE_FILE)

@@ -1,14 +1,11 @@
-"""Iceberg maintenance definitions kept beside the DAG bundle.
+"""Iceberg maintenance jobs: Spark applications that run Iceberg's procedures on a cluster.
 
-- ``s3_lifecycle.yaml``: S3 lifecycle rules for intake/batch manifests, maintenance documents
-  and logs, applied by :class:`warpspeed.operators.s3_lifecycle.ApplyS3LifecycleOperator`.
-- The Spark procedures runner is ``spark_jobs/iceberg_maintenance.py`` (it ships with the other
-  Spark jobs to EMR); the table registry and policy is ``dags/config/maintenance.yaml``.
+- ``iceberg_maintenance.py``: runs one table's due actions (``expire_snapshots``,
+  ``rewrite_data_files``, ``rewrite_manifests``, ``remove_orphan_files``) from a plan document
+  written by :mod:`warpspeed.services.maintenance`, and writes a result document.
+
+Like ``spark_jobs/``, these files never import the provider: they are staged with the Spark
+jobs (:mod:`warpspeed.compute.staging`) and run where only they exist. The policy (which tables,
+which thresholds) and the S3 lifecycle rules are the DAG bundle's config:
+``dags/config/maintenance.yaml`` and ``dags/config/s3_lifecycle.yaml``.
 """
-
-from __future__ import annotations
-
-from pathlib import Path
-
-LIFECYCLE_RULES_FILE = Path(__file__).resolve().parent / "s3_lifecycle.yaml"
-"""The lifecycle rules this repository ships."""

@@ -12,12 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.paths import REPO_ROOT
 from warpspeed.catalog import CatalogConfig
 from warpspeed.embedded.sqs_server import LocalSqs, moto_server, queues_on
-from warpspeed.settings import REPO_ROOT, WarpSpeedSettings
+from warpspeed.settings import WarpSpeedSettings
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python UDF workers need the venv (pyarrow, mlflow)
+# The provider never looks for jars in the checkout; the tests say where `make setup` put them.
+os.environ.setdefault("WARPSPEED_JARS_DIR", str(REPO_ROOT / ".jars"))
 # py4j logs "Closing down clientserver connection" from __del__ at interpreter exit, after
 # pytest closed the log handlers, which prints a "Logging error" traceback into CI output.
 logging.getLogger("py4j").setLevel(logging.WARNING)
@@ -62,7 +65,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-
     """
     from pyspark.sql import SparkSession
 
-    from warpspeed.hooks.local_spark import LOCAL_SPARK_CONF, find_jars
+    from warpspeed.compute.local import LOCAL_SPARK_CONF, find_jars
 
     settings = WarpSpeedSettings.from_mapping({"home": str(tmp_path_factory.mktemp("spark-home"))})
     jars = ",".join(str(p) for p in find_jars(REPO_ROOT / ".jars"))

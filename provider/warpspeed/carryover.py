@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from warpspeed.exceptions import ManifestError, WarpSpeedError
 from warpspeed.manifests import load_document
-from warpspeed.planner import PendingRequest
+from warpspeed.planning.batches import PendingRequest
 from warpspeed.request_schema import ScoringRequest
 from warpspeed.storage import Storage, join_uri
 

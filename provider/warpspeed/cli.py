@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--prices", help="price table YAML/JSON (default: the bundled us-east-1 table)")
     sim.add_argument("--chart", default="warpspeed-simulation.png", help="PNG chart to write")
     sim.add_argument("--json", dest="json_out", help="also write the full result as JSON here")
+    sim.add_argument("--workloads", help="the DAG bundle's workloads YAML (planning settings); default: "
+                                         "$WARPSPEED_WORKLOADS_FILE or dags/config/workloads.yaml here")
     args = parser.parse_args(argv)
     if args.command == "demo":
         from warpspeed.embedded.demo import main as demo_main
@@ -33,12 +35,17 @@ def main(argv: list[str] | None = None) -> int:
         return demo_main()
     if args.command == "simulate":
         from warpspeed.exceptions import WarpSpeedConfigError
-        from warpspeed.simulator import run_cli
+        try:
+            from warpspeed.sim.report import run_cli
+        except ImportError as err:
+            print(f"warpspeed simulate needs the sim extra (pip install 'warpspeed-airflow-provider[sim]'): {err}",
+                  file=sys.stderr)
+            return 2
 
         try:
             run_cli(trace_path=args.trace, days=args.days, tenants=args.tenants,
                     requests_per_window=args.requests_per_window, seed=args.seed, prices_path=args.prices,
-                    chart=args.chart, json_out=args.json_out)
+                    chart=args.chart, json_out=args.json_out, workloads_file=args.workloads)
         except WarpSpeedConfigError as err:
             print(f"warpspeed simulate: {err}", file=sys.stderr)
             return 2

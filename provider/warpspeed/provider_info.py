@@ -19,7 +19,7 @@ def _option(description: str, default: str | None, example: str | None = None) -
 
 CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
     "home": _option("Local state folder (embedded catalog, storage). Empty: $WARPSPEED_HOME or "
-                    "<repo>/.warpspeed.", "", "/var/lib/warpspeed"),
+                    "~/.warpspeed.", "", "/var/lib/warpspeed"),
     "storage_prefix": _option("Where manifests, models and summaries live. Empty: <home>/storage.",
                               "", "s3://my-bucket/warpspeed"),
     "catalog_type": _option("Iceberg catalog: sql (embedded SQLite) or glue.", "sql", "glue"),
@@ -36,7 +36,7 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
     "window_minutes": _option("Length of a scoring window in minutes.", "30"),
     "window_size_limit": _option("Queue depth that closes a window early.", "2000"),
     "jars_dir": _option("Folder with the Iceberg Spark runtime and JDBC jars for local Spark. "
-                        "Empty: <repo>/.jars (filled by make setup).", ""),
+                        "Empty: $WARPSPEED_JARS_DIR or <home>/jars (make setup fills .jars/ and exports it).", ""),
     "spark_master": _option("Spark master for the local backend.", "local[*]"),
     "preprocessing_backend": _option("Where feature preprocessing runs: local or glue. Empty: glue when "
                                      "compute_backend=emr, else local.", "", "glue"),
@@ -59,10 +59,8 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "hooks": [
             {"integration-name": "Warp Speed", "python-modules": [
-                "warpspeed.hooks.sqs_intake", "warpspeed.hooks.compute", "warpspeed.hooks.local_spark",
-                "warpspeed.hooks.iceberg_ledger", "warpspeed.hooks.emr_pool",
-                "warpspeed.hooks.iceberg_maintenance", "warpspeed.hooks.s3_lifecycle",
-                "warpspeed.hooks.glue_preprocessing"]},
+                "warpspeed.hooks.sqs_intake", "warpspeed.hooks.iceberg_ledger", "warpspeed.hooks.emr_pool",
+                "warpspeed.hooks.s3_lifecycle", "warpspeed.hooks.glue_preprocessing"]},
         ],
         "operators": [
             {"integration-name": "Warp Speed", "python-modules": [

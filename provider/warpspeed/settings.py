@@ -1,7 +1,9 @@
 """Warp Speed settings, read from the provider's ``[warpspeed]`` Airflow config section.
 
-Every key can also be set as ``AIRFLOW__WARPSPEED__<KEY>``. The state folder defaults to
-``.warpspeed/`` at the repository root and can be moved with ``WARPSPEED_HOME``.
+Every key can also be set as ``AIRFLOW__WARPSPEED__<KEY>``. No default points into a source
+checkout: the state folder is ``[warpspeed] home``, else ``$WARPSPEED_HOME``, else
+``~/.warpspeed``; the jars folder is ``[warpspeed] jars_dir``, else ``$WARPSPEED_JARS_DIR``, else
+``<home>/jars``. The repository's Makefile exports both variables to its own folders.
 """
 
 from __future__ import annotations
@@ -15,16 +17,19 @@ from warpspeed.catalog import CatalogConfig
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.storage import local_path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-"""The checkout this package was installed from (editable installs)."""
-
 SECTION = "warpspeed"
 COMPUTE_BACKENDS = ("local", "emr")
+PREPROCESSING_BACKENDS = ("local", "glue")
 
 
 def default_home() -> Path:
-    """Return the state folder: ``$WARPSPEED_HOME`` or ``.warpspeed/`` at the repo root."""
-    return Path(os.environ.get("WARPSPEED_HOME") or REPO_ROOT / ".warpspeed").resolve()
+    """Return the state folder: ``$WARPSPEED_HOME``, else ``~/.warpspeed`` (per user)."""
+    return Path(os.environ.get("WARPSPEED_HOME") or Path.home() / ".warpspeed").resolve()
+
+
+def default_jars_dir(home: Path) -> Path:
+    """Return the jars folder: ``$WARPSPEED_JARS_DIR``, else ``<home>/jars``."""
+    return Path(os.environ.get("WARPSPEED_JARS_DIR") or home / "jars")
 
 
 @dataclass(frozen=True)
@@ -40,8 +45,10 @@ class WarpSpeedSettings:
     compute_backend: str = "local"
     window_minutes: int = 30
     window_size_limit: int = 2000
-    jars_dir: Path = REPO_ROOT / ".jars"
+    jars_dir: Path = Path()
     spark_master: str = "local[*]"
+    preprocessing_backend: str | None = None
+    """``[warpspeed] preprocessing_backend`` as configured (None: follow ``compute_backend``)."""
 
     def __post_init__(self) -> None:
         if self.compute_backend not in COMPUTE_BACKENDS:
@@ -53,6 +60,13 @@ class WarpSpeedSettings:
             raise WarpSpeedConfigError(
                 f"[warpspeed] window_minutes={self.window_minutes} must be between 1 and 1440"
             )
+        if self.preprocessing_backend not in (None, *PREPROCESSING_BACKENDS):
+            raise WarpSpeedConfigError(
+                f"[warpspeed] preprocessing_backend={self.preprocessing_backend!r}: "
+                f"use one of {', '.join(PREPROCESSING_BACKENDS)}"
+            )
+        if self.jars_dir == Path():
+            object.__setattr__(self, "jars_dir", default_jars_dir(self.home))
         if self.window_size_limit < 1:
             raise WarpSpeedConfigError("[warpspeed] window_size_limit must be at least 1")
 
@@ -93,8 +107,9 @@ class WarpSpeedSettings:
             compute_backend=get("compute_backend") or "local",
             window_minutes=window_minutes,
             window_size_limit=window_size_limit,
-            jars_dir=Path(get("jars_dir") or os.environ.get("WARPSPEED_JARS_DIR") or REPO_ROOT / ".jars"),
+            jars_dir=Path(get("jars_dir") or default_jars_dir(home)),
             spark_master=get("spark_master") or "local[*]",
+            preprocessing_backend=get("preprocessing_backend"),
         )
 
     def require_queues(self) -> tuple[str, str]:
@@ -107,6 +122,18 @@ class WarpSpeedSettings:
         return self.queue_url, self.dead_letter_queue_url
 
 
+def preprocessing_backend(settings: WarpSpeedSettings, override: str | None = None) -> str:
+    """Return where preprocessing runs: ``glue`` or ``local``.
+
+    ``override``, else ``[warpspeed] preprocessing_backend`` (read once with the settings),
+    else ``glue`` when ``compute_backend = emr`` and ``local`` otherwise.
+    """
+    value = override or settings.preprocessing_backend or ("glue" if settings.compute_backend == "emr" else "local")
+    if value not in PREPROCESSING_BACKENDS:
+        raise WarpSpeedConfigError(
+            f"[warpspeed] preprocessing_backend={value!r}: use one of {', '.join(PREPROCESSING_BACKENDS)}"
+        )
+    return value
 
 
 def load_settings() -> WarpSpeedSettings:

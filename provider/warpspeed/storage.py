@@ -8,6 +8,7 @@ are atomic: a reader sees either the old document or the whole new one, never a 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from functools import cached_property
 from pathlib import Path
@@ -159,3 +160,8 @@ def storage_for(uri: str, s3_client_factory: Any = None) -> Storage:
     raise WarpSpeedConfigError(
         f"Unsupported storage URI {uri!r}: use a local folder (file://...) or s3://bucket/prefix"
     )
+
+
+def run_key(run_id: str) -> str:
+    """Return a storage-safe folder name for a DAG run id (or any identifier)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id).strip("_") or "run"

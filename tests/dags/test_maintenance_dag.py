@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from warpspeed.settings import REPO_ROOT
+from tests.paths import REPO_ROOT
 
 
 @pytest.fixture(scope="module")

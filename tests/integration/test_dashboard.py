@@ -24,13 +24,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import REPO_ROOT
 from warpspeed.catalog import CatalogConfig
 from warpspeed.embedded.sqs_server import LocalSqs
 from warpspeed.embedded.stack import airflow_env, ensure_airflow_db
 from warpspeed.hooks.iceberg_ledger import IcebergLedgerHook, batch_record
 from warpspeed.manifests import BatchManifest, BatchRun
 from warpspeed.request_schema import ScoringRequest
-from warpspeed.settings import REPO_ROOT
 from warpspeed.tables import ensure_tables
 
 PLUGINS = REPO_ROOT / "plugins"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from warpspeed.settings import REPO_ROOT
+from tests.paths import REPO_ROOT
 
 PATHS = ("/docs", "/redoc", "/openapi.json")
 

@@ -15,10 +15,15 @@ from typing import Any
 import boto3
 import pytest
 
-from warpspeed.cluster_profiles import ACTIVE_CLUSTER_STATES, TAG_PROFILE_HASH, TAG_WORKLOAD, request_hash
+from tests.paths import REPO_ROOT
+from warpspeed.aws_retry import retry_config
+from warpspeed.cluster_profiles import ACTIVE_CLUSTER_STATES, TAG_PROFILE_HASH, TAG_WORKLOAD
+from warpspeed.compute.emr import EmrComputeBackend
+from warpspeed.compute.lease import S3Lease
 from warpspeed.embedded.sqs_server import ACCESS_KEY, REGION, SECRET_KEY
-from warpspeed.hooks.emr_pool import EmrComputeBackend, EmrPoolHook, S3Lease, retry_config
-from warpspeed.settings import REPO_ROOT, WarpSpeedSettings
+from warpspeed.emr_request import request_hash
+from warpspeed.hooks.emr_pool import EmrPoolHook
+from warpspeed.settings import WarpSpeedSettings
 
 pytestmark = pytest.mark.integration
 PROFILES = REPO_ROOT / "dags" / "config" / "cluster_profiles.yaml"
@@ -123,7 +128,7 @@ def test_s3_lease_conditional_writes_over_http(sqs_endpoint: str, bucket: str) -
 
 
 def _jobs(n: int) -> list[Any]:
-    from warpspeed.hooks.compute import SparkJob
+    from warpspeed.compute.base import SparkJob
 
     return [
         SparkJob(name=f"warpspeed-h{i}", script="score_batch.py", args=("--batch-manifest", f"s3://x/{i}"))

@@ -37,8 +37,9 @@ tables:
 BUILDER = """
 import sys
 from pyspark.sql import SparkSession
-from warpspeed.hooks.local_spark import LOCAL_SPARK_CONF, find_jars
-from warpspeed.settings import REPO_ROOT, WarpSpeedSettings
+from warpspeed.compute.local import LOCAL_SPARK_CONF, find_jars
+from tests.paths import REPO_ROOT
+from warpspeed.settings import WarpSpeedSettings
 
 settings = WarpSpeedSettings.from_mapping({{"home": sys.argv[1]}})
 builder = SparkSession.builder.master("local[2]").config(

@@ -16,9 +16,9 @@ import pytest
 from pyiceberg.schema import Schema
 from pyiceberg.types import DoubleType, LongType, NestedField, StringType
 
+from warpspeed.compute.base import SparkJob
+from warpspeed.compute.local import LocalSparkBackend
 from warpspeed.embedded.seed import pinned_requirements
-from warpspeed.hooks.compute import SparkJob
-from warpspeed.hooks.local_spark import LocalSparkBackend
 from warpspeed.manifests import BatchManifest, WindowLayout, models_uri
 from warpspeed.operators.scoring import SCORE_SCRIPT
 from warpspeed.request_schema import ScoringRequest

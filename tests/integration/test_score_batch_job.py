@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from pyiceberg.expressions import In
 
+from warpspeed.compute.base import SparkJob
+from warpspeed.compute.local import LocalSparkBackend
 from warpspeed.embedded.seed import feature_rows, publish_seed_models, write_features
-from warpspeed.hooks.compute import SparkJob
-from warpspeed.hooks.local_spark import LocalSparkBackend
 from warpspeed.manifests import BatchManifest, WindowLayout, models_uri
 from warpspeed.operators.scoring import SCORE_SCRIPT
 from warpspeed.request_schema import ScoringRequest

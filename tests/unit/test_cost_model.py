@@ -9,9 +9,7 @@ from hypothesis import strategies as st
 from warpspeed.cost_model import (
     BASIS_EMR,
     BASIS_RUNTIME,
-    FleetShape,
     InstanceUsage,
-    PriceTable,
     attribute_to_tenants,
     batch_cost,
     instance_cost,
@@ -20,6 +18,7 @@ from warpspeed.cost_model import (
     usage_from_runtime,
 )
 from warpspeed.exceptions import WarpSpeedConfigError
+from warpspeed.price_table import FleetShape, PriceTable
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -137,7 +136,7 @@ def test_split_micros_always_adds_up(total: float, weights: dict[str, int]) -> N
 def test_invalid_price_tables_name_the_field(patch: dict, message: str) -> None:
     import yaml
 
-    from warpspeed.cost_model import DEFAULT_PRICE_TABLE
+    from warpspeed.price_table import DEFAULT_PRICE_TABLE
 
     doc = yaml.safe_load(DEFAULT_PRICE_TABLE.read_text()) | patch
     with pytest.raises(WarpSpeedConfigError, match=message):

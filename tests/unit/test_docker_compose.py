@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.paths import REPO_ROOT
 from warpspeed.provider_info import CONFIG_OPTIONS
-from warpspeed.settings import REPO_ROOT, WarpSpeedSettings
+from warpspeed.settings import WarpSpeedSettings
 
 COMPOSE = REPO_ROOT / "docker-compose.yaml"
 AIRFLOW_SERVICES = {"airflow-apiserver": "api-server", "airflow-scheduler": "scheduler",

@@ -13,8 +13,9 @@ from airflow.sdk.exceptions import TaskDeferred
 from airflow.sdk.module_loading import import_string
 
 from tests.unit.test_emr_pool import BUCKET, aws_env, failure_details, finish_steps, make_backend  # noqa: F401
+from warpspeed.compute.emr import EmrComputeBackend
 from warpspeed.exceptions import ComputeError
-from warpspeed.hooks.emr_pool import EmrComputeBackend, EmrPoolHook
+from warpspeed.hooks.emr_pool import EmrPoolHook
 from warpspeed.links.emr_pool import EmrPoolSparkHistoryLink, EmrPoolStepLogsLink, step_logs_prefix
 from warpspeed.manifests import BatchManifest, BatchRun, WindowLayout, window_id_for
 from warpspeed.operators.scoring import ScoreBatchesOperator

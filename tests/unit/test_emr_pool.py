@@ -25,20 +25,17 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.botocore_stubber import MockRawResponse
 
-from warpspeed.cluster_profiles import ACTIVE_CLUSTER_STATES, TAG_PROFILE_HASH, request_hash
-from warpspeed.hooks.compute import ClusterRef, SparkJob, compute_backend_for
-from warpspeed.hooks.emr_pool import (
-    ON_DEMAND_RETRY_SUFFIX,
-    EmrComputeBackend,
-    EmrPoolHook,
-    FileLease,
-    S3Lease,
-    StepStatus,
-    next_poll_delay,
-    retry_config,
-    spark_step,
-)
-from warpspeed.settings import REPO_ROOT, WarpSpeedSettings
+from tests.paths import REPO_ROOT
+from warpspeed.aws_retry import next_poll_delay, retry_config
+from warpspeed.cluster_profiles import ACTIVE_CLUSTER_STATES, TAG_PROFILE_HASH
+from warpspeed.compute.base import ClusterRef, SparkJob, StepStatus
+from warpspeed.compute.emr import EmrComputeBackend
+from warpspeed.compute.factory import compute_backend_for
+from warpspeed.compute.lease import FileLease, S3Lease
+from warpspeed.compute.steps import ON_DEMAND_RETRY_SUFFIX, spark_step
+from warpspeed.emr_request import request_hash
+from warpspeed.hooks.emr_pool import EmrPoolHook
+from warpspeed.settings import WarpSpeedSettings
 from warpspeed.storage import LocalStorage
 
 REGION = "us-east-1"
@@ -473,7 +470,7 @@ def test_hook_level_file_lease_with_local_registry(tmp_path: Path) -> None:
     request = backend.request_for("maint", "maintenance")
     registry = LocalStorage()
     uri = str(tmp_path / "pool" / "maint.json")
-    hook = backend.hook
+    hook = backend.pool  # spin-or-reuse moved from the client hook to the cluster pool
     first = hook.ensure_cluster(
         "maint", request, lease=FileLease(tmp_path / "l"), registry=registry, registry_uri=uri
     )

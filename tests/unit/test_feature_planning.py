@@ -13,15 +13,9 @@ import pytest
 from warpspeed.embedded.raw_data import RawDataMix, write_day
 from warpspeed.embedded.sqs_server import ACCESS_KEY, REGION, SECRET_KEY
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.hooks.glue_preprocessing import (
-    ConcurrencyAwareGlueJobHook,
-    GlueJobSettings,
-    GluePreprocessingHook,
-    RefreshState,
-    is_concurrent_runs_exceeded,
-    plan_refresh,
-    preprocessing_backend,
-)
+from warpspeed.glue_settings import GlueJobSettings
+from warpspeed.hooks.glue_preprocessing import ConcurrencyAwareGlueJobHook, is_concurrent_runs_exceeded
+from warpspeed.planning.refresh import RefreshState, plan_refresh
 from warpspeed.raw_sources import (
     ENGAGEMENT_EVENTS,
     FIRMOGRAPHICS,
@@ -30,7 +24,8 @@ from warpspeed.raw_sources import (
     parse_partitions,
     partition_files,
 )
-from warpspeed.settings import WarpSpeedSettings
+from warpspeed.services.preprocessing import FeatureRefreshService as GluePreprocessingHook
+from warpspeed.settings import WarpSpeedSettings, preprocessing_backend
 from warpspeed.storage import storage_for
 
 ACTIVITY = ["engagement_events", "intent_signals"]

@@ -10,11 +10,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.paths import REPO_ROOT
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.hooks.s3_lifecycle import LifecycleRule, S3LifecycleHook, Transition, check_rules, load_rules
-from warpspeed.settings import REPO_ROOT
 
-RULES_FILE = REPO_ROOT / "maintenance" / "s3_lifecycle.yaml"
+RULES_FILE = REPO_ROOT / "dags" / "config" / "s3_lifecycle.yaml"
 PREFIX = "s3://ws-bucket/warpspeed"
 PROTECTED = ["s3://ws-bucket/warehouse", "s3://ws-bucket/warehouse/scores/account_scores"]
 

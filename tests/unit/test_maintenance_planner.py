@@ -11,7 +11,14 @@ import pyarrow as pa
 import pytest
 
 from warpspeed.catalog import CatalogConfig
-from warpspeed.maintenance_planner import (
+from warpspeed.maintenance_policy import (
+    CompactionPolicy,
+    ManifestPolicy,
+    SnapshotPolicy,
+    TablePolicy,
+    TriggerPolicy,
+)
+from warpspeed.planning.maintenance import (
     MaintenanceHistory,
     PartitionFiles,
     SnapshotInfo,
@@ -20,13 +27,6 @@ from warpspeed.maintenance_planner import (
     partition_filter,
     plan_table,
     read_table_state,
-)
-from warpspeed.maintenance_policy import (
-    CompactionPolicy,
-    ManifestPolicy,
-    SnapshotPolicy,
-    TablePolicy,
-    TriggerPolicy,
 )
 from warpspeed.tables import SCORES_TABLE, TABLES
 

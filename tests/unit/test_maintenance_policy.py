@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import REPO_ROOT
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.maintenance_policy import MaintenancePolicy, OrphanPolicy, TablePolicy
-from warpspeed.settings import REPO_ROOT
 
 POLICY_FILE = REPO_ROOT / "dags" / "config" / "maintenance.yaml"
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from spark_jobs.iceberg_maintenance import due_calls, summarise_rows, timestamp_literal
-from warpspeed.maintenance_planner import (
+from maintenance.iceberg_maintenance import due_calls, summarise_rows, timestamp_literal
+from warpspeed.maintenance_policy import CompactionPolicy, SnapshotPolicy, TablePolicy
+from warpspeed.planning.maintenance import (
     MaintenanceHistory,
     PartitionFiles,
     SnapshotInfo,
     TableState,
     plan_table,
 )
-from warpspeed.maintenance_policy import CompactionPolicy, SnapshotPolicy, TablePolicy
 
 
 def _plan_doc() -> dict:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from warpspeed.planner import (
+from warpspeed.planning.batches import (
     PendingRequest,
     PlannedBatch,
     WindowPlan,

@@ -8,7 +8,7 @@ import pytest
 
 from warpspeed.carryover import CarryOverChain, PendingDocument, PendingHead
 from warpspeed.exceptions import ManifestError
-from warpspeed.planner import PendingRequest
+from warpspeed.planning.batches import PendingRequest
 from warpspeed.request_schema import ScoringRequest
 from warpspeed.storage import LocalStorage
 

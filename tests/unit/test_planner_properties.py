@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from warpspeed.planner import PendingRequest, WindowPlan, batch_id_for, plan_window, request_rows
+from warpspeed.planning.batches import PendingRequest, WindowPlan, batch_id_for, plan_window, request_rows
 from warpspeed.request_schema import PRIORITY_RANK, ScoringRequest
 from warpspeed.workloads import PlanningSettings
 

@@ -7,16 +7,11 @@ from pathlib import Path
 import pytest
 
 from warpspeed.cli import main as cli_main
-from warpspeed.cost_model import PriceTable
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.simulator import (
-    SimAssumptions,
-    Trace,
-    TraceRequest,
-    format_assumptions,
-    simulate,
-    simulate_serverless,
-)
+from warpspeed.price_table import PriceTable
+from warpspeed.sim.engine import SimAssumptions, simulate, simulate_serverless
+from warpspeed.sim.report import format_assumptions
+from warpspeed.sim.traces import Trace, TraceRequest
 
 
 @pytest.fixture(scope="module")

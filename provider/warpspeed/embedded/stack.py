@@ -8,9 +8,13 @@ import sys
 from pathlib import Path
 
 from warpspeed.embedded.sqs_server import LocalSqs
-from warpspeed.settings import REPO_ROOT
 
 AWS_CONN_ID = "warpspeed_aws"
+
+
+def default_dags_folder() -> Path:
+    """Return the DAG bundle to run: ``$WARPSPEED_DAGS_FOLDER``, else ``./dags`` of the working folder."""
+    return Path(os.environ.get("WARPSPEED_DAGS_FOLDER") or Path.cwd() / "dags").resolve()
 
 
 def airflow_env(home: Path, sqs: LocalSqs | None, dags_folder: Path | None = None) -> dict[str, str]:
@@ -18,7 +22,7 @@ def airflow_env(home: Path, sqs: LocalSqs | None, dags_folder: Path | None = Non
     airflow_home = home / "airflow"
     env = {
         "AIRFLOW_HOME": str(airflow_home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder or REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder or default_dags_folder()),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",

@@ -17,8 +17,9 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from warpspeed.catalog import CatalogConfig
-from warpspeed.cost_model import BatchCost, InstanceUsage, PriceTable, TenantCost, batch_cost
+from warpspeed.cost_model import BatchCost, InstanceUsage, TenantCost, batch_cost
 from warpspeed.manifests import BatchManifest, BatchRun
+from warpspeed.price_table import PriceTable
 from warpspeed.tables import BATCH_RUNS_SCHEMA, BATCH_RUNS_TABLE, evolve_schema
 
 

@@ -12,7 +12,7 @@ from warpspeed.carryover import CarryOverChain, PlanInput
 from warpspeed.manifests import BatchManifest, IntakeManifest, models_uri
 from warpspeed.model_probe import Unavailable, probe_models, unavailable_document, unavailable_pairs
 from warpspeed.operators._base import WarpSpeedOperator
-from warpspeed.planner import WindowPlan, plan_window
+from warpspeed.planning.batches import WindowPlan, plan_window
 from warpspeed.request_schema import ScoringRequest
 from warpspeed.windows import Window
 from warpspeed.workloads import WorkloadCatalog

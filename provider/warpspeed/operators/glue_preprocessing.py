@@ -1,4 +1,4 @@
-"""Operators that refresh the Tier-2 features from raw sources (see :mod:`warpspeed.hooks.glue_preprocessing`).
+"""Operators that refresh the Tier-2 features from raw sources (see :mod:`warpspeed.services.preprocessing`).
 
 ``PlanFeatureRefreshOperator`` -> ``ChoosePreprocessingBackendOperator`` ->
 ``BuildFeaturesOperator`` (local Spark) or ``GlueBuildFeaturesOperator`` (AWS Glue 5) ->
@@ -17,18 +17,14 @@ from airflow.providers.standard.operators.branch import BaseBranchOperator
 from airflow.sdk import Context, XComArg
 from airflow.sdk.exceptions import AirflowSkipException
 
+from warpspeed.compute.staging import spark_jobs_script
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.hooks.glue_preprocessing import (
-    BUILD_SCRIPT,
-    ConcurrencyAwareGlueJobHook,
-    GlueJobSettings,
-    GluePreprocessingHook,
-    preprocessing_backend,
-    spark_jobs_script,
-)
+from warpspeed.glue_settings import BUILD_SCRIPT, GlueJobSettings
+from warpspeed.hooks.glue_preprocessing import ConcurrencyAwareGlueJobHook
 from warpspeed.operators._base import WarpSpeedOperator, WarpSpeedSettingsMixin
 from warpspeed.raw_sources import FEATURES_ASSET_NAME, RAW_SOURCES, parse_partitions, raw_source
-from warpspeed.settings import WarpSpeedSettings, load_settings
+from warpspeed.services.preprocessing import FeatureRefreshService
+from warpspeed.settings import WarpSpeedSettings, load_settings, preprocessing_backend
 
 
 def hinted_partitions(context: Context, sources: Iterable[str]) -> dict[str, list[str]]:
@@ -66,9 +62,9 @@ class PlanFeatureRefreshOperator(WarpSpeedOperator):
         self.full_refresh = full_refresh
 
     @cached_property
-    def hook(self) -> GluePreprocessingHook:
-        """Build the preprocessing hook lazily."""
-        return GluePreprocessingHook(self.settings, self.storage)
+    def service(self) -> FeatureRefreshService:
+        """Build the feature refresh service lazily."""
+        return FeatureRefreshService(self.settings, self.storage)
 
     def execute(self, context: Context) -> str:
         """Write the plan document; raise a skip when no partition changed."""
@@ -76,7 +72,7 @@ class PlanFeatureRefreshOperator(WarpSpeedOperator):
         hinted = hinted_partitions(context, self.sources)
         if hinted:
             self.log.info("Triggering asset events name partitions %s", hinted)
-        plan_uri, plan = self.hook.plan(self.refresh_name or self.dag_id, context["run_id"], self.sources,
+        plan_uri, plan = self.service.plan(self.refresh_name or self.dag_id, context["run_id"], self.sources,
                                         hinted, full=full)
         if not plan.has_work:
             raise AirflowSkipException(f"no raw partition of {', '.join(self.sources)} changed since the last refresh")
@@ -120,13 +116,13 @@ class BuildFeaturesOperator(WarpSpeedOperator):
         self.plan_uri = plan_uri
 
     @cached_property
-    def hook(self) -> GluePreprocessingHook:
-        """Build the preprocessing hook lazily."""
-        return GluePreprocessingHook(self.settings, self.storage)
+    def service(self) -> FeatureRefreshService:
+        """Build the feature refresh service lazily."""
+        return FeatureRefreshService(self.settings, self.storage)
 
     def execute(self, context: Context) -> str:
         """Run the job to completion (the local backend is synchronous)."""
-        return self.hook.run_local(str(self.plan_uri))
+        return self.service.run_local(str(self.plan_uri))
 
 
 class GlueBuildFeaturesOperator(GlueJobOperator, WarpSpeedSettingsMixin):
@@ -174,7 +170,7 @@ class GlueBuildFeaturesOperator(GlueJobOperator, WarpSpeedSettingsMixin):
         self.aws_conn_id = settings.aws_conn_id
         self.job_name = glue.job_name
         self.job_desc = "Warp Speed: refresh features.account_features from changed raw partitions"
-        self.script_location = spark_jobs_script(BUILD_SCRIPT)
+        self.script_location = str(spark_jobs_script(BUILD_SCRIPT))
         self.s3_bucket = glue.require_bucket()
         self.s3_artifacts_prefix = f"{glue.scripts_prefix.strip('/')}/"
         self.iam_role_name = glue.iam_role_name
@@ -195,9 +191,9 @@ class GlueBuildFeaturesOperator(GlueJobOperator, WarpSpeedSettingsMixin):
 
         glue = GlueJobSettings.load(self.config_file)
         self.configure(glue, self.settings)
-        prep = GluePreprocessingHook(self.settings)
+        prep = FeatureRefreshService(self.settings)
         prep.ensure_tables()
-        uri = prep.upload_artifacts(glue, S3Hook(aws_conn_id=self.aws_conn_id))
+        uri = prep.upload_artifacts(glue, S3Hook(aws_conn_id=self.aws_conn_id).get_conn())
         self.log.info("Uploaded %s; running Glue job %s for plan %s", uri, self.job_name, self.plan_uri)
         return super().execute(context)
 
@@ -219,13 +215,13 @@ class PublishFeaturesOperator(WarpSpeedOperator):
         self.plan_uri = plan_uri
 
     @cached_property
-    def hook(self) -> GluePreprocessingHook:
-        """Build the preprocessing hook lazily."""
-        return GluePreprocessingHook(self.settings, self.storage)
+    def service(self) -> FeatureRefreshService:
+        """Build the feature refresh service lazily."""
+        return FeatureRefreshService(self.settings, self.storage)
 
     def execute(self, context: Context) -> int | None:
         """Publish and attach the extra to the features asset outlet."""
-        extra = self.hook.publish(str(self.plan_uri))
+        extra = self.service.publish(str(self.plan_uri))
         for outlet in self.outlets:
             if getattr(outlet, "name", None) == FEATURES_ASSET_NAME:
                 context["outlet_events"][outlet].extra = extra

@@ -11,8 +11,18 @@ from typing import Any, cast
 from airflow.configuration import conf
 from airflow.sdk import Context, XComArg
 
+from warpspeed.compute.base import (
+    ClusterRef,
+    ComputeBackend,
+    JobOutcome,
+    SparkJob,
+    StepStatus,
+    failure_message,
+    outcome_of,
+    should_retry_on_demand,
+)
+from warpspeed.compute.factory import compute_backend_for
 from warpspeed.exceptions import ComputeError
-from warpspeed.hooks.compute import ClusterRef, ComputeBackend, JobOutcome, SparkJob, compute_backend_for
 from warpspeed.links.emr_pool import (
     EmrPoolClusterLink,
     EmrPoolSparkHistoryLink,
@@ -25,6 +35,15 @@ from warpspeed.workloads import WorkloadCatalog
 
 SCORE_SCRIPT = "score_batch.py"
 PROFILES_FILE_NAME = "cluster_profiles.yaml"
+
+
+def score_job(manifest_uri: str, batch_id: str, catalog_name: str) -> SparkJob:
+    """Return the Spark job that scores one batch; its name (the batch id) finds it again on retry."""
+    return SparkJob(
+        name=f"warpspeed-{batch_id}",
+        script=SCORE_SCRIPT,
+        args=("--batch-manifest", manifest_uri, "--catalog", catalog_name),
+    )
 
 
 def _profiles_file(workloads_file: str | None, cluster_profiles_file: str | None) -> str | None:
@@ -66,14 +85,23 @@ class EnsureClustersOperator(WarpSpeedOperator):
         )
 
     def execute(self, context: Context) -> dict[str, str]:
-        """Ensure a cluster for every workload in the plan (with room for its batches)."""
+        """Ensure a cluster for every workload in the plan, one ListClusters for all of them.
+
+        A cluster created now starts with the workload's scoring jobs already on it;
+        :class:`ScoreBatchesOperator` finds them by name instead of submitting them again.
+        """
         catalog = WorkloadCatalog.load(self.workloads_file)
-        clusters = {}
         batches = cast("Sequence[Mapping[str, Any]]", self.workload_batches)  # resolved by now
-        for item in batches or []:
-            workload = item["workload"]
-            needed = max(1, len(item.get("batch_manifest_uris") or ()))
-            ref = self.backend.ensure_cluster_for(workload, catalog[workload].profile, needed)
+        needs = {
+            item["workload"]: (
+                catalog[item["workload"]].profile,
+                [score_job(uri, self._batch_id(uri), self.settings.catalog.name)
+                 for uri in item.get("batch_manifest_uris") or ()],
+            )
+            for item in batches or []
+        }
+        clusters = {}
+        for workload, ref in self.backend.ensure_clusters(needs).items():
             self.log.info(
                 "Workload %s: %s cluster %s on %s",
                 workload,
@@ -84,6 +112,9 @@ class EnsureClustersOperator(WarpSpeedOperator):
             clusters[workload] = ref.cluster_id
         return clusters
 
+    def _batch_id(self, uri: str) -> str:
+        return BatchManifest.from_json(self.storage.read_text(uri)).batch_id
+
 
 class ScoreBatchesOperator(WarpSpeedOperator):
     """Run every batch of one workload on its cluster; return the batch run record URIs.
@@ -91,10 +122,12 @@ class ScoreBatchesOperator(WarpSpeedOperator):
     A retry skips batches an earlier attempt finished (their run record says SUCCEEDED) and
     reruns the rest; a rerun of a batch overwrites exactly its slices, so it is idempotent.
 
-    With an asynchronous backend (EMR) all batches are submitted at once (as few
-    AddJobFlowSteps calls as possible) and, when ``deferrable``, the task waits in the
-    triggerer; a step lost to Spot reclamation is resubmitted once pinned to on-demand nodes.
-    The local backend runs the batches one after another in the worker.
+    One flow for every backend: start the jobs (the local backend runs them to completion; EMR
+    submits them as steps in as few AddJobFlowSteps calls as possible, adopting same-named steps
+    still running from an earlier attempt), then, while any runs, defer on the backend's trigger
+    (or wait blocking when not ``deferrable``); a job lost to Spot reclamation is resubmitted
+    once pinned to on-demand nodes (:func:`~warpspeed.compute.base.should_retry_on_demand`).
+    ``on_kill`` cancels the jobs the task started.
 
     :param workload: the workload whose batches these are.
     :param batch_manifest_uris: the batches' manifests.
@@ -126,6 +159,7 @@ class ScoreBatchesOperator(WarpSpeedOperator):
         self.cluster_profiles_file = cluster_profiles_file
         self.poll_interval = poll_interval
         self.deferrable = deferrable
+        self._started: tuple[ClusterRef, list[str]] | None = None
 
     @cached_property
     def backend(self) -> ComputeBackend:
@@ -141,11 +175,7 @@ class ScoreBatchesOperator(WarpSpeedOperator):
         return ClusterRef(self.workload, self.clusters[self.workload], self.backend.name)
 
     def _job(self, uri: str, manifest: BatchManifest) -> SparkJob:
-        return SparkJob(
-            name=f"warpspeed-{manifest.batch_id}",
-            script=SCORE_SCRIPT,
-            args=("--batch-manifest", uri, "--catalog", self.settings.catalog.name),
-        )
+        return score_job(uri, manifest.batch_id, self.settings.catalog.name)
 
     def _record(
         self,
@@ -178,22 +208,22 @@ class ScoreBatchesOperator(WarpSpeedOperator):
         return None if outcome.succeeded else f"{manifest.batch_id}: {outcome.reason} (log {outcome.log_uri})"
 
     def _persist_links(self, context: Context, cluster: ClusterRef) -> None:
-        hook = getattr(self.backend, "hook", None)
-        region = self.settings.catalog.region or (getattr(hook, "region_name", None) or "us-east-1")
-        log_uri = hook.log_uri(cluster.cluster_id) if hook is not None else None
+        links = self.backend.links(cluster)
+        if links is None:
+            return
         common = {
             "context": context,
             "operator": self,
-            "region_name": region,
+            "region_name": links["region_name"],
             "aws_partition": "aws",
             "cluster_id": cluster.cluster_id,
         }
         EmrPoolClusterLink.persist(**common)
-        EmrPoolStepLogsLink.persist(**common, log_prefix=step_logs_prefix(log_uri, cluster.cluster_id))
+        EmrPoolStepLogsLink.persist(**common, log_prefix=step_logs_prefix(links["log_uri"], cluster.cluster_id))
         EmrPoolSparkHistoryLink.persist(**common)
 
     def execute(self, context: Context) -> list[str]:
-        """Score the batches; fail the task if any batch failed (after running all of them)."""
+        """Start the batches not finished earlier; complete now (local) or after deferring (EMR)."""
         cluster = self._cluster()
         layout = self.window(context).layout(self.settings.storage_prefix)
         manifests = [BatchManifest.from_json(self.storage.read_text(u)) for u in self.batch_manifest_uris]
@@ -209,10 +239,10 @@ class ScoreBatchesOperator(WarpSpeedOperator):
                 len(manifests) - len(todo),
                 len(manifests),
             )
-        if todo and self.backend.asynchronous:
-            return self._execute_async(context, cluster, todo, run_uris)
-        failed = []
-        for index, (uri, manifest, run_uri) in enumerate(todo, start=1):
+        if not todo:
+            return run_uris
+        self._persist_links(context, cluster)
+        for index, (_, manifest, _) in enumerate(todo, start=1):
             self.log.info(
                 "Batch %d/%d %s: %d tenants, ~%d rows",
                 index,
@@ -221,103 +251,71 @@ class ScoreBatchesOperator(WarpSpeedOperator):
                 len(manifest.tenants),
                 manifest.estimated_rows,
             )
-            started = datetime.now(UTC)
-            (outcome,) = self.backend.run_jobs(cluster, [self._job(uri, manifest)])
-            if failure := self._record(
-                cluster=cluster, uri=uri, manifest=manifest, run_uri=run_uri, outcome=outcome, started=started
-            ):
-                failed.append(failure)
-        if failed:
-            raise ComputeError(f"{len(failed)} of {len(todo)} batches failed:\n" + "\n".join(failed))
-        return run_uris
-
-    # -- asynchronous backends (EMR steps) ----------------------------------------------------
-    def _execute_async(
-        self,
-        context: Context,
-        cluster: ClusterRef,
-        todo: Sequence[tuple[str, BatchManifest, str]],
-        run_uris: list[str],
-    ) -> list[str]:
-        self._persist_links(context, cluster)
-        jobs = [self._job(uri, m) for uri, m, _ in todo]
         started = datetime.now(UTC)
-        if not self.deferrable:
-            self.log.info("Running %d batches on %s (blocking)", len(jobs), cluster.cluster_id)
-            outcomes = self.backend.run_jobs(cluster, jobs)
-            failed = [
-                f
-                for (uri, m, run_uri), o in zip(todo, outcomes, strict=True)
-                if (
-                    f := self._record(
-                        cluster=cluster, uri=uri, manifest=m, run_uri=run_uri, outcome=o, started=started
-                    )
-                )
-            ]
-            if failed:
-                raise ComputeError(f"{len(failed)} of {len(todo)} batches failed:\n" + "\n".join(failed))
-            return run_uris
-        step_ids = self.backend.submit_jobs(cluster, jobs)
-        self.log.info("Submitted %d batches as steps on %s; deferring", len(step_ids), cluster.cluster_id)
+        statuses = self._start(cluster, [self._job(uri, m) for uri, m, _ in todo])
         pending = {
             "started_at": started.isoformat(),
             "cluster_created": cluster.created,
             "run_uris": run_uris,
             "batches": [
-                {"manifest_uri": uri, "run_uri": run_uri, "step_id": step_id, "retried": False}
-                for (uri, _, run_uri), step_id in zip(todo, step_ids, strict=True)
+                {"manifest_uri": uri, "run_uri": run_uri, "step_id": status.step_id, "retried": False}
+                for (uri, _, run_uri), status in zip(todo, statuses, strict=True)
             ],
             "finished": {},
         }
-        self._defer(cluster, step_ids, pending)
-        return run_uris  # pragma: no cover - defer() raises
+        return self._advance(context, cluster, pending, {s.step_id: s for s in statuses})
 
-    def _defer(self, cluster: ClusterRef, step_ids: Sequence[str], pending: dict[str, Any]) -> None:
-        trigger = self.backend.wait_trigger(cluster, step_ids, poll_interval=self.poll_interval)
-        self.defer(
-            trigger=trigger,
-            method_name="execute_complete",
-            kwargs={"pending": pending},
-            timeout=timedelta(hours=12),
-        )
+    def _start(
+        self, cluster: ClusterRef, jobs: Sequence[SparkJob], *, on_demand_only: bool = False
+    ) -> list[StepStatus]:
+        statuses = self.backend.start(cluster, jobs, on_demand_only=on_demand_only)
+        self._started = (cluster, [s.step_id for s in statuses if not s.terminal])
+        return statuses
 
-    def execute_complete(
-        self, context: Context, event: dict[str, Any] | None = None, pending: dict[str, Any] | None = None
+    def _advance(
+        self, context: Context, cluster: ClusterRef, pending: dict[str, Any], statuses: Mapping[str, StepStatus]
     ) -> list[str]:
-        """Check the trigger's event, retry Spot-lost steps once on on-demand, record every batch."""
-        from warpspeed.hooks.emr_pool import StepStatus, outcome_of
+        """Settle what ended, resubmit Spot losses once, then wait (defer or block) or record every batch."""
+        while True:
+            waiting = [b for b in pending["batches"] if b["step_id"] not in pending["finished"]]
+            missing = [b["step_id"] for b in waiting if b["step_id"] not in statuses]
+            if missing:
+                raise ComputeError(f"trigger event lacks steps {missing} on {cluster.cluster_id}")
+            lost = []
+            for batch in waiting:
+                status = statuses[batch["step_id"]]
+                if should_retry_on_demand(status, batch["retried"]):
+                    lost.append(batch)
+                elif status.terminal:
+                    pending["finished"][batch["step_id"]] = status.to_dict()
+            if lost:
+                self.log.warning(
+                    "%d steps lost to Spot reclamation (%s); retrying once on on-demand nodes",
+                    len(lost),
+                    ", ".join(b["step_id"] for b in lost),
+                )
+                manifests = [BatchManifest.from_json(self.storage.read_text(b["manifest_uri"])) for b in lost]
+                jobs = [self._job(b["manifest_uri"], m) for b, m in zip(lost, manifests, strict=True)]
+                retried = self._start(cluster, jobs, on_demand_only=True)
+                for batch, status in zip(lost, retried, strict=True):
+                    batch["step_id"], batch["retried"] = status.step_id, True
+                statuses = {**statuses, **{s.step_id: s for s in retried}}
+                continue
+            running = [b["step_id"] for b in waiting if b["step_id"] not in pending["finished"]]
+            if not running:
+                return self._complete(cluster, pending)
+            if self.deferrable:
+                self.log.info("%d batches running on %s; deferring", len(running), cluster.cluster_id)
+                self.defer(
+                    trigger=self.backend.wait_trigger(cluster, running, poll_interval=self.poll_interval),
+                    method_name="execute_complete",
+                    kwargs={"pending": pending},
+                    timeout=timedelta(hours=12),
+                )
+            self.log.info("Waiting for %d batches on %s (blocking)", len(running), cluster.cluster_id)
+            statuses = {**statuses, **{s.step_id: s for s in self.backend.wait(cluster, running)}}
 
-        if not pending:
-            raise ComputeError("execute_complete called without the submitted batches")
-        cluster = self._cluster()
-        if not event or event.get("status") != "done" or event.get("cluster_id") != cluster.cluster_id:
-            message = (event or {}).get("message", event)
-            raise ComputeError(f"waiting for steps on {cluster.cluster_id} failed: {message}")
-        states = {s["step_id"]: StepStatus.from_dict(s) for s in event.get("steps", [])}
-        waiting = [b for b in pending["batches"] if b["step_id"] not in pending["finished"]]
-        missing = [b["step_id"] for b in waiting if b["step_id"] not in states]
-        if missing:
-            raise ComputeError(f"trigger event lacks steps {missing} on {cluster.cluster_id}")
-        finished = dict(pending["finished"])
-        lost = []
-        for batch in waiting:
-            status = states[batch["step_id"]]
-            if status.lost_to_spot and not batch["retried"]:
-                lost.append(batch)
-            else:
-                finished[batch["step_id"]] = status.to_dict()
-        if lost:
-            self.log.warning(
-                "%d steps lost to Spot reclamation (%s); retrying once on on-demand nodes",
-                len(lost),
-                ", ".join(b["step_id"] for b in lost),
-            )
-            manifests = [BatchManifest.from_json(self.storage.read_text(b["manifest_uri"])) for b in lost]
-            jobs = [self._job(b["manifest_uri"], m) for b, m in zip(lost, manifests, strict=True)]
-            new_ids = self.backend.submit_jobs(cluster, jobs, on_demand_only=True)
-            for batch, new_id in zip(lost, new_ids, strict=True):
-                batch["step_id"], batch["retried"] = new_id, True
-            self._defer(cluster, new_ids, {**pending, "finished": finished})
+    def _complete(self, cluster: ClusterRef, pending: Mapping[str, Any]) -> list[str]:
         started = datetime.fromisoformat(pending["started_at"])
         seconds = (datetime.now(UTC) - started).total_seconds()
         cluster = ClusterRef(
@@ -326,7 +324,7 @@ class ScoreBatchesOperator(WarpSpeedOperator):
         failed = []
         for batch in pending["batches"]:
             manifest = BatchManifest.from_json(self.storage.read_text(batch["manifest_uri"]))
-            outcome = outcome_of(StepStatus.from_dict(finished[batch["step_id"]]), seconds)
+            outcome = outcome_of(StepStatus.from_dict(pending["finished"][batch["step_id"]]), seconds)
             if failure := self._record(
                 cluster=cluster,
                 uri=batch["manifest_uri"],
@@ -336,8 +334,28 @@ class ScoreBatchesOperator(WarpSpeedOperator):
                 started=started,
             ):
                 failed.append(failure)
+        self._started = None
         if failed:
-            raise ComputeError(
-                f"{len(failed)} of {len(pending['batches'])} batches failed:\n" + "\n".join(failed)
-            )
+            raise ComputeError(failure_message(failed, len(pending["batches"])))
         return list(pending["run_uris"])
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None, pending: dict[str, Any] | None = None
+    ) -> list[str]:
+        """Check the trigger's event, then settle, retry or record as :meth:`execute` does."""
+        if not pending:
+            raise ComputeError("execute_complete called without the submitted batches")
+        cluster = self._cluster()
+        if not event or event.get("status") != "done" or event.get("cluster_id") != cluster.cluster_id:
+            message = (event or {}).get("message", event)
+            raise ComputeError(f"waiting for steps on {cluster.cluster_id} failed: {message}")
+        statuses = {s["step_id"]: StepStatus.from_dict(s) for s in event.get("steps", [])}
+        return self._advance(context, cluster, pending, statuses)
+
+    def on_kill(self) -> None:
+        """Cancel the jobs this task started that are still running."""
+        started = self._started
+        if started:
+            cluster, job_ids = started
+            self.log.warning("Task killed: cancelling %d jobs on %s", len(job_ids), cluster.cluster_id)
+            self.backend.cancel(cluster, job_ids)

@@ -7,6 +7,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+from asgiref.sync import sync_to_async
+
+from warpspeed.aws_retry import next_poll_delay
+from warpspeed.hooks.emr_pool import EmrPoolHook
 
 
 class EmrStepsTrigger(BaseTrigger):
@@ -60,18 +64,12 @@ class EmrStepsTrigger(BaseTrigger):
             },
         )
 
-    def hook(self) -> Any:
-        """Build the pool hook (in the triggerer process)."""
-        from warpspeed.hooks.emr_pool import EmrPoolHook
-
+    def hook(self) -> EmrPoolHook:
+        """Build the EMR hook (in the triggerer process)."""
         return EmrPoolHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until every step is terminal; yield one event with every step's state."""
-        from asgiref.sync import sync_to_async
-
-        from warpspeed.hooks.emr_pool import next_poll_delay
-
         hook = self.hook()
         polls = 0
         while True:

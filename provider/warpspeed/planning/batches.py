@@ -35,7 +35,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import heapq
-import math
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -43,6 +42,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
 
+from warpspeed.planning.packing import TenantLoad, lower_bound, pack_lane
 from warpspeed.request_schema import ScoringRequest
 from warpspeed.workloads import PlanningSettings
 
@@ -134,16 +134,6 @@ _Age = tuple[str, str, int]
 """(source window id, first window id, windows carried) of a request that has waited."""
 
 
-@dataclass(slots=True)
-class _Tenant:
-    tenant_id: str
-    requests: list[ScoringRequest]
-    rows: int
-    lane: int
-    carried: int = 0
-    first_window_id: str = ""
-
-
 def batch_id_for(window_id: str, workload: str, request_ids: Iterable[str]) -> str:
     """Return a batch id that depends only on the window, workload and member request ids."""
     digest = hashlib.sha256("\x1f".join([window_id, workload, *sorted(request_ids)]).encode()).hexdigest()
@@ -220,63 +210,12 @@ def dedupe_latest(requests: Iterable[ScoringRequest]) -> tuple[list[ScoringReque
     return sorted(kept, key=lambda r: r.request_id), superseded
 
 
-def _lpt(
-    fitting: Sequence[_Tenant], bins: int, settings: PlanningSettings
-) -> tuple[list[list[_Tenant]], bool]:
-    """Place tenants (largest first) on the least loaded of ``bins`` batches with room.
-
-    Return the groups and whether batches beyond ``bins`` had to be opened.
-    """
-    cap, max_tenants = settings.rows_cap, settings.max_tenants_per_batch
-    groups: list[list[_Tenant]] = [[] for _ in range(bins)]
-    heap = [(0, i) for i in range(bins)]  # (rows, index) of batches with tenant room; a valid heap
-    opened = False
-    for tenant in fitting:
-        if heap and heap[0][0] + tenant.rows <= cap:
-            rows, index = heap[0]
-            groups[index].append(tenant)
-            if len(groups[index]) >= max_tenants:
-                heapq.heappop(heap)
-            else:
-                heapq.heapreplace(heap, (rows + tenant.rows, index))
-        else:  # the least loaded batch with room cannot take it, so none can
-            opened = True
-            groups.append([tenant])
-            if max_tenants > 1:
-                heapq.heappush(heap, (tenant.rows, len(groups) - 1))
-    return groups, opened
-
-
-def _pack_lane(tenants: Sequence[_Tenant], settings: PlanningSettings) -> list[list[_Tenant]]:
-    """Pack one lane's tenants into balanced batches; an oversize tenant gets its own batch."""
-    cap = settings.rows_cap
-    ordered = sorted(tenants, key=lambda t: (-t.rows, t.tenant_id))
-    groups: list[list[_Tenant]] = [[t] for t in ordered if t.rows > cap]
-    fitting = [t for t in ordered if t.rows <= cap]
-    if not fitting:
-        return groups
-    bins = _lower_bound(0, sum(t.rows for t in fitting), len(fitting), settings)
-    for _ in range(3):  # usually one pass, at most a second; the third is a safety net
-        packed, opened = _lpt(fitting, bins, settings)
-        if not opened:
-            break
-        bins = len(packed)
-    groups.extend(packed)
-    return groups
-
-
-def _lower_bound(oversize: int, rows: int, count: int, settings: PlanningSettings) -> int:
-    """Return the fewest batches some tenants can fit in: one per oversize tenant, plus the rest."""
-    by_rows = math.ceil(rows / settings.rows_cap)
-    return oversize + max(by_rows, math.ceil(count / settings.max_tenants_per_batch))
-
-
 def _admit(
-    tenants: Sequence[_Tenant], settings: PlanningSettings, budget: int
-) -> tuple[list[list[_Tenant]], list[_Tenant]]:
+    tenants: Sequence[TenantLoad], settings: PlanningSettings, budget: int
+) -> tuple[list[list[TenantLoad]], list[TenantLoad]]:
     """Pick the lane's tenants that fit in ``budget`` batches, oldest first; return (groups, left over)."""
 
-    def oldest_first(t: _Tenant) -> tuple[int, str, float, str]:
+    def oldest_first(t: TenantLoad) -> tuple[int, str, float, str]:
         earliest = min(r.requested_at_dt.timestamp() for r in t.requests)
         return (-t.carried, t.first_window_id, earliest, t.tenant_id)
 
@@ -289,15 +228,15 @@ def _admit(
         else:
             rows += tenant.rows
             count += 1
-        if _lower_bound(oversize, rows, count, settings) > budget:
+        if lower_bound(oversize, rows, count, settings) > budget:
             break
         high += 1
-    best = _pack_lane(order[:high], settings)
+    best = pack_lane(order[:high], settings)
     if len(best) > budget:  # binary search the longest prefix that packs into the budget
         low, best = 0, []
         while high - low > 1:
             middle = (low + high) // 2
-            groups = _pack_lane(order[:middle], settings)
+            groups = pack_lane(order[:middle], settings)
             if len(groups) <= budget:
                 low, best = middle, groups
             else:
@@ -310,7 +249,7 @@ def _admit(
         if len(g) < settings.max_tenants_per_batch and sum(t.rows for t in g) <= settings.rows_cap
     ]
     heapq.heapify(heap)
-    left: list[_Tenant] = []
+    left: list[TenantLoad] = []
     for tenant in order[high:]:
         if tenant.rows <= settings.rows_cap and heap and heap[0][0] + tenant.rows <= settings.rows_cap:
             load, index = heap[0]
@@ -330,7 +269,7 @@ def _admit(
 
 def _tenants(
     requests: Sequence[ScoringRequest], ages: Mapping[str, _Age], settings: PlanningSettings
-) -> list[_Tenant]:
+) -> list[TenantLoad]:
     """Group one workload's requests by tenant; a tenant takes its best lane and its longest wait."""
     by_tenant: dict[str, list[ScoringRequest]] = defaultdict(list)
     for req in requests:
@@ -345,7 +284,7 @@ def _tenants(
         for req in group:
             rows += req.estimated_accounts if req.estimated_accounts > 0 else 1
             lane = min(lane, lane_of.get(req.priority, last))
-        tenant = _Tenant(tenant_id, group, rows, lane)
+        tenant = TenantLoad(tenant_id, group, rows, lane)
         waited = [ages[r.request_id] for r in group if r.request_id in ages] if ages else None
         if waited:
             tenant.carried = max(a[2] for a in waited)
@@ -424,15 +363,15 @@ def _plan_window(
     batches: list[PlannedBatch] = []
     for workload in sorted(by_workload):
         settings = planning[workload]
-        lanes: dict[int, list[_Tenant]] = defaultdict(list)
+        lanes: dict[int, list[TenantLoad]] = defaultdict(list)
         for tenant in _tenants(by_workload[workload], ages, settings):
             lanes[tenant.lane].append(tenant)
         budget = settings.max_batches_per_window
         full = (f"window full: workload {workload!r} runs at most "
                 f"{settings.max_batches_per_window} batches per window")
         for lane in sorted(lanes):
-            groups = _pack_lane(lanes[lane], settings) if budget else []
-            left: list[_Tenant] = [] if budget else lanes[lane]
+            groups = pack_lane(lanes[lane], settings) if budget else []
+            left: list[TenantLoad] = [] if budget else lanes[lane]
             if len(groups) > budget:
                 groups, left = _admit(lanes[lane], settings, budget)
             budget -= len(groups)

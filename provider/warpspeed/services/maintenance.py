@@ -1,8 +1,8 @@
 """Plan and run Iceberg table maintenance: pyiceberg reads metadata, Spark procedures do the work.
 
 The hook reads each registered table's metadata and its maintenance history, asks the pure
-planner (:mod:`warpspeed.maintenance_planner`) what is due, writes one plan document per table,
-runs ``spark_jobs/iceberg_maintenance.py`` on the compute backend (local ``spark-submit`` in the
+planner (:mod:`warpspeed.planning.maintenance`) what is due, writes one plan document per table,
+runs ``maintenance/iceberg_maintenance.py`` on the compute backend (local ``spark-submit`` in the
 embedded stack, an EMR step on the ``maintenance`` profile in production), then measures the
 table again and records the before/after figures in ``warpspeed.maintenance_runs``.
 """
@@ -10,24 +10,24 @@ table again and records the before/after figures in ``warpspeed.maintenance_runs
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseHook
+from airflow.utils.log.logging_mixin import LoggingMixin
 
-from warpspeed.exceptions import ComputeError
-from warpspeed.hooks.compute import ClusterRef, ComputeBackend, SparkJob, compute_backend_for
-from warpspeed.maintenance_planner import (
-    MaintenanceHistory,
-    TablePlan,
-    TriggerKind,
-    plan_table,
-    read_table_state,
+from warpspeed.compute.base import (
+    ClusterRef,
+    ComputeBackend,
+    SparkJob,
+    StepStatus,
+    outcome_of,
+    should_retry_on_demand,
 )
+from warpspeed.compute.factory import compute_backend_for
+from warpspeed.exceptions import ComputeError
 from warpspeed.maintenance_policy import MaintenancePolicy
 from warpspeed.maintenance_report import (
     MAINTENANCE_RUNS_TABLE,
@@ -37,17 +37,19 @@ from warpspeed.maintenance_report import (
     format_report,
     table_stats,
 )
+from warpspeed.planning.maintenance import (
+    MaintenanceHistory,
+    TablePlan,
+    TriggerKind,
+    plan_table,
+    read_table_state,
+)
 from warpspeed.settings import WarpSpeedSettings
-from warpspeed.storage import Storage, join_uri, storage_for
+from warpspeed.storage import Storage, join_uri, run_key, storage_for
 
 MAINTENANCE_SCRIPT = "iceberg_maintenance.py"
 MAINTENANCE_WORKLOAD = "maintenance"
 MAINTENANCE_PROFILE = "maintenance"
-
-
-def run_key(run_id: str) -> str:
-    """Return a storage-safe folder name for a DAG run id."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id).strip("_") or "run"
 
 
 def _literal(value: str) -> str:
@@ -70,16 +72,25 @@ class MaintenanceOutcome:
         return self.record.status == "succeeded"
 
 
-class IcebergMaintenanceHook(BaseHook):
+def _stats_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the :class:`TableStats` fields of its ``as_dict()`` form."""
+    return {f.name: raw[f.name] for f in fields(TableStats)}
+
+
+class IcebergMaintenanceService(LoggingMixin):
     """Plan, run and record Iceberg maintenance for the registered tables.
 
     :param settings: Warp Speed settings (catalog, storage prefix, compute backend).
+    :param profiles_file: cluster profiles YAML for the ``emr`` backend (the bundle's config).
     """
 
-    def __init__(self, settings: WarpSpeedSettings, storage: Storage | None = None) -> None:
+    def __init__(
+        self, settings: WarpSpeedSettings, storage: Storage | None = None, profiles_file: str | None = None
+    ) -> None:
         super().__init__()
         self.settings = settings
         self._storage = storage
+        self.profiles_file = profiles_file
 
     @cached_property
     def catalog(self) -> Any:
@@ -94,7 +105,7 @@ class IcebergMaintenanceHook(BaseHook):
     @cached_property
     def backend(self) -> ComputeBackend:
         """Build the configured compute backend lazily."""
-        return compute_backend_for(self.settings)
+        return compute_backend_for(self.settings, self.profiles_file)
 
     def folder(self, key: str) -> str:
         """Return the storage folder of one maintenance run."""
@@ -146,23 +157,66 @@ class IcebergMaintenanceHook(BaseHook):
         """Measure a freshly loaded table."""
         return table_stats(self.catalog.load_table(identifier))
 
-    def run(self, plan_uri: str, run_id: str, cluster: ClusterRef | None = None) -> MaintenanceOutcome:
-        """Run one table's plan as one Spark application; measure, report and record it."""
+    def start(self, plan_uri: str, run_id: str, *, on_demand_only: bool = False,
+              before: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], StepStatus]:
+        """Measure the table and start its plan as one Spark application.
+
+        Return the JSON-safe state :meth:`finish` needs and the job's status: final on the local
+        backend, running on EMR (the operator then defers on the backend's trigger).
+        """
         plan = TablePlan.from_json(self.storage.read_text(plan_uri))
-        identifier = plan.identifier
-        result_uri = plan_uri.removesuffix(".plan.json") + ".result.json"
-        report_uri = plan_uri.removesuffix(".plan.json") + ".report.json"
-        cluster = cluster or self.backend.ensure_cluster(MAINTENANCE_WORKLOAD, MAINTENANCE_PROFILE)
-        started = datetime.now(UTC)
-        before = self.stats(identifier)
-        job = SparkJob(
+        cluster = self.backend.ensure_cluster(MAINTENANCE_WORKLOAD, MAINTENANCE_PROFILE)
+        before = dict(before) if before else self.stats(plan.identifier).as_dict()
+        self.log.info("Running %s on %s: %s", plan.identifier, cluster.cluster_id,
+                      ", ".join(a.action for a in plan.due))
+        (status,) = self.backend.start(cluster, [self.job(plan_uri, plan.identifier, run_id)],
+                                      on_demand_only=on_demand_only)
+        pending = {"plan_uri": plan_uri, "run_id": run_id, "workload": cluster.workload,
+                   "cluster_id": cluster.cluster_id, "backend": cluster.backend,
+                   "started_at": datetime.now(UTC).isoformat(), "before": before,
+                   "retried": on_demand_only}
+        return pending, status
+
+    def job(self, plan_uri: str, identifier: str, run_id: str) -> SparkJob:
+        """Return the Spark job of one table's plan (named by table and run: a retry finds it)."""
+        return SparkJob(
             name=f"warpspeed-maintenance-{run_key(identifier)}-{run_key(run_id)[-40:]}",
             script=MAINTENANCE_SCRIPT,
-            args=("--plan", plan_uri, "--result", result_uri, "--catalog", self.settings.catalog.name),
+            args=("--plan", plan_uri, "--result", self.result_uri(plan_uri), "--catalog", self.settings.catalog.name),
         )
-        self.log.info("Running %s on %s: %s", identifier, cluster.cluster_id,
-                      ", ".join(a.action for a in plan.due))
-        (outcome,) = self.backend.run_jobs(cluster, [job])
+
+    @staticmethod
+    def result_uri(plan_uri: str) -> str:
+        """Return where the job writes its result document."""
+        return plan_uri.removesuffix(".plan.json") + ".result.json"
+
+    def cluster_of(self, pending: Mapping[str, Any]) -> ClusterRef:
+        """Return the cluster a started plan runs on."""
+        return ClusterRef(pending["workload"], pending["cluster_id"], pending["backend"])
+
+    def run(self, plan_uri: str, run_id: str) -> MaintenanceOutcome:
+        """Run one table's plan to the end (blocking; Spot loss retried once): start, wait, finish."""
+        pending, status = self.start(plan_uri, run_id)
+        cluster = self.cluster_of(pending)
+        if not status.terminal:
+            (status,) = self.backend.wait(cluster, [status.step_id])
+        if should_retry_on_demand(status, retried=False):
+            pending, status = self.start(plan_uri, run_id, on_demand_only=True, before=pending["before"])
+            if not status.terminal:
+                (status,) = self.backend.wait(cluster, [status.step_id])
+        return self.finish(pending, status)
+
+    def finish(self, pending: Mapping[str, Any], job: StepStatus) -> MaintenanceOutcome:
+        """Measure the table again, write the report, record the row; raise if an action failed."""
+        plan_uri, run_id = pending["plan_uri"], pending["run_id"]
+        plan = TablePlan.from_json(self.storage.read_text(plan_uri))
+        identifier = plan.identifier
+        result_uri = self.result_uri(plan_uri)
+        report_uri = plan_uri.removesuffix(".plan.json") + ".report.json"
+        cluster = self.cluster_of(pending)
+        started = datetime.fromisoformat(pending["started_at"])
+        before = TableStats(**_stats_fields(pending["before"]))
+        outcome = outcome_of(job, (datetime.now(UTC) - started).total_seconds())
         result: dict[str, Any] = (
             json.loads(self.storage.read_text(result_uri)) if self.storage.exists(result_uri) else {}
         )

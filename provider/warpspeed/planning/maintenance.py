@@ -4,7 +4,7 @@
 files, manifests, refs); :func:`plan_table` is pure: it compares that state with the table's
 :class:`~warpspeed.maintenance_policy.TablePolicy` and returns a :class:`TablePlan` whose
 actions carry the numbers that triggered them. The plan serialises to the JSON document the
-Spark executor (``spark_jobs/iceberg_maintenance.py``) reads.
+Spark executor (``maintenance/iceberg_maintenance.py``) reads.
 """
 
 from __future__ import annotations

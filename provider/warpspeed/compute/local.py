@@ -1,4 +1,8 @@
-"""The embedded compute backend: run ``spark_jobs/`` scripts with ``spark-submit`` locally."""
+"""The embedded compute backend: run ``spark_jobs/`` scripts with ``spark-submit`` locally.
+
+Synchronous: :meth:`LocalSparkBackend.start` runs every job to completion (one after another)
+and returns final statuses, so operators complete without deferring.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,14 @@ import os
 import subprocess
 import sys
 import time
-import zipfile
 from collections import deque
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
+from warpspeed.compute.base import ClusterRef, ComputeBackend, SparkJob, StepStatus
+from warpspeed.compute.staging import package_spark_jobs, spark_jobs_script
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.hooks.compute import ClusterRef, ComputeBackend, JobOutcome, SparkJob
 from warpspeed.settings import WarpSpeedSettings
 
 log = logging.getLogger(__name__)
@@ -27,13 +32,6 @@ LOCAL_SPARK_CONF = {
     "spark.driver.bindAddress": "127.0.0.1",
     "spark.driver.host": "127.0.0.1",
 }
-
-
-def spark_jobs_dir() -> Path:
-    """Return the folder of the ``spark_jobs`` package."""
-    import spark_jobs
-
-    return Path(spark_jobs.__file__).resolve().parent
 
 
 def spark_submit_path() -> Path:
@@ -57,18 +55,6 @@ def find_jars(jars_dir: Path) -> list[Path]:
     return found
 
 
-def package_spark_jobs(dest: Path) -> Path:
-    """Zip the ``spark_jobs`` package for ``--py-files`` (as it is shipped to EMR)."""
-    src = spark_jobs_dir()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".zip.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(src.rglob("*.py")):
-            zf.write(path, Path("spark_jobs") / path.relative_to(src))
-    tmp.replace(dest)
-    return dest
-
-
 class LocalSparkBackend(ComputeBackend):
     """Run jobs one after another with ``spark-submit --master local[*]``."""
 
@@ -76,6 +62,7 @@ class LocalSparkBackend(ComputeBackend):
 
     def __init__(self, settings: WarpSpeedSettings) -> None:
         self.settings = settings
+        self._running: dict[str, subprocess.Popen[str]] = {}
 
     def ensure_cluster(self, workload: str, profile: str) -> ClusterRef:
         """Check that local Spark can run (jars, Java) and return the local "cluster"."""
@@ -96,17 +83,20 @@ class LocalSparkBackend(ComputeBackend):
         ]
         for key, value in sorted(conf.items()):
             cmd += ["--conf", f"{key}={value}"]
-        return [*cmd, str(spark_jobs_dir() / job.script), *job.args]
+        return [*cmd, str(spark_jobs_script(job.script)), *job.args]
 
-    def run_jobs(self, cluster: ClusterRef, jobs: Sequence[SparkJob]) -> list[JobOutcome]:
+    def start(
+        self, cluster: ClusterRef, jobs: Sequence[SparkJob], *, on_demand_only: bool = False
+    ) -> list[StepStatus]:
         """Run each job to completion, logging progress; a failed job does not stop the rest."""
         py_files = package_spark_jobs(self.settings.home / "build" / "spark_jobs.zip")
         logs_dir = self.settings.home / "logs"
         logs_dir.mkdir(parents=True, exist_ok=True)
         env = os.environ | {"PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
-        outcomes = []
+        statuses = []
         for index, job in enumerate(jobs, start=1):
             log_path = logs_dir / f"{job.name}.log"
+            job_id = f"local-{job.name}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
             log.info("[%d/%d] spark-submit %s (log: %s)", index, len(jobs), job.name, log_path)
             started = time.monotonic()
             tail: deque[str] = deque(maxlen=30)
@@ -115,6 +105,7 @@ class LocalSparkBackend(ComputeBackend):
                     self.command(job, py_files), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                     text=True, env=env,
                 )
+                self._running[job_id] = proc
                 assert proc.stdout is not None
                 for line in proc.stdout:
                     log_file.write(line)
@@ -122,13 +113,24 @@ class LocalSparkBackend(ComputeBackend):
                     if line.startswith("WARPSPEED_"):
                         log.info("%s", line.rstrip())
                 returncode = proc.wait()
+                self._running.pop(job_id, None)
             seconds = time.monotonic() - started
             if returncode == 0:
-                outcomes.append(JobOutcome(job.name, "SUCCEEDED", seconds, log_path.as_uri()))
+                statuses.append(StepStatus(job_id, job.name, "COMPLETED", log_file=log_path.as_uri(), seconds=seconds))
                 log.info("[%d/%d] %s succeeded in %.1f s", index, len(jobs), job.name, seconds)
             else:
                 reason = next((t for t in reversed(tail) if "Error" in t or "Exception" in t), f"exit {returncode}")
-                outcomes.append(JobOutcome(job.name, "FAILED", seconds, log_path.as_uri(), reason))
+                statuses.append(
+                    StepStatus(job_id, job.name, "FAILED", reason, log_file=log_path.as_uri(), seconds=seconds)
+                )
                 log.error("[%d/%d] %s failed after %.1f s: %s\n%s", index, len(jobs), job.name, seconds,
                           reason, "\n".join(tail))
-        return outcomes
+        return statuses
+
+    def cancel(self, cluster: ClusterRef, job_ids: Sequence[str]) -> None:
+        """Stop the ``spark-submit`` processes this backend is running."""
+        for job_id in list(job_ids) or list(self._running):
+            proc = self._running.get(job_id)
+            if proc is not None and proc.poll() is None:
+                log.warning("Stopping %s (pid %d)", job_id, proc.pid)
+                proc.terminate()

@@ -1,0 +1,28 @@
+"""Pick the compute backend that ``[warpspeed] compute_backend`` names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from warpspeed.compute.base import ComputeBackend
+from warpspeed.compute.emr import EmrComputeBackend
+from warpspeed.compute.local import LocalSparkBackend
+from warpspeed.exceptions import WarpSpeedConfigError
+from warpspeed.settings import WarpSpeedSettings
+
+
+def compute_backend_for(
+    settings: WarpSpeedSettings, profiles_file: str | Path | None = None
+) -> ComputeBackend:
+    """Return the backend named by ``[warpspeed] compute_backend``.
+
+    :param profiles_file: cluster profiles YAML for the ``emr`` backend (the DAG bundle's
+        ``config/cluster_profiles.yaml``, passed by the DAG).
+    """
+    if settings.compute_backend == "local":
+        return LocalSparkBackend(settings)
+    if settings.compute_backend == "emr":
+        return EmrComputeBackend(settings, profiles_file=profiles_file)
+    raise WarpSpeedConfigError(
+        f"compute_backend {settings.compute_backend!r} is not available; use 'local' or 'emr'"
+    )

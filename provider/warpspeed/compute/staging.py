@@ -1,0 +1,99 @@
+"""Stage the Spark job packages: one zip for ``--py-files``, built one way for every backend.
+
+The job packages are ``spark_jobs`` (scoring, feature preprocessing) and ``maintenance`` (Iceberg
+maintenance). Local Spark, EMR steps and the Glue job all run the same scripts with the same
+``spark_jobs.zip`` (both packages inside); :func:`package_spark_jobs` builds it and
+:func:`stage_to_s3` uploads it (with the scripts) under a folder, skipping what is already there
+when the folder is content-addressed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from botocore.exceptions import ClientError
+
+from warpspeed.exceptions import WarpSpeedConfigError
+from warpspeed.storage import join_uri
+
+ZIP_NAME = "spark_jobs.zip"
+JOB_PACKAGES = ("spark_jobs", "maintenance")
+
+
+def job_package_dirs() -> list[Path]:
+    """Return the folders of the job packages, in :data:`JOB_PACKAGES` order."""
+    return [Path(importlib.import_module(name).__file__ or "").resolve().parent for name in JOB_PACKAGES]
+
+
+def spark_jobs_dir() -> Path:
+    """Return the folder of the ``spark_jobs`` package."""
+    return job_package_dirs()[0]
+
+
+def job_scripts() -> list[Path]:
+    """Return every job package's top-level scripts (their file names are unique)."""
+    return sorted((p for d in job_package_dirs() for p in d.glob("*.py")), key=lambda p: p.name)
+
+
+def spark_jobs_script(name: str) -> Path:
+    """Return the local path of a job script (``score_batch.py``, ``iceberg_maintenance.py``…)."""
+    for folder in job_package_dirs():
+        if (folder / name).is_file():
+            return folder / name
+    raise WarpSpeedConfigError(f"no job script {name!r} in {', '.join(JOB_PACKAGES)}")
+
+
+def package_spark_jobs(dest: Path) -> Path:
+    """Zip the job packages for ``--py-files`` (as they are shipped to EMR and Glue)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".zip.tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, src in zip(JOB_PACKAGES, job_package_dirs(), strict=True):
+            for path in sorted(src.rglob("*.py")):
+                zf.write(path, Path(name) / path.relative_to(src))
+    tmp.replace(dest)
+    return dest
+
+
+def code_digest() -> str:
+    """Return a short fingerprint of the job scripts (the staging folder's name)."""
+    digest = hashlib.sha256()
+    for path in job_scripts():
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def stage_to_s3(s3: Any, root: str, *, replace: bool = False) -> str:
+    """Upload ``spark_jobs.zip`` and the job scripts under ``root`` (``s3://``); return ``root``.
+
+    :param replace: upload even when an object exists (a fixed, not content-addressed, root).
+    """
+    parsed = urlparse(root)
+    if parsed.scheme not in ("s3", "s3a"):
+        raise WarpSpeedConfigError(
+            f"{root!r}: the emr and glue backends stage code on S3; use an s3:// storage prefix"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {ZIP_NAME: package_spark_jobs(Path(tmp) / ZIP_NAME).read_bytes()}
+    files |= {p.name: p.read_bytes() for p in job_scripts()}
+    for name, body in files.items():
+        key = f"{parsed.path.strip('/')}/{name}"
+        if not replace:
+            try:
+                s3.head_object(Bucket=parsed.netloc, Key=key)
+                continue
+            except ClientError:
+                pass
+        s3.put_object(Bucket=parsed.netloc, Key=key, Body=body)
+    return root
+
+
+def content_addressed_root(storage_prefix: str) -> str:
+    """Return the staging folder of this code version under the storage prefix."""
+    return join_uri(storage_prefix, "code", code_digest())

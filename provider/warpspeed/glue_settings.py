@@ -1,0 +1,98 @@
+"""The production Glue job that refreshes the features: its settings, from ``config/preprocessing.yaml``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from warpspeed.exceptions import WarpSpeedConfigError
+
+BUILD_SCRIPT = "build_features.py"
+
+
+@dataclass(frozen=True)
+class GlueJobSettings:
+    """The production Glue job that runs ``build_features.py`` (from ``config/preprocessing.yaml``).
+
+    :param job_name: one Glue job shared by every preprocessing DAG; with ``max_concurrent_runs``
+        1 the refreshes of one table never overlap (a second start waits and retries).
+    :param script_bucket: S3 bucket for the uploaded script and ``spark_jobs.zip``.
+    :param concurrency_retry_max_attempts: starts tried while Glue says ConcurrentRunsExceeded.
+    """
+
+    job_name: str = "warpspeed-build-features"
+    iam_role_name: str | None = None
+    iam_role_arn: str | None = None
+    script_bucket: str | None = None
+    scripts_prefix: str = "warpspeed/glue"
+    glue_version: str = "5.0"
+    worker_type: str = "G.1X"
+    number_of_workers: int = 2
+    timeout_minutes: int = 60
+    max_concurrent_runs: int = 1
+    concurrency_retry_initial_seconds: float = 30.0
+    concurrency_retry_max_seconds: float = 600.0
+    concurrency_retry_max_attempts: int = 8
+    waiter_delay: int = 30
+    extra_arguments: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,255}", self.job_name):
+            raise WarpSpeedConfigError(f"glue.job_name {self.job_name!r} must be 1-255 letters, digits, _ . -")
+        if self.iam_role_name and self.iam_role_arn:
+            raise WarpSpeedConfigError("glue: set iam_role_name or iam_role_arn, not both")
+        if float(self.glue_version) < 5.0:
+            raise WarpSpeedConfigError(f"glue.glue_version {self.glue_version!r}: the job needs Glue 5.0 or later")
+        if self.number_of_workers < 2:
+            raise WarpSpeedConfigError("glue.number_of_workers must be at least 2 (a driver and an executor)")
+        if self.max_concurrent_runs < 1:
+            raise WarpSpeedConfigError("glue.max_concurrent_runs must be at least 1")
+        if self.concurrency_retry_max_attempts < 1 or self.concurrency_retry_initial_seconds <= 0:
+            raise WarpSpeedConfigError("glue.concurrency_retry_* must be positive")
+
+    @classmethod
+    def load(cls, path: str | Path) -> GlueJobSettings:
+        """Read the ``glue`` section of the preprocessing YAML."""
+        import yaml
+
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        section = doc.get("glue") or {}
+        unknown = sorted(set(section) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise WarpSpeedConfigError(f"{path}: unknown glue keys {', '.join(unknown)}")
+        return cls(**section)
+
+    def require_bucket(self) -> str:
+        """Return the script bucket, or say how to configure it."""
+        if not self.script_bucket:
+            raise WarpSpeedConfigError("glue.script_bucket is empty: set it in dags/config/preprocessing.yaml")
+        return self.script_bucket
+
+    def script_uri(self, name: str) -> str:
+        """Return the S3 URI of an uploaded artifact."""
+        return f"s3://{self.require_bucket()}/{self.scripts_prefix.strip('/')}/{name}"
+
+    def create_job_kwargs(self, catalog_conf: Mapping[str, str]) -> dict[str, Any]:
+        """Return the Glue ``CreateJob``/``UpdateJob`` fields: Glue 5, Iceberg, the catalog conf."""
+        conf_items = [f"{k}={v}" for k, v in sorted(catalog_conf.items())]
+        default_arguments = {
+            "--datalake-formats": "iceberg",
+            "--conf": " --conf ".join(conf_items),
+            "--extra-py-files": self.script_uri("spark_jobs.zip"),
+            "--enable-metrics": "true",
+            "--enable-continuous-cloudwatch-log": "true",
+            "--job-language": "python",
+            **self.extra_arguments,
+        }
+        return {
+            "GlueVersion": self.glue_version,
+            "WorkerType": self.worker_type,
+            "NumberOfWorkers": self.number_of_workers,
+            "Timeout": self.timeout_minutes,
+            "Command": {"Name": "glueetl", "ScriptLocation": self.script_uri(BUILD_SCRIPT), "PythonVersion": "3"},
+            "DefaultArguments": default_arguments,
+            "Tags": {"warpspeed:role": "preprocessing"},
+        }
