@@ -11,9 +11,10 @@ from pathlib import Path
 
 from warpspeed.embedded.seed import send_bodies
 from warpspeed.embedded.sqs_server import LocalSqs, moto_server, queues_on
-from warpspeed.hooks.sqs_intake import IntakeOptions, SqsIntakeHook
+from warpspeed.hooks.sqs_intake import SqsIntakeHook
 from warpspeed.manifests import IntakeManifest
 from warpspeed.request_schema import validate_message
+from warpspeed.services.intake import IntakeOptions, IntakeService
 from warpspeed.storage import LocalStorage
 
 MESSAGES = 3000
@@ -54,7 +55,7 @@ def run() -> Iterator[dict]:
         send_bodies(slow.client(), slow.queue_url, bodies("n"))
 
         started = time.perf_counter()
-        report = SqsIntakeHook(aws_conn_id="warpspeed_bench").collect_window(
+        report = IntakeService(SqsIntakeHook(aws_conn_id="warpspeed_bench")).collect_window(
             queue_url=fast.queue_url, dlq_url=fast.dead_letter_queue_url, window_id="w",
             manifest_uri=(Path(tmp) / "collector.json").as_uri(), storage=LocalStorage(),
             allowed_models=MODELS, options=IntakeOptions(wait_seconds=0, receivers=4),

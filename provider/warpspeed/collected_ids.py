@@ -6,7 +6,7 @@ under the storage prefix, one small document per window::
 
     intake/collected/<window_id>.json   -> the request ids that window's intake manifest owns
 
-Rules (each one is relied on by :meth:`warpspeed.hooks.sqs_intake.SqsIntakeHook.collect_window`
+Rules (each one is relied on by :meth:`warpspeed.services.intake.IntakeService.collect_window`
 and proven by ``tests/integration/test_sqs_intake_exactly_once.py``):
 
 * **Written before any delete.** A collect writes its window's record (``sealed: false``) after

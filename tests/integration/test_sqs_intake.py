@@ -11,8 +11,9 @@ import pytest
 
 from warpspeed.embedded.seed import send_bodies
 from warpspeed.embedded.sqs_server import LocalSqs
-from warpspeed.hooks.sqs_intake import REASONS_ATTRIBUTE, IntakeOptions, SqsIntakeHook
+from warpspeed.hooks.sqs_intake import REASONS_ATTRIBUTE, SqsIntakeHook
 from warpspeed.manifests import IntakeManifest
+from warpspeed.services.intake import IntakeOptions, IntakeService
 from warpspeed.storage import LocalStorage
 
 MODELS = {"scoring": ["churn_risk"]}
@@ -74,7 +75,7 @@ def wait_until_visible(sqs: LocalSqs, limit_s: float = 60) -> None:
 
 
 def collect(hook: SqsIntakeHook, sqs: LocalSqs, manifest_uri: str, fault: Any = None) -> Any:
-    return hook.collect_window(
+    return IntakeService(hook).collect_window(
         queue_url=sqs.queue_url, dlq_url=sqs.dead_letter_queue_url, window_id="20261120T2100Z",
         manifest_uri=manifest_uri, storage=LocalStorage(), allowed_models=MODELS,
         options=IntakeOptions(visibility_timeout=VISIBILITY, wait_seconds=0, receivers=4), fault=fault,

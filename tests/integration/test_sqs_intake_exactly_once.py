@@ -18,8 +18,9 @@ from tests.integration.test_sqs_intake import MODELS, body, drain_dlq, hook_for,
 from warpspeed.collected_ids import CollectedIds, CollectedRecord
 from warpspeed.embedded.seed import send_bodies
 from warpspeed.exceptions import WarpSpeedConfigError, WarpSpeedError
-from warpspeed.hooks.sqs_intake import REASONS_ATTRIBUTE, IntakeOptions, SqsIntakeHook
+from warpspeed.hooks.sqs_intake import REASONS_ATTRIBUTE, SqsIntakeHook
 from warpspeed.manifests import IntakeManifest
+from warpspeed.services.intake import IntakeOptions, IntakeService
 from warpspeed.storage import LocalStorage
 
 W1, W2 = "20261120T2100Z", "20261120T2130Z"
@@ -38,7 +39,7 @@ def crash_at(step: str) -> Any:
 
 def collect(hook: SqsIntakeHook, sqs: Any, tmp_path: Path, window_id: str = W1, *, visibility: int = 4,
             fault: Any = None, **options: Any) -> Any:
-    return hook.collect_window(
+    return IntakeService(hook).collect_window(
         queue_url=sqs.queue_url, dlq_url=sqs.dead_letter_queue_url, window_id=window_id,
         manifest_uri=manifest_uri(tmp_path, window_id), storage=LocalStorage(), allowed_models=MODELS,
         options=IntakeOptions(visibility_timeout=visibility, wait_seconds=0, receivers=2, **options),

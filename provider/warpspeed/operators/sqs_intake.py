@@ -7,8 +7,9 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from warpspeed.hooks.sqs_intake import IntakeOptions, SqsIntakeHook
+from warpspeed.hooks.sqs_intake import SqsIntakeHook
 from warpspeed.operators._base import WarpSpeedOperator
+from warpspeed.services.intake import IntakeOptions, IntakeService
 from warpspeed.workloads import WorkloadCatalog
 
 
@@ -60,7 +61,7 @@ class CollectRequestsOperator(WarpSpeedOperator):
         """Collect the window's requests; return the manifest URI."""
         queue_url, dlq_url = self.settings.require_queues()
         window = self.window(context)
-        report = self.hook.collect_window(
+        report = IntakeService(self.hook).collect_window(
             queue_url=self.queue_url or queue_url,
             dlq_url=self.dead_letter_queue_url or dlq_url,
             window_id=window.id,

@@ -9,6 +9,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from warpspeed.hooks.sqs_intake import SqsIntakeHook
+
 
 class ScoringWindowTrigger(BaseTrigger):
     """Fire when ``window_end`` has passed or the queue holds ``size_limit`` messages.
@@ -53,8 +55,6 @@ class ScoringWindowTrigger(BaseTrigger):
         )
 
     def _depth(self) -> int:
-        from warpspeed.hooks.sqs_intake import SqsIntakeHook
-
         assert self.queue_url is not None
         return SqsIntakeHook(aws_conn_id=self.aws_conn_id).approximate_depth(self.queue_url)
 
