@@ -1,12 +1,14 @@
-"""Shared fixtures: a loopback SQS server, a local Spark session with the embedded catalog."""
+"""Shared fixtures: real servers on loopback (PostgreSQL, SQS, Iceberg REST), moto for control planes, Spark."""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
+import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,10 @@ import pytest
 
 from tests.paths import REPO_ROOT
 from warpspeed.catalog import CatalogConfig
-from warpspeed.embedded.sqs_server import LocalSqs, moto_server, queues_on
+from warpspeed.embedded.control_planes import moto_server
+from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
+from warpspeed.embedded.rest_catalog import RestCatalogServer, rest_catalog_server
+from warpspeed.embedded.sqs_server import LocalSqs, queues_on, sqs_server
 from warpspeed.settings import WarpSpeedSettings
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -32,8 +37,57 @@ if not hasattr(np, "NaN"):
 
 
 @pytest.fixture(scope="session")
-def sqs_endpoint() -> Iterator[str]:
-    """Run one moto server on loopback for the whole session."""
+def postgres() -> Iterator[PostgresServer]:
+    """Run one embedded PostgreSQL server on loopback for the whole session."""
+    # Under /tmp rather than pytest's 0700 basetemp: as root the server runs as ``nobody``.
+    with tempfile.TemporaryDirectory(prefix="warpspeed-pg-") as tmp, embedded_postgres(Path(tmp) / "data") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def airflow_template_db(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Migrate one Airflow metadata database per session; tests get copies of it."""
+    from warpspeed.embedded.stack import airflow_env, ensure_airflow_db
+
+    name = postgres.create_database("airflow_template")
+    env = airflow_env(tmp_path_factory.mktemp("airflow-template"), None, db_url=postgres.sqlalchemy_url(name))
+    ensure_airflow_db(env)
+    return name
+
+
+@pytest.fixture(scope="session")
+def new_airflow_db(postgres: PostgresServer, airflow_template_db: str) -> Callable[[], str]:
+    """Return a function that makes a fresh, migrated Airflow metadata database and returns its URL."""
+
+    def make() -> str:
+        db = postgres.create_database(f"airflow_{uuid.uuid4().hex[:12]}", template=airflow_template_db)
+        return postgres.sqlalchemy_url(db)
+
+    return make
+
+
+@pytest.fixture
+def airflow_db_url(new_airflow_db: Callable[[], str]) -> str:
+    """Return the URL of a fresh, migrated Airflow metadata database of this test's own."""
+    return new_airflow_db()
+
+
+@pytest.fixture(scope="session")
+def jars_dir() -> Path:
+    """Return the folder of jars ``make setup`` fetched (Spark runtime, server classpaths)."""
+    return WarpSpeedSettings.from_mapping({}).jars_dir
+
+
+@pytest.fixture(scope="session")
+def sqs_endpoint(jars_dir: Path) -> Iterator[str]:
+    """Run one real SQS server (ElasticMQ) on loopback for the whole session."""
+    with sqs_server(jars_dir) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """Run one moto server on loopback for the session: the EMR, Glue and S3 control planes."""
     with moto_server() as endpoint:
         yield endpoint
 
@@ -45,29 +99,48 @@ def sqs(sqs_endpoint: str) -> LocalSqs:
 
 
 @pytest.fixture(scope="session")
-def warehouse_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Return a state folder for the session's embedded catalog and storage."""
-    return tmp_path_factory.mktemp("warpspeed-home")
+def rest_catalog_for(postgres: PostgresServer, jars_dir: Path) -> Iterator[Callable[[Path], RestCatalogServer]]:
+    """Return a function that runs the embedded REST catalog of a state folder until the session ends."""
+    with ExitStack() as stack:
+        running: dict[Path, RestCatalogServer] = {}
+
+        def start(home: Path) -> RestCatalogServer:
+            home = home.resolve()
+            if home not in running:
+                running[home] = stack.enter_context(rest_catalog_server(postgres, home, jars_dir))
+            return running[home]
+
+        yield start
+
+
+@pytest.fixture(scope="session")
+def warehouse_home(tmp_path_factory: pytest.TempPathFactory, rest_catalog_for: Callable[[Path], object]) -> Path:
+    """Return a state folder for the session's storage, with its embedded REST catalog running."""
+    home = tmp_path_factory.mktemp("warpspeed-home")
+    rest_catalog_for(home)
+    return home
 
 
 @pytest.fixture(scope="session")
 def settings(warehouse_home: Path) -> WarpSpeedSettings:
-    """Return settings pointing at the session's state folder."""
+    """Return settings pointing at the session's state folder (the embedded REST catalog)."""
     return WarpSpeedSettings.from_mapping({"home": str(warehouse_home)})
 
 
 @pytest.fixture(scope="session")
-def spark(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """Return one local SparkSession with the Iceberg runtime and an embedded catalog of its own.
+def spark(tmp_path_factory: pytest.TempPathFactory, rest_catalog_for: Callable[[Path], object]):  # type: ignore[no-untyped-def]
+    """Return one local SparkSession with the Iceberg runtime and an embedded REST catalog of its own.
 
-    The catalog lives in its own state folder: the JVM keeps SQLite connections open, which
-    would block ``spark-submit`` runs that tests start against the ``settings`` catalog.
+    The catalog lives in its own state folder, so the transform tests' tables never meet the
+    tables that ``spark-submit`` runs create in the ``settings`` catalog.
     """
     from pyspark.sql import SparkSession
 
     from warpspeed.compute.local import LOCAL_SPARK_CONF, find_jars
 
-    settings = WarpSpeedSettings.from_mapping({"home": str(tmp_path_factory.mktemp("spark-home"))})
+    home = tmp_path_factory.mktemp("spark-home")
+    rest_catalog_for(home)
+    settings = WarpSpeedSettings.from_mapping({"home": str(home)})
     jars = ",".join(str(p) for p in find_jars(REPO_ROOT / ".jars"))
     builder = SparkSession.builder.master("local[2]").appName("warpspeed-tests").config("spark.jars", jars)
     conf = LOCAL_SPARK_CONF | settings.catalog.spark_conf() | {"spark.sql.shuffle.partitions": "2"}

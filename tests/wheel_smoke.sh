@@ -12,7 +12,7 @@ uv=$repo/.venv/bin/uv
 wheel=$(ls "$work"/dist/warpspeed_airflow_provider-*.whl)
 echo "built $(basename "$wheel")"
 "$uv" venv --quiet --python "$(command -v python3.11 || command -v python3)" "$work/venv"
-"$uv" pip install --quiet --python "$work/venv/bin/python" "${wheel}[embedded]"
+"$uv" pip install --quiet --python "$work/venv/bin/python" "${wheel}[embedded,models]"
 
 mkdir -p "$work/bundle"
 cp -r "$repo/dags" "$work/bundle/dags"

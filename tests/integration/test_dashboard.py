@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -134,7 +134,7 @@ def _get(url: str, timeout: float = 30) -> tuple[int, str]:
 
 
 def _seed(home: Path) -> list:
-    catalog_cfg = CatalogConfig.embedded(home)
+    catalog_cfg = CatalogConfig.embedded_rest(home)  # the running embedded REST catalog of ``home``
     catalog = catalog_cfg.load()
     ensure_tables(catalog)
     records = _records()
@@ -156,18 +156,20 @@ def _seed(home: Path) -> list:
 
 @pytest.fixture(scope="module")
 def api_server(
-    tmp_path_factory: pytest.TempPathFactory, sqs_endpoint: str
+    tmp_path_factory: pytest.TempPathFactory, sqs_endpoint: str, new_airflow_db: Callable[[], str],
+    rest_catalog_for: Callable[[Path], object],
 ) -> Iterator[tuple[str, list, Path]]:
     """Start ``airflow api-server`` on loopback with the plugin and a seeded ledger."""
     from warpspeed.embedded.sqs_server import queues_on
 
     home = tmp_path_factory.mktemp("dash-home")
+    rest_catalog_for(home)
     records = _seed(home)
     sqs: LocalSqs = queues_on(sqs_endpoint, "dash-requests")
     client = sqs.client()
     for i in range(7):
         client.send_message(QueueUrl=sqs.queue_url, MessageBody=json.dumps({"n": i}))
-    env = airflow_env(home, sqs) | {
+    env = airflow_env(home, sqs, db_url=new_airflow_db()) | {
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",

@@ -31,7 +31,7 @@ POLICY = f"""
 tables:
   {TABLE}:
     snapshots: {{max_age_hours: 0, retain_last: {RETAIN_LAST}}}
-    compaction: {{min_small_files: 5}}
+    compaction: {{min_small_files: 5, partial_progress_max_commits: 1}}  # one compaction commit
     manifests: {{max_manifests: 10}}
 """
 BUILDER = """
@@ -95,7 +95,7 @@ def small_commit_table(settings: WarpSpeedSettings) -> dict[str, Any]:
 
 
 def test_maintenance_dag_compacts_expires_and_removes_only_old_orphans(
-    settings: WarpSpeedSettings, small_commit_table: dict[str, Any], tmp_path: Path
+    settings: WarpSpeedSettings, small_commit_table: dict[str, Any], tmp_path: Path, airflow_db_url: str
 ) -> None:
     data_dir = small_commit_table["location"] / "data" / "tenant_id=t-000" / "model=churn_risk"
     old_orphan = data_dir / "00000-0-orphan-from-a-crashed-write.parquet"
@@ -108,7 +108,7 @@ def test_maintenance_dag_compacts_expires_and_removes_only_old_orphans(
 
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(POLICY, encoding="utf-8")
-    env = airflow_env(settings.home, None)
+    env = airflow_env(settings.home, None, db_url=airflow_db_url)
     ensure_airflow_db(env)
     log_path = tmp_path / "dags_test.log"
     with log_path.open("w", encoding="utf-8") as fh:

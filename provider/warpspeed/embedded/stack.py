@@ -5,9 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from warpspeed.embedded.sqs_server import LocalSqs
+from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
+from warpspeed.embedded.rest_catalog import RestCatalogServer, rest_catalog_server
+from warpspeed.embedded.sqs_server import LocalSqs, local_sqs
 
 AWS_CONN_ID = "warpspeed_aws"
 
@@ -17,14 +22,20 @@ def default_dags_folder() -> Path:
     return Path(os.environ.get("WARPSPEED_DAGS_FOLDER") or Path.cwd() / "dags").resolve()
 
 
-def airflow_env(home: Path, sqs: LocalSqs | None, dags_folder: Path | None = None) -> dict[str, str]:
-    """Return the environment that runs Airflow against the embedded stack under ``home``."""
+def airflow_env(
+    home: Path, sqs: LocalSqs | None, dags_folder: Path | None = None, *, db_url: str
+) -> dict[str, str]:
+    """Return the environment that runs Airflow against the embedded stack under ``home``.
+
+    :param db_url: SQLAlchemy URL of Airflow's metadata database, e.g.
+        :meth:`warpspeed.embedded.postgres.PostgresServer.sqlalchemy_url` of the embedded server.
+    """
     airflow_home = home / "airflow"
     env = {
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder or default_dags_folder()),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW__WARPSPEED__HOME": str(home),
         "AIRFLOW__WARPSPEED__AWS_CONN_ID": AWS_CONN_ID,
@@ -40,13 +51,43 @@ def airflow_env(home: Path, sqs: LocalSqs | None, dags_folder: Path | None = Non
     return env
 
 
+@dataclass(frozen=True)
+class EmbeddedStack:
+    """The embedded servers of one state folder, running."""
+
+    home: Path
+    postgres: PostgresServer
+    sqs: LocalSqs
+    catalog: RestCatalogServer
+    airflow_db_url: str
+
+    def airflow_env(self, dags_folder: Path | None = None) -> dict[str, str]:
+        """Return the environment that runs Airflow on these servers."""
+        return airflow_env(self.home, self.sqs, dags_folder, db_url=self.airflow_db_url)
+
+
+@contextmanager
+def embedded_stack(home: Path, jars_dir: Path) -> Iterator[EmbeddedStack]:
+    """Start PostgreSQL (``<home>/postgres``), the REST catalog on it and the SQS server; stop all on exit.
+
+    Airflow's metadata database is ``airflow`` on that PostgreSQL; the catalog keeps its metadata
+    there too, its data under ``<home>/warehouse``.
+    """
+    with (
+        embedded_postgres(home / "postgres") as pg,
+        rest_catalog_server(pg, home, jars_dir) as catalog,
+        local_sqs(jars_dir) as sqs,
+    ):
+        yield EmbeddedStack(home, pg, sqs, catalog, pg.sqlalchemy_url(pg.create_database("airflow")))
+
+
 def airflow_bin() -> str:
     """Return the ``airflow`` executable of this interpreter's environment."""
     return str(Path(sys.executable).with_name("airflow"))
 
 
 def ensure_airflow_db(env: dict[str, str]) -> None:
-    """Create or upgrade the embedded Airflow metadata database (SQLite)."""
+    """Create or upgrade the Airflow metadata database that ``env`` points at."""
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [airflow_bin(), "db", "migrate"], env=os.environ | env, check=True,
