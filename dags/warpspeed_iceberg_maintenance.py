@@ -54,6 +54,6 @@ with DAG(
 ) as dag:
     plan = PlanIcebergMaintenanceOperator(task_id="plan", policy_file="{{ params.policy_file }}")
     maintain = IcebergMaintenanceOperator.partial(
-        task_id="maintain", execution_timeout=timedelta(hours=6)
+        task_id="maintain", execution_timeout=timedelta(hours=6), map_index_template="{{ task.table }}"
     ).expand_kwargs(plan.output)
     lifecycle = ApplyS3LifecycleOperator(task_id="apply_s3_lifecycle", rules_file=LIFECYCLE_FILE)
