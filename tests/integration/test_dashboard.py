@@ -8,7 +8,6 @@ navigation entry through ``/api/v2/plugins``, then loads the page in headless Ch
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -25,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from warpspeed.catalog import CatalogConfig
+from warpspeed.dashboard import page as dashboard
 from warpspeed.embedded.sqs_server import LocalSqs
 from warpspeed.embedded.stack import airflow_env, ensure_airflow_db
 from warpspeed.hooks.iceberg_ledger import IcebergLedgerHook, batch_record
@@ -39,16 +39,6 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 
 
-def _load_dashboard_module():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("warpspeed_dashboard", PLUGINS / "warpspeed_dashboard.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["warpspeed_dashboard"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-dashboard = _load_dashboard_module()
 
 
 def _records(windows: int = 3) -> list:

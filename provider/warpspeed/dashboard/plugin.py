@@ -1,6 +1,7 @@
 """Airflow 3 UI plugin: the Warp Speed dashboard page and its navigation entry.
 
-The FastAPI app is mounted by the API server under ``/warpspeed``; the external view adds a
+Registered through the ``airflow.plugins`` entry point of the wheel (``pip install`` is all a
+deployment needs). The FastAPI app is mounted by the API server under ``/warpspeed``; the external view adds a
 "Warp Speed" entry to the UI's Browse menu that shows the page inside the Airflow UI. Every
 route requires an authenticated Airflow user who may see the website.
 """
@@ -11,12 +12,13 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
+from warpspeed.dashboard import page as dashboard
+
 URL_PREFIX = "/warpspeed"
 
 
 def create_app() -> Any:
     """Build the dashboard's FastAPI app (``/`` HTML page, ``/api/summary`` JSON)."""
-    import warpspeed_dashboard as dashboard
     from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
     from airflow.api_fastapi.core_api.security import requires_access_view
     from fastapi import Depends, FastAPI, Query

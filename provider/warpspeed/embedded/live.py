@@ -1,0 +1,385 @@
+"""``make airflow``: a real Airflow 3 on the embedded stack, with a producer of scoring requests.
+
+Starts the embedded servers (SQS; the metadata database and the Iceberg catalog as the embedded
+stack provides them), prepares the state folder (tables, models, features, Airflow's database,
+a known admin password), then the four Airflow components, each in its own process group:
+``api-server``, ``scheduler`` (LocalExecutor), ``dag-processor`` and ``triggerer``. Only
+``warpspeed_scoring`` is unpaused; its schedule follows ``[warpspeed] window_minutes``
+(``WINDOW_MINUTES`` here). A producer thread keeps sending synthetic requests for both
+workloads, a few invalid ones among them. Ctrl-C (or SIGTERM) stops everything it started.
+
+:class:`LiveStack` is the reusable part: tests and soak runs start it as a context manager, read
+:attr:`LiveStack.components` (each with its process handle), kill or restart components, and
+query the REST API through :meth:`LiveStack.api`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from warpspeed.embedded import seed
+from warpspeed.embedded.sqs_server import LocalSqs, free_port, local_sqs
+from warpspeed.embedded.stack import airflow_bin, airflow_env, ensure_airflow_db
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+SCORING_DAG = "warpspeed_scoring"
+ADMIN_USER = "admin"
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+
+
+@dataclass
+class Component:
+    """One Airflow component: its command line, log file and (while running) process."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def alive(self) -> bool:
+        """Tell whether the process is running."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, env: dict[str, str]) -> None:
+        """Start the component in a process group of its own (appending to its log)."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            self.argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def descendants(self) -> list[int]:
+        """Return the pids of the component's child processes (task runners, Spark)."""
+        import psutil
+
+        if not self.alive or self.proc is None:
+            return []
+        try:
+            return [p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def signal_group(self, signum: int) -> None:
+        """Send ``signum`` to the component's whole process group (nothing if it has none)."""
+        if self.proc is not None:
+            with suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signum)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the component and everything it started: SIGTERM, then SIGKILL after ``timeout``."""
+        import psutil
+
+        if self.proc is None:
+            return
+        children = self.descendants()
+        self.signal_group(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.signal_group(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self.signal_group(signal.SIGKILL)  # stragglers left in the group
+        for pid in children:  # children that started a session of their own
+            with suppress(psutil.NoSuchProcess):
+                psutil.Process(pid).kill()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+@dataclass(frozen=True)
+class ProducerConfig:
+    """What the producer sends per window: ``make demo``'s load by default."""
+
+    tenants: int = 20
+    requests_per_window: int = 50
+    invalid_per_window: int = 2
+    chunks_per_window: int = 4
+
+
+class Producer(threading.Thread):
+    """Send synthetic scoring requests (and a few invalid messages) until stopped."""
+
+    def __init__(self, sqs: LocalSqs, tenants: list[str], config: ProducerConfig, window_minutes: int) -> None:
+        super().__init__(name="warpspeed-producer", daemon=True)
+        self.sqs, self.tenants, self.config = sqs, tenants, config
+        self.interval = window_minutes * 60 / config.chunks_per_window
+        self.stopped = threading.Event()
+        self.sent: list[dict[str, Any]] = []
+        self.invalid_sent = 0
+
+    def send_chunk(self, index: int) -> None:
+        """Send one chunk: a share of a window's requests and of its invalid messages."""
+        per = max(1, self.config.requests_per_window // self.config.chunks_per_window)
+        mix = seed.RequestMix(len(self.tenants), per, 0, seed=index)
+        docs = list(seed.scoring_requests(mix, self.tenants[index * per % len(self.tenants):] + self.tenants))
+        invalid = self.config.invalid_per_window // self.config.chunks_per_window + (
+            1 if index % self.config.chunks_per_window < self.config.invalid_per_window % self.config.chunks_per_window
+            else 0
+        )
+        seed.send_bodies(self.sqs.client(), self.sqs.queue_url,
+                         [json.dumps(d) for d in docs] + seed.invalid_bodies(invalid))
+        self.sent.extend(docs)
+        self.invalid_sent += invalid
+
+    def run(self) -> None:
+        """Send a chunk every ``interval`` seconds."""
+        index = 0
+        while not self.stopped.is_set():
+            self.send_chunk(index)
+            index += 1
+            self.stopped.wait(self.interval)
+
+
+class LiveStack:
+    """The embedded servers plus a real Airflow (four components) under one state folder.
+
+    :param home: the Warp Speed state folder (``.warpspeed/`` for ``make airflow``).
+    :param window_minutes: the scoring window length.
+    :param port: the api-server's port (None: a free one).
+    :param producer: what the producer sends; None starts no producer.
+    :param extra_env: more environment for the Airflow components.
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        window_minutes: int = 2,
+        port: int | None = None,
+        producer: ProducerConfig | None = ProducerConfig(),
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.home = home.resolve()
+        self.window_minutes = window_minutes
+        self.port = port or free_port()
+        self.producer_config = producer
+        self.extra_env = extra_env or {}
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.components: dict[str, Component] = {}
+        self.env: dict[str, str] = {}
+        self.sqs: LocalSqs | None = None
+        self.producer: Producer | None = None
+        self.tenants: list[str] = []
+        self._exit = ExitStack()
+        self._token: str | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def __enter__(self) -> LiveStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start the servers, prepare the state folder, start Airflow and the producer."""
+        os.environ["WARPSPEED_HOME"] = str(self.home)
+        self.sqs = self._exit.enter_context(local_sqs())
+        self.env = os.environ | self._airflow_env(self.sqs)
+        self._seed()
+        ensure_airflow_db(self.env)
+        logs = self.home / "airflow" / "logs" / "live"
+        argv = {"api-server": ["api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]}
+        for name in COMPONENTS:
+            self.components[name] = Component(name, [airflow_bin(), *argv.get(name, [name])], logs / f"{name}.log")
+            self.components[name].start(self.env)
+        self.wait_ready()
+        self.unpause(SCORING_DAG)
+        if self.producer_config is not None:
+            self.producer = Producer(self.sqs, self.tenants, self.producer_config, self.window_minutes)
+            self.producer.start()
+
+    def stop(self) -> None:
+        """Stop the producer, every component (process groups and children) and the servers."""
+        if self.producer is not None:
+            self.producer.stopped.set()
+            self.producer.join(timeout=30)
+        for name in ("scheduler", "triggerer", "dag-processor", "api-server"):
+            if name in self.components:
+                self.components[name].stop()
+        self._exit.close()
+
+    def restart(self, name: str) -> Component:
+        """Stop one component (if still running) and start it again with the same settings."""
+        component = self.components[name]
+        component.stop()
+        component.start(self.env)
+        return component
+
+    # -- preparation ---------------------------------------------------------------------------
+    def _airflow_env(self, sqs: LocalSqs) -> dict[str, str]:
+        airflow_home = self.home / "airflow"
+        airflow_home.mkdir(parents=True, exist_ok=True)
+        secrets_file = airflow_home / "live_secrets.json"  # stable across restarts of the stack
+        if not secrets_file.exists():
+            secrets_file.write_text(json.dumps({k: secrets.token_urlsafe(32) for k in ("jwt", "api")}))
+            secrets_file.chmod(0o600)
+        keys = json.loads(secrets_file.read_text())
+        return airflow_env(self.home, sqs) | {
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__API__BASE_URL": f"{self.base_url}/",
+            "AIRFLOW__API__SECRET_KEY": keys["api"],
+            "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt"],
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "20",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW__WARPSPEED__WINDOW_MINUTES": str(self.window_minutes),
+        } | self.extra_env
+
+    def _seed(self) -> None:
+        from warpspeed.settings import WarpSpeedSettings
+        from warpspeed.tables import ensure_tables
+
+        settings = WarpSpeedSettings.from_mapping({"home": str(self.home)})
+        catalog = settings.catalog.load()
+        ensure_tables(catalog)
+        seed.publish_seed_models(settings.storage_prefix)
+        count = self.producer_config.tenants if self.producer_config else 4
+        self.tenants = seed.tenant_ids(count)
+        seed.write_features(catalog, seed.feature_rows(self.tenants))
+
+    @property
+    def admin_password(self) -> str:
+        """Return the admin password (generated once per state folder, kept in passwords.json)."""
+        path = Path(self.env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+        if not path.exists():
+            chosen = os.environ.get("WARPSPEED_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+            path.write_text(json.dumps({ADMIN_USER: chosen}) + "\n")
+            path.chmod(0o600)
+        return str(json.loads(path.read_text())[ADMIN_USER])
+
+    # -- REST API ------------------------------------------------------------------------------
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 30) -> Any:
+        """Call the Airflow REST API as the admin user; return the decoded JSON answer."""
+        if self._token is None:
+            self._token = self._request("POST", "/auth/token",
+                                        {"username": ADMIN_USER, "password": self.admin_password})["access_token"]
+        return self._request(method, path, body, timeout, {"Authorization": f"Bearer {self._token}"})
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 30,
+                 headers: dict[str, str] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.base_url + path, data=data, method=method,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            raw = resp.read()
+        return json.loads(raw) if raw else None
+
+    def wait_ready(self, timeout: float = 300) -> None:
+        """Wait until the api-server answers and the scheduler, triggerer and dag-processor beat."""
+        self.admin_password  # noqa: B018  (write the passwords file before the api-server reads it)
+        deadline = time.monotonic() + timeout
+        wanted = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+        while True:
+            dead = [c.name for c in self.components.values() if not c.alive]
+            if dead:
+                raise RuntimeError(f"Airflow component(s) {dead} exited; see {self.home / 'airflow/logs/live'}")
+            try:
+                health = self._request("GET", "/api/v2/monitor/health", timeout=5)
+                if all((health.get(k) or {}).get("status") == "healthy" for k in wanted):
+                    return
+            except (OSError, urllib.error.URLError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Airflow not healthy after {timeout:.0f} s; logs in {self.home / 'airflow/logs'}")
+            time.sleep(2)
+
+    def unpause(self, dag_id: str, timeout: float = 300) -> None:
+        """Unpause ``dag_id`` once the dag-processor has stored it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+                return
+            except urllib.error.HTTPError as err:
+                if err.code != 404 or time.monotonic() > deadline:
+                    raise
+            time.sleep(2)
+
+    def task_instances(self, dag_id: str = SCORING_DAG) -> list[dict[str, Any]]:
+        """Return every task instance of ``dag_id`` (all runs) from the REST API."""
+        out: list[dict[str, Any]] = []
+        while True:
+            page = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/~/taskInstances?limit=100&offset={len(out)}")
+            out += page["task_instances"]
+            if not page["task_instances"] or len(out) >= page["total_entries"]:
+                return out
+
+    def dag_runs(self, dag_id: str = SCORING_DAG) -> list[dict[str, Any]]:
+        """Return the runs of ``dag_id``, oldest first."""
+        return list(self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns?order_by=logical_date&limit=100")["dag_runs"])
+
+
+def _wait_forever(stack: LiveStack) -> Iterator[None]:
+    reported: set[str] = set()
+    while True:
+        for name, component in stack.components.items():
+            if not component.alive and name not in reported:
+                reported.add(name)
+                print(f"!! {name} exited (code {component.proc.returncode if component.proc else '?'}); "
+                      f"log: {component.log_path}", flush=True)
+        yield
+        time.sleep(2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the live stack until Ctrl-C."""
+    from warpspeed.settings import default_home
+
+    minutes = int(os.environ.get("WINDOW_MINUTES", "2"))
+    port = int(os.environ["AIRFLOW_PORT"]) if os.environ.get("AIRFLOW_PORT") else None
+    home = Path(os.environ.get("WARPSPEED_HOME") or default_home())
+
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    stack = LiveStack(home, window_minutes=minutes, port=port)
+    print(f"Starting Airflow on the embedded stack (state in {stack.home}, {minutes}-minute windows)...",
+          flush=True)
+    try:
+        with stack:
+            print(f"\nAirflow UI   {stack.base_url}/   (Warp Speed dashboard: {stack.base_url}/warpspeed/)\n"
+                  f"login        {ADMIN_USER} / {stack.admin_password}\n"
+                  f"SQS          {stack.sqs.endpoint_url if stack.sqs else '-'}\n"
+                  f"logs         {stack.home / 'airflow' / 'logs'}\n"
+                  f"Producer sends ~{stack.producer_config.requests_per_window if stack.producer_config else 0} "
+                  f"requests per {minutes}-minute window. Ctrl-C stops everything.\n", flush=True)
+            for _ in _wait_forever(stack):
+                pass
+    except KeyboardInterrupt:
+        print("\nStopping Airflow and the embedded servers...", flush=True)
+    print("Stopped; state kept in", stack.home)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
