@@ -1,4 +1,5 @@
-# Warp Speed: `make demo` runs one scoring window end to end; `make test` runs every check.
+# Warp Speed: `make demo` runs one scoring window end to end; `make airflow` runs a live Airflow
+# on the embedded stack (WINDOW_MINUTES=2 by default); `make test` runs every check.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +10,9 @@ SQLITE_JDBC_VERSION := 3.46.1.3
 MAVEN_ARTIFACTS := org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:$(ICEBERG_VERSION) \
                    org.xerial:sqlite-jdbc:$(SQLITE_JDBC_VERSION)
 
-.PHONY: setup demo test lint typecheck unit bench clean chromium
+WINDOW_MINUTES ?= 2
+
+.PHONY: setup demo airflow test lint typecheck unit bench clean chromium
 
 setup: $(VENV)/.installed $(JARS)/.fetched
 
@@ -28,6 +31,11 @@ $(JARS)/.fetched: Makefile
 
 demo: setup
 	$(PY) -m warpspeed.embedded.demo
+
+# A real Airflow 3 (api-server, scheduler, dag-processor, triggerer) on the embedded stack with a
+# request producer; prints the UI URL and login. Ctrl-C stops everything; state stays in .warpspeed/.
+airflow: setup
+	WINDOW_MINUTES=$(WINDOW_MINUTES) $(PY) -m warpspeed.embedded.live
 
 lint: setup
 	$(VENV)/bin/ruff check provider spark_jobs dags plugins maintenance tests benchmarks

@@ -1,0 +1,107 @@
+"""Issue 12 acceptance: the live stack (real scheduler, triggerer, api-server, dag-processor).
+
+One module-scoped stack with 1-minute windows and a producer for both workloads: two windows
+through with every requested (tenant, model) pair scored exactly once per account, no task
+retried, both workloads' score tasks overlapping, the window sensor seen ``deferred``; then a
+screenshot of the live UI in headless Chromium (``docs/live-ui.png`` when
+``WARPSPEED_UPDATE_SCREENSHOTS=1``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from warpspeed.embedded.demo import check_pairs
+from warpspeed.embedded.live import LiveStack, ProducerConfig
+from warpspeed.embedded.live_audit import audit_runs
+from warpspeed.settings import WarpSpeedSettings
+
+pytestmark = [pytest.mark.integration, pytest.mark.live]
+
+WINDOW_MINUTES = 1
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    """Run the live stack for this module (login-free UI for the screenshot)."""
+    producer = ProducerConfig(tenants=4, requests_per_window=6, invalid_per_window=1, chunks_per_window=2)
+    stack = LiveStack(tmp_path_factory.mktemp("live-home"), window_minutes=WINDOW_MINUTES, producer=producer,
+                      extra_env={"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"})
+    with stack:
+        yield stack
+    leftovers = [c.name for c in stack.components.values() if c.alive]
+    assert not leftovers, f"still running after stop: {leftovers}"
+
+
+def _logs(stack: LiveStack) -> str:
+    return "\n".join(f"--- {c.name}\n" + c.log_path.read_text(errors="replace")[-2000:]
+                     for c in stack.components.values())
+
+
+def test_two_windows_through_exactly_once_no_retries_overlapping_deferred(live_stack: LiveStack) -> None:
+    stack = live_stack
+    assert stack.producer is not None
+    deferred_seen = False
+    stopped_at: datetime | None = None
+    deadline = time.monotonic() + 20 * 60
+    while True:
+        tis = stack.task_instances()
+        runs = stack.dag_runs()
+        deferred_seen |= any(t["task_id"] == "wait_for_window" and t["state"] == "deferred" for t in tis)
+        audits = audit_runs(runs, tis, WINDOW_MINUTES)
+        failed = [a.run_id for a in audits if a.state == "failed"]
+        assert not failed, f"runs failed: {failed}\n{_logs(stack)}"
+        done = [a for a in audits if a.state == "success"]
+        if stopped_at is None and done and deferred_seen:
+            stack.producer.stopped.set()  # what was sent is now drained by the next window's collect
+            stack.producer.join(timeout=60)
+            stopped_at = datetime.now(UTC)
+        if stopped_at is not None and len(done) >= 2 and done[-1].window_end > stopped_at:
+            break
+        assert time.monotonic() < deadline, f"two windows not through in time: {audits}\n{_logs(stack)}"
+        time.sleep(3)
+
+    assert deferred_seen
+    assert [a.retried_tasks for a in done] == [()] * len(done)
+    assert all(int(t["try_number"]) == 1 for t in stack.task_instances() if t["state"] is not None)
+    assert any(a.score_tasks_overlapped and set(a.score_spans) == {"scoring", "intent"} for a in done), done
+
+    pairs = {(d["tenant_id"], d["model"]) for d in stack.producer.sent}
+    assert {w for d in stack.producer.sent for w in [d["workload"]]} == {"scoring", "intent"}
+    catalog = WarpSpeedSettings.from_mapping({"home": str(stack.home)}).catalog.load()
+    checks = check_pairs(catalog, pairs)
+    assert [c for c in checks if not c.exact] == []
+    assert len(checks) == len(pairs) > 0
+
+
+def test_screenshot_of_the_live_ui(live_stack: LiveStack, tmp_path: Path) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no Chromium binary on PATH: `apt-get install -y chromium` (Debian) to run this check")
+    shot = tmp_path / "live-ui.png"
+    profile = tmp_path / "chromium-profile"
+    subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1400,900",
+         "--virtual-time-budget=20000", f"--screenshot={shot}", f"{live_stack.base_url}/dags/warpspeed_scoring"],
+        capture_output=True, text=True, timeout=180, check=True,
+    )
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from PIL import Image
+
+    with Image.open(shot) as img:
+        assert img.size == (1400, 900)
+        colors = img.convert("RGB").getcolors(maxcolors=1_000_000)
+    assert colors is not None and len(colors) > 50, "the screenshot looks blank"
+    if os.environ.get("WARPSPEED_UPDATE_SCREENSHOTS") == "1":
+        shutil.copyfile(shot, DOCS / "live-ui.png")
