@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from warpspeed.catalog import CatalogConfig
+from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
 from warpspeed.embedded.sqs_server import LocalSqs, moto_server, queues_on
 from warpspeed.settings import REPO_ROOT, WarpSpeedSettings
 
@@ -24,6 +26,42 @@ logging.getLogger("py4j").setLevel(logging.WARNING)
 # removed; pyarrow 2x needs NumPy 2, so give the old alias back for the tests.
 if not hasattr(np, "NaN"):
     np.NaN = np.nan  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """Run one embedded PostgreSQL server on loopback for the whole session."""
+    # Under /tmp rather than pytest's 0700 basetemp: as root the server runs as ``nobody``.
+    with tempfile.TemporaryDirectory(prefix="warpspeed-pg-") as tmp, embedded_postgres(Path(tmp) / "data") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def airflow_template_db(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Migrate one Airflow metadata database per session; tests get copies of it."""
+    from warpspeed.embedded.stack import airflow_env, ensure_airflow_db
+
+    name = postgres.create_database("airflow_template")
+    env = airflow_env(tmp_path_factory.mktemp("airflow-template"), None, db_url=postgres.sqlalchemy_url(name))
+    ensure_airflow_db(env)
+    return name
+
+
+@pytest.fixture(scope="session")
+def new_airflow_db(postgres: PostgresServer, airflow_template_db: str) -> Callable[[], str]:
+    """Return a function that makes a fresh, migrated Airflow metadata database and returns its URL."""
+
+    def make() -> str:
+        db = postgres.create_database(f"airflow_{uuid.uuid4().hex[:12]}", template=airflow_template_db)
+        return postgres.sqlalchemy_url(db)
+
+    return make
+
+
+@pytest.fixture
+def airflow_db_url(new_airflow_db: Callable[[], str]) -> str:
+    """Return the URL of a fresh, migrated Airflow metadata database of this test's own."""
+    return new_airflow_db()
 
 
 @pytest.fixture(scope="session")

@@ -91,9 +91,11 @@ print("RESULT " + json.dumps(out))
 """
 
 
-def test_raw_asset_events_queue_the_right_dags(tmp_path: Path) -> None:
+def test_raw_asset_events_queue_the_right_dags(tmp_path: Path, airflow_db_url: str) -> None:
     """Register the bundle in a fresh metadata DB, post raw asset events, ask the scheduler's model."""
-    env = airflow_env(tmp_path / "home", None) | {"AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False"}
+    env = airflow_env(tmp_path / "home", None, db_url=airflow_db_url) | {
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False"
+    }
     ensure_airflow_db(env)
     subprocess.run([airflow_bin(), "dags", "reserialize"], env=os.environ | env, check=True,
                    capture_output=True, text=True, timeout=300)

@@ -8,12 +8,12 @@ partition was rewritten by the MERGE.
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy
 
 from warpspeed.embedded.raw_data import RawDataMix, write_day, write_days
 from warpspeed.embedded.stack import airflow_env, dags_test, ensure_airflow_db
@@ -38,13 +38,19 @@ def _run(dag_id: str, logical_date: str, env: dict[str, str], logs: Path) -> str
 
 
 def _feature_events(env: dict[str, str]) -> list[dict[str, Any]]:
-    db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.name = ? ORDER BY e.id",
-            (FEATURES_ASSET_NAME,),
-        ).fetchall()
-    return [json.loads(r[0]) for r in rows]
+    engine = sqlalchemy.create_engine(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sqlalchemy.text(
+                    "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.name = :name "
+                    "ORDER BY e.id"
+                ),
+                {"name": FEATURES_ASSET_NAME},
+            ).fetchall()
+    finally:
+        engine.dispose()
+    return [r[0] if isinstance(r[0], dict) else json.loads(r[0]) for r in rows]
 
 
 def _latest(table: Any) -> Any:
@@ -59,11 +65,11 @@ def _rows_by_tenant(table: Any) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
-def test_preprocessing_dags_refresh_features_and_rerun_incrementally(tmp_path: Path) -> None:
+def test_preprocessing_dags_refresh_features_and_rerun_incrementally(tmp_path: Path, airflow_db_url: str) -> None:
     home = tmp_path / "home"
     settings = WarpSpeedSettings.from_mapping({"home": str(home)})
     write_days(settings.storage_prefix, date(2026, 1, 1), 5, MIX)
-    env = airflow_env(home, None)
+    env = airflow_env(home, None, db_url=airflow_db_url)
     ensure_airflow_db(env)
     logs = tmp_path / "logs"
 

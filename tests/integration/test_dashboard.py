@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -146,7 +146,7 @@ def _seed(home: Path) -> list:
 
 @pytest.fixture(scope="module")
 def api_server(
-    tmp_path_factory: pytest.TempPathFactory, sqs_endpoint: str
+    tmp_path_factory: pytest.TempPathFactory, sqs_endpoint: str, new_airflow_db: Callable[[], str]
 ) -> Iterator[tuple[str, list, Path]]:
     """Start ``airflow api-server`` on loopback with the plugin and a seeded ledger."""
     from warpspeed.embedded.sqs_server import queues_on
@@ -157,7 +157,7 @@ def api_server(
     client = sqs.client()
     for i in range(7):
         client.send_message(QueueUrl=sqs.queue_url, MessageBody=json.dumps({"n": i}))
-    env = airflow_env(home, sqs) | {
+    env = airflow_env(home, sqs, db_url=new_airflow_db()) | {
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",

@@ -94,7 +94,7 @@ def small_commit_table(settings: WarpSpeedSettings) -> dict[str, Any]:
 
 
 def test_maintenance_dag_compacts_expires_and_removes_only_old_orphans(
-    settings: WarpSpeedSettings, small_commit_table: dict[str, Any], tmp_path: Path
+    settings: WarpSpeedSettings, small_commit_table: dict[str, Any], tmp_path: Path, airflow_db_url: str
 ) -> None:
     data_dir = small_commit_table["location"] / "data" / "tenant_id=t-000" / "model=churn_risk"
     old_orphan = data_dir / "00000-0-orphan-from-a-crashed-write.parquet"
@@ -107,7 +107,7 @@ def test_maintenance_dag_compacts_expires_and_removes_only_old_orphans(
 
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(POLICY, encoding="utf-8")
-    env = airflow_env(settings.home, None)
+    env = airflow_env(settings.home, None, db_url=airflow_db_url)
     ensure_airflow_db(env)
     log_path = tmp_path / "dags_test.log"
     with log_path.open("w", encoding="utf-8") as fh:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from warpspeed.embedded import seed
+from warpspeed.embedded.postgres import embedded_postgres
 from warpspeed.embedded.sqs_server import local_sqs
 from warpspeed.embedded.stack import airflow_env, dags_test, ensure_airflow_db
 from warpspeed.manifests import IntakeManifest, WindowLayout, window_id_for
@@ -82,12 +83,12 @@ def run_demo(tenants: int = 20, requests: int = 50, invalid: int = 2) -> dict[st
         minutes=settings.window_minutes
     )
     window_id = window_id_for(window_start)
-    with local_sqs() as sqs:
+    with embedded_postgres(home / "postgres") as pg, local_sqs() as sqs:
         docs = list(seed.scoring_requests(seed.RequestMix(tenants, requests, invalid), tenant_list))
         bodies = [json.dumps(d) for d in docs] + seed.invalid_bodies(invalid)
         seed.send_bodies(sqs.client(), sqs.queue_url, bodies)
         print(f"SQS server {sqs.endpoint_url}: sent {len(docs)} requests and {invalid} invalid messages")
-        env = airflow_env(home, sqs)
+        env = airflow_env(home, sqs, db_url=pg.sqlalchemy_url(pg.create_database("airflow")))
         ensure_airflow_db(env)
         log_path = home / "logs" / f"dags_test_{window_id}.log"
         print(f"airflow dags test warpspeed_scoring {window_start.isoformat()} (log: {log_path})")

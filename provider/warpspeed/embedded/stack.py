@@ -13,14 +13,20 @@ from warpspeed.settings import REPO_ROOT
 AWS_CONN_ID = "warpspeed_aws"
 
 
-def airflow_env(home: Path, sqs: LocalSqs | None, dags_folder: Path | None = None) -> dict[str, str]:
-    """Return the environment that runs Airflow against the embedded stack under ``home``."""
+def airflow_env(
+    home: Path, sqs: LocalSqs | None, dags_folder: Path | None = None, *, db_url: str
+) -> dict[str, str]:
+    """Return the environment that runs Airflow against the embedded stack under ``home``.
+
+    :param db_url: SQLAlchemy URL of Airflow's metadata database, e.g.
+        :meth:`warpspeed.embedded.postgres.PostgresServer.sqlalchemy_url` of the embedded server.
+    """
     airflow_home = home / "airflow"
     env = {
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder or REPO_ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW__WARPSPEED__HOME": str(home),
         "AIRFLOW__WARPSPEED__AWS_CONN_ID": AWS_CONN_ID,
@@ -42,7 +48,7 @@ def airflow_bin() -> str:
 
 
 def ensure_airflow_db(env: dict[str, str]) -> None:
-    """Create or upgrade the embedded Airflow metadata database (SQLite)."""
+    """Create or upgrade the Airflow metadata database that ``env`` points at."""
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [airflow_bin(), "db", "migrate"], env=os.environ | env, check=True,
