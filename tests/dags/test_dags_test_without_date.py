@@ -17,9 +17,11 @@ from warpspeed.windows import floor_to_window
 
 
 @pytest.mark.integration
-def test_dags_test_without_a_date_finishes_with_the_last_closed_window(tmp_path: Path, sqs: LocalSqs) -> None:
+def test_dags_test_without_a_date_finishes_with_the_last_closed_window(
+    tmp_path: Path, sqs: LocalSqs, airflow_db_url: str
+) -> None:
     home = tmp_path / "home"
-    env = os.environ | airflow_env(home, sqs) | {"AIRFLOW__WARPSPEED__WINDOW_MINUTES": "30"}
+    env = os.environ | airflow_env(home, sqs, db_url=airflow_db_url) | {"AIRFLOW__WARPSPEED__WINDOW_MINUTES": "30"}
     ensure_airflow_db(env)
     before = datetime.now(UTC)
     # The old rule opened [now, now + 30 min) and blocked in the sensor; the guard only stops a hang.

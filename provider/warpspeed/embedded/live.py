@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from warpspeed.embedded import seed
+from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
 from warpspeed.embedded.sqs_server import LocalSqs, free_port, local_sqs
 from warpspeed.embedded.stack import airflow_bin, airflow_env, ensure_airflow_db
 
@@ -156,6 +157,8 @@ class LiveStack:
     :param port: the api-server's port (None: a free one).
     :param producer: what the producer sends; None starts no producer.
     :param extra_env: more environment for the Airflow components.
+    :param db_url: Airflow's metadata database; None starts the embedded PostgreSQL with its
+        data in ``<home>/postgres`` (kept across restarts) and uses its ``airflow`` database.
     """
 
     def __init__(
@@ -166,12 +169,15 @@ class LiveStack:
         port: int | None = None,
         producer: ProducerConfig | None = ProducerConfig(),
         extra_env: dict[str, str] | None = None,
+        db_url: str | None = None,
     ) -> None:
         self.home = home.resolve()
         self.window_minutes = window_minutes
         self.port = port or free_port()
         self.producer_config = producer
         self.extra_env = extra_env or {}
+        self.db_url = db_url
+        self.postgres: PostgresServer | None = None
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.components: dict[str, Component] = {}
         self.env: dict[str, str] = {}
@@ -196,8 +202,13 @@ class LiveStack:
     def start(self) -> None:
         """Start the servers, prepare the state folder, start Airflow and the producer."""
         os.environ["WARPSPEED_HOME"] = str(self.home)
+        if self.db_url is None:
+            self.postgres = self._exit.enter_context(embedded_postgres(self.home / "postgres"))
+            self.db_url = self.postgres.sqlalchemy_url(self.postgres.create_database("airflow"))
         self.sqs = self._exit.enter_context(local_sqs())
-        self.env = os.environ | self._airflow_env(self.sqs)
+        # Seam for the embedded Iceberg catalog server: start it here and add its connection
+        # to the environment; the embedded SQL catalog needs no server.
+        self.env = os.environ | self._airflow_env(self.sqs, self.db_url)
         self._seed()
         ensure_airflow_db(self.env)
         logs = self.home / "airflow" / "logs" / "live"
@@ -229,7 +240,7 @@ class LiveStack:
         return component
 
     # -- preparation ---------------------------------------------------------------------------
-    def _airflow_env(self, sqs: LocalSqs) -> dict[str, str]:
+    def _airflow_env(self, sqs: LocalSqs, db_url: str) -> dict[str, str]:
         airflow_home = self.home / "airflow"
         airflow_home.mkdir(parents=True, exist_ok=True)
         secrets_file = airflow_home / "live_secrets.json"  # stable across restarts of the stack
@@ -237,7 +248,7 @@ class LiveStack:
             secrets_file.write_text(json.dumps({k: secrets.token_urlsafe(32) for k in ("jwt", "api")}))
             secrets_file.chmod(0o600)
         keys = json.loads(secrets_file.read_text())
-        return airflow_env(self.home, sqs) | {
+        return airflow_env(self.home, sqs, db_url=db_url) | {
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
