@@ -19,20 +19,20 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import ExitStack, suppress
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from warpspeed.embedded import seed
 from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
+from warpspeed.embedded.process_group import Component
 from warpspeed.embedded.sqs_server import LocalSqs, free_port, local_sqs
 from warpspeed.embedded.stack import airflow_bin, airflow_env, ensure_airflow_db
 
@@ -40,69 +40,6 @@ COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 SCORING_DAG = "warpspeed_scoring"
 ADMIN_USER = "admin"
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-
-
-@dataclass
-class Component:
-    """One Airflow component: its command line, log file and (while running) process."""
-
-    name: str
-    argv: list[str]
-    log_path: Path
-    proc: subprocess.Popen[bytes] | None = None
-    _log: IO[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def alive(self) -> bool:
-        """Tell whether the process is running."""
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self, env: dict[str, str]) -> None:
-        """Start the component in a process group of its own (appending to its log)."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            self.argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def descendants(self) -> list[int]:
-        """Return the pids of the component's child processes (task runners, Spark)."""
-        import psutil
-
-        if not self.alive or self.proc is None:
-            return []
-        try:
-            return [p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
-
-    def signal_group(self, signum: int) -> None:
-        """Send ``signum`` to the component's whole process group (nothing if it has none)."""
-        if self.proc is not None:
-            with suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signum)
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop the component and everything it started: SIGTERM, then SIGKILL after ``timeout``."""
-        import psutil
-
-        if self.proc is None:
-            return
-        children = self.descendants()
-        self.signal_group(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.signal_group(signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        self.signal_group(signal.SIGKILL)  # stragglers left in the group
-        for pid in children:  # children that started a session of their own
-            with suppress(psutil.NoSuchProcess):
-                psutil.Process(pid).kill()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
 
 @dataclass(frozen=True)
@@ -201,7 +138,6 @@ class LiveStack:
 
     def start(self) -> None:
         """Start the servers, prepare the state folder, start Airflow and the producer."""
-        os.environ["WARPSPEED_HOME"] = str(self.home)
         if self.db_url is None:
             self.postgres = self._exit.enter_context(embedded_postgres(self.home / "postgres"))
             self.db_url = self.postgres.sqlalchemy_url(self.postgres.create_database("airflow"))
