@@ -22,10 +22,18 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/uv pip install --python $(PY) --quiet -e ".[dev]"
 	touch $@
 
-$(JARS)/.fetched: Makefile
+# The embedded servers' classpaths (ElasticMQ = SQS, Iceberg REST catalog), one folder each.
+SERVER_POMS := $(wildcard provider/warpspeed/embedded/maven/*/pom.xml)
+
+$(JARS)/.fetched: Makefile $(SERVER_POMS)
 	mkdir -p $(JARS)
 	for artifact in $(MAVEN_ARTIFACTS); do \
 	  mvn --batch-mode --quiet dependency:copy -Dartifact=$$artifact -DoutputDirectory=$(JARS) || exit 1; \
+	done
+	for pom in $(SERVER_POMS); do \
+	  dir=$(abspath $(JARS))/$$(basename $$(dirname $$pom)); rm -rf $$dir; \
+	  mvn --batch-mode --quiet -f $$pom dependency:copy-dependencies -DincludeScope=runtime \
+	    -DoutputDirectory=$$dir || exit 1; \
 	done
 	touch $@
 

@@ -1,4 +1,4 @@
-"""Intake throughput: the collector vs a naive one-message-at-a-time loop, same server, same run."""
+"""Intake throughput on the embedded SQS server (ElasticMQ): the collector vs a naive loop, same server, same run."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from warpspeed.embedded.seed import send_bodies
-from warpspeed.embedded.sqs_server import LocalSqs, moto_server, queues_on
+from warpspeed.embedded.sqs_server import LocalSqs, queues_on, sqs_server
 from warpspeed.hooks.sqs_intake import IntakeOptions, SqsIntakeHook
 from warpspeed.manifests import IntakeManifest
 from warpspeed.request_schema import validate_message
+from warpspeed.settings import WarpSpeedSettings
 from warpspeed.storage import LocalStorage
 
 MESSAGES = 3000
@@ -47,7 +48,7 @@ def naive_drain(sqs: LocalSqs, manifest_uri: str) -> int:
 
 def run() -> Iterator[dict]:
     """Drain MESSAGES with each method on fresh queues of one loopback server."""
-    with moto_server() as endpoint, tempfile.TemporaryDirectory() as tmp:
+    with sqs_server(WarpSpeedSettings.from_mapping({}).jars_dir) as endpoint, tempfile.TemporaryDirectory() as tmp:
         fast, slow = queues_on(endpoint, "bench-collector"), queues_on(endpoint, "bench-naive")
         os.environ["AIRFLOW_CONN_WARPSPEED_BENCH"] = fast.airflow_connection()
         send_bodies(fast.client(), fast.queue_url, bodies("c"))
@@ -67,7 +68,7 @@ def run() -> Iterator[dict]:
 
     assert report.requests_in_manifest == naive_n == MESSAGES
     collector_rate, naive_rate = MESSAGES / collector_s, MESSAGES / naive_s
-    note = (f"{MESSAGES} messages on one loopback moto server; collector: 4 receivers x 10/receive, "
+    note = (f"{MESSAGES} messages on one loopback ElasticMQ server; collector: 4 receivers x 10/receive, "
             f"batch deletes, manifest before delete; naive: 1/receive + 1 delete each")
     yield {"name": "intake_msgs_per_s", "value": round(collector_rate, 1), "unit": "msg/s", "note": note}
     yield {"name": "intake_naive_msgs_per_s", "value": round(naive_rate, 1), "unit": "msg/s", "note": note}

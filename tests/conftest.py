@@ -1,4 +1,4 @@
-"""Shared fixtures: a loopback SQS server, a local Spark session with the embedded catalog."""
+"""Shared fixtures: real servers on loopback (PostgreSQL, SQS), moto for control planes, local Spark."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from warpspeed.catalog import CatalogConfig
+from warpspeed.embedded.control_planes import moto_server
 from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
-from warpspeed.embedded.sqs_server import LocalSqs, moto_server, queues_on
+from warpspeed.embedded.sqs_server import LocalSqs, queues_on, sqs_server
 from warpspeed.settings import REPO_ROOT, WarpSpeedSettings
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -65,8 +66,21 @@ def airflow_db_url(new_airflow_db: Callable[[], str]) -> str:
 
 
 @pytest.fixture(scope="session")
-def sqs_endpoint() -> Iterator[str]:
-    """Run one moto server on loopback for the whole session."""
+def jars_dir() -> Path:
+    """Return the folder of jars ``make setup`` fetched (Spark runtime, server classpaths)."""
+    return WarpSpeedSettings.from_mapping({}).jars_dir
+
+
+@pytest.fixture(scope="session")
+def sqs_endpoint(jars_dir: Path) -> Iterator[str]:
+    """Run one real SQS server (ElasticMQ) on loopback for the whole session."""
+    with sqs_server(jars_dir) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """Run one moto server on loopback for the session: the EMR, Glue and S3 control planes."""
     with moto_server() as endpoint:
         yield endpoint
 

@@ -36,9 +36,9 @@ def client(endpoint: str, service: str) -> Any:
 
 
 @pytest.fixture
-def bucket(sqs_endpoint: str) -> str:
+def bucket(moto_endpoint: str) -> str:
     name = f"bkt-emr-{uuid.uuid4().hex[:10]}"
-    client(sqs_endpoint, "s3").create_bucket(Bucket=name)
+    client(moto_endpoint, "s3").create_bucket(Bucket=name)
     return name
 
 
@@ -57,13 +57,13 @@ def backend(endpoint: str, bucket: str, tmp_path: Path) -> EmrComputeBackend:
     return EmrComputeBackend(settings, profiles_file=PROFILES, hook=hook, s3_client=client(endpoint, "s3"))
 
 
-def test_run_job_flow_round_trips_and_reuse_over_http(sqs_endpoint: str, bucket: str, tmp_path: Path) -> None:
+def test_run_job_flow_round_trips_and_reuse_over_http(moto_endpoint: str, bucket: str, tmp_path: Path) -> None:
     workload = f"wl{uuid.uuid4().hex[:8]}"
-    pool = backend(sqs_endpoint, bucket, tmp_path)
+    pool = backend(moto_endpoint, bucket, tmp_path)
     request = pool.request_for(workload, "scoring")
     created = pool.ensure_cluster(workload, "scoring")
     assert created.created
-    emr = client(sqs_endpoint, "emr")
+    emr = client(moto_endpoint, "emr")
     cluster = emr.describe_cluster(ClusterId=created.cluster_id)["Cluster"]
     assert cluster["Name"] == request["Name"]
     assert cluster["ReleaseLabel"] == request["ReleaseLabel"]
@@ -83,9 +83,9 @@ def test_run_job_flow_round_trips_and_reuse_over_http(sqs_endpoint: str, bucket:
     assert [c["Id"] for c in listed] == [created.cluster_id]
 
     # A new task (no cached state) reuses it; a profile change creates a new one.
-    again = backend(sqs_endpoint, bucket, tmp_path).ensure_cluster(workload, "scoring")
+    again = backend(moto_endpoint, bucket, tmp_path).ensure_cluster(workload, "scoring")
     assert (again.cluster_id, again.created) == (created.cluster_id, False)
-    changed = backend(sqs_endpoint, bucket, tmp_path)
+    changed = backend(moto_endpoint, bucket, tmp_path)
     changed.profiles.profiles["scoring"].tags["owner"] = "someone-else"  # type: ignore[index]
     fresh = changed.ensure_cluster(workload, "scoring")
     assert fresh.created and fresh.cluster_id != created.cluster_id
@@ -100,20 +100,20 @@ def test_run_job_flow_round_trips_and_reuse_over_http(sqs_endpoint: str, bucket:
 
 
 def test_concurrent_callers_over_http_create_one_cluster(
-    sqs_endpoint: str, bucket: str, tmp_path: Path
+    moto_endpoint: str, bucket: str, tmp_path: Path
 ) -> None:
     workload = f"wl{uuid.uuid4().hex[:8]}"
 
     def call(_: int) -> Any:
-        return backend(sqs_endpoint, bucket, tmp_path).ensure_cluster(workload, "maintenance")
+        return backend(moto_endpoint, bucket, tmp_path).ensure_cluster(workload, "maintenance")
 
     with ThreadPoolExecutor(10) as pool:
         refs = list(pool.map(call, range(10)))
     assert len({r.cluster_id for r in refs}) == 1 and sum(r.created for r in refs) == 1
 
 
-def test_s3_lease_conditional_writes_over_http(sqs_endpoint: str, bucket: str) -> None:
-    s3 = client(sqs_endpoint, "s3")
+def test_s3_lease_conditional_writes_over_http(moto_endpoint: str, bucket: str) -> None:
+    s3 = client(moto_endpoint, "s3")
     first = S3Lease(s3, f"s3://{bucket}/locks", wait_seconds=0.2, sleep=lambda _s: None)
     second = S3Lease(s3, f"s3://{bucket}/locks", wait_seconds=0.2, sleep=lambda _s: None)
     with first.hold("w"), pytest.raises(Exception, match="timed out"), second.hold("w"):

@@ -1,4 +1,4 @@
-"""Lossless intake against the moto server on loopback: crash anywhere, rerun, nothing lost or doubled."""
+"""Lossless intake on the real SQS server (ElasticMQ) on loopback: crash anywhere, rerun, nothing lost or doubled."""
 
 from __future__ import annotations
 

@@ -190,13 +190,13 @@ def _moto_job_run_transition(endpoint: str, transition: dict[str, object] | None
 
 
 @pytest.fixture
-def moto_glue(sqs_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def moto_glue(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Point the ``moto_glue`` connection at the loopback moto server (its Glue enforces MaxConcurrentRuns)."""
     monkeypatch.setenv("AIRFLOW_CONN_MOTO_GLUE", json.dumps({
         "conn_type": "aws", "login": ACCESS_KEY, "password": SECRET_KEY,
-        "extra": {"endpoint_url": sqs_endpoint, "region_name": REGION}}))
-    yield sqs_endpoint
-    _moto_job_run_transition(sqs_endpoint, None)
+        "extra": {"endpoint_url": moto_endpoint, "region_name": REGION}}))
+    yield moto_endpoint
+    _moto_job_run_transition(moto_endpoint, None)
 
 
 def _glue_hook(job_name: str, attempts: int, initial: float, *, update: bool = True) -> ConcurrencyAwareGlueJobHook:

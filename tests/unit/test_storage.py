@@ -32,9 +32,9 @@ def test_unknown_scheme_is_a_config_error() -> None:
         storage_for("gs://bucket/x")
 
 
-def test_s3_storage_against_the_loopback_server(sqs_endpoint: str) -> None:
+def test_s3_storage_against_the_loopback_server(moto_endpoint: str) -> None:
     def client() -> object:
-        return boto3.client("s3", endpoint_url=sqs_endpoint, region_name="us-east-1",
+        return boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
                             aws_access_key_id="k", aws_secret_access_key="s")
 
     client().create_bucket(Bucket="warpspeed-test")

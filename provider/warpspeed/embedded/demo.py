@@ -83,7 +83,7 @@ def run_demo(tenants: int = 20, requests: int = 50, invalid: int = 2) -> dict[st
         minutes=settings.window_minutes
     )
     window_id = window_id_for(window_start)
-    with embedded_postgres(home / "postgres") as pg, local_sqs() as sqs:
+    with embedded_postgres(home / "postgres") as pg, local_sqs(settings.jars_dir) as sqs:
         docs = list(seed.scoring_requests(seed.RequestMix(tenants, requests, invalid), tenant_list))
         bodies = [json.dumps(d) for d in docs] + seed.invalid_bodies(invalid)
         seed.send_bodies(sqs.client(), sqs.queue_url, bodies)

@@ -1,17 +1,24 @@
-"""An SQS-protocol server on loopback (moto) for the embedded stack and the tests."""
+"""A real SQS server on loopback (ElasticMQ, from Maven Central) for the embedded stack and the tests.
+
+The same boto3 code as production talks to it; nothing of the server is patched. moto stays for
+the EMR, Glue and S3 control planes only (:mod:`warpspeed.embedded.control_planes`).
+"""
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import socket
-import threading
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC
+from pathlib import Path
 from typing import Any
+
+from warpspeed.embedded.jvm import classpath, java_server
+
+log = logging.getLogger(__name__)
 
 REGION = "us-east-1"
 ACCESS_KEY = "warpspeed-local"
@@ -68,77 +75,56 @@ def create_queues(client: Any, name: str = "warpspeed-requests", max_receives: i
     return queue_url, dlq_url
 
 
-_SQS_LOCK = threading.RLock()
-_SQS_MUTATORS = (
-    "send_message", "send_message_batch", "receive_message", "delete_message", "delete_message_batch",
-    "change_message_visibility", "change_message_visibility_batch", "get_queue_attributes", "purge_queue",
-)
+ELASTICMQ_MAIN = "org.elasticmq.server.Main"
+ELASTICMQ_JARS = "elasticmq"
+ACCOUNT_ID = "000000000000"
 
 
-def _locked(method: Any) -> Any:
-    @functools.wraps(method)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        with _SQS_LOCK:
-            return method(*args, **kwargs)
-
-    call._warpspeed_locked = True  # type: ignore[attr-defined]
-    return call
-
-
-def speed_up_moto_sqs() -> None:
-    """Make moto's SQS fast and thread-safe enough for thousands of messages, same results.
-
-    Upstream moto (5.x) rebuilds every queue attribute, counting all messages, for each message
-    it considers in ReceiveMessage, so draining n messages costs O(n^2) attribute builds (a few
-    thousand messages took minutes). This reads the one attribute the check needs; the result
-    is the same.
-    """
-    import time
-
-    from moto.sqs import models
-    from moto.sqs.models import SQSBackend
-
-    def unix_time(dt: Any = None) -> float:
-        return time.time() if dt is None else float(dt.replace(tzinfo=UTC).timestamp())
-
-    def unix_time_millis(dt: Any = None) -> float:
-        return unix_time(dt) * 1000.0
-
-    # moto checks every message's visibility with a datetime round trip; plain clock reads
-    # give the same epoch values an order of magnitude faster.
-    models.unix_time = unix_time
-    models.unix_time_millis = unix_time_millis
-
-    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
-        queue = self.get_queue(queue_name)
-        retention = float(getattr(queue, "message_retention_period", 345_600))
-        return bool(retention + message.sent_timestamp / 1000 > unix_time())
-
-    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
-
-    # moto's SQS backend is not thread-safe: concurrent ReceiveMessage calls on one queue can
-    # fail half-way ("Set changed size during iteration"), leaving messages in flight that no
-    # caller got. SQS itself serialises per message, so serialising the backend is faithful.
-    for name in _SQS_MUTATORS:
-        method = getattr(SQSBackend, name)
-        if not getattr(method, "_warpspeed_locked", False):
-            setattr(SQSBackend, name, _locked(method))
+def elasticmq_config(port: int) -> str:
+    """Return ElasticMQ's HOCON config: SQS on 127.0.0.1:``port`` only, queue URLs on that address."""
+    return f"""include classpath("reference.conf")
+node-address {{
+  protocol = http
+  host = "127.0.0.1"
+  port = {port}
+  context-path = ""
+}}
+rest-sqs {{
+  enabled = true
+  bind-port = {port}
+  bind-hostname = "127.0.0.1"
+  sqs-limits = strict
+}}
+rest-stats {{
+  enabled = false
+}}
+generate-node-address = false
+aws {{
+  region = "{REGION}"
+  accountId = "{ACCOUNT_ID}"
+}}
+"""
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
-    """Start moto's server on a free loopback port; yield its endpoint URL; stop it on exit."""
-    from moto.server import ThreadedMotoServer
+def sqs_server(jars_dir: Path, work_dir: Path | None = None) -> Iterator[str]:
+    """Start ElasticMQ (a real SQS server, JVM) on a free loopback port; yield its endpoint URL.
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    speed_up_moto_sqs()
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    :param jars_dir: the folder whose ``elasticmq/`` holds the server's jars (``make setup``).
+    :param work_dir: where its config and log go (a temporary folder if not given).
+    """
+    cp = classpath(jars_dir, ELASTICMQ_JARS)
+    with tempfile.TemporaryDirectory(prefix="warpspeed-sqs-") as tmp:
+        folder = work_dir or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        conf = folder / "elasticmq.conf"
+        conf.write_text(elasticmq_config(port), encoding="utf-8")
+        endpoint = f"http://127.0.0.1:{port}"
+        args = ["-Xmx256m", "-XX:+UseSerialGC", f"-Dconfig.file={conf}", "-cp", cp, ELASTICMQ_MAIN]
+        with java_server(args, ready_url=f"{endpoint}/?Action=ListQueues", log_path=folder / "elasticmq.log"):
+            log.info("ElasticMQ SQS server on %s", endpoint)
+            yield endpoint
 
 
 def queues_on(endpoint_url: str, queue_name: str = "warpspeed-requests") -> LocalSqs:
@@ -148,7 +134,7 @@ def queues_on(endpoint_url: str, queue_name: str = "warpspeed-requests") -> Loca
 
 
 @contextmanager
-def local_sqs(queue_name: str = "warpspeed-requests") -> Iterator[LocalSqs]:
+def local_sqs(jars_dir: Path, queue_name: str = "warpspeed-requests") -> Iterator[LocalSqs]:
     """Start a loopback SQS server with the request queue and DLQ created; stop it on exit."""
-    with moto_server() as endpoint:
+    with sqs_server(jars_dir) as endpoint:
         yield queues_on(endpoint, queue_name)
