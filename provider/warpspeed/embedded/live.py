@@ -141,7 +141,10 @@ class LiveStack:
         if self.db_url is None:
             self.postgres = self._exit.enter_context(embedded_postgres(self.home / "postgres"))
             self.db_url = self.postgres.sqlalchemy_url(self.postgres.create_database("airflow"))
-        self.sqs = self._exit.enter_context(local_sqs())
+        from warpspeed.settings import WarpSpeedSettings
+
+        jars_dir = WarpSpeedSettings.from_mapping({"home": str(self.home)}).jars_dir
+        self.sqs = self._exit.enter_context(local_sqs(jars_dir))
         # Seam for the embedded Iceberg catalog server: start it here and add its connection
         # to the environment; the embedded SQL catalog needs no server.
         self.env = os.environ | self._airflow_env(self.sqs, self.db_url)
