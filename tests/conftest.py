@@ -1,4 +1,4 @@
-"""Shared fixtures: real servers on loopback (PostgreSQL, SQS), moto for control planes, local Spark."""
+"""Shared fixtures: real servers on loopback (PostgreSQL, SQS, Iceberg REST), moto for control planes, Spark."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 from warpspeed.catalog import CatalogConfig
 from warpspeed.embedded.control_planes import moto_server
 from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
+from warpspeed.embedded.rest_catalog import RestCatalogServer, rest_catalog_server
 from warpspeed.embedded.sqs_server import LocalSqs, queues_on, sqs_server
 from warpspeed.settings import REPO_ROOT, WarpSpeedSettings
 
@@ -92,29 +94,48 @@ def sqs(sqs_endpoint: str) -> LocalSqs:
 
 
 @pytest.fixture(scope="session")
-def warehouse_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Return a state folder for the session's embedded catalog and storage."""
-    return tmp_path_factory.mktemp("warpspeed-home")
+def rest_catalog_for(postgres: PostgresServer, jars_dir: Path) -> Iterator[Callable[[Path], RestCatalogServer]]:
+    """Return a function that runs the embedded REST catalog of a state folder until the session ends."""
+    with ExitStack() as stack:
+        running: dict[Path, RestCatalogServer] = {}
+
+        def start(home: Path) -> RestCatalogServer:
+            home = home.resolve()
+            if home not in running:
+                running[home] = stack.enter_context(rest_catalog_server(postgres, home, jars_dir))
+            return running[home]
+
+        yield start
+
+
+@pytest.fixture(scope="session")
+def warehouse_home(tmp_path_factory: pytest.TempPathFactory, rest_catalog_for: Callable[[Path], object]) -> Path:
+    """Return a state folder for the session's storage, with its embedded REST catalog running."""
+    home = tmp_path_factory.mktemp("warpspeed-home")
+    rest_catalog_for(home)
+    return home
 
 
 @pytest.fixture(scope="session")
 def settings(warehouse_home: Path) -> WarpSpeedSettings:
-    """Return settings pointing at the session's state folder."""
+    """Return settings pointing at the session's state folder (the embedded REST catalog)."""
     return WarpSpeedSettings.from_mapping({"home": str(warehouse_home)})
 
 
 @pytest.fixture(scope="session")
-def spark(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """Return one local SparkSession with the Iceberg runtime and an embedded catalog of its own.
+def spark(tmp_path_factory: pytest.TempPathFactory, rest_catalog_for: Callable[[Path], object]):  # type: ignore[no-untyped-def]
+    """Return one local SparkSession with the Iceberg runtime and an embedded REST catalog of its own.
 
-    The catalog lives in its own state folder: the JVM keeps SQLite connections open, which
-    would block ``spark-submit`` runs that tests start against the ``settings`` catalog.
+    The catalog lives in its own state folder, so the transform tests' tables never meet the
+    tables that ``spark-submit`` runs create in the ``settings`` catalog.
     """
     from pyspark.sql import SparkSession
 
     from warpspeed.hooks.local_spark import LOCAL_SPARK_CONF, find_jars
 
-    settings = WarpSpeedSettings.from_mapping({"home": str(tmp_path_factory.mktemp("spark-home"))})
+    home = tmp_path_factory.mktemp("spark-home")
+    rest_catalog_for(home)
+    settings = WarpSpeedSettings.from_mapping({"home": str(home)})
     jars = ",".join(str(p) for p in find_jars(REPO_ROOT / ".jars"))
     builder = SparkSession.builder.master("local[2]").appName("warpspeed-tests").config("spark.jars", jars)
     conf = LOCAL_SPARK_CONF | settings.catalog.spark_conf() | {"spark.sql.shuffle.partitions": "2"}

@@ -1,23 +1,41 @@
 """One Iceberg catalog description that configures both Spark and pyiceberg.
 
-Embedded: an Iceberg JDBC/SQL catalog in a SQLite file, shared by Spark's ``JdbcCatalog`` and
-pyiceberg's ``SqlCatalog`` (both use the ``iceberg_tables`` layout). Production: the AWS Glue
-Data Catalog with S3FileIO.
+Three kinds, chosen by configuration (``[warpspeed] catalog_conn_id`` names an Airflow
+connection; without one, the ``catalog_*`` keys of ``[warpspeed]`` apply):
+
+- ``rest``: any Iceberg REST catalog (S3 Tables, Polaris, Nessie, Glue's REST endpoint). The
+  embedded default is Iceberg's own REST catalog server on the embedded PostgreSQL
+  (:mod:`warpspeed.embedded.rest_catalog`); it records its URL in the state folder, which is
+  where a ``rest`` catalog without a URI looks for it.
+- ``glue``: the AWS Glue Data Catalog with S3FileIO.
+- ``sql``: an Iceberg JDBC/SQL catalog in a database (``iceberg_tables`` layout shared by Spark's
+  ``JdbcCatalog`` and pyiceberg's ``SqlCatalog``): a SQLite file or a PostgreSQL database.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from warpspeed.exceptions import WarpSpeedConfigError
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
 
-CatalogKind = Literal["sql", "glue"]
-_KINDS: tuple[str, ...] = ("sql", "glue")
+CatalogKind = Literal["rest", "glue", "sql"]
+_KINDS: tuple[str, ...] = ("rest", "glue", "sql")
+EMBEDDED_ENDPOINT_FILE = "catalog/rest-endpoint"
+"""Where, under the state folder, the running embedded REST catalog records its URL."""
+_CONNECTION_FIELDS = frozenset({"type", "uri", "warehouse", "region", "name"})
+
+
+def embedded_endpoint_file(home: Path) -> Path:
+    """Return the file in which the embedded REST catalog of ``home`` records its URL."""
+    return home / EMBEDDED_ENDPOINT_FILE
 
 
 @dataclass(frozen=True)
@@ -25,18 +43,28 @@ class CatalogConfig:
     """Where the Iceberg tables live, for Spark and pyiceberg alike.
 
     :param name: catalog name as Spark sees it (``<name>.<namespace>.<table>``).
-    :param kind: ``sql`` (SQLite file, embedded) or ``glue`` (AWS Glue Data Catalog).
-    :param warehouse: warehouse root, ``file:///...`` or ``s3://...``.
-    :param sqlite_path: the SQLite catalog file (``sql`` only).
-    :param region: AWS region (``glue`` only).
+    :param kind: ``rest``, ``glue`` or ``sql``.
+    :param warehouse: warehouse root (``file:///...``, ``s3://...``) or, for ``rest``, the
+        warehouse identifier the server expects (may be empty when the server has a default).
+    :param uri: ``rest``: the catalog URL (empty: the embedded server under ``embedded_home``);
+        ``sql``: a SQLAlchemy URL (``sqlite:///…``, ``postgresql+psycopg2://…``).
+    :param sqlite_path: the SQLite catalog file (``sql`` shorthand for ``uri=sqlite:///…``).
+    :param region: AWS region (``glue``, and signing for Glue/S3 Tables REST).
+    :param properties: further catalog properties given to Spark and pyiceberg alike
+        (e.g. ``credential``, ``token``, ``rest.sigv4-enabled``, ``rest.signing-name``).
+    :param embedded_home: state folder whose embedded REST catalog a ``rest`` config without a
+        URI uses.
     """
 
     name: str = "warpspeed"
-    kind: CatalogKind = "sql"
+    kind: CatalogKind = "rest"
     warehouse: str = ""
+    uri: str = ""
     sqlite_path: Path | None = None
     region: str | None = None
+    properties: Mapping[str, str] = field(default_factory=dict)
     extra_spark_conf: dict[str, str] = field(default_factory=dict)
+    embedded_home: Path | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -45,10 +73,24 @@ class CatalogConfig:
             )
         if not self.name.isidentifier():
             raise WarpSpeedConfigError(f"catalog name {self.name!r} must be a plain identifier")
-        if not self.warehouse:
+        if self.kind != "rest" and not self.warehouse:
             raise WarpSpeedConfigError("catalog warehouse is empty: set [warpspeed] warehouse")
-        if self.kind == "sql" and self.sqlite_path is None:
-            raise WarpSpeedConfigError("a sql catalog needs sqlite_path (the catalog .db file)")
+        if self.kind == "sql" and self.sqlite_path is None and not self.uri:
+            raise WarpSpeedConfigError(
+                "a sql catalog needs a database: set [warpspeed] catalog_uri to a SQLAlchemy URL "
+                "(postgresql+psycopg2://user@host:5432/db or sqlite:///path/catalog.db)"
+            )
+        if self.kind == "sql" and self.uri and not self.uri.startswith(("sqlite:", "postgresql")):
+            raise WarpSpeedConfigError(
+                f"[warpspeed] catalog_uri={self.uri!r}: a sql catalog takes sqlite:///… or postgresql+psycopg2://…"
+            )
+        if self.kind == "rest" and not self.uri and self.embedded_home is None:
+            raise WarpSpeedConfigError(
+                "a rest catalog needs its URL: set [warpspeed] catalog_uri (or the host of the "
+                "catalog_conn_id connection) to e.g. https://glue.us-east-1.amazonaws.com/iceberg"
+            )
+        if self.kind == "rest" and self.uri and urlsplit(self.uri).scheme not in ("http", "https"):
+            raise WarpSpeedConfigError(f"[warpspeed] catalog_uri={self.uri!r}: a rest catalog URL is http(s)://…")
         if self.kind == "glue" and not self.warehouse.startswith("s3://"):
             raise WarpSpeedConfigError(
                 f"a glue catalog needs an s3:// warehouse, got {self.warehouse!r}"
@@ -56,12 +98,78 @@ class CatalogConfig:
 
     @classmethod
     def embedded(cls, home: Path) -> CatalogConfig:
-        """Return the embedded catalog under a Warp Speed state folder."""
+        """Return a single-process SQLite catalog under ``home`` (pyiceberg-only unit tests)."""
         return cls(
             kind="sql",
             warehouse=(home / "warehouse").resolve().as_uri(),
             sqlite_path=(home / "catalog.db").resolve(),
         )
+
+    @classmethod
+    def embedded_rest(cls, home: Path) -> CatalogConfig:
+        """Return the default: the embedded REST catalog server of state folder ``home``."""
+        home = home.resolve()
+        return cls(kind="rest", warehouse=(home / "warehouse").as_uri(), embedded_home=home)
+
+    @classmethod
+    def from_connection(
+        cls, conn_id: str, *, host: str | None, login: str | None, password: str | None,
+        extra: Mapping[str, Any] | None, schema: str | None = None, port: int | None = None,
+    ) -> CatalogConfig:
+        """Build the catalog from an Airflow connection's fields.
+
+        ``extra.type`` is ``rest`` (default), ``glue`` or ``sql``; the URI is ``extra.uri`` or the
+        host (``https://host[:port]/schema`` if the host has no scheme); ``extra.warehouse`` and
+        ``extra.region`` as in ``[warpspeed]``; login/password become the REST OAuth2
+        ``credential``; every other extra key is a catalog property for Spark and pyiceberg.
+        """
+        extra = dict(extra or {})
+        kind = str(extra.get("type") or "rest")
+        where = f"connection {conn_id!r} ([warpspeed] catalog_conn_id)"
+        if kind not in _KINDS:
+            raise WarpSpeedConfigError(f"{where}: extra type={kind!r}; use one of {', '.join(_KINDS)}")
+        uri = str(extra.get("uri") or "")
+        if not uri and host:
+            uri = host if "://" in host else f"https://{host}{f':{port}' if port else ''}/{schema or ''}".rstrip("/")
+        props = {str(k): str(v) for k, v in extra.items() if k not in _CONNECTION_FIELDS}
+        if kind == "rest" and login and "credential" not in props:
+            props["credential"] = f"{login}:{password or ''}"
+        try:
+            return cls(
+                name=str(extra.get("name") or "warpspeed"), kind=kind,  # type: ignore[arg-type]
+                warehouse=str(extra.get("warehouse") or ""), uri=uri,
+                region=extra.get("region"), properties=props,
+            )
+        except WarpSpeedConfigError as err:
+            raise WarpSpeedConfigError(f"{where}: {err}") from err
+
+    def rest_uri(self) -> str:
+        """Return the REST catalog URL, looking up the running embedded server if none is set."""
+        if self.uri or self.embedded_home is None:
+            return self.uri
+        endpoint = embedded_endpoint_file(self.embedded_home)
+        try:
+            return str(json.loads(endpoint.read_text(encoding="utf-8"))["uri"])
+        except (OSError, ValueError, KeyError) as err:
+            raise WarpSpeedConfigError(
+                f"[warpspeed] catalog_uri is empty and no embedded REST catalog runs for {self.embedded_home} "
+                f"({endpoint} missing): start the embedded stack (make demo, make airflow), or set "
+                "[warpspeed] catalog_conn_id / catalog_uri to your catalog"
+            ) from err
+
+    def _sql_url(self) -> str:
+        return self.uri or f"sqlite:///{self.sqlite_path}"
+
+    def _jdbc(self) -> dict[str, str]:
+        url = urlsplit(self._sql_url())
+        if url.scheme == "sqlite":
+            return {"uri": f"jdbc:sqlite:{self.sqlite_path or url.path}"}
+        conf = {"uri": f"jdbc:postgresql://{url.hostname}:{url.port or 5432}{url.path}"}
+        if url.username:
+            conf["jdbc.user"] = url.username
+        if url.password:
+            conf["jdbc.password"] = url.password
+        return conf
 
     def spark_conf(self) -> dict[str, str]:
         """Return the Spark settings that register this catalog (plus the Iceberg extensions)."""
@@ -69,29 +177,36 @@ class CatalogConfig:
         conf = {
             "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
             prefix: "org.apache.iceberg.spark.SparkCatalog",
-            f"{prefix}.warehouse": self.warehouse,
         }
+        if self.warehouse:
+            conf[f"{prefix}.warehouse"] = self.warehouse
         if self.kind == "sql":
-            conf |= {
-                f"{prefix}.type": "jdbc",
-                f"{prefix}.uri": f"jdbc:sqlite:{self.sqlite_path}",
-                f"{prefix}.jdbc.schema-version": "V1",
-            }
+            conf[f"{prefix}.type"] = "jdbc"
+            conf[f"{prefix}.jdbc.schema-version"] = "V1"
+            conf |= {f"{prefix}.{k}": v for k, v in self._jdbc().items()}
+        elif self.kind == "rest":
+            conf |= {f"{prefix}.type": "rest", f"{prefix}.uri": self.rest_uri()}
         else:
             conf |= {
                 f"{prefix}.type": "glue",
                 f"{prefix}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
             }
+        conf |= {f"{prefix}.{k}": v for k, v in self.properties.items()}
         return conf | self.extra_spark_conf
 
     def pyiceberg_properties(self) -> dict[str, str]:
         """Return the properties that make pyiceberg open this same catalog."""
         if self.kind == "sql":
-            return {"type": "sql", "uri": f"sqlite:///{self.sqlite_path}", "warehouse": self.warehouse}
-        props = {"type": "glue", "warehouse": self.warehouse}
-        if self.region:
-            props["glue.region"] = self.region
-        return props
+            props = {"type": "sql", "uri": self._sql_url(), "warehouse": self.warehouse}
+        elif self.kind == "rest":
+            props = {"type": "rest", "uri": self.rest_uri()}
+            if self.warehouse:
+                props["warehouse"] = self.warehouse
+        else:
+            props = {"type": "glue", "warehouse": self.warehouse}
+            if self.region:
+                props["glue.region"] = self.region
+        return props | dict(self.properties)
 
     def load(self) -> Catalog:
         """Open the catalog with pyiceberg."""

@@ -25,8 +25,13 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
                     "<repo>/.warpspeed.", "", "/var/lib/warpspeed"),
     "storage_prefix": _option("Where manifests, models and summaries live. Empty: <home>/storage.",
                               "", "s3://my-bucket/warpspeed"),
-    "catalog_type": _option("Iceberg catalog: sql (embedded SQLite) or glue.", "sql", "glue"),
-    "catalog_uri": _option("SQLite catalog file for catalog_type=sql. Empty: <home>/catalog.db.", ""),
+    "catalog_conn_id": _option("Airflow connection of the Iceberg catalog (extra type: rest, glue or sql; "
+                               "host: the catalog URL). Empty: the catalog_* keys below.", "",
+                               "warpspeed_catalog"),
+    "catalog_type": _option("Iceberg catalog: rest (default; empty catalog_uri: the embedded REST catalog "
+                            "server of the state folder), glue or sql.", "rest", "glue"),
+    "catalog_uri": _option("rest: the catalog URL; sql: a SQLAlchemy URL or a SQLite file. Empty (rest): "
+                           "the embedded REST catalog.", "", "https://glue.us-east-1.amazonaws.com/iceberg"),
     "warehouse": _option("Iceberg warehouse root. Empty: <home>/warehouse.", "",
                          "s3://my-bucket/warehouse"),
     "region": _option("AWS region for the Glue catalog.", "", "eu-west-1"),

@@ -7,7 +7,7 @@ Every key can also be set as ``AIRFLOW__WARPSPEED__<KEY>``. The state folder def
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,8 +57,14 @@ class WarpSpeedSettings:
             raise WarpSpeedConfigError("[warpspeed] window_size_limit must be at least 1")
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, str | None]) -> WarpSpeedSettings:
-        """Build settings from ``[warpspeed]`` keys; empty values take the defaults."""
+    def from_mapping(
+        cls, values: Mapping[str, str | None], catalog: CatalogConfig | None = None
+    ) -> WarpSpeedSettings:
+        """Build settings from ``[warpspeed]`` keys; empty values take the defaults.
+
+        :param catalog: the catalog when it comes from elsewhere (the ``catalog_conn_id``
+            connection); otherwise the ``catalog_*`` keys decide (default: the embedded REST catalog).
+        """
 
         def get(key: str) -> str | None:
             value = values.get(key)
@@ -66,18 +72,8 @@ class WarpSpeedSettings:
 
         home = Path(get("home") or default_home()).resolve()
         storage_prefix = get("storage_prefix") or (home / "storage").as_uri()
-        catalog_kind = get("catalog_type") or "sql"
-        if catalog_kind == "sql":
-            warehouse = get("warehouse") or (home / "warehouse").as_uri()
-            sqlite_path = local_path(get("catalog_uri") or str(home / "catalog.db")).resolve()
-            catalog = CatalogConfig(kind="sql", warehouse=warehouse, sqlite_path=sqlite_path)
-        elif catalog_kind == "glue":
-            catalog = CatalogConfig(kind="glue", warehouse=get("warehouse") or "", region=get("region"))
-        else:
-            raise WarpSpeedConfigError(
-                f"[warpspeed] catalog_type={catalog_kind!r}: catalog kind {catalog_kind!r} is not supported; "
-                "use sql or glue"
-            )
+        if catalog is None:
+            catalog = catalog_from_settings(get, home)
         try:
             window_minutes = int(get("window_minutes") or 30)
             window_size_limit = int(get("window_size_limit") or 2000)
@@ -109,11 +105,46 @@ class WarpSpeedSettings:
 
 
 
+def catalog_from_settings(get: Callable[[str], str | None], home: Path) -> CatalogConfig:
+    """Build the catalog from the ``catalog_type``, ``catalog_uri``, ``warehouse`` and ``region`` keys."""
+    kind = get("catalog_type") or "rest"
+    uri = get("catalog_uri")
+    if kind == "rest":
+        if not uri:
+            return CatalogConfig.embedded_rest(home)
+        return CatalogConfig(kind="rest", uri=uri, warehouse=get("warehouse") or "", region=get("region"))
+    if kind == "sql":
+        warehouse = get("warehouse") or (home / "warehouse").as_uri()
+        if uri and "://" in uri and not uri.startswith("file:"):
+            return CatalogConfig(kind="sql", warehouse=warehouse, uri=uri)
+        sqlite_path = local_path(uri or str(home / "catalog.db")).resolve()
+        return CatalogConfig(kind="sql", warehouse=warehouse, sqlite_path=sqlite_path)
+    if kind == "glue":
+        return CatalogConfig(kind="glue", warehouse=get("warehouse") or "", region=get("region"))
+    raise WarpSpeedConfigError(
+        f"[warpspeed] catalog_type={kind!r}: catalog kind {kind!r} is not supported; use rest, glue or sql "
+        "(or set catalog_conn_id to an Airflow connection)"
+    )
+
+
 def load_settings() -> WarpSpeedSettings:
-    """Read settings from Airflow's configuration (``[warpspeed]`` section and env vars)."""
+    """Read settings from Airflow's configuration (``[warpspeed]`` section and env vars).
+
+    With ``[warpspeed] catalog_conn_id`` set, the catalog comes from that Airflow connection.
+    """
     from airflow.configuration import conf
 
     from warpspeed.provider_info import CONFIG_OPTIONS
 
     values = {key: conf.get(SECTION, key, fallback=None) for key in CONFIG_OPTIONS}
-    return WarpSpeedSettings.from_mapping(values)
+    catalog = None
+    conn_id = values.get("catalog_conn_id")
+    if conn_id:
+        from airflow.sdk import BaseHook
+
+        conn = BaseHook.get_connection(conn_id)
+        catalog = CatalogConfig.from_connection(
+            conn_id, host=conn.host, login=conn.login, password=conn.password, extra=conn.extra_dejson,
+            schema=conn.schema, port=conn.port,
+        )
+    return WarpSpeedSettings.from_mapping(values, catalog=catalog)

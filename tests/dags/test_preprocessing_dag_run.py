@@ -8,6 +8,7 @@ partition was rewritten by the MERGE.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,11 @@ def _rows_by_tenant(table: Any) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
-def test_preprocessing_dags_refresh_features_and_rerun_incrementally(tmp_path: Path, airflow_db_url: str) -> None:
+def test_preprocessing_dags_refresh_features_and_rerun_incrementally(
+    tmp_path: Path, airflow_db_url: str, rest_catalog_for: Callable[[Path], object]
+) -> None:
     home = tmp_path / "home"
+    rest_catalog_for(home)
     settings = WarpSpeedSettings.from_mapping({"home": str(home)})
     write_days(settings.storage_prefix, date(2026, 1, 1), 5, MIX)
     env = airflow_env(home, None, db_url=airflow_db_url)

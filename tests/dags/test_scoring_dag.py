@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from warpspeed.embedded.demo import run_demo
+from warpspeed.embedded.stack import EmbeddedStack, embedded_stack
 from warpspeed.settings import WarpSpeedSettings
 from warpspeed.tables import SCORES_TABLE
 
 
-def test_two_windows_score_every_pair_exactly_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedStack]:
+    """Run the demo's embedded servers for the whole test, so the scores can be read after both runs."""
     monkeypatch.setenv("WARPSPEED_HOME", str(tmp_path / "home"))
-    first = run_demo(tenants=6, requests=16, invalid=3)
+    settings = WarpSpeedSettings.from_mapping({})
+    with embedded_stack(settings.home, settings.jars_dir) as running:
+        yield running
+
+
+def test_two_windows_score_every_pair_exactly_once(stack: EmbeddedStack) -> None:
+    first = run_demo(tenants=6, requests=16, invalid=3, stack=stack)
     assert first["requests_in_manifest"] == 16
     assert first["dead_lettered"] == 3
     assert first["pairs_exact"] == first["pairs"] > 0
@@ -22,7 +32,7 @@ def test_two_windows_score_every_pair_exactly_once(tmp_path: Path, monkeypatch: 
 
     # A second run of the same window (new requests for the same pairs, as `make demo` twice
     # does) rescores those pairs without duplicating a single account.
-    second = run_demo(tenants=6, requests=16, invalid=0)
+    second = run_demo(tenants=6, requests=16, invalid=0, stack=stack)
     assert second["window_id"] == first["window_id"]
     assert second["pairs_exact"] == second["pairs"]
     scores = WarpSpeedSettings.from_mapping({}).catalog.load().load_table(SCORES_TABLE).scan(

@@ -124,7 +124,7 @@ def _get(url: str, timeout: float = 30) -> tuple[int, str]:
 
 
 def _seed(home: Path) -> list:
-    catalog_cfg = CatalogConfig.embedded(home)
+    catalog_cfg = CatalogConfig.embedded_rest(home)  # the running embedded REST catalog of ``home``
     catalog = catalog_cfg.load()
     ensure_tables(catalog)
     records = _records()
@@ -146,12 +146,14 @@ def _seed(home: Path) -> list:
 
 @pytest.fixture(scope="module")
 def api_server(
-    tmp_path_factory: pytest.TempPathFactory, sqs_endpoint: str, new_airflow_db: Callable[[], str]
+    tmp_path_factory: pytest.TempPathFactory, sqs_endpoint: str, new_airflow_db: Callable[[], str],
+    rest_catalog_for: Callable[[Path], object],
 ) -> Iterator[tuple[str, list, Path]]:
     """Start ``airflow api-server`` on loopback with the plugin and a seeded ledger."""
     from warpspeed.embedded.sqs_server import queues_on
 
     home = tmp_path_factory.mktemp("dash-home")
+    rest_catalog_for(home)
     records = _seed(home)
     sqs: LocalSqs = queues_on(sqs_endpoint, "dash-requests")
     client = sqs.client()

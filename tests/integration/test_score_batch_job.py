@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,12 @@ TENANTS = ["job-t0", "job-t1", "job-t2"]
 
 
 @pytest.fixture(scope="module")
-def job_settings(tmp_path_factory: pytest.TempPathFactory) -> WarpSpeedSettings:
-    settings = WarpSpeedSettings.from_mapping({"home": str(tmp_path_factory.mktemp("job-home"))})
+def job_settings(
+    tmp_path_factory: pytest.TempPathFactory, rest_catalog_for: Callable[[Path], object]
+) -> WarpSpeedSettings:
+    home = tmp_path_factory.mktemp("job-home")
+    rest_catalog_for(home)
+    settings = WarpSpeedSettings.from_mapping({"home": str(home)})
     catalog = settings.catalog.load()
     ensure_tables(catalog)
     write_features(catalog, feature_rows(TENANTS, base=40, spread=30))

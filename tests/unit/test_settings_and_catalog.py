@@ -1,18 +1,20 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from warpspeed.catalog import CatalogConfig
+from warpspeed.catalog import CatalogConfig, embedded_endpoint_file
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.settings import WarpSpeedSettings
+from warpspeed.settings import WarpSpeedSettings, load_settings
 
 
 def test_defaults_put_everything_under_the_state_folder(tmp_path: Path) -> None:
     s = WarpSpeedSettings.from_mapping({"home": str(tmp_path)})
     assert s.storage_prefix == (tmp_path / "storage").as_uri()
-    assert s.catalog.sqlite_path == tmp_path / "catalog.db"
+    # the embedded default is the REST catalog server of the state folder (issue 12)
+    assert (s.catalog.kind, s.catalog.uri, s.catalog.embedded_home) == ("rest", "", tmp_path)
     assert s.catalog.warehouse == (tmp_path / "warehouse").as_uri()
     assert (s.window_minutes, s.window_size_limit, s.compute_backend) == (30, 2000, "local")
 
@@ -31,6 +33,8 @@ def test_warpspeed_home_moves_the_state_folder(tmp_path: Path, monkeypatch: pyte
         ({"catalog_type": "glue"}, "catalog warehouse is empty"),
         ({"catalog_type": "glue", "warehouse": "file:///tmp/w"}, "a glue catalog needs an s3:// warehouse"),
         ({"catalog_type": "hive"}, "catalog kind 'hive' is not supported"),
+        ({"catalog_type": "rest", "catalog_uri": "thrift://metastore:9083"}, "a rest catalog URL is http(s)://"),
+        ({"catalog_type": "sql", "catalog_uri": "mysql://db/iceberg"}, "catalog_uri='mysql://db/iceberg'"),
     ],
 )
 def test_bad_settings_say_what_to_change(tmp_path: Path, values: dict, message: str) -> None:
@@ -56,3 +60,76 @@ def test_one_config_drives_spark_and_pyiceberg(tmp_path: Path) -> None:
     assert glue.spark_conf()["spark.sql.catalog.warpspeed.io-impl"] == "org.apache.iceberg.aws.s3.S3FileIO"
     assert glue.pyiceberg_properties() == {"type": "glue", "warehouse": "s3://b/wh", "glue.region": "eu-west-1"}
     assert glue.spark_table("scores.account_scores") == "warpspeed.scores.account_scores"
+
+
+def test_embedded_rest_catalog_is_found_through_the_state_folder(tmp_path: Path) -> None:
+    catalog = WarpSpeedSettings.from_mapping({"home": str(tmp_path)}).catalog
+    no_server = r"no embedded REST catalog runs .* set \[warpspeed\] catalog_conn_id"
+    with pytest.raises(WarpSpeedConfigError, match=no_server):
+        catalog.spark_conf()
+    endpoint = embedded_endpoint_file(tmp_path)
+    endpoint.parent.mkdir(parents=True)
+    endpoint.write_text('{"uri": "http://127.0.0.1:8765"}')
+    spark = catalog.spark_conf()
+    assert (spark["spark.sql.catalog.warpspeed.type"], spark["spark.sql.catalog.warpspeed.uri"]) == (
+        "rest", "http://127.0.0.1:8765")
+    assert catalog.pyiceberg_properties() == {
+        "type": "rest", "uri": "http://127.0.0.1:8765", "warehouse": (tmp_path / "warehouse").as_uri()}
+
+
+def test_rest_connection_configures_spark_and_pyiceberg_alike() -> None:
+    s3_tables = CatalogConfig.from_connection(
+        "warpspeed_catalog", host="https://s3tables.us-east-1.amazonaws.com/iceberg", login=None, password=None,
+        extra={"type": "rest", "warehouse": "arn:aws:s3tables:us-east-1:123456789012:bucket/scores",
+               "rest.sigv4-enabled": "true", "rest.signing-name": "s3tables", "rest.signing-region": "us-east-1"},
+    )
+    spark = s3_tables.spark_conf()
+    assert spark["spark.sql.catalog.warpspeed.type"] == "rest"
+    assert spark["spark.sql.catalog.warpspeed.uri"] == "https://s3tables.us-east-1.amazonaws.com/iceberg"
+    assert spark["spark.sql.catalog.warpspeed.rest.signing-name"] == "s3tables"
+    assert s3_tables.pyiceberg_properties() == {
+        "type": "rest", "uri": "https://s3tables.us-east-1.amazonaws.com/iceberg",
+        "warehouse": "arn:aws:s3tables:us-east-1:123456789012:bucket/scores",
+        "rest.sigv4-enabled": "true", "rest.signing-name": "s3tables", "rest.signing-region": "us-east-1"}
+
+    polaris = CatalogConfig.from_connection("polaris", host="polaris.internal", port=8181, schema="api/catalog",
+                                            login="client-id", password="secret", extra={"warehouse": "prod"})
+    assert polaris.uri == "https://polaris.internal:8181/api/catalog"
+    assert polaris.pyiceberg_properties()["credential"] == "client-id:secret"
+
+
+def test_glue_and_sql_connections() -> None:
+    glue = CatalogConfig.from_connection("c", host=None, login=None, password=None,
+                                         extra={"type": "glue", "warehouse": "s3://b/wh", "region": "eu-west-1"})
+    assert glue.pyiceberg_properties() == {"type": "glue", "warehouse": "s3://b/wh", "glue.region": "eu-west-1"}
+    sql = CatalogConfig.from_connection(
+        "c", host=None, login=None, password=None,
+        extra={"type": "sql", "uri": "postgresql+psycopg2://ice:pw@db:5433/iceberg", "warehouse": "s3://b/wh"})
+    spark = sql.spark_conf()
+    assert spark["spark.sql.catalog.warpspeed.uri"] == "jdbc:postgresql://db:5433/iceberg"
+    assert (spark["spark.sql.catalog.warpspeed.jdbc.user"], spark["spark.sql.catalog.warpspeed.jdbc.password"]) == (
+        "ice", "pw")
+    assert sql.pyiceberg_properties()["uri"] == "postgresql+psycopg2://ice:pw@db:5433/iceberg"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"type": "hive"}, "connection 'cat' .*type='hive'; use one of rest, glue, sql"),
+        ({"type": "rest"}, "connection 'cat' .*a rest catalog needs its URL: set \\[warpspeed\\] catalog_uri"),
+        ({"type": "glue", "warehouse": "file:///w"}, "connection 'cat' .*needs an s3:// warehouse"),
+    ],
+)
+def test_bad_catalog_connections_name_the_connection_and_the_fix(extra: dict, message: str) -> None:
+    with pytest.raises(WarpSpeedConfigError, match=message):
+        CatalogConfig.from_connection("cat", host=None, login=None, password=None, extra=extra)
+
+
+def test_load_settings_reads_the_catalog_connection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW__WARPSPEED__HOME", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW__WARPSPEED__CATALOG_CONN_ID", "my_catalog")
+    monkeypatch.setenv("AIRFLOW_CONN_MY_CATALOG", json.dumps(
+        {"conn_type": "generic", "host": "https://nessie.example.com/iceberg", "extra": {"warehouse": "wh"}}))
+    settings = load_settings()
+    assert (settings.catalog.kind, settings.catalog.rest_uri(), settings.catalog.warehouse) == (
+        "rest", "https://nessie.example.com/iceberg", "wh")

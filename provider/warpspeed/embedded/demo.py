@@ -11,14 +11,13 @@ import json
 import sys
 import time
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from warpspeed.embedded import seed
-from warpspeed.embedded.postgres import embedded_postgres
-from warpspeed.embedded.sqs_server import local_sqs
-from warpspeed.embedded.stack import airflow_env, dags_test, ensure_airflow_db
+from warpspeed.embedded.stack import EmbeddedStack, dags_test, embedded_stack, ensure_airflow_db
 from warpspeed.manifests import IntakeManifest, WindowLayout, window_id_for
 from warpspeed.settings import WarpSpeedSettings
 from warpspeed.storage import storage_for
@@ -66,10 +65,24 @@ def check_pairs(catalog: Any, pairs: set[tuple[str, str]]) -> list[PairCheck]:
     return checks
 
 
-def run_demo(tenants: int = 20, requests: int = 50, invalid: int = 2) -> dict[str, Any]:
-    """Run one window end to end; return the summary (raises if the DAG run fails)."""
-    started = time.monotonic()
+def run_demo(
+    tenants: int = 20, requests: int = 50, invalid: int = 2, stack: EmbeddedStack | None = None
+) -> dict[str, Any]:
+    """Run one window end to end; return the summary (raises if the DAG run fails).
+
+    :param stack: running embedded servers of the state folder; started (and stopped) here if not given.
+    """
     settings = WarpSpeedSettings.from_mapping({})
+    with ExitStack() as servers:
+        if stack is None:
+            stack = servers.enter_context(embedded_stack(settings.home, settings.jars_dir))
+        return _run_window(settings, stack, tenants, requests, invalid)
+
+
+def _run_window(
+    settings: WarpSpeedSettings, stack: EmbeddedStack, tenants: int, requests: int, invalid: int
+) -> dict[str, Any]:
+    started = time.monotonic()
     home = settings.home
     catalog = settings.catalog.load()
     created = ensure_tables(catalog)
@@ -83,21 +96,21 @@ def run_demo(tenants: int = 20, requests: int = 50, invalid: int = 2) -> dict[st
         minutes=settings.window_minutes
     )
     window_id = window_id_for(window_start)
-    with embedded_postgres(home / "postgres") as pg, local_sqs(settings.jars_dir) as sqs:
-        docs = list(seed.scoring_requests(seed.RequestMix(tenants, requests, invalid), tenant_list))
-        bodies = [json.dumps(d) for d in docs] + seed.invalid_bodies(invalid)
-        seed.send_bodies(sqs.client(), sqs.queue_url, bodies)
-        print(f"SQS server {sqs.endpoint_url}: sent {len(docs)} requests and {invalid} invalid messages")
-        env = airflow_env(home, sqs, db_url=pg.sqlalchemy_url(pg.create_database("airflow")))
-        ensure_airflow_db(env)
-        log_path = home / "logs" / f"dags_test_{window_id}.log"
-        print(f"airflow dags test warpspeed_scoring {window_start.isoformat()} (log: {log_path})")
-        code = dags_test("warpspeed_scoring", window_start.isoformat(), env, log_path)
-        dlq_depth = int(
-            sqs.client().get_queue_attributes(
-                QueueUrl=sqs.dead_letter_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
-            )["Attributes"]["ApproximateNumberOfMessages"]
-        )
+    sqs = stack.sqs
+    docs = list(seed.scoring_requests(seed.RequestMix(tenants, requests, invalid), tenant_list))
+    bodies = [json.dumps(d) for d in docs] + seed.invalid_bodies(invalid)
+    seed.send_bodies(sqs.client(), sqs.queue_url, bodies)
+    print(f"SQS server {sqs.endpoint_url}: sent {len(docs)} requests and {invalid} invalid messages")
+    env = stack.airflow_env()
+    ensure_airflow_db(env)
+    log_path = home / "logs" / f"dags_test_{window_id}.log"
+    print(f"airflow dags test warpspeed_scoring {window_start.isoformat()} (log: {log_path})")
+    code = dags_test("warpspeed_scoring", window_start.isoformat(), env, log_path)
+    dlq_depth = int(
+        sqs.client().get_queue_attributes(
+            QueueUrl=sqs.dead_letter_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]["ApproximateNumberOfMessages"]
+    )
     if code != 0:
         tail = log_path.read_text(encoding="utf-8").splitlines()[-40:]
         raise SystemExit("warpspeed_scoring failed:\n" + "\n".join(tail))

@@ -5,9 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from warpspeed.embedded.sqs_server import LocalSqs
+from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
+from warpspeed.embedded.rest_catalog import RestCatalogServer, rest_catalog_server
+from warpspeed.embedded.sqs_server import LocalSqs, local_sqs
 from warpspeed.settings import REPO_ROOT
 
 AWS_CONN_ID = "warpspeed_aws"
@@ -40,6 +45,36 @@ def airflow_env(
             "AIRFLOW__WARPSPEED__DEAD_LETTER_QUEUE_URL": sqs.dead_letter_queue_url,
         }
     return env
+
+
+@dataclass(frozen=True)
+class EmbeddedStack:
+    """The embedded servers of one state folder, running."""
+
+    home: Path
+    postgres: PostgresServer
+    sqs: LocalSqs
+    catalog: RestCatalogServer
+    airflow_db_url: str
+
+    def airflow_env(self, dags_folder: Path | None = None) -> dict[str, str]:
+        """Return the environment that runs Airflow on these servers."""
+        return airflow_env(self.home, self.sqs, dags_folder, db_url=self.airflow_db_url)
+
+
+@contextmanager
+def embedded_stack(home: Path, jars_dir: Path) -> Iterator[EmbeddedStack]:
+    """Start PostgreSQL (``<home>/postgres``), the REST catalog on it and the SQS server; stop all on exit.
+
+    Airflow's metadata database is ``airflow`` on that PostgreSQL; the catalog keeps its metadata
+    there too, its data under ``<home>/warehouse``.
+    """
+    with (
+        embedded_postgres(home / "postgres") as pg,
+        rest_catalog_server(pg, home, jars_dir) as catalog,
+        local_sqs(jars_dir) as sqs,
+    ):
+        yield EmbeddedStack(home, pg, sqs, catalog, pg.sqlalchemy_url(pg.create_database("airflow")))
 
 
 def airflow_bin() -> str:

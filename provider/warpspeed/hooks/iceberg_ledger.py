@@ -18,6 +18,7 @@ from airflow.sdk import BaseHook
 
 from warpspeed.catalog import CatalogConfig
 from warpspeed.cost_model import BatchCost, InstanceUsage, PriceTable, TenantCost, batch_cost
+from warpspeed.iceberg_commits import commit_with_retries
 from warpspeed.manifests import BatchManifest, BatchRun
 from warpspeed.tables import BATCH_RUNS_SCHEMA, BATCH_RUNS_TABLE, evolve_schema
 
@@ -162,13 +163,18 @@ class IcebergLedgerHook(BaseHook):
         import pyarrow as pa
         from pyiceberg.expressions import In
 
-        table = self.catalog.load_table(BATCH_RUNS_TABLE)
-        if evolve_schema(table, BATCH_RUNS_SCHEMA):
-            table = self.catalog.load_table(BATCH_RUNS_TABLE)
-        arrow_schema = table.schema().as_arrow()
+        def load() -> Any:
+            return self.catalog.load_table(BATCH_RUNS_TABLE)
+
+        commit_with_retries(load, lambda table: evolve_schema(table, BATCH_RUNS_SCHEMA))
         rows = [asdict(r) for r in records]
-        data = pa.Table.from_pylist(rows, schema=arrow_schema)
-        table.overwrite(data, overwrite_filter=In("batch_id", [r.batch_id for r in records]))  # type: ignore[call-arg,arg-type]
+
+        def upsert(table: Any) -> None:
+            data = pa.Table.from_pylist(rows, schema=table.schema().as_arrow())
+            table.overwrite(data, overwrite_filter=In("batch_id", [r.batch_id for r in records]))  # type: ignore[call-arg,arg-type]
+
+        # concurrent publish tasks commit to the one ledger table: retry conflicts, as Java Iceberg does
+        commit_with_retries(load, upsert)
         self.log.info("Recorded %d batches in %s: %s", len(records), BATCH_RUNS_TABLE,
                       json.dumps([r.batch_id for r in records]))
         return len(records)
