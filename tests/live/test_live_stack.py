@@ -22,6 +22,7 @@ import pytest
 from warpspeed.embedded.demo import check_pairs
 from warpspeed.embedded.live import LiveStack, ProducerConfig
 from warpspeed.embedded.live_audit import audit_runs
+from warpspeed.embedded.postgres import PostgresServer
 from warpspeed.settings import WarpSpeedSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.live]
@@ -33,11 +34,14 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 
 @pytest.fixture(scope="module")
-def live_stack(tmp_path_factory: pytest.TempPathFactory, new_airflow_db: Callable[[], str]) -> Iterator[LiveStack]:
+def live_stack(
+    tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer, new_airflow_db: Callable[[], str]
+) -> Iterator[LiveStack]:
     """Run the live stack for this module on the session's PostgreSQL (login-free UI for the screenshot)."""
     producer = ProducerConfig(tenants=4, requests_per_window=6, invalid_per_window=1, chunks_per_window=2)
     stack = LiveStack(tmp_path_factory.mktemp("live-home"), window_minutes=WINDOW_MINUTES, producer=producer,
-                      extra_env={"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}, db_url=new_airflow_db())
+                      extra_env={"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}, postgres=postgres,
+                      db_url=new_airflow_db())
     with stack:
         yield stack
     leftovers = [c.name for c in stack.components.values() if c.alive]

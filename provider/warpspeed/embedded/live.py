@@ -31,10 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from warpspeed.embedded import seed
-from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
+from warpspeed.embedded.postgres import PostgresServer
 from warpspeed.embedded.process_group import Component
+from warpspeed.embedded.rest_catalog import RestCatalogServer, catalog_database, rest_catalog_server
 from warpspeed.embedded.sqs_server import LocalSqs, free_port, local_sqs
-from warpspeed.embedded.stack import airflow_bin, airflow_env, ensure_airflow_db
+from warpspeed.embedded.stack import airflow_bin, airflow_env, embedded_stack, ensure_airflow_db
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 SCORING_DAG = "warpspeed_scoring"
@@ -94,8 +95,10 @@ class LiveStack:
     :param port: the api-server's port (None: a free one).
     :param producer: what the producer sends; None starts no producer.
     :param extra_env: more environment for the Airflow components.
-    :param db_url: Airflow's metadata database; None starts the embedded PostgreSQL with its
-        data in ``<home>/postgres`` (kept across restarts) and uses its ``airflow`` database.
+    :param postgres: a running PostgreSQL to use (the REST catalog of ``home`` and, unless
+        ``db_url`` says otherwise, Airflow's database go on it); None starts the whole embedded
+        stack of ``home`` (PostgreSQL in ``<home>/postgres``, kept across restarts).
+    :param db_url: Airflow's metadata database (e.g. a migrated copy); None: the stack's own.
     """
 
     def __init__(
@@ -106,6 +109,7 @@ class LiveStack:
         port: int | None = None,
         producer: ProducerConfig | None = ProducerConfig(),
         extra_env: dict[str, str] | None = None,
+        postgres: PostgresServer | None = None,
         db_url: str | None = None,
     ) -> None:
         self.home = home.resolve()
@@ -114,7 +118,8 @@ class LiveStack:
         self.producer_config = producer
         self.extra_env = extra_env or {}
         self.db_url = db_url
-        self.postgres: PostgresServer | None = None
+        self.postgres = postgres
+        self.catalog: RestCatalogServer | None = None
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.components: dict[str, Component] = {}
         self.env: dict[str, str] = {}
@@ -138,15 +143,19 @@ class LiveStack:
 
     def start(self) -> None:
         """Start the servers, prepare the state folder, start Airflow and the producer."""
-        if self.db_url is None:
-            self.postgres = self._exit.enter_context(embedded_postgres(self.home / "postgres"))
-            self.db_url = self.postgres.sqlalchemy_url(self.postgres.create_database("airflow"))
         from warpspeed.settings import WarpSpeedSettings
 
         jars_dir = WarpSpeedSettings.from_mapping({"home": str(self.home)}).jars_dir
-        self.sqs = self._exit.enter_context(local_sqs(jars_dir))
-        # Seam for the embedded Iceberg catalog server: start it here and add its connection
-        # to the environment; the embedded SQL catalog needs no server.
+        if self.postgres is None:  # the whole embedded stack of this state folder
+            servers = self._exit.enter_context(embedded_stack(self.home, jars_dir))
+            self.postgres, self.sqs, self.catalog = servers.postgres, servers.sqs, servers.catalog
+            self.db_url = self.db_url or servers.airflow_db_url
+        else:  # a PostgreSQL shared with others (tests): this folder's catalog and queues on it
+            self.catalog = self._exit.enter_context(rest_catalog_server(self.postgres, self.home, jars_dir))
+            self.sqs = self._exit.enter_context(local_sqs(jars_dir))
+            self.db_url = self.db_url or self.postgres.sqlalchemy_url(
+                self.postgres.create_database("airflow_" + catalog_database(self.home).removeprefix("iceberg_"))
+            )
         self.env = os.environ | self._airflow_env(self.sqs, self.db_url)
         self._seed()
         ensure_airflow_db(self.env)
