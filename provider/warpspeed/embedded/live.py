@@ -1,8 +1,8 @@
 """``make airflow``: a real Airflow 3 on the embedded stack, with a producer of scoring requests.
 
-Starts the embedded servers (SQS; the metadata database and the Iceberg catalog as the embedded
-stack provides them), prepares the state folder (tables, models, features, Airflow's database,
-a known admin password), then the four Airflow components, each in its own process group:
+Starts the embedded servers (PostgreSQL for Airflow's metadata database and the catalog, the
+Iceberg REST catalog server, the ElasticMQ SQS server), prepares the state folder (tables,
+models, features, Airflow's database, a known admin password), then the four Airflow components, each in its own process group:
 ``api-server``, ``scheduler`` (LocalExecutor), ``dag-processor`` and ``triggerer``. Only
 ``warpspeed_scoring`` is unpaused; its schedule follows ``[warpspeed] window_minutes``
 (``WINDOW_MINUTES`` here). A producer thread keeps sending synthetic requests for both
