@@ -2,11 +2,12 @@
 
 Starts the embedded servers (PostgreSQL for Airflow's metadata database and the catalog, the
 Iceberg REST catalog server, the ElasticMQ SQS server), prepares the state folder (tables,
-models, features, Airflow's database, a known admin password), then the four Airflow components, each in its own process group:
-``api-server``, ``scheduler`` (LocalExecutor), ``dag-processor`` and ``triggerer``. Only
-``warpspeed_scoring`` is unpaused; its schedule follows ``[warpspeed] window_minutes``
-(``WINDOW_MINUTES`` here). A producer thread keeps sending synthetic requests for both
-workloads, a few invalid ones among them. Ctrl-C (or SIGTERM) stops everything it started.
+models, features, Airflow's database, a known admin password), then the four Airflow
+components, each in its own process group: ``api-server``, ``scheduler`` (LocalExecutor),
+``dag-processor`` and ``triggerer``. Only ``warpspeed_scoring`` is unpaused; its schedule
+follows ``[warpspeed] window_minutes`` (``WINDOW_MINUTES`` here). A producer thread keeps
+sending synthetic requests for both workloads, a few invalid ones among them. Ctrl-C (or
+SIGTERM) stops everything it started.
 
 :class:`LiveStack` is the reusable part: tests and soak runs start it as a context manager, read
 :attr:`LiveStack.components` (each with its process handle), kill or restart components, and
