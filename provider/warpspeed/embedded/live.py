@@ -28,6 +28,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,7 @@ class Producer(threading.Thread):
         self.interval = window_minutes * 60 / config.chunks_per_window
         self.stopped = threading.Event()
         self.sent: list[dict[str, Any]] = []
+        self.sent_at: list[datetime] = []  # when each of ``sent`` went out
         self.invalid_sent = 0
 
     def send_chunk(self, index: int) -> None:
@@ -76,7 +78,9 @@ class Producer(threading.Thread):
         )
         seed.send_bodies(self.sqs.client(), self.sqs.queue_url,
                          [json.dumps(d) for d in docs] + seed.invalid_bodies(invalid))
+        now = datetime.now(UTC)
         self.sent.extend(docs)
+        self.sent_at.extend([now] * len(docs))
         self.invalid_sent += invalid
 
     def run(self) -> None:
@@ -96,6 +100,7 @@ class LiveStack:
     :param port: the api-server's port (None: a free one).
     :param producer: what the producer sends; None starts no producer.
     :param extra_env: more environment for the Airflow components.
+    :param unpause: unpause ``warpspeed_scoring`` once Airflow is up (else call :meth:`unpause`).
     :param postgres: a running PostgreSQL to use (the REST catalog of ``home`` and, unless
         ``db_url`` says otherwise, Airflow's database go on it); None starts the whole embedded
         stack of ``home`` (PostgreSQL in ``<home>/postgres``, kept across restarts).
@@ -110,6 +115,7 @@ class LiveStack:
         port: int | None = None,
         producer: ProducerConfig | None = ProducerConfig(),
         extra_env: dict[str, str] | None = None,
+        unpause: bool = True,
         postgres: PostgresServer | None = None,
         db_url: str | None = None,
     ) -> None:
@@ -118,6 +124,7 @@ class LiveStack:
         self.port = port or free_port()
         self.producer_config = producer
         self.extra_env = extra_env or {}
+        self.unpause_at_start = unpause
         self.db_url = db_url
         self.postgres = postgres
         self.catalog: RestCatalogServer | None = None
@@ -166,7 +173,8 @@ class LiveStack:
             self.components[name] = Component(name, [airflow_bin(), *argv.get(name, [name])], logs / f"{name}.log")
             self.components[name].start(self.env)
         self.wait_ready()
-        self.unpause(SCORING_DAG)
+        if self.unpause_at_start:
+            self.unpause(SCORING_DAG)
         if self.producer_config is not None:
             self.producer = Producer(self.sqs, self.tenants, self.producer_config, self.window_minutes)
             self.producer.start()
@@ -285,6 +293,18 @@ class LiveStack:
                 if err.code != 404 or time.monotonic() > deadline:
                     raise
             time.sleep(2)
+
+    def unpause_early_in_a_window(self, dag_id: str = SCORING_DAG, within_seconds: float = 20) -> None:
+        """Unpause ``dag_id`` within ``within_seconds`` of a window start (waiting for the next one).
+
+        The first scheduled run then scores the window that has just opened, so its sensor
+        defers for most of the window.
+        """
+        step = self.window_minutes * 60
+        into = time.time() % step
+        if into > within_seconds:
+            time.sleep(step - into + 1)
+        self.unpause(dag_id)
 
     def task_instances(self, dag_id: str = SCORING_DAG) -> list[dict[str, Any]]:
         """Return every task instance of ``dag_id`` (all runs) from the REST API."""
