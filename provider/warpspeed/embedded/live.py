@@ -216,6 +216,7 @@ class LiveStack:
             "AIRFLOW__API__SECRET_KEY": keys["api"],
             "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt"],
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "20",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW__WARPSPEED__WINDOW_MINUTES": str(self.window_minutes),
         } | self.extra_env
@@ -294,16 +295,17 @@ class LiveStack:
                     raise
             time.sleep(2)
 
-    def unpause_early_in_a_window(self, dag_id: str = SCORING_DAG, within_seconds: float = 20) -> None:
-        """Unpause ``dag_id`` within ``within_seconds`` of a window start (waiting for the next one).
+    def unpause_early_in_a_window(self, dag_id: str = SCORING_DAG, after_seconds: float = 25) -> None:
+        """Unpause ``dag_id`` ``after_seconds`` into a window (waiting for the next one if later).
 
-        The first scheduled run then scores the window that has just opened, so its sensor
-        defers for most of the window.
+        The dag-processor stores the next run's date on every parse (every 10 s here), so a
+        parse after the window start makes the first scheduled run score the window that has
+        just opened: its sensor then defers for most of the window.
         """
         step = self.window_minutes * 60
         into = time.time() % step
-        if into > within_seconds:
-            time.sleep(step - into + 1)
+        if not after_seconds <= into <= after_seconds + 20:
+            time.sleep((after_seconds - into) % step)
         self.unpause(dag_id)
 
     def task_instances(self, dag_id: str = SCORING_DAG) -> list[dict[str, Any]]:
