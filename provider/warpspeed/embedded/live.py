@@ -343,8 +343,13 @@ def main(argv: list[str] | None = None) -> int:
     home = Path(os.environ.get("WARPSPEED_HOME") or default_home())
 
     def terminate(signum: int, frame: object) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the cleanup short
+            signal.signal(sig, signal.SIG_IGN)
+        print("\nStopping Airflow and the embedded servers...", flush=True)
         raise KeyboardInterrupt
 
+    # Installed explicitly: a process started in the background inherits SIGINT ignored.
+    signal.signal(signal.SIGINT, terminate)
     signal.signal(signal.SIGTERM, terminate)
     stack = LiveStack(home, window_minutes=minutes, port=port)
     print(f"Starting Airflow on the embedded stack (state in {stack.home}, {minutes}-minute windows)...",
@@ -360,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in _wait_forever(stack):
                 pass
     except KeyboardInterrupt:
-        print("\nStopping Airflow and the embedded servers...", flush=True)
+        pass
     print("Stopped; state kept in", stack.home)
     return 0
 
