@@ -31,7 +31,7 @@ POLICY = f"""
 tables:
   {TABLE}:
     snapshots: {{max_age_hours: 0, retain_last: {RETAIN_LAST}}}
-    compaction: {{min_small_files: 5}}
+    compaction: {{min_small_files: 5, partial_progress_max_commits: 1}}  # one compaction commit
     manifests: {{max_manifests: 10}}
 """
 BUILDER = """
