@@ -1,4 +1,5 @@
-# Warp Speed: `make demo` runs one scoring window end to end; `make test` runs every check.
+# Warp Speed: `make demo` runs one scoring window end to end; `make airflow` runs a live Airflow
+# on the embedded stack (WINDOW_MINUTES=2 by default); `make test` runs every check.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -14,7 +15,9 @@ export WARPSPEED_WORKLOADS_FILE ?= $(CURDIR)/dags/config/workloads.yaml
 MAVEN_ARTIFACTS := org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:$(ICEBERG_VERSION) \
                    org.xerial:sqlite-jdbc:$(SQLITE_JDBC_VERSION)
 
-.PHONY: setup demo test lint typecheck unit bench clean chromium wheel-smoke
+WINDOW_MINUTES ?= 2
+
+.PHONY: setup demo airflow test lint typecheck unit bench clean chromium wheel-smoke
 
 setup: $(VENV)/.installed $(JARS)/.fetched
 
@@ -41,6 +44,11 @@ $(JARS)/.fetched: Makefile $(SERVER_POMS)
 
 demo: setup
 	$(PY) -m warpspeed.embedded.demo
+
+# A real Airflow 3 (api-server, scheduler, dag-processor, triggerer) on the embedded stack with a
+# request producer; prints the UI URL and login. Ctrl-C stops everything; state stays in .warpspeed/.
+airflow: setup
+	WINDOW_MINUTES=$(WINDOW_MINUTES) $(PY) -m warpspeed.embedded.live
 
 lint: setup
 	$(VENV)/bin/ruff check provider spark_jobs dags plugins maintenance tests benchmarks

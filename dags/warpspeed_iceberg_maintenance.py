@@ -55,6 +55,7 @@ with DAG(
 ) as dag:
     plan = PlanIcebergMaintenanceOperator(task_id="plan", policy_file="{{ params.policy_file }}")
     maintain = IcebergMaintenanceOperator.partial(
-        task_id="maintain", execution_timeout=timedelta(hours=6), cluster_profiles_file=CLUSTER_PROFILES_FILE
+        task_id="maintain", execution_timeout=timedelta(hours=6), cluster_profiles_file=CLUSTER_PROFILES_FILE,
+        map_index_template="{{ task.table }}",
     ).expand_kwargs(plan.output)
     lifecycle = ApplyS3LifecycleOperator(task_id="apply_s3_lifecycle", rules_file=LIFECYCLE_FILE)

@@ -1,7 +1,7 @@
 """### Warp Speed scoring window
 
-Every 30 minutes (UTC) a window opens. Requests that arrive on the SQS queue during the window
-are scored together:
+Every `[warpspeed] window_minutes` (default 30, UTC, read when the file is parsed) a window
+opens. Requests that arrive on the SQS queue during the window are scored together:
 
 1. **wait_for_window** - deferrable: closes at the window end, or earlier once the queue holds
    `[warpspeed] window_size_limit` messages.
@@ -10,11 +10,15 @@ are scored together:
 3. **plan_batches** - groups requests by workload, drops superseded ones, packs tenants into
    balanced batches and writes one manifest per batch.
 4. **ensure_clusters** - one cluster per workload with work (reused when healthy).
-5. **score_batches** - one mapped task per workload; each batch is one Spark run that
+5. **score_batches** - one mapped task per workload (named by its workload); each batch is one Spark run that
    overwrites exactly its (tenant, model) slices of `scores.account_scores`.
 6. **publish** - one row per batch in `warpspeed.batch_runs`; emits the scores asset event. It
    runs whatever happened upstream (`all_done`): one workload's failure never hides the others'
    finished batches, and publish then fails so the run ends failed.
+
+A run dated on a window boundary (every scheduled run) scores the window it opens; a run dated
+inside a window (a manual trigger, `airflow dags test warpspeed_scoring` without a date) scores
+the window that ended last, so it finishes at once.
 
 Settings (queue URLs, storage prefix, catalog, compute backend) come from the `[warpspeed]`
 config section; workloads and their planning limits from `config/workloads.yaml`.
@@ -33,13 +37,14 @@ from warpspeed.operators.iceberg_ledger import PublishBatchesOperator
 from warpspeed.operators.scoring import EnsureClustersOperator, ScoreBatchesOperator
 from warpspeed.operators.sqs_intake import CollectRequestsOperator
 from warpspeed.sensors.sqs_intake import ScoringWindowSensor
+from warpspeed.windows import configured_window_minutes, window_cron
 
 WORKLOADS_FILE = str(Path(__file__).parent / "config" / "workloads.yaml")
 SCORES_ASSET = Asset(name="warpspeed_scores", uri="iceberg://warpspeed/scores/account_scores")
 
 with DAG(
     dag_id="warpspeed_scoring",
-    schedule=CronTriggerTimetable("*/30 * * * *", timezone="UTC"),
+    schedule=CronTriggerTimetable(window_cron(configured_window_minutes()), timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -55,9 +60,9 @@ with DAG(
     clusters = EnsureClustersOperator(
         task_id="ensure_clusters", workload_batches=plan.output, workloads_file=WORKLOADS_FILE
     )
-    score = ScoreBatchesOperator.partial(task_id="score_batches", clusters=clusters.output).expand_kwargs(
-        plan.output
-    )
+    score = ScoreBatchesOperator.partial(
+        task_id="score_batches", clusters=clusters.output, map_index_template="{{ task.workload }}"
+    ).expand_kwargs(plan.output)
     publish = PublishBatchesOperator(
         task_id="publish", run_uris=score.output, outlets=[SCORES_ASSET], trigger_rule="all_done"
     )

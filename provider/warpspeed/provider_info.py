@@ -6,6 +6,9 @@ from typing import Any
 
 from warpspeed import __version__
 
+DOCUMENTATION_URL = "https://github.com/warpspeed-data/warpspeed-airflow-provider/tree/main/docs"
+"""The provider's documentation (the repository's docs/; also the wheel's Documentation Project-URL)."""
+
 
 def _option(description: str, default: str | None, example: str | None = None) -> dict[str, Any]:
     return {
@@ -58,7 +61,7 @@ def get_provider_info() -> dict[str, Any]:
         "integrations": [
             {
                 "integration-name": "Warp Speed",
-                "external-doc-url": "https://example.invalid/warpspeed",
+                "external-doc-url": DOCUMENTATION_URL,
                 "tags": ["aws"],
             }
         ],

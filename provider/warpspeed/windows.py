@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.manifests import WindowLayout, window_id_for
 
 
@@ -34,10 +35,49 @@ def floor_to_window(moment: datetime, minutes: int) -> datetime:
     return epoch + ((moment.astimezone(UTC) - epoch) // step) * step
 
 
-def window_from_context(context: Mapping[str, Any], minutes: int) -> Window:
-    """Return the window of a DAG run: it starts at the logical date (or run_after, floored)."""
-    start = context.get("logical_date")
-    if start is None:
-        start = floor_to_window(context["dag_run"].run_after, minutes)
-    start = datetime.fromtimestamp(start.timestamp(), tz=UTC)
+def window_for(moment: datetime, minutes: int) -> Window:
+    """Return the window a run dated ``moment`` scores (the one rule for every kind of run).
+
+    A date on a window boundary opens that window: scheduled runs are dated at the boundary and
+    wait (deferred) for their window to close. Any other date lies inside a window that is still
+    open, so the run scores the window that ended last before it: a manual trigger or an
+    ``airflow dags test`` without a date (both dated "now") finishes at once.
+    """
+    moment = datetime.fromtimestamp(moment.timestamp(), tz=UTC)
+    start = floor_to_window(moment, minutes)
+    if start != moment:
+        start -= timedelta(minutes=minutes)
     return Window(start, start + timedelta(minutes=minutes))
+
+
+def window_from_context(context: Mapping[str, Any], minutes: int) -> Window:
+    """Return the window of a DAG run, dated by its logical date (or ``run_after`` without one)."""
+    moment = context.get("logical_date") or context["dag_run"].run_after
+    return window_for(moment, minutes)
+
+
+def window_cron(minutes: int) -> str:
+    """Return the cron expression whose fire times are exactly the window boundaries (UTC).
+
+    Windows are aligned to the epoch, so the length must divide an hour or be whole hours that
+    divide a day.
+    """
+    if 1 <= minutes < 60 and 60 % minutes == 0:
+        return f"*/{minutes} * * * *"
+    if minutes % 60 == 0 and 1440 % minutes == 0:
+        return "0 0 * * *" if minutes == 1440 else f"0 */{minutes // 60} * * *"
+    raise WarpSpeedConfigError(
+        f"[warpspeed] window_minutes={minutes}: use a length that divides 60 (1, 2, 5, 10, 15, 30) "
+        "or whole hours that divide a day (60, 120, 180, 240, 360, 480, 720, 1440)"
+    )
+
+
+def configured_window_minutes() -> int:
+    """Return ``[warpspeed] window_minutes`` from Airflow's config (cheap: no network, no DB)."""
+    from airflow.configuration import conf
+
+    raw = conf.get("warpspeed", "window_minutes", fallback="") or "30"
+    try:
+        return int(raw)
+    except ValueError as err:
+        raise WarpSpeedConfigError(f"[warpspeed] window_minutes={raw!r} must be an integer") from err

@@ -8,7 +8,6 @@ navigation entry through ``/api/v2/plugins``, then loads the page in headless Ch
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -26,6 +25,8 @@ import pytest
 
 from tests.paths import REPO_ROOT
 from warpspeed.catalog import CatalogConfig
+from warpspeed.dashboard import figures
+from warpspeed.dashboard.page import render_html
 from warpspeed.embedded.sqs_server import LocalSqs
 from warpspeed.embedded.stack import airflow_env, ensure_airflow_db
 from warpspeed.hooks.iceberg_ledger import IcebergLedgerHook, batch_record
@@ -39,16 +40,6 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 
 
-def _load_dashboard_module():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("warpspeed_dashboard", PLUGINS / "warpspeed_dashboard.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["warpspeed_dashboard"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-dashboard = _load_dashboard_module()
 
 
 def _records(windows: int = 3) -> list:
@@ -87,7 +78,7 @@ def test_summarize_aggregates_windows_tenants_and_reuse() -> None:
     records = _records()
     from dataclasses import asdict
     rows = [asdict(r) for r in records]
-    board = dashboard.summarize(rows, queue=dashboard.QueueStatus(depth=4), maintenance_rows=None,
+    board = figures.summarize(rows, queue=figures.QueueStatus(depth=4), maintenance_rows=None,
                                 since=NOW - timedelta(days=1), now=NOW)
     assert len(board.windows) == 3 and all(w.batches == 2 and w.requests == 6 for w in board.windows)
     assert board.windows[0].window_start > board.windows[-1].window_start  # newest first
@@ -99,7 +90,7 @@ def test_summarize_aggregates_windows_tenants_and_reuse() -> None:
     assert board.top_tenants[0].tenant_id == "t-05"  # most rows in the longest batch
     assert 0 < board.spot_share < 1
     assert "does not exist" in (board.maintenance_note or "")
-    page = dashboard.render_html(board)
+    page = render_html(board)
     assert "Top tenants by cost" in page and "t-05" in page and "<svg" in page
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing to fetch
 
@@ -111,12 +102,12 @@ def test_latest_maintenance_per_table_with_any_schema() -> None:
              "finished_at": NOW},
             {"table_name": "features.account_features", "action": "expire_snapshots", "status": "failed",
              "finished_at": NOW}]
-    board = dashboard.summarize([], queue=dashboard.QueueStatus(error="x"), maintenance_rows=rows,
+    board = figures.summarize([], queue=figures.QueueStatus(error="x"), maintenance_rows=rows,
                                 since=NOW, now=NOW)
     by_table = {m["table"]: m for m in board.maintenance}
     assert by_table["scores.account_scores"]["action"] == "rewrite_data_files"
     assert by_table["features.account_features"]["status"] == "failed"
-    page = dashboard.render_html(board)
+    page = render_html(board)
     assert 'id="maintenance"' in page and "rewrite_data_files" in page and "Queue: x" in page
 
 

@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from typing import Any
 
 import pytest
 
-from tests.paths import REPO_ROOT
-
 PATHS = ("/docs", "/redoc", "/openapi.json")
-
-
-def _plugin() -> Any:
-    sys.path.insert(0, str(REPO_ROOT / "plugins"))
-    try:
-        spec = importlib.util.spec_from_file_location("warpspeed_plugin", REPO_ROOT / "plugins" / "warpspeed_plugin.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(REPO_ROOT / "plugins"))
 
 
 @pytest.fixture(scope="module")
 def plugin() -> Any:
-    return _plugin()
+    from warpspeed.dashboard import plugin as module
+
+    return module
 
 
 @pytest.mark.parametrize("path", PATHS)

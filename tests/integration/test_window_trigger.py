@@ -13,6 +13,7 @@ from warpspeed.embedded.sqs_server import LocalSqs
 from warpspeed.exceptions import WarpSpeedError
 from warpspeed.sensors.sqs_intake import ScoringWindowSensor
 from warpspeed.triggers.sqs_intake import ScoringWindowTrigger
+from warpspeed.windows import floor_to_window
 
 
 def first_event(trigger: ScoringWindowTrigger, timeout: float = 30) -> Any:
@@ -65,7 +66,7 @@ def test_sensor_defers_with_the_trigger_and_validates_the_event() -> None:
     sensor = ScoringWindowSensor(task_id="w", queue_url=None, size_limit=10, window_minutes=30, deferrable=True)
     sensor.settings = type("S", (), {"queue_url": None, "window_size_limit": 10, "window_minutes": 30,
                                      "aws_conn_id": "aws_default"})()
-    start = datetime.now(UTC)
+    start = floor_to_window(datetime.now(UTC), 30)  # a scheduled run is dated on a window boundary
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({"logical_date": start})  # type: ignore[arg-type]
     trigger = deferred.value.trigger

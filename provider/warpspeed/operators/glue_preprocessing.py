@@ -11,7 +11,6 @@ from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import Any
 
-from airflow.configuration import conf
 from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 from airflow.providers.standard.operators.branch import BaseBranchOperator
 from airflow.sdk import Context, XComArg
@@ -142,7 +141,7 @@ class GlueBuildFeaturesOperator(GlueJobOperator, WarpSpeedSettingsMixin):
     ui_color = "#f0b27a"
 
     def __init__(self, *, plan_uri: str | XComArg, config_file: str, **kwargs: Any) -> None:
-        kwargs.setdefault("deferrable", conf.getboolean("operators", "default_deferrable", fallback=True))
+        kwargs.setdefault("deferrable", True)  # wait in the triggerer whatever [operators] default_deferrable says
         kwargs.setdefault("job_name", "warpspeed-build-features")
         super().__init__(**kwargs)
         self.plan_uri = plan_uri

@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from airflow.configuration import conf
 from airflow.sdk import Context
 
 from warpspeed.compute.base import ClusterRef, StepStatus, should_retry_on_demand
@@ -79,7 +78,7 @@ class IcebergMaintenanceOperator(WarpSpeedOperator):
         plan_uri: str,
         cluster_profiles_file: str | None = None,
         poll_interval: float = 30.0,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
+        deferrable: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

@@ -8,7 +8,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
 
-from airflow.configuration import conf
 from airflow.sdk import Context, XComArg
 
 from warpspeed.compute.base import (
@@ -149,7 +148,7 @@ class ScoreBatchesOperator(WarpSpeedOperator):
         clusters: Mapping[str, str],
         cluster_profiles_file: str | None = None,
         poll_interval: float = 30.0,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
+        deferrable: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

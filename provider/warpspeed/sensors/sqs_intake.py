@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator, Context
 
 from warpspeed.exceptions import WarpSpeedError
@@ -17,8 +16,10 @@ from warpspeed.windows import window_from_context
 class ScoringWindowSensor(BaseSensorOperator, WarpSpeedSettingsMixin):
     """Wait until the run's window has ended or the request queue is deep enough.
 
-    Deferrable by default (``[operators] default_deferrable``): the wait happens in the
-    triggerer. Settings left as None come from the ``[warpspeed]`` config section.
+    Deferrable by default, whatever ``[operators] default_deferrable`` says (stock Airflow's is
+    false, which would hold a worker slot for the whole window): the wait happens in the
+    triggerer. Pass ``deferrable=False`` to poke from a worker instead. Settings left as None
+    come from the ``[warpspeed]`` config section.
 
     :param queue_url: request queue; None means ``[warpspeed] queue_url``.
     :param size_limit: queue depth that closes the window early.
@@ -39,7 +40,7 @@ class ScoringWindowSensor(BaseSensorOperator, WarpSpeedSettingsMixin):
         window_minutes: int | None = None,
         aws_conn_id: str | None = None,
         poll_interval: float = 30.0,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
+        deferrable: bool = True,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", poll_interval)

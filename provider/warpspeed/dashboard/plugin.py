@@ -1,6 +1,7 @@
 """Airflow 3 UI plugin: the Warp Speed dashboard page and its navigation entry.
 
-The FastAPI app is mounted by the API server under ``/warpspeed``; the external view adds a
+Registered through the ``airflow.plugins`` entry point of the wheel (``pip install`` is all a
+deployment needs). The FastAPI app is mounted by the API server under ``/warpspeed``; the external view adds a
 "Warp Speed" entry to the UI's Browse menu that shows the page inside the Airflow UI. Every
 route requires an authenticated Airflow user who may see the website.
 """
@@ -11,6 +12,9 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Request  # module level: FastAPI resolves the routes' string annotations here
+
+from warpspeed.dashboard.figures import load_dashboard
+from warpspeed.dashboard.page import render_html
 
 URL_PREFIX = "/warpspeed"
 
@@ -23,7 +27,6 @@ def create_app(auth: Any = None) -> Any:
 
     :param auth: the dependency that authorises a request (tests pass a stand-in).
     """
-    import warpspeed_dashboard as dashboard
     from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
     from airflow.api_fastapi.core_api.security import requires_access_view
     from fastapi import Depends, FastAPI, Query
@@ -38,12 +41,12 @@ def create_app(auth: Any = None) -> Any:
     @app.get("/", response_class=HTMLResponse, response_model=None)
     def page(days: int = Query(7, ge=1, le=90)) -> HTMLResponse:
         """Serve the dashboard page."""
-        return HTMLResponse(dashboard.render_html(dashboard.load_dashboard(days=days)))
+        return HTMLResponse(render_html(load_dashboard(days=days)))
 
     @app.get("/api/summary", response_model=None)
     def summary(days: int = Query(7, ge=1, le=90)) -> JSONResponse:
         """Serve the dashboard's figures as JSON."""
-        return JSONResponse(dashboard.load_dashboard(days=days).to_dict())
+        return JSONResponse(load_dashboard(days=days).to_dict())
 
     @app.get("/openapi.json", include_in_schema=False, response_model=None)
     def openapi() -> JSONResponse:

@@ -1,0 +1,374 @@
+"""``make airflow``: a real Airflow 3 on the embedded stack, with a producer of scoring requests.
+
+Starts the embedded servers (PostgreSQL for Airflow's metadata database and the catalog, the
+Iceberg REST catalog server, the ElasticMQ SQS server), prepares the state folder (tables,
+models, features, Airflow's database, a known admin password), then the four Airflow
+components, each in its own process group: ``api-server``, ``scheduler`` (LocalExecutor),
+``dag-processor`` and ``triggerer``. Only ``warpspeed_scoring`` is unpaused; its schedule
+follows ``[warpspeed] window_minutes`` (``WINDOW_MINUTES`` here). A producer thread keeps
+sending synthetic requests for both workloads, a few invalid ones among them. Ctrl-C (or
+SIGTERM) stops everything it started.
+
+:class:`LiveStack` is the reusable part: tests and soak runs start it as a context manager, read
+:attr:`LiveStack.components` (each with its process handle), kill or restart components, and
+query the REST API through :meth:`LiveStack.api`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from warpspeed.embedded import seed
+from warpspeed.embedded.postgres import PostgresServer
+from warpspeed.embedded.process_group import Component
+from warpspeed.embedded.rest_catalog import RestCatalogServer, catalog_database, rest_catalog_server
+from warpspeed.embedded.sqs_server import LocalSqs, free_port, local_sqs
+from warpspeed.embedded.stack import airflow_bin, airflow_env, embedded_stack, ensure_airflow_db
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+SCORING_DAG = "warpspeed_scoring"
+ADMIN_USER = "admin"
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+
+
+@dataclass(frozen=True)
+class ProducerConfig:
+    """What the producer sends per window: ``make demo``'s load by default."""
+
+    tenants: int = 20
+    requests_per_window: int = 50
+    invalid_per_window: int = 2
+    chunks_per_window: int = 4
+
+
+class Producer(threading.Thread):
+    """Send synthetic scoring requests (and a few invalid messages) until stopped."""
+
+    def __init__(self, sqs: LocalSqs, tenants: list[str], config: ProducerConfig, window_minutes: int) -> None:
+        super().__init__(name="warpspeed-producer", daemon=True)
+        self.sqs, self.tenants, self.config = sqs, tenants, config
+        self.interval = window_minutes * 60 / config.chunks_per_window
+        self.stopped = threading.Event()
+        self.sent: list[dict[str, Any]] = []
+        self.sent_at: list[datetime] = []  # when each of ``sent`` went out
+        self.invalid_sent = 0
+
+    def send_chunk(self, index: int) -> None:
+        """Send one chunk: a share of a window's requests and of its invalid messages."""
+        per = max(1, self.config.requests_per_window // self.config.chunks_per_window)
+        mix = seed.RequestMix(len(self.tenants), per, 0, seed=index)
+        docs = list(seed.scoring_requests(mix, self.tenants[index * per % len(self.tenants):] + self.tenants))
+        invalid = self.config.invalid_per_window // self.config.chunks_per_window + (
+            1 if index % self.config.chunks_per_window < self.config.invalid_per_window % self.config.chunks_per_window
+            else 0
+        )
+        seed.send_bodies(self.sqs.client(), self.sqs.queue_url,
+                         [json.dumps(d) for d in docs] + seed.invalid_bodies(invalid))
+        now = datetime.now(UTC)
+        self.sent.extend(docs)
+        self.sent_at.extend([now] * len(docs))
+        self.invalid_sent += invalid
+
+    def run(self) -> None:
+        """Send a chunk every ``interval`` seconds."""
+        index = 0
+        while not self.stopped.is_set():
+            self.send_chunk(index)
+            index += 1
+            self.stopped.wait(self.interval)
+
+
+class LiveStack:
+    """The embedded servers plus a real Airflow (four components) under one state folder.
+
+    :param home: the Warp Speed state folder (``.warpspeed/`` for ``make airflow``).
+    :param window_minutes: the scoring window length.
+    :param port: the api-server's port (None: a free one).
+    :param producer: what the producer sends; None starts no producer.
+    :param extra_env: more environment for the Airflow components.
+    :param unpause: unpause ``warpspeed_scoring`` once Airflow is up (else call :meth:`unpause`).
+    :param postgres: a running PostgreSQL to use (the REST catalog of ``home`` and, unless
+        ``db_url`` says otherwise, Airflow's database go on it); None starts the whole embedded
+        stack of ``home`` (PostgreSQL in ``<home>/postgres``, kept across restarts).
+    :param db_url: Airflow's metadata database (e.g. a migrated copy); None: the stack's own.
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        window_minutes: int = 2,
+        port: int | None = None,
+        producer: ProducerConfig | None = ProducerConfig(),
+        extra_env: dict[str, str] | None = None,
+        unpause: bool = True,
+        postgres: PostgresServer | None = None,
+        db_url: str | None = None,
+    ) -> None:
+        self.home = home.resolve()
+        self.window_minutes = window_minutes
+        self.port = port or free_port()
+        self.producer_config = producer
+        self.extra_env = extra_env or {}
+        self.unpause_at_start = unpause
+        self.db_url = db_url
+        self.postgres = postgres
+        self.catalog: RestCatalogServer | None = None
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.components: dict[str, Component] = {}
+        self.env: dict[str, str] = {}
+        self.sqs: LocalSqs | None = None
+        self.producer: Producer | None = None
+        self.tenants: list[str] = []
+        self._exit = ExitStack()
+        self._token: str | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def __enter__(self) -> LiveStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start the servers, prepare the state folder, start Airflow and the producer."""
+        from warpspeed.settings import WarpSpeedSettings
+
+        jars_dir = WarpSpeedSettings.from_mapping({"home": str(self.home)}).jars_dir
+        if self.postgres is None:  # the whole embedded stack of this state folder
+            servers = self._exit.enter_context(embedded_stack(self.home, jars_dir))
+            self.postgres, self.sqs, self.catalog = servers.postgres, servers.sqs, servers.catalog
+            self.db_url = self.db_url or servers.airflow_db_url
+        else:  # a PostgreSQL shared with others (tests): this folder's catalog and queues on it
+            self.catalog = self._exit.enter_context(rest_catalog_server(self.postgres, self.home, jars_dir))
+            self.sqs = self._exit.enter_context(local_sqs(jars_dir))
+            self.db_url = self.db_url or self.postgres.sqlalchemy_url(
+                self.postgres.create_database("airflow_" + catalog_database(self.home).removeprefix("iceberg_"))
+            )
+        self.env = os.environ | self._airflow_env(self.sqs, self.db_url)
+        self._seed()
+        ensure_airflow_db(self.env)
+        logs = self.home / "airflow" / "logs" / "live"
+        argv = {"api-server": ["api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]}
+        for name in COMPONENTS:
+            self.components[name] = Component(name, [airflow_bin(), *argv.get(name, [name])], logs / f"{name}.log")
+            self.components[name].start(self.env)
+        self.wait_ready()
+        if self.unpause_at_start:
+            self.unpause(SCORING_DAG)
+        if self.producer_config is not None:
+            self.producer = Producer(self.sqs, self.tenants, self.producer_config, self.window_minutes)
+            self.producer.start()
+
+    def stop(self) -> None:
+        """Stop the producer, every component (process groups and children) and the servers."""
+        if self.producer is not None:
+            self.producer.stopped.set()
+            self.producer.join(timeout=30)
+        for name in ("scheduler", "triggerer", "dag-processor", "api-server"):
+            if name in self.components:
+                self.components[name].stop()
+        self._exit.close()
+
+    def restart(self, name: str) -> Component:
+        """Stop one component (if still running) and start it again with the same settings."""
+        component = self.components[name]
+        component.stop()
+        component.start(self.env)
+        return component
+
+    # -- preparation ---------------------------------------------------------------------------
+    def _airflow_env(self, sqs: LocalSqs, db_url: str) -> dict[str, str]:
+        airflow_home = self.home / "airflow"
+        airflow_home.mkdir(parents=True, exist_ok=True)
+        secrets_file = airflow_home / "live_secrets.json"  # stable across restarts of the stack
+        if not secrets_file.exists():
+            secrets_file.write_text(json.dumps({k: secrets.token_urlsafe(32) for k in ("jwt", "api")}))
+            secrets_file.chmod(0o600)
+        keys = json.loads(secrets_file.read_text())
+        return airflow_env(self.home, sqs, db_url=db_url) | {
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__API__BASE_URL": f"{self.base_url}/",
+            "AIRFLOW__API__SECRET_KEY": keys["api"],
+            "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt"],
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "20",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW__WARPSPEED__WINDOW_MINUTES": str(self.window_minutes),
+        } | self.extra_env
+
+    def _seed(self) -> None:
+        from warpspeed.settings import WarpSpeedSettings
+        from warpspeed.tables import ensure_tables
+
+        settings = WarpSpeedSettings.from_mapping({"home": str(self.home)})
+        catalog = settings.catalog.load()
+        ensure_tables(catalog)
+        seed.publish_seed_models(settings.storage_prefix)
+        count = self.producer_config.tenants if self.producer_config else 4
+        self.tenants = seed.tenant_ids(count)
+        seed.write_features(catalog, seed.feature_rows(self.tenants))
+
+    @property
+    def admin_password(self) -> str:
+        """Return the admin password (generated once per state folder, kept in passwords.json)."""
+        path = Path(self.env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+        if not path.exists():
+            chosen = os.environ.get("WARPSPEED_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+            path.write_text(json.dumps({ADMIN_USER: chosen}) + "\n")
+            path.chmod(0o600)
+        return str(json.loads(path.read_text())[ADMIN_USER])
+
+    # -- REST API ------------------------------------------------------------------------------
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 30) -> Any:
+        """Call the Airflow REST API as the admin user; return the decoded JSON answer."""
+        if self.env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "").lower() == "true":
+            return self._request(method, path, body, timeout)  # no login: every request is admin
+        if self._token is None:
+            self._token = self._request("POST", "/auth/token",
+                                        {"username": ADMIN_USER, "password": self.admin_password})["access_token"]
+        return self._request(method, path, body, timeout, {"Authorization": f"Bearer {self._token}"})
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 30,
+                 headers: dict[str, str] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.base_url + path, data=data, method=method,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            raw = resp.read()
+        return json.loads(raw) if raw else None
+
+    def wait_ready(self, timeout: float = 300) -> None:
+        """Wait until the api-server answers and the scheduler, triggerer and dag-processor beat."""
+        self.admin_password  # noqa: B018  (write the passwords file before the api-server reads it)
+        deadline = time.monotonic() + timeout
+        wanted = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+        while True:
+            dead = [c.name for c in self.components.values() if not c.alive]
+            if dead:
+                raise RuntimeError(f"Airflow component(s) {dead} exited; see {self.home / 'airflow/logs/live'}")
+            try:
+                health = self._request("GET", "/api/v2/monitor/health", timeout=5)
+                if all((health.get(k) or {}).get("status") == "healthy" for k in wanted):
+                    return
+            except (OSError, urllib.error.URLError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Airflow not healthy after {timeout:.0f} s; logs in {self.home / 'airflow/logs'}")
+            time.sleep(2)
+
+    def unpause(self, dag_id: str, timeout: float = 300) -> None:
+        """Unpause ``dag_id`` once the dag-processor has stored it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+                return
+            except urllib.error.HTTPError as err:
+                if err.code != 404 or time.monotonic() > deadline:
+                    raise
+            time.sleep(2)
+
+    def unpause_early_in_a_window(self, dag_id: str = SCORING_DAG, after_seconds: float = 25) -> None:
+        """Unpause ``dag_id`` ``after_seconds`` into a window (waiting for the next one if later).
+
+        The dag-processor stores the next run's date on every parse (every 10 s here), so a
+        parse after the window start makes the first scheduled run score the window that has
+        just opened: its sensor then defers for most of the window.
+        """
+        step = self.window_minutes * 60
+        into = time.time() % step
+        if not after_seconds <= into <= after_seconds + 20:
+            time.sleep((after_seconds - into) % step)
+        self.unpause(dag_id)
+
+    def task_instances(self, dag_id: str = SCORING_DAG) -> list[dict[str, Any]]:
+        """Return every task instance of ``dag_id`` (all runs) from the REST API."""
+        out: list[dict[str, Any]] = []
+        while True:
+            page = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/~/taskInstances?limit=100&offset={len(out)}")
+            out += page["task_instances"]
+            if not page["task_instances"] or len(out) >= page["total_entries"]:
+                return out
+
+    def dag_runs(self, dag_id: str = SCORING_DAG) -> list[dict[str, Any]]:
+        """Return the runs of ``dag_id``, oldest first."""
+        return list(self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns?order_by=logical_date&limit=100")["dag_runs"])
+
+
+def _wait_forever(stack: LiveStack) -> Iterator[None]:
+    reported: set[str] = set()
+    while True:
+        for name, component in stack.components.items():
+            if not component.alive and name not in reported:
+                reported.add(name)
+                print(f"!! {name} exited (code {component.proc.returncode if component.proc else '?'}); "
+                      f"log: {component.log_path}", flush=True)
+        yield
+        time.sleep(2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the live stack until Ctrl-C."""
+    from warpspeed.settings import default_home
+
+    minutes = int(os.environ.get("WINDOW_MINUTES", "2"))
+    port = int(os.environ["AIRFLOW_PORT"]) if os.environ.get("AIRFLOW_PORT") else None
+    home = Path(os.environ.get("WARPSPEED_HOME") or default_home())
+
+    def terminate(signum: int, frame: object) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the cleanup short
+            signal.signal(sig, signal.SIG_IGN)
+        print("\nStopping Airflow and the embedded servers...", flush=True)
+        raise KeyboardInterrupt
+
+    # Installed explicitly: a process started in the background inherits SIGINT ignored.
+    signal.signal(signal.SIGINT, terminate)
+    signal.signal(signal.SIGTERM, terminate)
+    stack = LiveStack(home, window_minutes=minutes, port=port)
+    print(f"Starting Airflow on the embedded stack (state in {stack.home}, {minutes}-minute windows)...",
+          flush=True)
+    try:
+        with stack:
+            print(f"\nAirflow UI   {stack.base_url}/   (Warp Speed dashboard: {stack.base_url}/warpspeed/)\n"
+                  f"login        {ADMIN_USER} / {stack.admin_password}\n"
+                  f"SQS          {stack.sqs.endpoint_url if stack.sqs else '-'}\n"
+                  f"logs         {stack.home / 'airflow' / 'logs'}\n"
+                  f"Producer sends ~{stack.producer_config.requests_per_window if stack.producer_config else 0} "
+                  f"requests per {minutes}-minute window. Ctrl-C stops everything.\n", flush=True)
+            for _ in _wait_forever(stack):
+                pass
+    except KeyboardInterrupt:
+        pass
+    print("Stopped; state kept in", stack.home)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

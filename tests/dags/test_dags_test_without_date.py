@@ -1,0 +1,35 @@
+"""Issue 12: ``airflow dags test warpspeed_scoring`` without a date scores the window that just ended."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from warpspeed.embedded.sqs_server import LocalSqs
+from warpspeed.embedded.stack import airflow_bin, airflow_env, ensure_airflow_db
+from warpspeed.manifests import WindowLayout, window_id_for
+from warpspeed.storage import storage_for
+from warpspeed.windows import floor_to_window
+
+
+@pytest.mark.integration
+def test_dags_test_without_a_date_finishes_with_the_last_closed_window(
+    tmp_path: Path, sqs: LocalSqs, airflow_db_url: str
+) -> None:
+    home = tmp_path / "home"
+    env = os.environ | airflow_env(home, sqs, db_url=airflow_db_url) | {"AIRFLOW__WARPSPEED__WINDOW_MINUTES": "30"}
+    ensure_airflow_db(env)
+    before = datetime.now(UTC)
+    # The old rule opened [now, now + 30 min) and blocked in the sensor; the guard only stops a hang.
+    proc = subprocess.run([airflow_bin(), "dags", "test", "warpspeed_scoring"], env=env, capture_output=True,
+                          text=True, timeout=900, check=False)
+    after = datetime.now(UTC)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    candidates = {window_id_for(floor_to_window(t, 30) - timedelta(minutes=30)) for t in (before, after)}
+    storage = storage_for((home / "storage").as_uri())
+    scored = [w for w in candidates if storage.exists(WindowLayout((home / "storage").as_uri(), w).intake_uri)]
+    assert len(scored) == 1, (candidates, proc.stdout[-2000:])
