@@ -7,7 +7,6 @@ and extrapolated to all requests; the batched side runs every planned batch for 
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,11 +22,11 @@ from warpspeed.embedded.seed import (
     tenant_ids,
     write_features,
 )
+from warpspeed.embedded.stack import scratch_settings
 from warpspeed.manifests import BatchManifest, WindowLayout, models_uri
 from warpspeed.operators.scoring import SCORE_SCRIPT
 from warpspeed.planning.batches import dedupe_latest, plan_window
 from warpspeed.request_schema import ScoringRequest
-from warpspeed.settings import WarpSpeedSettings
 from warpspeed.storage import storage_for
 from warpspeed.tables import ensure_tables
 from warpspeed.workloads import WorkloadCatalog
@@ -39,8 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 """This checkout: the benchmark passes the bundle's config and jars explicitly."""
 def run() -> Iterator[dict]:
     """Time batched runs for all requests and sampled single-request runs; report the ratio."""
-    with tempfile.TemporaryDirectory() as home:
-        settings = WarpSpeedSettings.from_mapping({"home": home})
+    with scratch_settings() as settings:
         catalog = settings.catalog.load()
         ensure_tables(catalog)
         publish_seed_models(settings.storage_prefix)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from spark_jobs.models import parse_model
 from warpspeed.compute.base import SparkJob
 from warpspeed.compute.local import LocalSparkBackend
 from warpspeed.embedded.seed import feature_rows, publish_seed_models, tenant_ids, write_features
+from warpspeed.embedded.stack import scratch_settings
 from warpspeed.manifests import BatchManifest, WindowLayout, models_uri
 from warpspeed.operators.scoring import SCORE_SCRIPT
 from warpspeed.request_schema import ScoringRequest
@@ -115,8 +115,7 @@ def run() -> Iterator[dict]:
     """Score ROWS rows per flavour both ways; report the rates and their ratio."""
     from pyspark.sql import SparkSession
 
-    with tempfile.TemporaryDirectory() as home:
-        settings = WarpSpeedSettings.from_mapping({"home": home})
+    with scratch_settings() as settings:
         catalog = settings.catalog.load()
         ensure_tables(catalog)
         publish_seed_models(settings.storage_prefix)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,14 +45,14 @@ spark.stop()
 
 def run() -> Iterator[dict]:
     """Build the table, maintain it once and yield the before/after figures."""
+    from warpspeed.embedded.stack import scratch_settings
     from warpspeed.maintenance_policy import MaintenancePolicy
     from warpspeed.services.maintenance import IcebergMaintenanceService
-    from warpspeed.settings import WarpSpeedSettings
     from warpspeed.tables import SCORES_TABLE, TABLES
 
     scores = next(t for t in TABLES if t.identifier == SCORES_TABLE)
-    with tempfile.TemporaryDirectory(prefix="bench-maint-") as home:
-        settings = WarpSpeedSettings.from_mapping({"home": home, "spark_master": "local[2]"})
+    with scratch_settings(spark_master="local[2]") as settings:
+        home = str(settings.home)
         catalog = settings.catalog.load()
         catalog.create_namespace_if_not_exists("bench")
         catalog.create_table(TABLE, schema=scores.schema, partition_spec=scores.partition_spec,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,10 +21,10 @@ from spark_jobs.models import parse_model
 from warpspeed.compute.base import SparkJob
 from warpspeed.compute.local import LocalSparkBackend
 from warpspeed.embedded.seed import publish_seed_models
+from warpspeed.embedded.stack import scratch_settings
 from warpspeed.manifests import BatchManifest, WindowLayout, models_uri
 from warpspeed.operators.scoring import SCORE_SCRIPT
 from warpspeed.request_schema import ScoringRequest
-from warpspeed.settings import WarpSpeedSettings
 from warpspeed.storage import storage_for
 from warpspeed.tables import FEATURE_COLUMNS, FEATURES_TABLE, ensure_tables
 
@@ -70,8 +69,7 @@ def numpy_score(model_doc: str, table: pa.Table) -> tuple[np.ndarray, float]:
 
 def run() -> Iterator[dict]:
     """Write ROWS feature rows, score them both ways, report rows per second and the ratio."""
-    with tempfile.TemporaryDirectory() as home:
-        settings = WarpSpeedSettings.from_mapping({"home": home})
+    with scratch_settings() as settings:
         catalog = settings.catalog.load()
         ensure_tables(catalog)
         publish_seed_models(settings.storage_prefix)

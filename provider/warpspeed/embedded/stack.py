@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
 from warpspeed.embedded.rest_catalog import RestCatalogServer, rest_catalog_server
 from warpspeed.embedded.sqs_server import LocalSqs, local_sqs
+from warpspeed.settings import WarpSpeedSettings
 
 AWS_CONN_ID = "warpspeed_aws"
 
@@ -79,6 +81,29 @@ def embedded_stack(home: Path, jars_dir: Path) -> Iterator[EmbeddedStack]:
         local_sqs(jars_dir) as sqs,
     ):
         yield EmbeddedStack(home, pg, sqs, catalog, pg.sqlalchemy_url(pg.create_database("airflow")))
+
+
+@contextmanager
+def embedded_catalog(home: Path, jars_dir: Path) -> Iterator[RestCatalogServer]:
+    """Start PostgreSQL (``<home>/postgres``) and the REST catalog on it; stop both on exit.
+
+    Enough for tools that only read and write tables (benchmarks, scripts): settings whose
+    ``home`` is this folder find the catalog through its endpoint file.
+    """
+    with embedded_postgres(home / "postgres") as pg, rest_catalog_server(pg, home, jars_dir) as catalog:
+        yield catalog
+
+
+@contextmanager
+def scratch_settings(**values: str) -> Iterator[WarpSpeedSettings]:
+    """Yield settings on a new temporary state folder with its embedded catalog running; remove both on exit.
+
+    :param values: other ``[warpspeed]`` keys (e.g. ``spark_master``).
+    """
+    with tempfile.TemporaryDirectory(prefix="warpspeed-scratch-") as tmp:
+        settings = WarpSpeedSettings.from_mapping({"home": tmp, **values})
+        with embedded_catalog(settings.home, settings.jars_dir):
+            yield settings
 
 
 def airflow_bin() -> str:
