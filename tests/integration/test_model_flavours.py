@@ -7,6 +7,7 @@ each score must equal the model's own single-process prediction on the same rows
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,11 @@ def save_mlflow(model: Any, path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def byo(tmp_path_factory: pytest.TempPathFactory, spark: Any) -> dict[str, Any]:
+def byo(
+    tmp_path_factory: pytest.TempPathFactory, spark: Any, rest_catalog_for: Callable[[Path], object]
+) -> dict[str, Any]:
     home = tmp_path_factory.mktemp("byo-home")
+    rest_catalog_for(home)
     settings = WarpSpeedSettings.from_mapping({"home": str(home)})
     catalog = settings.catalog.load()
     catalog.create_namespace_if_not_exists("crm")

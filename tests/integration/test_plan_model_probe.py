@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,8 +22,9 @@ REPO_WORKLOADS = Path(__file__).parents[2] / "dags" / "config" / "workloads.yaml
 
 
 def test_bogus_version_loses_to_the_valid_request_and_is_listed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rest_catalog_for: Callable[[Path], object]
 ) -> None:
+    rest_catalog_for(tmp_path / "home")
     monkeypatch.setenv("AIRFLOW__WARPSPEED__HOME", str(tmp_path / "home"))
     monkeypatch.delenv("AIRFLOW__WARPSPEED__STORAGE_PREFIX", raising=False)
     settings = load_settings()
