@@ -50,14 +50,23 @@ def spark_jobs_script(name: str) -> Path:
 
 
 def package_spark_jobs(dest: Path) -> Path:
-    """Zip the job packages for ``--py-files`` (as they are shipped to EMR and Glue)."""
+    """Zip the job packages for ``--py-files`` (as they are shipped to EMR and Glue).
+
+    Concurrent tasks (two workloads' score tasks) may build the same ``dest`` at once: each
+    writes a temporary file of its own and atomically replaces ``dest`` with it, so no writer
+    trips over another and a reader never sees a half-written zip.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".zip.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, src in zip(JOB_PACKAGES, job_package_dirs(), strict=True):
-            for path in sorted(src.rglob("*.py")):
-                zf.write(path, Path(name) / path.relative_to(src))
-    tmp.replace(dest)
+    with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp", delete=False) as fh:
+        tmp = Path(fh.name)
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, src in zip(JOB_PACKAGES, job_package_dirs(), strict=True):
+                for path in sorted(src.rglob("*.py")):
+                    zf.write(path, Path(name) / path.relative_to(src))
+        tmp.replace(dest)
+    finally:
+        tmp.unlink(missing_ok=True)
     return dest
 
 
