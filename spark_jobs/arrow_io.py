@@ -1,0 +1,154 @@
+"""I/O of the single-node Arrow engine: documents, model loading, the scores table, commits.
+
+No Spark and no ``warpspeed``: documents go through ``pyarrow.fs`` (``file://``, ``s3://``),
+tables through pyiceberg. Messages match the Spark job's (:mod:`spark_jobs.flavours`), so a
+result summary reads the same whichever engine wrote it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from spark_jobs.flavours import FLAVOURS, LoadedModel, resolve_uri
+from spark_jobs.models import ModelError, parse_model
+
+
+def _fs_and_path(uri: str) -> tuple[Any, str]:
+    from pyarrow import fs
+
+    if "://" not in uri:
+        return fs.LocalFileSystem(), os.path.abspath(uri)
+    return fs.FileSystem.from_uri(uri)
+
+
+def read_text(uri: str) -> str:
+    """Return the text of the document at ``uri``; FileNotFoundError if there is none."""
+    from pyarrow import fs
+
+    filesystem, path = _fs_and_path(uri)
+    if filesystem.get_file_info(path).type == fs.FileType.NotFound:
+        raise FileNotFoundError(uri)
+    with filesystem.open_input_stream(path) as stream:
+        return bytes(stream.read()).decode("utf-8")
+
+
+def write_text(uri: str, text: str) -> None:
+    """Write ``text`` to ``uri``: a local file through a temporary name and a rename, S3 in one PUT."""
+    from pyarrow import fs
+
+    filesystem, path = _fs_and_path(uri)
+    if isinstance(filesystem, fs.LocalFileSystem):
+        folder = os.path.dirname(path)
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return
+    with filesystem.open_output_stream(path) as out:
+        out.write(text.encode("utf-8"))
+
+
+def load_model(model: str, version: str, spec: Mapping[str, Any]) -> tuple[LoadedModel, Any]:
+    """Load and check one model version; return it and its pyfunc (None for expression models).
+
+    Raise :class:`ModelError` saying why it cannot be used, as the Spark job does: such a
+    version fails only its own members. ``spark_ml`` needs Spark: the router never sends it here.
+    """
+    flavour = spec.get("flavour", "expression")
+    uri = resolve_uri(spec, model, version)
+    common = {"model": model, "version": version, "flavour": flavour, "uri": uri,
+              "output_column": spec.get("output_column"), "output_index": spec.get("output_index")}
+    if flavour == "expression":
+        try:
+            text = read_text(uri)
+        except FileNotFoundError:
+            raise ModelError(f"model {model} {version} not found at {uri}") from None
+        try:
+            parsed = parse_model(text, expect_model=model, expect_version=version)
+        except ModelError as err:
+            raise ModelError(f"model {model} {version} is invalid: {err}") from err
+        return LoadedModel(**common, inputs=parsed.features, expression=parsed), None
+    if flavour == "mlflow":
+        return _load_mlflow(common, tuple(spec.get("inputs") or ()))
+    if flavour == "spark_ml":
+        raise ModelError(f"model {model} {version}: flavour spark_ml runs on the Spark engine only")
+    raise ModelError(f"model {model} {version}: flavour {flavour!r} is not one of {', '.join(FLAVOURS)}")
+
+
+def _load_mlflow(common: dict[str, Any], declared: tuple[str, ...]) -> tuple[LoadedModel, Any]:
+    """Download and load an MLflow pyfunc model once; inputs from ``declared`` or its signature."""
+    model, version, uri = common["model"], common["version"], common["uri"]
+    try:
+        import mlflow.artifacts
+        import mlflow.pyfunc
+        from mlflow.models import Model
+    except ImportError as err:
+        raise ModelError(f"model {model} {version}: mlflow is not installed on the cluster ({err})") from None
+    folder = tempfile.mkdtemp(prefix="warpspeed-models-")
+    try:
+        path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder)
+    except Exception as err:  # every download failure means "not found" to the member
+        raise ModelError(f"model {model} {version} not found at {uri}: {type(err).__name__}: {err}") from None
+    try:
+        meta = Model.load(path)
+        pyfunc = mlflow.pyfunc.load_model(path)
+    except Exception as err:  # any load failure fails only this model's members
+        raise ModelError(f"model {model} {version} at {uri} failed to load: {type(err).__name__}: {err}") from None
+    inputs = declared
+    if not inputs and meta.signature is not None and meta.signature.inputs is not None:
+        inputs = tuple(str(n) for n in meta.signature.inputs.input_names() if isinstance(n, str))
+    if not inputs:
+        raise ModelError(f"model {model} {version} at {uri} has no input signature; set its inputs in workloads.yaml")
+    return LoadedModel(**common, inputs=inputs), pyfunc
+
+
+def load_catalog(name: str, properties: Mapping[str, str]) -> Any:
+    """Open the catalog; without ``properties`` pyiceberg reads ``~/.pyiceberg.yaml`` and ``PYICEBERG_*``."""
+    from pyiceberg.catalog import load_catalog as load
+
+    return load(name, **dict(properties))
+
+
+def ensure_scores_table(catalog: Any, identifier: str, features: Any, tenant_column: str,
+                        entity_key: Sequence[str]) -> Any:
+    """Create the scores table if missing, as the Spark job's ``CREATE TABLE`` does; return it.
+
+    Same columns in the same order (field ids 1..n, all optional), key types copied from the
+    features table, ``format-version`` 2, partitioned by identity(tenant), identity(model).
+    """
+    from pyiceberg.partitioning import PartitionField, PartitionSpec
+    from pyiceberg.schema import Schema
+    from pyiceberg.transforms import IdentityTransform
+    from pyiceberg.types import DoubleType, NestedField, StringType, TimestamptzType
+
+    source = features.schema()
+    columns = [(tenant_column, source.find_field(tenant_column).field_type), ("model", StringType()),
+               ("model_version", StringType()), *((k, source.find_field(k).field_type) for k in entity_key),
+               ("score", DoubleType()), ("batch_id", StringType()), ("scored_at", TimestamptzType())]
+    schema = Schema(*(NestedField(i, n, t, required=False) for i, (n, t) in enumerate(columns, start=1)))
+    spec = PartitionSpec(PartitionField(1, 1000, IdentityTransform(), tenant_column),
+                         PartitionField(2, 1001, IdentityTransform(), "model"))
+    catalog.create_namespace_if_not_exists(identifier.rsplit(".", 1)[0])
+    return catalog.create_table_if_not_exists(identifier, schema, partition_spec=spec,
+                                              properties={"format-version": "2"})
+
+
+def slice_filter(pairs: Sequence[tuple[str, str]], tenant_column: str) -> Any:
+    """Return the bound-value pyiceberg expression selecting exactly these (tenant, model) slices."""
+    from functools import reduce
+
+    from pyiceberg.expressions import AlwaysFalse, And, EqualTo, Or
+
+    terms: list[Any] = [
+        And(EqualTo(tenant_column, t), EqualTo("model", m))  # type: ignore[call-arg,arg-type]
+        for t, m in sorted(set(pairs))
+    ]
+    return reduce(Or, terms) if terms else AlwaysFalse()
