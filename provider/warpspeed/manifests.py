@@ -247,6 +247,9 @@ class BatchManifest:
     """Model name -> ``{flavour, uri, output_column, output_index, inputs}`` (the job fills
     ``{version}``/``{version_number}`` in ``uri``); a model absent here is an expression model
     at ``<models_uri>/<model>/<version>.json``."""
+    engine: str = "spark"
+    """``spark`` (``score_batch.py``) or ``arrow`` (``score_arrow.py``, the single-node engine for
+    small batches); chosen by the planner (:mod:`warpspeed.planning.routing`)."""
 
     @property
     def tenants(self) -> tuple[str, ...]:
@@ -269,6 +272,7 @@ class BatchManifest:
                 "entity_key": list(self.entity_key),
                 "tenant_column": self.tenant_column,
                 "models": {k: dict(v) for k, v in self.models.items()},
+                "engine": self.engine,
                 "members": [m.to_dict() for m in self.members],
                 "extra": dict(self.extra),
             },
@@ -294,7 +298,14 @@ class BatchManifest:
             entity_key=tuple(doc.get("entity_key") or ("account_id",)),
             tenant_column=doc.get("tenant_column") or "tenant_id",
             models=doc.get("models") or {},
+            engine=_engine(doc.get("engine") or "spark"),
         )
+
+
+def _engine(value: Any) -> str:
+    if value not in ("spark", "arrow"):
+        raise ManifestError(f"batch manifest engine must be 'spark' or 'arrow', got {value!r}")
+    return str(value)
 
 
 def load_document(text: str, schema: str, source: str | None = None) -> dict[str, Any]:

@@ -25,6 +25,11 @@ WORKLOAD_KEYS = frozenset({
 DEFAULT_PRIORITY_LANES: tuple[tuple[str, ...], ...] = tuple((p,) for p in PRIORITY_RANK)
 """One lane per priority, highest first: ``(("high",), ("normal",), ("low",))``."""
 
+DEFAULT_SINGLE_NODE_MAX_ROWS = 100_000
+"""Batches up to this many estimated rows run on the single-node Arrow engine (docs/scoring.md):
+about 0.2 s of scoring and well under 100 MB of Arrow memory in one process, where a Spark
+application costs 8-10 s of JVM and session start locally and tens of seconds as an EMR step."""
+
 
 def _lanes(value: Any) -> tuple[tuple[str, ...], ...]:
     """Normalise ``priority_lanes`` from YAML (``[high, [normal, low]]``) to a tuple of tuples."""
@@ -57,6 +62,9 @@ class PlanningSettings:
         ``[high, [normal, low]]`` packs normal and low together.
     :param promote_after_windows: a carried-over request moves one lane up each time it has
         waited this many windows, so nothing starves behind newer high-priority work.
+    :param single_node_max_rows: a batch of at most this many estimated rows whose models are
+        all ``expression`` or ``mlflow`` runs on the single-node Arrow engine instead of Spark
+        (:mod:`warpspeed.planning.routing`); 0 sends every batch to Spark.
     """
 
     rows_cap: int = 500_000
@@ -64,12 +72,19 @@ class PlanningSettings:
     max_batches_per_window: int = 40
     priority_lanes: tuple[tuple[str, ...], ...] = DEFAULT_PRIORITY_LANES
     promote_after_windows: int = 2
+    single_node_max_rows: int = DEFAULT_SINGLE_NODE_MAX_ROWS
 
     def __post_init__(self) -> None:
         for name in ("rows_cap", "max_tenants_per_batch", "max_batches_per_window", "promote_after_windows"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise WarpSpeedConfigError(f"planning.{name} must be a positive integer, got {value!r}")
+        limit = self.single_node_max_rows
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise WarpSpeedConfigError(
+                f"planning.single_node_max_rows must be a non-negative integer (0 routes every batch to Spark), "
+                f"got {limit!r}"
+            )
         lanes = _lanes(self.priority_lanes)
         listed = [p for lane in lanes for p in lane]
         if listed != list(PRIORITY_RANK):

@@ -21,7 +21,7 @@ from warpspeed.compute.base import SparkJob
 from warpspeed.compute.local import LocalSparkBackend
 from warpspeed.embedded.seed import publish_seed_models
 from warpspeed.manifests import BatchManifest, WindowLayout, models_uri
-from warpspeed.operators.scoring import SCORE_SCRIPT
+from warpspeed.operators.scoring import SCORE_SCRIPT, score_job
 from warpspeed.request_schema import ScoringRequest
 from warpspeed.settings import WarpSpeedSettings
 from warpspeed.storage import join_uri, storage_for
@@ -154,3 +154,33 @@ def test_spark_and_arrow_write_identical_rows_and_summaries(engine_settings: War
             assert mine["score"] != mine["score"]
         else:
             assert mine["score"] == pytest.approx(theirs["score"], rel=1e-12, abs=1e-15)
+
+
+def test_local_backend_runs_arrow_jobs_without_spark_and_isolates_a_failing_batch(
+    engine_settings: WarpSpeedSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = engine_settings
+    storage = storage_for(settings.storage_prefix)
+    good_uri, partial = manifest_for(settings, "arrow")
+    members = tuple(m for m in partial.members if m.model_version != "v9")
+    good = BatchManifest(**{**partial.__dict__, "members": members})
+    storage.write_text(good_uri, good.to_json())
+    broken = BatchManifest(**{**good.__dict__, "batch_id": "scoring-broken", "features_table": "arrowtest.nope",
+                              "summary_uri": good.summary_uri.replace("same-batch", "broken")})
+    broken_uri = good_uri.replace("same-batch", "broken")
+    storage.write_text(broken_uri, broken.to_json())
+
+    def no_spark(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an arrow job started spark-submit")
+
+    monkeypatch.setattr("warpspeed.compute.local.subprocess.Popen", no_spark)
+    backend = LocalSparkBackend(settings)
+    cluster = backend.ensure_cluster("scoring", "scoring")
+    jobs = [score_job(uri, m.batch_id, settings.catalog.name, "arrow")
+            for uri, m in ((good_uri, good), (broken_uri, broken), (good_uri, good))]
+    first, failed, last = backend.run_jobs(cluster, jobs)
+    assert failed.state == "FAILED" and "arrowtest.nope" in (failed.reason or "")
+    assert "churn_risk" not in (failed.reason or "")
+    assert first.succeeded and last.succeeded  # its neighbours, before and after it, are unaffected
+    assert json.loads(storage.read_text(good.summary_uri))["status"] == "succeeded"
+    assert not storage.exists(broken.summary_uri)

@@ -49,12 +49,15 @@ class SparkJob:
 
     :param name: unique per piece of work and run (e.g. batch id): a retry finds a job still
         running from an earlier attempt by this name and waits for it instead of resubmitting.
+    :param engine: ``spark`` (a Spark application) or ``arrow`` (a plain Python job of
+        ``spark_jobs/``, the single-node engine: no JVM, ``conf`` unused).
     """
 
     name: str
     script: str
     args: tuple[str, ...] = ()
     conf: dict[str, str] = field(default_factory=dict)
+    engine: str = "spark"
 
 
 @dataclass(frozen=True)

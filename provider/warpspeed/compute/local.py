@@ -89,6 +89,10 @@ class LocalSparkBackend(ComputeBackend):
         self, cluster: ClusterRef, jobs: Sequence[SparkJob], *, on_demand_only: bool = False
     ) -> list[StepStatus]:
         """Run each job to completion, logging progress; a failed job does not stop the rest."""
+        if any(j.engine == "arrow" for j in jobs):  # small batches: the single-node engine, no JVM
+            from warpspeed.compute.arrow_local import start_routed
+
+            return start_routed(self.settings, jobs, lambda spark_jobs: self.start(cluster, spark_jobs))
         py_files = package_spark_jobs(self.settings.home / "build" / "spark_jobs.zip")
         logs_dir = self.settings.home / "logs"
         logs_dir.mkdir(parents=True, exist_ok=True)

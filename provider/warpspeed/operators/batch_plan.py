@@ -13,6 +13,7 @@ from warpspeed.manifests import BatchManifest, IntakeManifest, models_uri
 from warpspeed.model_probe import Unavailable, probe_models, unavailable_document, unavailable_pairs
 from warpspeed.operators._base import WarpSpeedOperator
 from warpspeed.planning.batches import WindowPlan, plan_window
+from warpspeed.planning.routing import route_plan
 from warpspeed.request_schema import ScoringRequest
 from warpspeed.windows import Window
 from warpspeed.workloads import WorkloadCatalog
@@ -32,7 +33,7 @@ def plan_document(
         "schema": "warpspeed.plan/v1",
         "window_id": plan.window_id,
         "batches": [
-            {"batch_id": b.batch_id, "workload": b.workload, "priority": b.priority, "lane": b.lane,
+            {"batch_id": b.batch_id, "workload": b.workload, "priority": b.priority, "lane": b.lane, "engine": b.engine,
              "tenants": list(b.tenants), "requests": len(b.members), "carried_requests": b.carried_members,
              "estimated_rows": b.estimated_rows, "manifest_uri": batch_uris[b.batch_id]}
             for b in plan.batches
@@ -83,6 +84,7 @@ def batch_manifests(
             models_uri=registry,
             summary_uri=layout.summary_uri(b.batch_id),
             extra={"priority": b.priority, "lane": b.lane, "carried_requests": b.carried_members},
+            engine=b.engine,
             **data_of(b.workload),
         )
         for b in plan.batches
@@ -134,8 +136,8 @@ class PlanBatchesOperator(WarpSpeedOperator):
         plan_input = chain.resolve(window.id)
         workloads = WorkloadCatalog.load(self.workloads_file)
         unavailable = self._probe(workloads, [*intake.requests, *(p.request for p in plan_input.pending)])
-        plan = plan_window(window.id, intake.requests, workloads.planning(), plan_input.pending,
-                           unavailable_pairs(unavailable))
+        plan = route_plan(plan_window(window.id, intake.requests, workloads.planning(), plan_input.pending,
+                                      unavailable_pairs(unavailable)), workloads)
         chain.check(window.id, plan_input, plan.pending)
         layout = window.layout(prefix)
         uris: dict[str, str] = {}
@@ -159,8 +161,8 @@ class PlanBatchesOperator(WarpSpeedOperator):
             pending_uri, "" if moved else " (head unchanged)",
         )
         for b in plan.batches:
-            self.log.info("  %s  %-10s %3d tenants %8d rows  %s", b.batch_id, b.priority, len(b.tenants),
-                          b.estimated_rows, uris[b.batch_id])
+            self.log.info("  %s  %-10s %3d tenants %8d rows  %-5s  %s", b.batch_id, b.priority, len(b.tenants),
+                          b.estimated_rows, b.engine, uris[b.batch_id])
         by_workload: dict[str, list[str]] = {w: [] for w in plan.workloads}
         for b in plan.batches:
             by_workload[b.workload].append(uris[b.batch_id])

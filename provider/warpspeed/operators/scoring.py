@@ -33,15 +33,18 @@ from warpspeed.operators._base import WarpSpeedOperator
 from warpspeed.workloads import WorkloadCatalog
 
 SCORE_SCRIPT = "score_batch.py"
+ARROW_SCRIPT = "score_arrow.py"
+"""The single-node engine's entry point (small batches, see :mod:`warpspeed.planning.routing`)."""
 PROFILES_FILE_NAME = "cluster_profiles.yaml"
 
 
-def score_job(manifest_uri: str, batch_id: str, catalog_name: str) -> SparkJob:
-    """Return the Spark job that scores one batch; its name (the batch id) finds it again on retry."""
+def score_job(manifest_uri: str, batch_id: str, catalog_name: str, engine: str = "spark") -> SparkJob:
+    """Return the job that scores one batch on its engine; its name (the batch id) finds it again on retry."""
     return SparkJob(
         name=f"warpspeed-{batch_id}",
-        script=SCORE_SCRIPT,
+        script=ARROW_SCRIPT if engine == "arrow" else SCORE_SCRIPT,
         args=("--batch-manifest", manifest_uri, "--catalog", catalog_name),
+        engine=engine,
     )
 
 
@@ -94,8 +97,7 @@ class EnsureClustersOperator(WarpSpeedOperator):
         needs = {
             item["workload"]: (
                 catalog[item["workload"]].profile,
-                [score_job(uri, self._batch_id(uri), self.settings.catalog.name)
-                 for uri in item.get("batch_manifest_uris") or ()],
+                [self._job(uri) for uri in item.get("batch_manifest_uris") or ()],
             )
             for item in batches or []
         }
@@ -111,8 +113,9 @@ class EnsureClustersOperator(WarpSpeedOperator):
             clusters[workload] = ref.cluster_id
         return clusters
 
-    def _batch_id(self, uri: str) -> str:
-        return BatchManifest.from_json(self.storage.read_text(uri)).batch_id
+    def _job(self, uri: str) -> SparkJob:
+        manifest = BatchManifest.from_json(self.storage.read_text(uri))
+        return score_job(uri, manifest.batch_id, self.settings.catalog.name, manifest.engine)
 
 
 class ScoreBatchesOperator(WarpSpeedOperator):
@@ -174,7 +177,7 @@ class ScoreBatchesOperator(WarpSpeedOperator):
         return ClusterRef(self.workload, self.clusters[self.workload], self.backend.name)
 
     def _job(self, uri: str, manifest: BatchManifest) -> SparkJob:
-        return score_job(uri, manifest.batch_id, self.settings.catalog.name)
+        return score_job(uri, manifest.batch_id, self.settings.catalog.name, manifest.engine)
 
     def _record(
         self,

@@ -53,6 +53,7 @@ class PlannedBatch:
 
     :param priority: the label of the batch's priority lane, e.g. ``high`` or ``normal+low``.
     :param lane: the lane's index; lower lanes are submitted first.
+    :param engine: ``spark`` or ``arrow``, set by :func:`warpspeed.planning.routing.route_plan`.
     """
 
     batch_id: str
@@ -62,6 +63,7 @@ class PlannedBatch:
     priority: str
     lane: int = 0
     carried_members: int = 0
+    engine: str = "spark"
 
     @property
     def tenants(self) -> tuple[str, ...]:
