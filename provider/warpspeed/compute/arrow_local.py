@@ -16,11 +16,12 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from warpspeed.compute.base import SparkJob, StepStatus
+from warpspeed.compute.steps import catalog_args
 from warpspeed.settings import WarpSpeedSettings
 
 log = logging.getLogger(__name__)
@@ -28,11 +29,6 @@ log = logging.getLogger(__name__)
 ARROW = "arrow"
 IN_PROCESS = True
 """Run arrow jobs in the worker process (measured faster than a subprocess, see the module doc)."""
-
-
-def catalog_args(properties: Mapping[str, str]) -> list[str]:
-    """Return ``--catalog-property KEY=VALUE`` arguments for ``score_arrow`` (sorted)."""
-    return [arg for key, value in sorted(properties.items()) for arg in ("--catalog-property", f"{key}={value}")]
 
 
 def _option(args: Sequence[str], name: str, default: str) -> str:

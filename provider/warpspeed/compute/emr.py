@@ -1,5 +1,8 @@
 """The EMR compute backend: Spark jobs as steps on the workload's pooled cluster.
 
+Small batches routed to the single-node engine (``arrow`` jobs) run as plain Python steps on
+the same cluster's primary node (:func:`warpspeed.compute.steps.python_step`).
+
 It composes the parts: the client hook (:mod:`warpspeed.hooks.emr_pool`), spin-or-reuse under a
 lease (:mod:`warpspeed.compute.pool`, :mod:`warpspeed.compute.lease`), step building
 (:mod:`warpspeed.compute.steps`), code staging (:mod:`warpspeed.compute.staging`) and the
@@ -26,7 +29,7 @@ from warpspeed.compute.base import ClusterRef, ComputeBackend, SparkJob, StepSta
 from warpspeed.compute.lease import PoolLease, lease_for
 from warpspeed.compute.pool import ClusterPool
 from warpspeed.compute.staging import content_addressed_root, stage_to_s3
-from warpspeed.compute.steps import CodeLocation, spark_step, step_name
+from warpspeed.compute.steps import CodeLocation, job_step, step_name
 from warpspeed.emr_request import build_run_job_flow_request
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.hooks.emr_pool import ACTIVE_STEP_STATES, LIST_STEPS_PAGE, EmrPoolHook
@@ -117,6 +120,11 @@ class EmrComputeBackend(ComputeBackend):
         """Stage the ``spark_jobs`` package (content-addressed) and return where it is."""
         return CodeLocation(stage_to_s3(self.s3, content_addressed_root(self.settings.storage_prefix)))
 
+    @cached_property
+    def arrow_catalog(self) -> dict[str, str]:
+        """Return the pyiceberg catalog properties the single-node engine's Python steps get."""
+        return self.settings.catalog.pyiceberg_properties()
+
     def request_for(self, workload: str, profile: str) -> dict[str, Any]:
         """Build the RunJobFlow request of ``workload`` on ``profile``."""
         return build_run_job_flow_request(
@@ -162,7 +170,8 @@ class EmrComputeBackend(ComputeBackend):
         self, workload: str, profile: str, needed_steps: int, jobs: Sequence[SparkJob], listing: Any
     ) -> ClusterRef:
         action = self.profiles[profile].action_on_failure
-        steps = [spark_step(j, self.code, action_on_failure=action) for j in jobs]
+        steps = [job_step(j, self.code, action_on_failure=action, catalog_properties=self.arrow_catalog)
+                 for j in jobs]
         choice = self.pool.ensure_cluster(
             workload,
             self.request_for(workload, profile),
@@ -191,7 +200,8 @@ class EmrComputeBackend(ComputeBackend):
     ) -> list[dict[str, Any]]:
         """Return the step definitions of ``jobs``."""
         action = self.action_on_failure(cluster)
-        return [spark_step(j, self.code, action_on_failure=action, on_demand_only=on_demand_only) for j in jobs]
+        return [job_step(j, self.code, action_on_failure=action, on_demand_only=on_demand_only,
+                         catalog_properties=self.arrow_catalog) for j in jobs]
 
     def _adoptable(self, cluster_id: str, names: set[str]) -> dict[str, StepStatus]:
         """Return the steps a start adopts by name (newest first), from one ListSteps walk.
