@@ -67,11 +67,14 @@ def run_subprocess(settings: WarpSpeedSettings, job: SparkJob, log_path: Path) -
 
 
 def run_arrow_jobs(settings: WarpSpeedSettings, jobs: Sequence[SparkJob], *,
-                   in_process: bool = IN_PROCESS) -> list[StepStatus]:
-    """Run each arrow job to completion, one after another; return final statuses in order."""
+                   in_process: bool | None = None) -> list[StepStatus]:
+    """Run each arrow job to completion, one after another; return final statuses in order.
+
+    :param in_process: run in this process (default: :data:`IN_PROCESS`) or as a subprocess.
+    """
     logs_dir = settings.home / "logs"
     logs_dir.mkdir(parents=True, exist_ok=True)
-    runner = run_in_process if in_process else run_subprocess
+    runner = run_in_process if (IN_PROCESS if in_process is None else in_process) else run_subprocess
     statuses = []
     for job in jobs:
         log_path = logs_dir / f"{job.name}.log"
