@@ -27,7 +27,7 @@ DEFAULT_PRIORITY_LANES: tuple[tuple[str, ...], ...] = tuple((p,) for p in PRIORI
 
 DEFAULT_SINGLE_NODE_MAX_ROWS = 100_000
 """Batches up to this many estimated rows run on the single-node Arrow engine (docs/scoring.md):
-about 0.2 s of scoring and well under 100 MB of Arrow memory in one process, where a Spark
+tens of MB of Arrow memory and well under a second of scoring in one process, where a Spark
 application costs 8-10 s of JVM and session start locally and tens of seconds as an EMR step."""
 
 

@@ -117,3 +117,27 @@ def test_local_dispatch_keeps_job_order_and_hands_spark_jobs_on(monkeypatch: pyt
     assert handed == ["s1", "s2"]
     assert arrow_local.start_routed(None, jobs[:1], run_spark)[0].succeeded  # type: ignore[arg-type]
     assert handed == ["s1", "s2"]  # no Spark jobs: run_spark is not called
+
+
+def test_scoring_operators_build_each_batch_job_on_its_manifest_engine(tmp_path: Path) -> None:
+    from warpspeed.operators.scoring import ARROW_SCRIPT, SCORE_SCRIPT, EnsureClustersOperator, ScoreBatchesOperator
+    from warpspeed.settings import WarpSpeedSettings
+    from warpspeed.storage import LocalStorage
+
+    settings = WarpSpeedSettings.from_mapping({"home": str(tmp_path)})
+    storage = LocalStorage()
+    uris = {}
+    for engine in (ARROW, SPARK):
+        manifest = BatchManifest(f"b-{engine}", "w", "scoring", (req("a", "t", "churn", 1),), 1, "m", "s",
+                                 engine=engine)
+        uris[engine] = (tmp_path / f"{engine}.json").as_uri()
+        storage.write_text(uris[engine], manifest.to_json())
+    ensure = EnsureClustersOperator(task_id="ensure", workload_batches=[], workloads_file=str(REPO_WORKLOADS))
+    score = ScoreBatchesOperator(task_id="score", workload="scoring", batch_manifest_uris=list(uris.values()),
+                                 clusters={"scoring": "local:scoring"})
+    for op in (ensure, score):
+        op.__dict__.update(settings=settings, storage=storage)
+    jobs = [ensure._job(uris[ARROW]), score._job(uris[ARROW], BatchManifest.from_json(storage.read_text(uris[ARROW])))]
+    assert {(j.engine, j.script, j.name) for j in jobs} == {(ARROW, ARROW_SCRIPT, "warpspeed-b-arrow")}
+    spark = ensure._job(uris[SPARK])
+    assert (spark.engine, spark.script) == (SPARK, SCORE_SCRIPT)
