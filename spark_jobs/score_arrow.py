@@ -28,7 +28,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from spark_jobs.score_batch import BATCH_SCHEMA, SUMMARY_SCHEMA, batch_status
+from spark_jobs.batch_summary import batch_summary
+from spark_jobs.score_batch import BATCH_SCHEMA
 
 ENGINE = "arrow"
 
@@ -121,36 +122,10 @@ def run_batch(catalog: Any, manifest: Mapping[str, Any]) -> dict[str, Any]:
         committed = commit_with_retries(lambda: catalog.load_table(scores_table), overwrite)
         scores_snapshot = committed.snapshot_id if committed is not None else None
 
-    member_results = []
-    for m in members:
-        accounts, missing = per_tenant.get(m["tenant_id"], (0, 0))
-        error = model_errors.get((m["model"], m["model_version"]))
-        member_results.append({
-            "request_id": m["request_id"],
-            "tenant_id": m["tenant_id"],
-            "model": m["model"],
-            "model_version": m["model_version"],
-            "flavour": models[(m["model"], m["model_version"])].flavour if not error else None,
-            "status": "failed" if error else "scored",
-            "error": error,
-            "rows": 0 if error else accounts,
-            "accounts_missing_features": 0 if error else missing,
-        })
-    return {
-        "schema": SUMMARY_SCHEMA,
-        "batch_id": manifest["batch_id"],
-        "window_id": manifest["window_id"],
-        "workload": manifest["workload"],
-        "status": batch_status(len(model_errors), len(ok_members)),
-        "members": member_results,
-        "rows": sum(r["rows"] for r in member_results),
-        "tenants_without_features": [t for t in tenants if t not in per_tenant],
-        "missing_feature_policy": "expression models impute per feature; other flavours get nulls (NaN)",
-        "features_snapshot_id": features_snapshot,
-        "scores_snapshot_id": scores_snapshot,
-        "scored_at": scored_at.isoformat(),
-        "duration_s": round(time.monotonic() - started, 3),
-    }
+    return batch_summary(
+        manifest, flavours={k: v.flavour for k, v in models.items()}, errors=model_errors, per_tenant=per_tenant,
+        snapshots=(features_snapshot, scores_snapshot), scored_at=scored_at, started=started,
+    )
 
 
 def read_manifest(uri: str) -> dict[str, Any]:
