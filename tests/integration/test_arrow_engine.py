@@ -9,6 +9,7 @@ own that the engine itself creates.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -184,3 +185,49 @@ def test_local_backend_runs_arrow_jobs_without_spark_and_isolates_a_failing_batc
     assert first.succeeded and last.succeeded  # its neighbours, before and after it, are unaffected
     assert json.loads(storage.read_text(good.summary_uri))["status"] == "succeeded"
     assert not storage.exists(broken.summary_uri)
+
+
+def test_a_commit_conflict_with_a_writer_of_another_slice_is_retried(
+    engine_settings: WarpSpeedSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer commits another tenant's slice between our read of the metadata and our commit.
+
+    The REST catalog rejects our stale commit (409); it is re-applied on fresh metadata (pyiceberg
+    0.12 retries a transaction itself, ``iceberg_retry.commit_with_retries`` re-runs the whole
+    overwrite when that budget runs out), so both slices end up in the table.
+    """
+    from pyiceberg.table import Table
+
+    settings = engine_settings
+    storage = storage_for(settings.storage_prefix)
+    _, base = manifest_for(settings, "arrow")
+    members = tuple(m for m in base.members if m.tenant_id == "ar-t0")
+    manifest = BatchManifest(**{**base.__dict__, "batch_id": "conflict", "members": members,
+                                "scores_table": "arrowtest.scores_conflict",
+                                "summary_uri": base.summary_uri.replace("same-batch", "conflict")})
+    uri = base.summary_uri.replace("results", "batches").replace("same-batch", "conflict")
+    storage.write_text(uri, manifest.to_json())
+    real_overwrite = Table.overwrite
+    interfering: list[int] = []
+
+    def overwrite(self: Table, df: pa.Table, *args: Any, **kwargs: Any) -> None:
+        if not interfering:  # a concurrent writer of another slice commits first: our metadata is stale
+            other = settings.catalog.load().load_table("arrowtest.scores_conflict")
+            other.append(df.slice(0, 5).set_column(0, "tenant_id", pa.array(["other"] * 5, pa.string())))
+            interfering.append(other.current_snapshot().snapshot_id)  # type: ignore[union-attr]
+        real_overwrite(self, df, *args, **kwargs)
+
+    monkeypatch.setattr(Table, "overwrite", overwrite)
+    code, summary = score_manifest(uri, settings.catalog.name, settings.catalog.pyiceberg_properties())
+    assert code == 0
+    table = settings.catalog.load().load_table("arrowtest.scores_conflict")
+    ours = table.snapshot_by_id(summary["scores_snapshot_id"])
+    lineage = {ours.snapshot_id}  # type: ignore[union-attr]
+    while ours is not None and ours.parent_snapshot_id is not None:
+        lineage.add(ours.parent_snapshot_id)
+        ours = table.snapshot_by_id(ours.parent_snapshot_id)
+    assert interfering[0] in lineage  # our commit was re-based on the other writer's
+    slices = Counter((r["tenant_id"], r["model"]) for r in table.scan().to_arrow().to_pylist())
+    assert slices[("other", "churn_risk")] == 5  # the other writer's slice survives our overwrite
+    assert slices[("ar-t0", "upsell_propensity")] == summary["members"][1]["rows"] == 300
+    assert slices[("ar-t0", "churn_risk")] > 0
