@@ -77,7 +77,11 @@ def write_private_json(path: Path, doc: dict[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class EngineSpec:
-    """What an engine runs with; a running engine of another fingerprint is replaced when idle."""
+    """What an engine runs with; a running engine of another fingerprint is replaced when idle.
+
+    The fingerprint covers the staged job code (``spark_jobs.zip``), the Spark conf (the catalog's
+    endpoint included) and the idle timeout.
+    """
 
     home: Path
     master: str
@@ -89,7 +93,7 @@ class EngineSpec:
 
     def __post_init__(self) -> None:
         digest = hashlib.sha256(self.zip_path.read_bytes())
-        digest.update(json.dumps([self.master, self.jars, sorted(self.conf.items())]).encode())
+        digest.update(json.dumps([self.master, self.jars, sorted(self.conf.items()), self.idle_seconds]).encode())
         object.__setattr__(self, "fingerprint", digest.hexdigest()[:16])
 
 

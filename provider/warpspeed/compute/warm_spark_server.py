@@ -144,7 +144,8 @@ class Engine:
                 if job.cancelled:
                     raise JobCancelled()
                 job.state, job.started = "RUNNING", time.monotonic()
-                print(f"warm engine job {job.job_id}: {job.script} {' '.join(job.args)}", flush=True)
+                print(f"warm engine job {job.job_id} started at {time.time():.3f}: {job.script} {' '.join(job.args)}",
+                      flush=True)
                 session = self.spark.newSession()
                 # the active session of this thread: what Iceberg's source and SparkSession.active() see
                 sc._jvm.org.apache.spark.sql.SparkSession.setActiveSession(session._jsparkSession)
@@ -165,8 +166,8 @@ class Engine:
                 sc.setLocalProperty("spark.jobGroup.id", None)
                 job.seconds = round(time.monotonic() - job.started, 3)
                 job.state = ("CANCELLED" if job.cancelled else "COMPLETED" if job.returncode == 0 else "FAILED")
-                print(f"warm engine job {job.job_id}: {job.state} (exit {job.returncode}) in {job.seconds} s",
-                      file=out)
+                print(f"warm engine job {job.job_id} ended at {time.time():.3f}: {job.state} (exit {job.returncode}) "
+                      f"in {job.seconds} s", file=out)
                 self.last_activity = time.monotonic()
 
     def cancel(self, job_id: str) -> tuple[int, dict[str, Any]]:
@@ -183,9 +184,11 @@ class Engine:
         thread = job.thread
         if thread is not None and thread.ident is not None and job.state == "RUNNING":
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(JobCancelled))
-        while job.state in ACTIVE_STATES:  # a new action of the job may start after one cancel
-            self.spark.sparkContext.cancelJobGroup(job.job_id)
+        while job.state in ACTIVE_STATES and thread is not None and thread.is_alive():
+            self.spark.sparkContext.cancelJobGroup(job.job_id)  # a new action may start after one cancel
             time.sleep(0.2)
+        if job.state in ACTIVE_STATES:  # the cancel landed while the job was wrapping up
+            job.state, self.last_activity = "CANCELLED", time.monotonic()
 
     def health(self) -> dict[str, Any]:
         """Return what a client checks before it submits."""
