@@ -163,27 +163,37 @@ def run_batch(spark: Any, manifest: dict[str, Any], catalog: str) -> dict[str, A
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the job; the exit code tells the submitter whether the batch failed."""
-    from pyspark.sql import SparkSession
+def run(spark: Any, argv: Sequence[str]) -> int:
+    """Score the batch ``argv`` names on ``spark`` (left running); the code tells whether the batch failed.
 
+    The warm local engine calls this on a session of its own; :func:`main` is the ``spark-submit`` entry.
+    """
     from spark_jobs.jobio import read_document, write_text
 
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    manifest = read_document(spark, args.batch_manifest, BATCH_SCHEMA)
+    spark.sparkContext.setJobDescription(f"warpspeed batch {manifest['batch_id']}")
+    summary = run_batch(spark, manifest, args.catalog)
+    write_text(spark, manifest["summary_uri"], json.dumps(summary, indent=1, sort_keys=True))
+    print(f"WARPSPEED_RESULT {json.dumps({k: summary[k] for k in ('batch_id', 'status', 'rows')})}")
+    if summary["status"] == "succeeded":
+        return 0
+    # a partial batch is not a success: the submitter records it FAILED and its task retries
+    errors = sorted({m["error"] for m in summary["members"] if m["error"]})
+    print(f"WarpSpeedModelError: {summary['status']} batch, {len(errors)} model version(s) unusable: "
+          f"{'; '.join(errors)[:1500]}", file=sys.stderr, flush=True)
+    return 2 if summary["status"] == "failed" else 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the job in a session of its own; the exit code tells the submitter whether the batch failed."""
+    from pyspark.sql import SparkSession
+
+    argv = sys.argv[1:] if argv is None else argv
+    parse_args(argv)  # a bad command line fails before Spark starts
     spark = SparkSession.builder.appName("warpspeed-score").getOrCreate()
     try:
-        manifest = read_document(spark, args.batch_manifest, BATCH_SCHEMA)
-        spark.sparkContext.setJobDescription(f"warpspeed batch {manifest['batch_id']}")
-        summary = run_batch(spark, manifest, args.catalog)
-        write_text(spark, manifest["summary_uri"], json.dumps(summary, indent=1, sort_keys=True))
-        print(f"WARPSPEED_RESULT {json.dumps({k: summary[k] for k in ('batch_id', 'status', 'rows')})}")
-        if summary["status"] == "succeeded":
-            return 0
-        # a partial batch is not a success: the submitter records it FAILED and its task retries
-        errors = sorted({m["error"] for m in summary["members"] if m["error"]})
-        print(f"WarpSpeedModelError: {summary['status']} batch, {len(errors)} model version(s) unusable: "
-              f"{'; '.join(errors)[:1500]}", file=sys.stderr, flush=True)
-        return 2 if summary["status"] == "failed" else 3
+        return run(spark, argv)
     finally:
         spark.stop()
 

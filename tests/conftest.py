@@ -16,6 +16,7 @@ import pytest
 
 from tests.paths import REPO_ROOT
 from warpspeed.catalog import CatalogConfig
+from warpspeed.compute.warm_spark import stop_engines_under
 from warpspeed.embedded.control_planes import moto_server
 from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
 from warpspeed.embedded.rest_catalog import RestCatalogServer, rest_catalog_server
@@ -34,6 +35,13 @@ logging.getLogger("py4j").setLevel(logging.WARNING)
 # removed; pyarrow 2x needs NumPy 2, so give the old alias back for the tests.
 if not hasattr(np, "NaN"):
     np.NaN = np.nan  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_warm_spark_engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Stop the warm local Spark engines that tests' score jobs started in their state folders."""
+    yield
+    stop_engines_under(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")

@@ -47,6 +47,9 @@ class WarpSpeedSettings:
     window_size_limit: int = 2000
     jars_dir: Path = Path()
     spark_master: str = "local[*]"
+    local_spark_idle_seconds: int = 1800
+    """How long the warm local Spark engine waits for work before it stops (0: no warm engine,
+    one ``spark-submit`` per job)."""
     preprocessing_backend: str | None = None
     """``[warpspeed] preprocessing_backend`` as configured (None: follow ``compute_backend``)."""
 
@@ -69,6 +72,10 @@ class WarpSpeedSettings:
             object.__setattr__(self, "jars_dir", default_jars_dir(self.home))
         if self.window_size_limit < 1:
             raise WarpSpeedConfigError("[warpspeed] window_size_limit must be at least 1")
+        if self.local_spark_idle_seconds < 0:
+            raise WarpSpeedConfigError(
+                "[warpspeed] local_spark_idle_seconds must be 0 (no warm engine) or more seconds"
+            )
 
     @classmethod
     def from_mapping(
@@ -91,8 +98,12 @@ class WarpSpeedSettings:
         try:
             window_minutes = int(get("window_minutes") or 30)
             window_size_limit = int(get("window_size_limit") or 2000)
+            idle_seconds = int(get("local_spark_idle_seconds") or 1800)
         except ValueError as err:
-            raise WarpSpeedConfigError(f"[warpspeed] window settings must be integers: {err}") from err
+            raise WarpSpeedConfigError(
+                "[warpspeed] window settings must be integers (window_minutes, window_size_limit, "
+                f"local_spark_idle_seconds): {err}"
+            ) from err
         return cls(
             home=home,
             storage_prefix=storage_prefix,
@@ -105,6 +116,7 @@ class WarpSpeedSettings:
             window_size_limit=window_size_limit,
             jars_dir=Path(get("jars_dir") or default_jars_dir(home)),
             spark_master=get("spark_master") or "local[*]",
+            local_spark_idle_seconds=idle_seconds,
             preprocessing_backend=get("preprocessing_backend"),
         )
 

@@ -1,23 +1,27 @@
-"""The embedded compute backend: run ``spark_jobs/`` scripts with ``spark-submit`` locally.
+"""The embedded compute backend: run ``spark_jobs/`` scripts on local Spark.
 
-Synchronous: :meth:`LocalSparkBackend.start` runs every job to completion (one after another)
-and returns final statuses, so operators complete without deferring.
+Synchronous: :meth:`LocalSparkBackend.start` runs every job to completion, all of them at once,
+and returns final statuses, so operators complete without deferring. A script that exposes
+``run(spark, argv)`` runs on the warm engine of the state folder
+(:mod:`warpspeed.compute.warm_spark`: one long-lived SparkSession shared by every task and
+window, no JVM start per job); other scripts, and every job when the engine is off
+(``[warpspeed] local_spark_idle_seconds = 0``) or cannot take it, run with their own ``spark-submit``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import subprocess
+import re
 import sys
-import time
-from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from warpspeed.compute.base import ClusterRef, ComputeBackend, SparkJob, StepStatus
+from warpspeed.compute.local_runs import EngineRun, LocalRun, SubmitRun, wait_all
 from warpspeed.compute.staging import package_spark_jobs, spark_jobs_script
+from warpspeed.compute.warm_spark import EngineHandle, EngineSpec, EngineUnavailable, ensure_engine
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.settings import WarpSpeedSettings
 
@@ -32,6 +36,8 @@ LOCAL_SPARK_CONF = {
     "spark.driver.bindAddress": "127.0.0.1",
     "spark.driver.host": "127.0.0.1",
 }
+RUN_ENTRY = re.compile(r"^def run\(spark\b", re.MULTILINE)
+"""A script the warm engine can run defines ``run(spark, argv) -> int`` at module level."""
 
 
 def spark_submit_path() -> Path:
@@ -56,13 +62,17 @@ def find_jars(jars_dir: Path) -> list[Path]:
 
 
 class LocalSparkBackend(ComputeBackend):
-    """Run jobs one after another with ``spark-submit --master local[*]``."""
+    """Run jobs concurrently on the warm local Spark engine, or with ``spark-submit --master local[*]``.
+
+    :param warm: use the warm engine (default: unless ``[warpspeed] local_spark_idle_seconds`` is 0).
+    """
 
     name = "local"
 
-    def __init__(self, settings: WarpSpeedSettings) -> None:
+    def __init__(self, settings: WarpSpeedSettings, *, warm: bool | None = None) -> None:
         self.settings = settings
-        self._running: dict[str, subprocess.Popen[str]] = {}
+        self.warm = settings.local_spark_idle_seconds > 0 if warm is None else warm
+        self._running: dict[str, LocalRun] = {}
 
     def ensure_cluster(self, workload: str, profile: str) -> ClusterRef:
         """Check that local Spark can run (jars, Java) and return the local "cluster"."""
@@ -71,9 +81,12 @@ class LocalSparkBackend(ComputeBackend):
             raise WarpSpeedConfigError("pyspark's spark-submit is missing: reinstall pyspark 3.5")
         return ClusterRef(workload=workload, cluster_id=f"local:{profile}", backend=self.name, created=False)
 
+    def spark_conf(self, job: SparkJob | None = None) -> dict[str, str]:
+        """Return the Spark conf of local runs (plus ``job``'s own)."""
+        return LOCAL_SPARK_CONF | self.settings.catalog.spark_conf() | (job.conf if job else {})
+
     def command(self, job: SparkJob, py_files: Path) -> list[str]:
         """Return the ``spark-submit`` command line for ``job``."""
-        conf = LOCAL_SPARK_CONF | self.settings.catalog.spark_conf() | job.conf
         cmd = [
             str(spark_submit_path()),
             "--master", self.settings.spark_master,
@@ -81,14 +94,22 @@ class LocalSparkBackend(ComputeBackend):
             "--jars", ",".join(str(j) for j in find_jars(self.settings.jars_dir)),
             "--py-files", str(py_files),
         ]
-        for key, value in sorted(conf.items()):
+        for key, value in sorted(self.spark_conf(job).items()):
             cmd += ["--conf", f"{key}={value}"]
         return [*cmd, str(spark_jobs_script(job.script)), *job.args]
+
+    def engine_spec(self, py_files: Path) -> EngineSpec:
+        """Return what the warm engine of this backend runs with."""
+        return EngineSpec(
+            home=self.settings.home, master=self.settings.spark_master,
+            jars=tuple(str(j) for j in find_jars(self.settings.jars_dir)), conf=self.spark_conf(),
+            zip_path=py_files, idle_seconds=float(self.settings.local_spark_idle_seconds),
+        )
 
     def start(
         self, cluster: ClusterRef, jobs: Sequence[SparkJob], *, on_demand_only: bool = False
     ) -> list[StepStatus]:
-        """Run each job to completion, logging progress; a failed job does not stop the rest."""
+        """Run every job to completion, all at once, logging progress; a failed job does not stop the rest."""
         if any(j.engine == "arrow" for j in jobs):  # small batches: the single-node engine, no JVM
             from warpspeed.compute.arrow_local import start_routed
 
@@ -96,45 +117,43 @@ class LocalSparkBackend(ComputeBackend):
         py_files = package_spark_jobs(self.settings.home / "build" / "spark_jobs.zip")
         logs_dir = self.settings.home / "logs"
         logs_dir.mkdir(parents=True, exist_ok=True)
-        env = os.environ | {"PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
-        statuses = []
+        engine = self._engine(py_files, jobs)
+        runs: list[LocalRun] = []
         for index, job in enumerate(jobs, start=1):
-            log_path = logs_dir / f"{job.name}.log"
-            job_id = f"local-{job.name}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
-            log.info("[%d/%d] spark-submit %s (log: %s)", index, len(jobs), job.name, log_path)
-            started = time.monotonic()
-            tail: deque[str] = deque(maxlen=30)
-            with log_path.open("w", encoding="utf-8") as log_file:
-                proc = subprocess.Popen(
-                    self.command(job, py_files), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                    text=True, env=env,
-                )
-                self._running[job_id] = proc
-                assert proc.stdout is not None
-                for line in proc.stdout:
-                    log_file.write(line)
-                    tail.append(line.rstrip())
-                    if line.startswith("WARPSPEED_"):
-                        log.info("%s", line.rstrip())
-                returncode = proc.wait()
-                self._running.pop(job_id, None)
-            seconds = time.monotonic() - started
-            if returncode == 0:
-                statuses.append(StepStatus(job_id, job.name, "COMPLETED", log_file=log_path.as_uri(), seconds=seconds))
-                log.info("[%d/%d] %s succeeded in %.1f s", index, len(jobs), job.name, seconds)
-            else:
-                reason = next((t for t in reversed(tail) if "Error" in t or "Exception" in t), f"exit {returncode}")
-                statuses.append(
-                    StepStatus(job_id, job.name, "FAILED", reason, log_file=log_path.as_uri(), seconds=seconds)
-                )
-                log.error("[%d/%d] %s failed after %.1f s: %s\n%s", index, len(jobs), job.name, seconds,
-                          reason, "\n".join(tail))
-        return statuses
+            run = self._start_one(job, py_files, logs_dir / f"{job.name}.log", engine)
+            log.info("[%d/%d] %s %s as %s (log: %s)", index, len(jobs), job.name,
+                     "on the warm Spark engine" if isinstance(run, EngineRun) else "spark-submit",
+                     run.step_id, run.log_path)
+            runs.append(run)
+            self._running[run.step_id] = run
+        try:
+            return wait_all(runs)
+        finally:
+            for run in runs:
+                self._running.pop(run.step_id, None)
+
+    def _engine(self, py_files: Path, jobs: Sequence[SparkJob]) -> EngineHandle | None:
+        if not self.warm or not any(RUN_ENTRY.search(spark_jobs_script(j.script).read_text()) for j in jobs):
+            return None
+        try:
+            return ensure_engine(self.engine_spec(py_files))
+        except EngineUnavailable as err:
+            log.warning("%s; running with spark-submit instead", err)
+            return None
+
+    def _start_one(self, job: SparkJob, py_files: Path, log_path: Path, engine: EngineHandle | None) -> LocalRun:
+        if engine is not None and RUN_ENTRY.search(spark_jobs_script(job.script).read_text()):
+            try:
+                return EngineRun(engine, engine.submit(job.name, job.script, list(job.args), job.conf, log_path))
+            except (EngineUnavailable, OSError) as err:
+                log.warning("%s: %s; running with spark-submit instead", job.name, err)
+        env = os.environ | {"PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
+        step_id = f"local-{job.name}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+        return SubmitRun(step_id, job.name, self.command(job, py_files), env, log_path)
 
     def cancel(self, cluster: ClusterRef, job_ids: Sequence[str]) -> None:
-        """Stop the ``spark-submit`` processes this backend is running."""
+        """Stop the jobs this backend is running (warm engine job groups, ``spark-submit`` processes)."""
         for job_id in list(job_ids) or list(self._running):
-            proc = self._running.get(job_id)
-            if proc is not None and proc.poll() is None:
-                log.warning("Stopping %s (pid %d)", job_id, proc.pid)
-                proc.terminate()
+            run = self._running.get(job_id)
+            if run is not None:
+                run.cancel()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from warpspeed.compute.warm_spark import stop_engine
 from warpspeed.embedded import seed
 from warpspeed.embedded.stack import EmbeddedStack, dags_test, embedded_stack, ensure_airflow_db
 from warpspeed.manifests import IntakeManifest, WindowLayout, window_id_for
@@ -76,6 +77,7 @@ def run_demo(
     with ExitStack() as servers:
         if stack is None:
             stack = servers.enter_context(embedded_stack(settings.home, settings.jars_dir))
+        servers.callback(stop_engine, settings.home)  # the warm local Spark engine the window started
         return _run_window(settings, stack, tenants, requests, invalid)
 
 

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from warpspeed.compute.warm_spark import stop_engine
 from warpspeed.embedded import seed
 from warpspeed.embedded.postgres import PostgresServer
 from warpspeed.embedded.process_group import Component
@@ -187,6 +188,7 @@ class LiveStack:
         for name in ("scheduler", "triggerer", "dag-processor", "api-server"):
             if name in self.components:
                 self.components[name].stop()
+        stop_engine(self.home)  # the warm local Spark engine the score tasks started
         self._exit.close()
 
     def restart(self, name: str) -> Component:
