@@ -56,7 +56,9 @@ def write_text(uri: str, text: str) -> None:
         out.write(text.encode("utf-8"))
 
 
-def load_model(model: str, version: str, spec: Mapping[str, Any]) -> tuple[LoadedModel, Any]:
+def load_model(
+    model: str, version: str, spec: Mapping[str, Any], workdir: str | None = None
+) -> tuple[LoadedModel, Any]:
     """Load and check one model version; return it and its pyfunc (None for expression models).
 
     Raise :class:`ModelError` saying why it cannot be used, as the Spark job does: such a
@@ -77,13 +79,13 @@ def load_model(model: str, version: str, spec: Mapping[str, Any]) -> tuple[Loade
             raise ModelError(f"model {model} {version} is invalid: {err}") from err
         return LoadedModel(**common, inputs=parsed.features, expression=parsed), None
     if flavour == "mlflow":
-        return _load_mlflow(common, tuple(spec.get("inputs") or ()))
+        return _load_mlflow(common, tuple(spec.get("inputs") or ()), workdir)
     if flavour == "spark_ml":
         raise ModelError(f"model {model} {version}: flavour spark_ml runs on the Spark engine only")
     raise ModelError(f"model {model} {version}: flavour {flavour!r} is not one of {', '.join(FLAVOURS)}")
 
 
-def _load_mlflow(common: dict[str, Any], declared: tuple[str, ...]) -> tuple[LoadedModel, Any]:
+def _load_mlflow(common: dict[str, Any], declared: tuple[str, ...], workdir: str | None) -> tuple[LoadedModel, Any]:
     """Download and load an MLflow pyfunc model once; inputs from ``declared`` or its signature."""
     model, version, uri = common["model"], common["version"], common["uri"]
     try:
@@ -92,7 +94,7 @@ def _load_mlflow(common: dict[str, Any], declared: tuple[str, ...]) -> tuple[Loa
         from mlflow.models import Model
     except ImportError as err:
         raise ModelError(f"model {model} {version}: mlflow is not installed on the cluster ({err})") from None
-    folder = tempfile.mkdtemp(prefix="warpspeed-models-")
+    folder = tempfile.mkdtemp(prefix="warpspeed-models-", dir=workdir)
     try:
         path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder)
     except Exception as err:  # every download failure means "not found" to the member

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -49,7 +50,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def load_models(manifest: Mapping[str, Any], keys: set[tuple[str, str]], columns: Sequence[str],
-                table: str) -> tuple[dict, dict, dict]:
+                table: str, workdir: str | None = None) -> tuple[dict, dict, dict]:
     """Load and check each (model, version); return (loaded, pyfuncs, errors) keyed by (model, version)."""
     from spark_jobs.arrow_io import load_model
     from spark_jobs.flavours import check_inputs, default_spec
@@ -59,7 +60,8 @@ def load_models(manifest: Mapping[str, Any], keys: set[tuple[str, str]], columns
     models, pyfuncs, errors = {}, {}, {}
     for model, version in sorted(keys):
         try:
-            loaded, pyfunc = load_model(model, version, specs.get(model) or default_spec(manifest["models_uri"]))
+            spec = specs.get(model) or default_spec(manifest["models_uri"])
+            loaded, pyfunc = load_model(model, version, spec, workdir)
             check_inputs(loaded, columns, table)
             models[(model, version)] = loaded
             if pyfunc is not None:
@@ -81,7 +83,15 @@ def read_features(table: Any, tenant_column: str, tenants: Sequence[str], column
 
 
 def run_batch(catalog: Any, manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """Score a batch and return its result summary (the Spark job's, field for field)."""
+    """Score a batch and return its result summary (the Spark job's, field for field).
+
+    Downloaded MLflow models live in a temporary folder removed when the batch ends.
+    """
+    with tempfile.TemporaryDirectory(prefix="warpspeed-arrow-") as workdir:
+        return _run_batch(catalog, manifest, workdir)
+
+
+def _run_batch(catalog: Any, manifest: Mapping[str, Any], workdir: str) -> dict[str, Any]:
     from spark_jobs.arrow_io import ensure_scores_table, slice_filter
     from spark_jobs.arrow_scoring import missing_feature_counts, score_members, with_batch_columns
     from spark_jobs.iceberg_retry import commit_with_retries
@@ -98,7 +108,7 @@ def run_batch(catalog: Any, manifest: Mapping[str, Any]) -> dict[str, Any]:
         if column not in all_columns:
             raise ValueError(f"{features_table} has no column {column!r} (tenant_column/entity_key of the workload)")
     models, pyfuncs, model_errors = load_models(
-        manifest, {(m["model"], m["model_version"]) for m in members}, all_columns, features_table
+        manifest, {(m["model"], m["model_version"]) for m in members}, all_columns, features_table, workdir
     )
     feature_columns = sorted({f for model in models.values() for f in model.inputs})
     wanted = list(dict.fromkeys([tenant_column, *entity_key, *feature_columns]))

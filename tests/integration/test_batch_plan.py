@@ -237,3 +237,15 @@ def test_empty_window_with_nothing_pending_plans_nothing(env: Env) -> None:
     env.collect(W4, [])
     assert env.plan(W4) == []
     assert env.plan_doc(W4)["batches"] == []
+
+
+def test_the_plan_task_routes_each_batch_and_writes_its_engine(env: Env) -> None:
+    env.workloads_file.write_text(WORKLOADS.replace("max_batches_per_window: 5}",
+                                                    "max_batches_per_window: 5, single_node_max_rows: 50}"))
+    env.collect(W1, [req("small", "t1", workload="intent", model="intent_surge", rows=50),
+                     req("big", "t2", workload="intent", model="intent_surge", rows=60)])
+    (out,) = env.plan(W1)
+    engines = {m.members[0].request_id: m.engine
+               for m in (BatchManifest.from_json(env.storage.read_text(u)) for u in out["batch_manifest_uris"])}
+    assert engines == {"small": "arrow", "big": "spark"}
+    assert sorted(b["engine"] for b in env.plan_doc(W1)["batches"]) == ["arrow", "spark"]

@@ -246,12 +246,13 @@ class ScoreBatchesOperator(WarpSpeedOperator):
         self._persist_links(context, cluster)
         for index, (_, manifest, _) in enumerate(todo, start=1):
             self.log.info(
-                "Batch %d/%d %s: %d tenants, ~%d rows",
+                "Batch %d/%d %s: %d tenants, ~%d rows, %s engine",
                 index,
                 len(todo),
                 manifest.batch_id,
                 len(manifest.tenants),
                 manifest.estimated_rows,
+                manifest.engine,
             )
         started = datetime.now(UTC)
         statuses = self._start(cluster, [self._job(uri, m) for uri, m, _ in todo])
