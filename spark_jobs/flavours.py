@@ -1,9 +1,10 @@
 """Model flavours of the scoring job: load a (model, version) by URI and check its inputs.
 
 ``expression``: a JSON logistic model (:mod:`spark_jobs.models`) compiled to Spark SQL.
-``mlflow``: any MLflow pyfunc model; the driver downloads it once (``file://``, ``s3://``,
-``models:/`` with a registry), checks that it loads, ships it with ``SparkContext.addFile``,
-and executors load it once per Python worker process (see :func:`cached_pyfunc`).
+``mlflow``: any MLflow pyfunc model; the driver fetches it once (``file://`` by copy, ``s3://``,
+``models:/`` with a registry), reads its inputs from ``MLmodel``, ships it with
+``SparkContext.addFile``, and executors load it once per Python worker process
+(:func:`warm_pyfunc_models` before scoring, :func:`cached_pyfunc`).
 ``spark_ml``: a saved Spark ML ``PipelineModel``.
 
 Every check happens when the model is loaded, before any row is scored, so a model whose
@@ -13,6 +14,7 @@ inputs the feature table lacks fails only its own members.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
@@ -79,34 +81,100 @@ def load_model(spark: Any, model: str, version: str, spec: Mapping[str, Any]) ->
 
 
 def _load_mlflow(spark: Any, common: dict[str, Any], declared: tuple[str, ...]) -> LoadedModel:
+    """Fetch an MLflow model folder, read its inputs and ship it; the first load happens in the executors.
+
+    A local folder (``file://`` or a path) is copied without importing MLflow; other URIs
+    (``s3://``, ``models:/``) go through ``mlflow.artifacts``. The inputs come from the ``MLmodel``
+    file itself. Whether the model loads is proven by :func:`warm_pyfunc_models` in the
+    executors' Python workers, which keep it for scoring.
+    """
     model, version, uri = common["model"], common["version"], common["uri"]
-    try:
-        import mlflow.artifacts
-        import mlflow.pyfunc
-        from mlflow.models import Model
-    except ImportError as err:
-        raise ModelError(f"model {model} {version}: mlflow is not installed on the cluster ({err})") from None
     folder = tempfile.mkdtemp(prefix="warpspeed-models-")
-    try:
-        downloaded = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder)
-    except Exception as err:  # every download failure means "not found" to the member
-        raise ModelError(f"model {model} {version} not found at {uri}: {type(err).__name__}: {err}") from None
     # a name unique to this run: SparkContext.addFile ships the folder under its base name
     path = os.path.join(folder, f"warpspeed-{model}-{version}-{uuid.uuid4().hex[:8]}")
-    os.rename(downloaded, path)
+    local = _local_folder(uri)
+    if local is not None:
+        if not os.path.isfile(os.path.join(local, "MLmodel")):
+            raise ModelError(f"model {model} {version} not found at {uri}: no MLmodel file")
+        shutil.copytree(local, path)
+    else:
+        try:
+            import mlflow.artifacts
+        except ImportError as err:
+            raise ModelError(f"model {model} {version}: mlflow is not installed on the cluster ({err})") from None
+        try:
+            downloaded = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder)
+        except Exception as err:  # every download failure means "not found" to the member
+            raise ModelError(f"model {model} {version} not found at {uri}: {type(err).__name__}: {err}") from None
+        os.rename(downloaded, path)
     try:
-        meta = Model.load(path)
-        mlflow.pyfunc.load_model(path)  # fail here, once, if a flavour library is missing
-    except Exception as err:  # any load failure fails only this model's members
+        inputs = declared or signature_inputs(path)
+    except (OSError, ValueError, TypeError, KeyError) as err:
         raise ModelError(f"model {model} {version} at {uri} failed to load: {type(err).__name__}: {err}") from None
-    inputs = declared
-    if not inputs and meta.signature is not None and meta.signature.inputs is not None:
-        names = meta.signature.inputs.input_names()
-        inputs = tuple(str(n) for n in names if isinstance(n, str))
     if not inputs:
         raise ModelError(f"model {model} {version} at {uri} has no input signature; set its inputs in workloads.yaml")
     spark.sparkContext.addFile(path, recursive=True)
     return LoadedModel(**common, inputs=inputs, shipped_name=os.path.basename(path))
+
+
+def _local_folder(uri: str) -> str | None:
+    """Return the local folder a ``file:`` URI or plain path names, or None for remote URIs."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return url2pathname(parsed.path)
+    return uri if parsed.scheme == "" else None
+
+
+def signature_inputs(folder: str) -> tuple[str, ...]:
+    """Return the named inputs of the signature in ``folder``'s ``MLmodel`` file (empty without one).
+
+    Reads the YAML document directly: importing MLflow in the driver costs seconds per job.
+    """
+    import json
+
+    import yaml
+
+    with open(os.path.join(folder, "MLmodel"), encoding="utf-8") as fh:
+        meta = yaml.safe_load(fh)
+    signature = meta.get("signature") if isinstance(meta, dict) else None
+    spec = signature.get("inputs") if isinstance(signature, dict) else None
+    columns = json.loads(spec) if isinstance(spec, str) else []
+    return tuple(c["name"] for c in columns if isinstance(c, dict) and isinstance(c.get("name"), str))
+
+
+def warm_pyfunc_models(spark: Any, shipped_names: Sequence[str]) -> dict[str, str]:
+    """Load each shipped pyfunc model in the executors' Python workers; return name -> why it failed.
+
+    One small job with a task per core: each Python worker loads every model into
+    :func:`cached_pyfunc`'s cache and keeps it, so scoring (``mapInArrow``, same kind of worker,
+    reused) starts with the models loaded. This is the only load: the driver never imports MLflow
+    for a local model.
+    """
+    names = list(shipped_names)
+    if not names:
+        return {}
+    slots = max(1, int(spark.sparkContext.defaultParallelism))
+
+    def load(batches: Any) -> Any:
+        import pyarrow as pa
+
+        for _ in batches:
+            pass
+        failed: dict[str, str] = {}
+        for name in names:
+            try:
+                cached_pyfunc(name)
+            except Exception as err:  # any failure to load fails only this model
+                failed[name] = f"{type(err).__name__}: {err}"
+        yield pa.RecordBatch.from_arrays([pa.array(list(failed), pa.string()), pa.array(list(failed.values()),
+                                                                                         pa.string())],
+                                         names=["name", "error"])
+
+    rows = spark.range(0, slots, 1, slots).mapInArrow(load, "name string, error string").collect()
+    return {row["name"]: row["error"] for row in rows}
 
 
 def _load_spark_ml(common: dict[str, Any], declared: tuple[str, ...]) -> LoadedModel:

@@ -53,6 +53,13 @@ def read_document(spark: Any, uri: str, schema: str) -> dict[str, Any]:
 
 
 def current_snapshot_id(spark: Any, table: str) -> int | None:
-    """Return the table's current (main branch) snapshot id, or None if it has none."""
-    rows = spark.sql(f"SELECT snapshot_id FROM {table}.refs WHERE name = 'main'").collect()
-    return int(rows[0][0]) if rows else None
+    """Return the table's current (main branch) snapshot id, or None if it has none.
+
+    Asks the Iceberg table object through the catalog (one metadata refresh) instead of
+    querying the ``refs`` metadata table, which would plan and run a Spark job.
+    """
+    jvm = spark.sparkContext._jvm
+    iceberg_table = jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, table)
+    iceberg_table.refresh()
+    snapshot = iceberg_table.currentSnapshot()
+    return None if snapshot is None else int(snapshot.snapshotId())

@@ -44,9 +44,10 @@ def load_models(
     """Load and check each (model, version); return (loaded, errors) keyed by (model, version).
 
     A model that is missing, fails to load or reads a column ``table`` lacks goes to ``errors``
-    with the reason; nothing has been scored yet when this returns.
+    with the reason; nothing has been scored yet when this returns. MLflow models are loaded
+    by the executors' Python workers, which keep them for scoring (no trial load in the driver).
     """
-    from spark_jobs.flavours import check_inputs, default_spec, load_model
+    from spark_jobs.flavours import check_inputs, default_spec, load_model, warm_pyfunc_models
     from spark_jobs.models import ModelError
 
     specs = manifest.get("models") or {}
@@ -58,6 +59,10 @@ def load_models(
             models[(model, version)] = loaded
         except ModelError as err:
             errors[(model, version)] = str(err)
+    shipped = {m.shipped_name: key for key, m in models.items() if m.shipped_name}
+    for name, reason in warm_pyfunc_models(spark, sorted(shipped)).items():
+        key = shipped[name]
+        errors[key] = f"model {key[0]} {key[1]} at {models.pop(key).uri} failed to load: {reason}"
     return models, errors
 
 
@@ -76,6 +81,66 @@ def ensure_scores_table(spark: Any, table: str, features: Any, tenant_column: st
     )
 
 
+class TenantCounter:
+    """Count each scored tenant's rows and rows with a missing feature while they are written.
+
+    :meth:`observe` attaches an observed metric (:func:`spark_jobs.scoring.tenant_count_metrics`)
+    to every scoring part's input, so the counts come out of the write itself instead of a
+    second scan of the features. If two tenants' keys collided, :meth:`counts` falls back to
+    that second scan (:func:`spark_jobs.scoring.missing_feature_counts`).
+    """
+
+    def __init__(self, spark: Any, tenants: Sequence[str], tenant_column: str, feature_columns: Sequence[str]) -> None:
+        from spark_jobs.scoring import tenant_keys
+
+        self.tenants, self.tenant_column, self.feature_columns = list(tenants), tenant_column, list(feature_columns)
+        self.keys = tenant_keys(spark, self.tenants)
+        self.exact = len(set(self.keys.values())) == len(self.keys)
+        self.observations: list[Any] = []
+
+    def observe(self, rows: Any) -> Any:
+        """Return ``rows`` with the counting metrics attached (unchanged when keys collide)."""
+        from pyspark.sql import Observation
+
+        from spark_jobs.scoring import tenant_count_metrics
+
+        if not self.exact:
+            return rows
+        observation = Observation(f"warpspeed_counts_{len(self.observations)}")
+        self.observations.append(observation)
+        return rows.observe(observation, *tenant_count_metrics(self.tenant_column, self.feature_columns,
+                                                               len(self.tenants)))
+
+    def counts(self, features: Any) -> dict[str, tuple[int, int]]:
+        """Return tenant -> (rows, rows with a missing feature) after the write; tenants without rows are absent."""
+        from pyspark.sql import functions as F
+
+        from spark_jobs.scoring import decode_tenant_counts, missing_feature_counts
+
+        if self.exact:
+            counts: dict[str, tuple[int, int]] = {}
+            for observation in self.observations:  # a tenant in two parts was read twice: same counts
+                counts |= decode_tenant_counts(observation.get, self.keys)
+            return counts
+        rows = features.where(F.col(self.tenant_column).isin(self.tenants))
+        return {
+            row[self.tenant_column]: (int(row["accounts"]), int(row["accounts_missing_features"]))
+            for row in missing_feature_counts(rows, self.feature_columns, self.tenant_column).collect()
+        }
+
+
+def write_scores(scored: Any, table: str, condition: str) -> None:
+    """Overwrite the slices ``condition`` selects with ``scored`` in one Iceberg commit.
+
+    ``distribution-mode=none``: each task writes its rows straight to the partitions it holds
+    (Iceberg's fanout writer), without the shuffle and sort that the default hash distribution
+    adds; the features are read grouped by tenant, so each task still writes few, large files.
+    """
+    from pyspark.sql import functions as F
+
+    scored.writeTo(table).option("distribution-mode", "none").overwrite(F.expr(condition))
+
+
 def batch_status(errors: int, scored: int) -> str:
     """Return ``succeeded`` (no member failed), ``partial`` or ``failed`` (nothing scored)."""
     return "succeeded" if not errors else ("partial" if scored else "failed")
@@ -85,9 +150,17 @@ def run_batch(spark: Any, manifest: dict[str, Any], catalog: str) -> dict[str, A
     """Score a batch and return its result summary."""
     from pyspark.sql import functions as F
 
-    from spark_jobs.scoring import missing_feature_counts, score_members, slice_condition
+    from spark_jobs.scoring import score_members, slice_condition
 
     started = time.monotonic()
+    timings: dict[str, float] = {}
+    mark = [started]
+
+    def lap(phase: str) -> None:
+        now = time.monotonic()
+        timings[phase] = round(now - mark[0], 3)
+        mark[0] = now
+
     members = manifest["members"]
     tenant_column = manifest.get("tenant_column") or "tenant_id"
     entity_key = list(manifest.get("entity_key") or ["account_id"])
@@ -99,6 +172,7 @@ def run_batch(spark: Any, manifest: dict[str, Any], catalog: str) -> dict[str, A
     features_table = f"{catalog}.{manifest['features_table']}"
     scores_table = f"{catalog}.{manifest['scores_table']}"
     features_snapshot = current_snapshot_id(spark, features_table)
+    lap("snapshot")
     reader = spark.read.format("iceberg")
     if features_snapshot is not None:
         reader = reader.option("snapshot-id", str(features_snapshot))
@@ -107,27 +181,32 @@ def run_batch(spark: Any, manifest: dict[str, Any], catalog: str) -> dict[str, A
         if column not in all_features.columns:
             raise ValueError(f"{features_table} has no column {column!r} (tenant_column/entity_key of the workload)")
     features = all_features.where(F.col(tenant_column).isin(tenants))
+    lap("features")
     models, model_errors = load_models(
         spark, manifest, {(m["model"], m["model_version"]) for m in members}, all_features.columns, features_table
     )
 
+    lap("models")
     feature_columns = sorted({f for model in models.values() for f in model.inputs})
-    per_tenant = {
-        row[tenant_column]: (int(row["accounts"]), int(row["accounts_missing_features"]))
-        for row in missing_feature_counts(features, feature_columns, tenant_column).collect()
-    }
     ok_members = [m for m in members if (m["model"], m["model_version"]) in models]
     scored_at = datetime.now(UTC)
+    counter = TenantCounter(spark, sorted({m["tenant_id"] for m in ok_members}), tenant_column, feature_columns)
+    lap("keys")
     scored = (
         score_members(features, [(m["tenant_id"], m["model"], m["model_version"]) for m in ok_members],
-                      models, tenant_column, entity_key)
+                      models, tenant_column, entity_key, observe=counter.observe)
         .withColumn("batch_id", F.lit(manifest["batch_id"]))
         .withColumn("scored_at", F.lit(scored_at).cast("timestamp"))
     )
     pairs = [(m["tenant_id"], m["model"]) for m in ok_members]
+    lap("plan")
     if pairs:
         ensure_scores_table(spark, scores_table, all_features, tenant_column, entity_key)
-        scored.writeTo(scores_table).overwrite(F.expr(slice_condition(pairs, tenant_column)))
+        lap("ensure")
+        write_scores(scored, scores_table, slice_condition(pairs, tenant_column))
+    lap("write")
+    per_tenant = counter.counts(features) if pairs else {}
+    lap("counts")
 
     member_results = []
     for m in members:
@@ -146,6 +225,8 @@ def run_batch(spark: Any, manifest: dict[str, Any], catalog: str) -> dict[str, A
                 "accounts_missing_features": 0 if error else missing,
             }
         )
+    scores_snapshot = current_snapshot_id(spark, scores_table) if pairs else None
+    lap("scores_snapshot")
     return {
         "schema": SUMMARY_SCHEMA,
         "batch_id": manifest["batch_id"],
@@ -154,12 +235,14 @@ def run_batch(spark: Any, manifest: dict[str, Any], catalog: str) -> dict[str, A
         "status": batch_status(len(model_errors), len(ok_members)),
         "members": member_results,
         "rows": sum(r["rows"] for r in member_results),
-        "tenants_without_features": [t for t in tenants if t not in per_tenant],
+        # among the tenants scored: a tenant whose every model failed to load was not read
+        "tenants_without_features": [t for t in tenants if t in counter.tenants and t not in per_tenant],
         "missing_feature_policy": "expression models impute per feature; other flavours get nulls (NaN)",
         "features_snapshot_id": features_snapshot,
-        "scores_snapshot_id": current_snapshot_id(spark, scores_table) if pairs else None,
+        "scores_snapshot_id": scores_snapshot,
         "scored_at": scored_at.isoformat(),
         "duration_s": round(time.monotonic() - started, 3),
+        "timings_s": timings,
     }
 
 

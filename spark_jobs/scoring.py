@@ -7,7 +7,8 @@ Every transform returns ``<tenant>, model, model_version, <entity key...>, score
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import reduce
 from typing import Any
 
@@ -124,26 +125,45 @@ def _label(scored: DataFrame, loaded: LoadedModel, tenant_column: str, entity_ke
     )
 
 
+def members_frame(spark: Any, members: Sequence[tuple[str, str, str]], tenant_column: str = "tenant_id") -> DataFrame:
+    """Return (tenant, model, model_version) rows as a DataFrame of literals.
+
+    Built in the JVM (``inline`` of a JSON literal): ``createDataFrame`` of a Python list would
+    start Python workers just to unpickle a few rows (about 4 s of a loaded 2-core run).
+    """
+    schema = f"array<struct<`{tenant_column}`: string, model: string, model_version: string>>"
+    rows = [{tenant_column: t, "model": m, "model_version": v} for t, m, v in members]
+    # one JSON literal instead of a Column per value: a few JVM calls whatever the batch size
+    return spark.range(1).select(F.inline(F.from_json(F.lit(json.dumps(rows)), schema)))
+
+
 def score_members(
     features: DataFrame,
     members: Sequence[tuple[str, str, str]],
     loaded: Mapping[tuple[str, str], LoadedModel],
     tenant_column: str = "tenant_id",
     entity_key: Sequence[str] = ("account_id",),
+    *,
+    observe: Callable[[DataFrame], DataFrame] | None = None,
 ) -> DataFrame:
     """Score each (tenant, model, version) member whose model loaded, whatever its flavour.
 
-    Expression models run together in one pass; each other (model, version) scores the rows of
-    its own member tenants. Members whose model is not in ``loaded`` are skipped.
+    Expression models run together in one pass over their member tenants' rows; each other
+    (model, version) scores the rows of its own member tenants. Members whose model is not in
+    ``loaded`` are skipped. ``observe``, if given, wraps each part's input rows (after its tenant
+    filter, so Iceberg still prunes partitions), e.g. to count them while they are scored.
     """
     ok = [m for m in members if (m[1], m[2]) in loaded]
     spark = features.sparkSession
     expressions = {k: v.expression for k, v in loaded.items() if v.expression is not None}
     expr_members = [m for m in ok if (m[1], m[2]) in expressions]
-    members_df = spark.createDataFrame(
-        expr_members, f"`{tenant_column}` string, model string, model_version string"
-    )
-    parts = [score_accounts(features, members_df, expressions, tenant_column, entity_key)]
+    members_df = members_frame(spark, expr_members, tenant_column)
+    expr_tenants = sorted({t for t, _, _ in expr_members})
+    parts = []
+    if expr_tenants or not ok:
+        rows = features.where(F.col(tenant_column).isin(expr_tenants))
+        parts.append(score_accounts(observe(rows) if observe and expr_tenants else rows, members_df, expressions,
+                                    tenant_column, entity_key))
     for key, model in sorted(loaded.items()):
         if model.expression is not None:
             continue
@@ -152,7 +172,7 @@ def score_members(
             continue
         rows = features.where(F.col(tenant_column).isin(tenants))
         scorer = score_mlflow if model.flavour == "mlflow" else score_spark_ml
-        parts.append(scorer(rows, model, tenant_column, entity_key))
+        parts.append(scorer(observe(rows) if observe else rows, model, tenant_column, entity_key))
     return reduce(DataFrame.unionByName, parts)
 
 
@@ -165,6 +185,61 @@ def missing_feature_counts(
         F.count(F.lit(1)).alias("accounts"),
         F.sum(F.when(any_missing, 1).otherwise(0)).alias("accounts_missing_features"),
     )
+
+
+def tenant_key(tenant: Column) -> Column:
+    """Return the small integer key of a tenant id that :func:`tenant_count_metrics` counts by.
+
+    Spark's 32-bit ``hash`` shifted right by 6 bits: below 2**25 in magnitude, so a histogram's
+    weighted means stay exact in float64 for up to 2**28 rows per tenant.
+    """
+    return F.shiftright(F.hash(tenant), 6)
+
+
+def tenant_keys(spark: Any, tenants: Sequence[str]) -> dict[str, int]:
+    """Return tenant -> :func:`tenant_key`, from Spark's own Murmur3 function, without a Spark job."""
+    jvm = spark.sparkContext._jvm
+    murmur3 = jvm.org.apache.spark.sql.catalyst.expressions.Murmur3HashFunction
+    string_type = jvm.org.apache.spark.sql.types.DataTypes.StringType
+    utf8 = jvm.org.apache.spark.unsafe.types.UTF8String
+    # F.hash's seed is 42; Python's >> on a negative int is arithmetic, like Spark's shiftright
+    return {t: int(murmur3.hash(utf8.fromString(t), string_type, 42)) >> 6 for t in tenants}
+
+
+def tenant_count_metrics(tenant_column: str, feature_columns: Sequence[str], tenants: int) -> list[Column]:
+    """Return aggregate columns counting rows and rows with a missing feature per tenant, in one pass.
+
+    For ``DataFrame.observe``, which takes aggregates without grouping: ``histogram_numeric``
+    of :func:`tenant_key` with at least as many bins as distinct tenants keeps one exact
+    (key, count) bin per tenant (bins only merge when there are more keys than bins, and equal
+    keys merge first). Decode with :func:`decode_tenant_counts`.
+    """
+    any_missing = reduce(lambda a, b: a | b, [F.col(c).isNull() for c in feature_columns], F.lit(False))
+    key, bins = tenant_key(F.col(tenant_column)), F.lit(max(2, tenants))
+    return [
+        F.to_json(F.histogram_numeric(key, bins)).alias("accounts"),
+        F.to_json(F.histogram_numeric(F.when(any_missing, key), bins)).alias("accounts_missing_features"),
+    ]
+
+
+def decode_tenant_counts(metrics: Mapping[str, Any], keys: Mapping[str, int]) -> dict[str, tuple[int, int]]:
+    """Return tenant -> (rows, rows with a missing feature) from :func:`tenant_count_metrics`' values.
+
+    :param keys: tenant -> its :func:`tenant_key` (distinct per tenant); tenants without rows are left out.
+    """
+    by_key = {key: tenant for tenant, key in keys.items()}
+    if len(by_key) != len(keys):
+        raise ValueError("tenant keys collide; count with missing_feature_counts instead")
+
+    def totals(name: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for point in json.loads(metrics.get(name) or "[]"):
+            tenant = by_key[int(point["x"])]
+            out[tenant] = out.get(tenant, 0) + int(point["y"])
+        return out
+
+    accounts, missing = totals("accounts"), totals("accounts_missing_features")
+    return {tenant: (n, missing.get(tenant, 0)) for tenant, n in accounts.items()}
 
 
 def slice_condition(pairs: Sequence[tuple[str, str]], tenant_column: str = "tenant_id") -> str:

@@ -105,3 +105,22 @@ def test_slice_condition_on_a_custom_tenant_column(spark: SparkSession) -> None:
     assert [r.org for r in df.where(slice_condition([("o2", "m")], "org")).collect()] == ["o2"]
     with pytest.raises(ValueError, match="not a plain column name"):
         slice_condition([("o2", "m")], "org; drop")
+
+
+def test_a_model_that_does_not_load_is_reported_by_the_executors_warm_up(
+    spark: SparkSession, mlflow_uri: str, tmp_path: Path
+) -> None:
+    import shutil
+
+    from spark_jobs.flavours import warm_pyfunc_models
+
+    good = load_model(spark, "fit", "v1", {"flavour": "mlflow", "uri": mlflow_uri})
+    broken_dir = tmp_path / "broken" / "v1"
+    shutil.copytree(Path(mlflow_uri.removeprefix("file://").replace("{version}", "v1")), broken_dir)
+    for artifact in broken_dir.iterdir():  # keep MLmodel (and its signature): only the model itself is gone
+        if artifact.name != "MLmodel" and artifact.is_file():
+            artifact.write_bytes(b"not a model")
+    broken = load_model(spark, "broken", "v1", {"flavour": "mlflow", "uri": broken_dir.as_uri()})
+    assert broken.inputs == ("x1", "x2")
+    failed = warm_pyfunc_models(spark, [good.shipped_name, broken.shipped_name])
+    assert set(failed) == {broken.shipped_name}

@@ -5,11 +5,19 @@ from __future__ import annotations
 import json
 
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import Observation, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
 from spark_jobs.models import LogisticModel, parse_model
-from spark_jobs.scoring import missing_feature_counts, score_accounts, slice_condition
+from spark_jobs.scoring import (
+    decode_tenant_counts,
+    members_frame,
+    missing_feature_counts,
+    score_accounts,
+    slice_condition,
+    tenant_count_metrics,
+    tenant_keys,
+)
 
 FEATURES_DDL = "tenant_id string, account_id string, engagement_7d double, intent_score double"
 
@@ -83,3 +91,22 @@ def test_slice_condition_selects_exactly_the_pairs(spark: SparkSession) -> None:
     picked = df.where(slice_condition([("t1", "m1"), ("o'brien", "m1"), ("t1", "m1")]))
     assert sorted(tuple(r) for r in picked.collect()) == [("o'brien", "m1"), ("t1", "m1")]
     assert df.where(slice_condition([])).count() == 0
+
+
+def test_counts_observed_while_scoring_equal_the_counting_pass(spark: SparkSession, features) -> None:  # type: ignore[no-untyped-def]
+    observation = Observation("counts")
+    observed = features.observe(observation, *tenant_count_metrics("tenant_id", ["engagement_7d", "intent_score"], 3))
+    observed.write.format("noop").mode("overwrite").save()
+    counts = decode_tenant_counts(observation.get, tenant_keys(spark, ["t1", "t2", "t3", "t4"]))
+    assert counts == {"t1": (2, 1), "t2": (1, 1), "t3": (1, 0)}  # t4 has no rows
+    expected = {r.tenant_id: (r.accounts, r.accounts_missing_features)
+                for r in missing_feature_counts(features, ["engagement_7d", "intent_score"]).collect()}
+    assert counts == expected
+
+
+def test_members_frame_holds_exactly_the_members(spark: SparkSession) -> None:
+    members = [("t1", "churn", "v1"), ("t2", "it's", "v2")]
+    expected = spark.createDataFrame(members, "org string, model string, model_version string")
+    assertDataFrameEqual(members_frame(spark, members, "org"), expected)
+    assert members_frame(spark, [], "org").columns == ["org", "model", "model_version"]
+    assert members_frame(spark, [], "org").count() == 0
