@@ -49,6 +49,8 @@ class WarpSpeedSettings:
     spark_master: str = "local[*]"
     preprocessing_backend: str | None = None
     """``[warpspeed] preprocessing_backend`` as configured (None: follow ``compute_backend``)."""
+    intake_visibility_timeout: int = 600
+    """Seconds a message received by the collect stays hidden (extended at half-time while held)."""
 
     def __post_init__(self) -> None:
         if self.compute_backend not in COMPUTE_BACKENDS:
@@ -69,6 +71,11 @@ class WarpSpeedSettings:
             object.__setattr__(self, "jars_dir", default_jars_dir(self.home))
         if self.window_size_limit < 1:
             raise WarpSpeedConfigError("[warpspeed] window_size_limit must be at least 1")
+        if not 10 <= self.intake_visibility_timeout <= 43200:
+            raise WarpSpeedConfigError(
+                f"[warpspeed] intake_visibility_timeout={self.intake_visibility_timeout} must be between 10 "
+                "and 43200 seconds (the SQS limit)"
+            )
 
     @classmethod
     def from_mapping(
@@ -91,6 +98,7 @@ class WarpSpeedSettings:
         try:
             window_minutes = int(get("window_minutes") or 30)
             window_size_limit = int(get("window_size_limit") or 2000)
+            visibility = int(get("intake_visibility_timeout") or 600)
         except ValueError as err:
             raise WarpSpeedConfigError(f"[warpspeed] window settings must be integers: {err}") from err
         return cls(
@@ -106,6 +114,7 @@ class WarpSpeedSettings:
             jars_dir=Path(get("jars_dir") or default_jars_dir(home)),
             spark_master=get("spark_master") or "local[*]",
             preprocessing_backend=get("preprocessing_backend"),
+            intake_visibility_timeout=visibility,
         )
 
     def require_queues(self) -> tuple[str, str]:
