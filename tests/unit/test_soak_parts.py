@@ -193,3 +193,30 @@ def test_chaos_kills_the_scheduler_then_restarts_it_and_never_shoots_one_task_tw
             kill_tree(pid)
         scheduler.proc.kill()
         scheduler.proc.wait()
+
+
+def test_chaos_spares_the_scheduler_while_a_task_it_runs_was_already_shot() -> None:
+    from warpspeed.embedded.soak.chaos import Chaos, ChaosPlan
+
+    scheduler = _Component("scheduler", _sleeper_tree(2))  # scheduler -> worker -> task
+    restarted: list[str] = []
+    chaos = Chaos({"scheduler": scheduler}, restarted.append, ChaosPlan(kills=2, restart_after=0.01))
+    started: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(process_tree(scheduler.proc.pid)) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        started = [pid for pid, _, _, _ in process_tree(scheduler.proc.pid)]
+        running = {key for _, _, key in chaos._running()}
+        assert len(running) == 1
+        chaos.shot_tasks |= running
+        assert not chaos.strike("scheduler") and scheduler.alive and restarted == []
+        chaos.shot_tasks.clear()
+        assert chaos.strike("scheduler") and restarted == ["scheduler"]
+        assert chaos.shot_tasks == running  # the task lost its try with the scheduler
+    finally:
+        for pid in started:
+            kill_tree(pid)
+        scheduler.proc.kill()
+        scheduler.proc.wait()

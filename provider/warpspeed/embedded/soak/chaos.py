@@ -7,9 +7,11 @@ Spark, its JVM) is a *compute* process. Killing one kills it and everything unde
 scheduler or triggerer is restarted after a short pause, as a supervisor (systemd, Kubernetes)
 would, with its whole process group cleaned up first.
 
-Kills are spread so that the pipeline can recover: at least ``min_gap`` seconds apart, and no
-task (by its supervisor's title, which names the task instance) is shot twice, so one task never
-runs out of its retries because of the chaos alone.
+Kills are spread so that the pipeline can recover within its retry budget: at least ``min_gap``
+seconds apart, and every task loses at most one try to the chaos (``task_key`` turns the
+supervising worker's title, which names the task try, into the task's identity across tries:
+run, task, map index). A scheduler kill takes its running tasks down with it, so it counts as a
+shot at each of them, and it waits for a moment when none of them was shot already.
 """
 
 from __future__ import annotations
@@ -110,9 +112,11 @@ class Chaos(threading.Thread):
     :param restart: restarts a component by name (``LiveStack.restart``).
     """
 
-    def __init__(self, components: Mapping[str, Killable], restart: Callable[[str], Any], plan: ChaosPlan) -> None:
+    def __init__(self, components: Mapping[str, Killable], restart: Callable[[str], Any], plan: ChaosPlan,
+                 task_key: Callable[[str], str] | None = None) -> None:
         super().__init__(name="soak-chaos", daemon=True)
         self.components, self.restart, self.plan = components, restart, plan
+        self.task_key = task_key or (lambda title: title)
         self.rng = random.Random(plan.seed)
         self.stopped = threading.Event()
         self.kills: Counter[str] = Counter()
@@ -125,23 +129,27 @@ class Chaos(threading.Thread):
         """Return the kills made so far."""
         return sum(self.kills.values())
 
-    def _targets(self, action: str) -> list[tuple[int, str]]:
-        """Return ``(pid, task title)`` candidates for a task or compute kill."""
+    def _running(self) -> list[tuple[int, int, str]]:
+        """Return ``(pid, depth, task key)`` of every process under the scheduler's workers."""
         scheduler = self.components.get("scheduler")
         if scheduler is None or not scheduler.alive:
             return []
         tree = {pid: (depth, parent, title) for pid, depth, parent, title in process_tree(scheduler.proc.pid)}
         out = []
         for pid, (depth, _, _) in tree.items():
-            if not ((action == "task" and depth == 2) or (action == "compute" and depth >= 3)):
+            if depth < 2:
                 continue
             task = pid
             while tree[task][0] > 2:
                 task = tree[task][1]
-            owner = tree.get(tree[task][1], (0, 0, ""))[2]  # the supervising worker names the task
-            if owner not in self.shot_tasks:
-                out.append((pid, owner))
+            out.append((pid, depth, self.task_key(tree.get(tree[task][1], (0, 0, ""))[2])))  # the worker names it
         return out
+
+    def _targets(self, action: str) -> list[tuple[int, str]]:
+        """Return ``(pid, task key)`` candidates for a task or compute kill."""
+        return [(pid, key) for pid, depth, key in self._running()
+                if ((action == "task" and depth == 2) or (action == "compute" and depth >= 3))
+                and key not in self.shot_tasks]
 
     def strike(self, action: str) -> bool:
         """Make one kill of ``action``; return whether something was killed."""
@@ -149,6 +157,11 @@ class Chaos(threading.Thread):
             component = self.components[action]
             if not component.alive:
                 return False
+            if action == "scheduler":  # its tasks die with it: each loses a try
+                victims = {key for _, _, key in self._running()}
+                if victims & self.shot_tasks:
+                    return False
+                self.shot_tasks |= victims
             os.kill(component.proc.pid, signal.SIGKILL)
             self._note(action, f"SIGKILL {action} pid {component.proc.pid}")
             time.sleep(self.plan.restart_after)

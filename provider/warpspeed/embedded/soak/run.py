@@ -12,15 +12,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
+import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from warpspeed.embedded.live import LiveStack
+from warpspeed.embedded.live import SCORING_DAG, LiveStack
 from warpspeed.embedded.soak.audit import SoakReport, audit
 from warpspeed.embedded.soak.chaos import Chaos, ChaosPlan
 from warpspeed.embedded.soak.evidence import gather
@@ -30,6 +33,8 @@ from warpspeed.embedded.sqs_server import LocalSqs
 from warpspeed.embedded.stack import AWS_CONN_ID
 
 log = logging.getLogger(__name__)
+
+TRY_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 SOAK_AIRFLOW_ENV = {
     # A task whose process was killed is failed (and retried) after 45 s without a heartbeat,
@@ -55,7 +60,7 @@ class SoakConfig:
 
     load: SoakLoad = field(default_factory=SoakLoad)
     chaos: ChaosPlan = field(default_factory=ChaosPlan)
-    fault_rate: float = 0.05
+    fault_rate: float = 0.1
     min_windows: int = 10
     drain_timeout: float = 1200.0
     window_minutes: int = 1
@@ -96,6 +101,25 @@ def _carried_over(home: Path) -> int:
     return len(json.loads(plans[-1].read_text()).get("carried_over", [])) if plans else 0
 
 
+def task_key_resolver(stack: LiveStack) -> Callable[[str], str]:
+    """Return a function from a worker's title to the identity of the task it runs, across tries.
+
+    A LocalExecutor worker's title names the task try's id; the REST API's task instances turn
+    it into ``<run id>/<task id>/<map index>``.
+    """
+
+    def key(title: str) -> str:
+        found = TRY_ID.search(title)
+        if found is None:
+            return title
+        for ti in stack.task_instances():
+            if ti.get("id") == found.group(0):
+                return f"{ti['dag_run_id']}/{ti['task_id']}/{ti['map_index']}"
+        return title
+
+    return key
+
+
 def run_soak(home: Path, config: SoakConfig, **stack_kwargs: Any) -> SoakReport:
     """Run one soak in ``home`` (a fresh state folder) and return the audit."""
     record = home / "soak" / "sent.jsonl"
@@ -115,10 +139,10 @@ def run_soak(home: Path, config: SoakConfig, **stack_kwargs: Any) -> SoakReport:
         with stack:
             assert stack.sqs is not None
             _say(f"Airflow up at {stack.base_url}; state in {home}")
-            stack.unpause_early_in_a_window(after_seconds=5)
+            stack.unpause(SCORING_DAG)
             producer = SoakProducer(sqs_sender(stack.sqs.client(), stack.sqs.queue_url), stack.tenants,
                                     config.load, record, config.window_minutes)
-            chaos = Chaos(stack.components, stack.restart, config.chaos)
+            chaos = Chaos(stack.components, stack.restart, config.chaos, task_key_resolver(stack))
             producer.start()
             chaos.start()
             _say(f"producer: {config.load.requests} requests over {config.load.windows} windows; "
@@ -172,7 +196,7 @@ def config_from_env(env: dict[str, str] | None = None) -> SoakConfig:
     return SoakConfig(
         load=SoakLoad(requests=int(env.get("SOAK_REQUESTS", "5000")), windows=windows),
         chaos=ChaosPlan(kills=kills, min_gap=25, max_gap=max(30, windows * 60 * 0.8 / max(kills, 1))),
-        fault_rate=float(env.get("SOAK_FAULT_RATE", "0.05")),
+        fault_rate=float(env.get("SOAK_FAULT_RATE", "0.1")),
         min_windows=windows,
     )
 
@@ -182,6 +206,15 @@ def main() -> int:
     from warpspeed.settings import default_home
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+
+    def terminate(signum: int, frame: object) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut the cleanup short
+            signal.signal(sig, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    # Installed explicitly: a process started in the background inherits SIGINT ignored.
+    signal.signal(signal.SIGINT, terminate)
+    signal.signal(signal.SIGTERM, terminate)
     home = Path(os.environ.get("WARPSPEED_HOME") or default_home()) / "soak"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
