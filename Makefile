@@ -17,7 +17,7 @@ MAVEN_ARTIFACTS := org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:$(ICEBERG_V
 
 WINDOW_MINUTES ?= 2
 
-.PHONY: setup demo airflow test lint typecheck unit bench clean chromium wheel-smoke
+.PHONY: setup demo airflow soak test lint typecheck unit bench clean chromium wheel-smoke
 
 setup: $(VENV)/.installed $(JARS)/.fetched
 
@@ -49,6 +49,13 @@ demo: setup
 # request producer; prints the UI URL and login. Ctrl-C stops everything; state stays in .warpspeed/.
 airflow: setup
 	WINDOW_MINUTES=$(WINDOW_MINUTES) $(PY) -m warpspeed.embedded.live
+
+# The live stack under hostile load (5,000 requests over 10 one-minute windows, 6% hostile, 6%
+# re-sent), SIGKILLs of scheduler/triggerer/tasks and SQS faults, then an audit: prints
+# `SOAK {json}`, exits 1 if anything was lost, scored twice or dead-lettered without a reason.
+# SOAK_REQUESTS, SOAK_WINDOWS, SOAK_KILLS, SOAK_FAULT_RATE change the load; state in .warpspeed/soak.
+soak: setup
+	$(PY) -m warpspeed.embedded.soak.run
 
 lint: setup
 	$(VENV)/bin/ruff check provider spark_jobs dags plugins maintenance tests benchmarks

@@ -52,6 +52,8 @@ class WarpSpeedSettings:
     one ``spark-submit`` per job)."""
     preprocessing_backend: str | None = None
     """``[warpspeed] preprocessing_backend`` as configured (None: follow ``compute_backend``)."""
+    intake_visibility_timeout: int = 600
+    """Seconds a message received by the collect stays hidden (extended at half-time while held)."""
 
     def __post_init__(self) -> None:
         if self.compute_backend not in COMPUTE_BACKENDS:
@@ -76,6 +78,11 @@ class WarpSpeedSettings:
             raise WarpSpeedConfigError(
                 "[warpspeed] local_spark_idle_seconds must be 0 (no warm engine) or more seconds"
             )
+        if not 10 <= self.intake_visibility_timeout <= 43200:
+            raise WarpSpeedConfigError(
+                f"[warpspeed] intake_visibility_timeout={self.intake_visibility_timeout} must be between 10 "
+                "and 43200 seconds (the SQS limit)"
+            )
 
     @classmethod
     def from_mapping(
@@ -99,10 +106,11 @@ class WarpSpeedSettings:
             window_minutes = int(get("window_minutes") or 30)
             window_size_limit = int(get("window_size_limit") or 2000)
             idle_seconds = int(get("local_spark_idle_seconds") or 1800)
+            visibility = int(get("intake_visibility_timeout") or 600)
         except ValueError as err:
             raise WarpSpeedConfigError(
                 "[warpspeed] window settings must be integers (window_minutes, window_size_limit, "
-                f"local_spark_idle_seconds): {err}"
+                f"local_spark_idle_seconds, intake_visibility_timeout): {err}"
             ) from err
         return cls(
             home=home,
@@ -118,6 +126,7 @@ class WarpSpeedSettings:
             spark_master=get("spark_master") or "local[*]",
             local_spark_idle_seconds=idle_seconds,
             preprocessing_backend=get("preprocessing_backend"),
+            intake_visibility_timeout=visibility,
         )
 
     def require_queues(self) -> tuple[str, str]:

@@ -25,7 +25,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -106,6 +106,8 @@ class LiveStack:
         ``db_url`` says otherwise, Airflow's database go on it); None starts the whole embedded
         stack of ``home`` (PostgreSQL in ``<home>/postgres``, kept across restarts).
     :param db_url: Airflow's metadata database (e.g. a migrated copy); None: the stack's own.
+    :param sqs_env: given the SQS server once it runs, returns environment that overrides how the
+        Airflow components reach it (``make soak`` points them at a fault-injecting proxy).
     """
 
     def __init__(
@@ -119,6 +121,7 @@ class LiveStack:
         unpause: bool = True,
         postgres: PostgresServer | None = None,
         db_url: str | None = None,
+        sqs_env: Callable[[LocalSqs], dict[str, str]] | None = None,
     ) -> None:
         self.home = home.resolve()
         self.window_minutes = window_minutes
@@ -128,6 +131,7 @@ class LiveStack:
         self.unpause_at_start = unpause
         self.db_url = db_url
         self.postgres = postgres
+        self.sqs_env = sqs_env
         self.catalog: RestCatalogServer | None = None
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.components: dict[str, Component] = {}
@@ -166,6 +170,8 @@ class LiveStack:
                 self.postgres.create_database("airflow_" + catalog_database(self.home).removeprefix("iceberg_"))
             )
         self.env = os.environ | self._airflow_env(self.sqs, self.db_url)
+        if self.sqs_env is not None:
+            self.env |= self.sqs_env(self.sqs)
         self._seed()
         ensure_airflow_db(self.env)
         logs = self.home / "airflow" / "logs" / "live"

@@ -68,7 +68,8 @@ class CollectRequestsOperator(WarpSpeedOperator):
             manifest_uri=window.layout(self.settings.storage_prefix).intake_uri,
             storage=self.storage,
             allowed_models=WorkloadCatalog.load(self.workloads_file).allowed_models,
-            options=IntakeOptions(max_messages=self.max_messages, receivers=self.receivers),
+            options=IntakeOptions(max_messages=self.max_messages, receivers=self.receivers,
+                                  visibility_timeout=self.settings.intake_visibility_timeout),
             storage_prefix=self.settings.storage_prefix,
         )
         return report.manifest_uri

@@ -1,0 +1,200 @@
+"""The soak's chaos loop: SIGKILL the scheduler, the triggerer and running task processes.
+
+Generic on purpose (whatever runs a batch: ``spark-submit``, a long-lived job server's client,
+a single-node engine): a *task* is a process two levels under the scheduler (scheduler ->
+LocalExecutor worker, which supervises -> task process); anything deeper (what the task started:
+Spark, its JVM) is a *compute* process. Killing one kills it and everything under it. A killed
+scheduler or triggerer is restarted after a short pause, as a supervisor (systemd, Kubernetes)
+would, with its whole process group cleaned up first.
+
+Kills are spread so that the pipeline can recover within its retry budget: at least ``min_gap``
+seconds apart, and every task loses at most one try to the chaos (``task_key`` turns the
+supervising worker's title, which names the task try, into the task's identity across tries:
+run, task, map index). A scheduler kill takes its running tasks down with it, so it counts as a
+shot at each of them, and it waits for a moment when none of them was shot already.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("scheduler", "triggerer", "task", "compute")
+
+
+class Killable(Protocol):
+    """What the chaos loop needs of a component (:class:`warpspeed.embedded.process_group.Component`)."""
+
+    name: str
+    proc: Any
+
+    @property
+    def alive(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class ChaosPlan:
+    """How often and what the chaos loop kills.
+
+    :param kills: kills to make (the loop stops after that many).
+    :param min_gap: seconds between two kills at least.
+    :param max_gap: seconds between two kills at most.
+    :param weights: relative weight of each action in :data:`ACTIONS`.
+    :param restart_after: seconds a killed scheduler/triggerer stays down.
+    """
+
+    kills: int = 12
+    min_gap: float = 30.0
+    max_gap: float = 60.0
+    weights: Mapping[str, float] | None = None
+    restart_after: float = 3.0
+    seed: int = 3
+
+    def __post_init__(self) -> None:
+        if self.kills < 0 or not 0 < self.min_gap <= self.max_gap:
+            raise ValueError(f"chaos plan needs kills >= 0 and 0 < min_gap <= max_gap: {self}")
+
+
+def process_tree(root_pid: int) -> list[tuple[int, int, int, str]]:
+    """Return ``(pid, depth, parent pid, title)`` of every descendant of ``root_pid``."""
+    import psutil
+
+    out: list[tuple[int, int, int, str]] = []
+    try:
+        frontier = [(psutil.Process(root_pid), 0)]
+    except psutil.NoSuchProcess:
+        return out
+    while frontier:
+        proc, depth = frontier.pop()
+        try:
+            children = proc.children()
+        except psutil.NoSuchProcess:
+            continue
+        for child in children:
+            with suppress(psutil.NoSuchProcess):
+                out.append((child.pid, depth + 1, proc.pid, " ".join(child.cmdline())[:200]))
+                frontier.append((child, depth + 1))
+    return out
+
+
+def kill_tree(pid: int) -> int:
+    """SIGKILL ``pid`` and all its descendants; return how many processes were signalled."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        victims = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    count = 0
+    for proc in victims:
+        with suppress(psutil.NoSuchProcess):
+            proc.kill()
+            count += 1
+    return count
+
+
+class Chaos(threading.Thread):
+    """Kill at random moments until :attr:`ChaosPlan.kills` kills were made or stopped.
+
+    :param components: the live stack's components by name (``scheduler``, ``triggerer``).
+    :param restart: restarts a component by name (``LiveStack.restart``).
+    """
+
+    def __init__(self, components: Mapping[str, Killable], restart: Callable[[str], Any], plan: ChaosPlan,
+                 task_key: Callable[[str], str] | None = None) -> None:
+        super().__init__(name="soak-chaos", daemon=True)
+        self.components, self.restart, self.plan = components, restart, plan
+        self.task_key = task_key or (lambda title: title)
+        self.rng = random.Random(plan.seed)
+        self.stopped = threading.Event()
+        self.kills: Counter[str] = Counter()
+        self.log: list[str] = []
+        self.shot_tasks: set[str] = set()
+        self.error: BaseException | None = None
+
+    @property
+    def total(self) -> int:
+        """Return the kills made so far."""
+        return sum(self.kills.values())
+
+    def _running(self) -> list[tuple[int, int, str]]:
+        """Return ``(pid, depth, task key)`` of every process under the scheduler's workers."""
+        scheduler = self.components.get("scheduler")
+        if scheduler is None or not scheduler.alive:
+            return []
+        tree = {pid: (depth, parent, title) for pid, depth, parent, title in process_tree(scheduler.proc.pid)}
+        out = []
+        for pid, (depth, _, _) in tree.items():
+            if depth < 2:
+                continue
+            task = pid
+            while tree[task][0] > 2:
+                task = tree[task][1]
+            out.append((pid, depth, self.task_key(tree.get(tree[task][1], (0, 0, ""))[2])))  # the worker names it
+        return out
+
+    def _targets(self, action: str) -> list[tuple[int, str]]:
+        """Return ``(pid, task key)`` candidates for a task or compute kill."""
+        return [(pid, key) for pid, depth, key in self._running()
+                if ((action == "task" and depth == 2) or (action == "compute" and depth >= 3))
+                and key not in self.shot_tasks]
+
+    def strike(self, action: str) -> bool:
+        """Make one kill of ``action``; return whether something was killed."""
+        if action in ("scheduler", "triggerer"):
+            component = self.components[action]
+            if not component.alive:
+                return False
+            if action == "scheduler":  # its tasks die with it: each loses a try
+                victims = {key for _, _, key in self._running()}
+                if victims & self.shot_tasks:
+                    return False
+                self.shot_tasks |= victims
+            os.kill(component.proc.pid, signal.SIGKILL)
+            self._note(action, f"SIGKILL {action} pid {component.proc.pid}")
+            time.sleep(self.plan.restart_after)
+            self.restart(action)  # cleans the group up (orphaned workers and tasks die with it)
+            return True
+        candidates = self._targets(action)
+        if not candidates:
+            return False
+        pid, owner = self.rng.choice(candidates)
+        if kill_tree(pid):
+            self.shot_tasks.add(owner)
+            self._note(action, f"SIGKILL {action} pid {pid} of {owner!r}")
+            return True
+        return False
+
+    def _note(self, action: str, what: str) -> None:
+        self.kills[action] += 1
+        self.log.append(f"{time.strftime('%H:%M:%S')} {what}")
+        log.warning("chaos: %s", what)
+
+    def run(self) -> None:
+        """Kill until the plan's count is reached; retry an action with nothing to kill a bit later."""
+        weights = self.plan.weights or {"scheduler": 1, "triggerer": 1, "task": 2, "compute": 2}
+        actions = [a for a in ACTIONS if weights.get(a, 0) > 0]
+        try:
+            while self.total < self.plan.kills and not self.stopped.wait(
+                    self.rng.uniform(self.plan.min_gap, self.plan.max_gap)):
+                # several tries: a task or compute process may not be running at this moment
+                for _ in range(40):
+                    action = self.rng.choices(actions, [weights[a] for a in actions])[0]
+                    if self.stopped.is_set() or self.strike(action):
+                        break
+                    self.stopped.wait(1.5)
+        except BaseException as err:
+            self.error = err
+            log.exception("chaos loop failed")

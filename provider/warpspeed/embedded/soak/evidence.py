@@ -1,0 +1,114 @@
+"""Read what the pipeline left behind into the auditor's :class:`~.audit.Evidence`.
+
+Only durable records: the request queue and the DLQ (read directly from the SQS server, not
+through the fault proxy), the intake manifests and plan documents, the batch manifests, the
+ledger table and the scores table (pyiceberg). Reading the queues receives their messages (hidden
+for ``hide_seconds``), so call it once the pipeline is stopped or paused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from warpspeed.embedded.soak.audit import (
+    BatchRecord,
+    DlqEntry,
+    Evidence,
+    LedgerRow,
+    Member,
+    PlanRecord,
+    Slice,
+    WindowIntake,
+)
+from warpspeed.embedded.soak.producer import SentMessage
+from warpspeed.intake_rules import REASONS_ATTRIBUTE
+from warpspeed.manifests import BatchManifest, IntakeManifest
+from warpspeed.storage import local_path
+from warpspeed.tables import BATCH_RUNS_TABLE, SCORES_TABLE
+
+SOURCE_ATTRIBUTE = "warpspeed_source_message_id"
+
+
+def drain_queue(client: Any, queue_url: str, hide_seconds: int = 900) -> list[dict[str, Any]]:
+    """Receive every message of ``queue_url`` (hidden ``hide_seconds`` so none is seen twice)."""
+    out: dict[str, dict[str, Any]] = {}
+    empty = 0
+    while empty < 3:
+        resp = client.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                      VisibilityTimeout=hide_seconds, MessageAttributeNames=["All"])
+        messages = resp.get("Messages", [])
+        empty = 0 if messages else empty + 1
+        for m in messages:
+            out[m["MessageId"]] = m
+    return list(out.values())
+
+
+def dlq_entries(messages: Sequence[Mapping[str, Any]]) -> list[DlqEntry]:
+    """Turn DLQ messages into entries (empty reasons when the attribute is missing or blank)."""
+    def attr(m: Mapping[str, Any], name: str) -> str:
+        return str((m.get("MessageAttributes") or {}).get(name, {}).get("StringValue") or "").strip()
+
+    return [DlqEntry(str(m["MessageId"]), attr(m, SOURCE_ATTRIBUTE), attr(m, REASONS_ATTRIBUTE)) for m in messages]
+
+
+def read_windows(storage_prefix: str) -> tuple[list[WindowIntake], list[PlanRecord], list[BatchRecord]]:
+    """Read every window's intake manifest, plan document and batch manifests (local storage)."""
+    root = local_path(storage_prefix) / "windows"
+    intakes, plans, batches = [], [], []
+    for folder in sorted(p for p in root.glob("*") if p.is_dir()):
+        intake_file = folder / "intake.json"
+        if intake_file.exists():
+            m = IntakeManifest.from_json(intake_file.read_text(encoding="utf-8"))
+            sources = {r.request_id: m.sources.get(r.request_id, "") for r in m.requests}
+            intakes.append(WindowIntake(m.window_id, sources, frozenset(d.message_id for d in m.duplicates),
+                                        frozenset(r.message_id for r in m.rejected)))
+        plan_file = folder / "plan.json"
+        if plan_file.exists():
+            doc = json.loads(plan_file.read_text(encoding="utf-8"))
+            superseded = {s["request_id"]: s["reason"] for s in doc.get("superseded", [])}
+            plans.append(PlanRecord(doc["window_id"], superseded))
+        for path in sorted((folder / "batches").glob("*.json")):
+            b = BatchManifest.from_json(path.read_text(encoding="utf-8"))
+            batches.append(BatchRecord(b.batch_id, b.window_id,
+                                       tuple(Member(r.request_id, r.tenant_id, r.model) for r in b.members)))
+    return intakes, plans, batches
+
+
+def read_ledger(catalog: Any) -> list[LedgerRow]:
+    """Read ``warpspeed.batch_runs`` (batch id, status, finished at)."""
+    rows = catalog.load_table(BATCH_RUNS_TABLE).scan(
+        selected_fields=("batch_id", "status", "finished_at")).to_arrow().to_pylist()
+    return [LedgerRow(str(r["batch_id"]), str(r["status"]), r["finished_at"].isoformat() if r["finished_at"] else "")
+            for r in rows]
+
+
+def read_slices(catalog: Any) -> dict[tuple[str, str], Slice]:
+    """Read the scores table: per (tenant, model), the batch ids it holds, its rows and distinct accounts."""
+    table = catalog.load_table(SCORES_TABLE).scan(
+        selected_fields=("tenant_id", "model", "batch_id", "account_id")).to_arrow()
+    by_batch = table.group_by(["tenant_id", "model", "batch_id"]).aggregate([]).to_pylist()
+    counts = table.group_by(["tenant_id", "model"]).aggregate(
+        [("account_id", "count"), ("account_id", "count_distinct")]).to_pylist()
+    ids: dict[tuple[str, str], set[str]] = {}
+    for r in by_batch:
+        ids.setdefault((r["tenant_id"], r["model"]), set()).add(str(r["batch_id"]))
+    return {(r["tenant_id"], r["model"]): Slice(frozenset(ids.get((r["tenant_id"], r["model"]), set())),
+                                                 int(r["account_id_count"]), int(r["account_id_count_distinct"]))
+            for r in counts}
+
+
+def gather(*, sent: Sequence[SentMessage], storage_prefix: str, catalog: Any, sqs_client: Any, queue_url: str,
+           dlq_url: str, run_states: Mapping[str, str], kills: int, faults: int) -> Evidence:
+    """Read every record into :class:`Evidence`."""
+    intakes, plans, batches = read_windows(storage_prefix)
+    return Evidence(
+        sent=sent, intakes=intakes, plans=plans, batches=batches, ledger=read_ledger(catalog),
+        slices=read_slices(catalog),
+        queue_left=[str(m.get("Body", "")) for m in drain_queue(sqs_client, queue_url, hide_seconds=60)],
+        dlq=dlq_entries(drain_queue(sqs_client, dlq_url)), run_states=dict(run_states), kills=kills, faults=faults,
+    )
+
+
+__all__ = ["dlq_entries", "drain_queue", "gather", "read_ledger", "read_slices", "read_windows"]
