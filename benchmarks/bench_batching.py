@@ -1,8 +1,12 @@
 """The headline: the same requests scored one Spark run per request vs Warp Speed's batches.
 
-Both sides run ``spark_jobs/score_batch.py`` through local ``spark-submit`` on the same Iceberg
-tables in the same process. The per-request side is sampled (SAMPLE runs, each one request)
-and extrapolated to all requests; the batched side runs every planned batch for real.
+Both sides run ``spark_jobs/score_batch.py`` on the same Iceberg tables in the same process.
+The per-request side is the plain way: one ``spark-submit`` per request, one after another,
+sampled (SAMPLE runs, each one request) and extrapolated to all requests. The batched side
+runs every planned batch for real through the local backend as the product runs it: on the
+warm local Spark engine, batches side by side. Its first window starts the engine (``cold``);
+the headline is the next window on the engine an earlier window left warm, as every window
+after the first one runs.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 
 from warpspeed.compute.base import SparkJob
 from warpspeed.compute.local import LocalSparkBackend
+from warpspeed.compute.warm_spark import stop_engine
 from warpspeed.embedded.seed import (
     RequestMix,
     feature_rows,
@@ -49,10 +54,12 @@ def run() -> Iterator[dict]:
         )
         workloads = WorkloadCatalog.load(REPO_ROOT / "dags" / "config" / "workloads.yaml")
         storage = storage_for(settings.storage_prefix)
-        backend = LocalSparkBackend(settings)
+        backend = LocalSparkBackend(settings)  # the product's local backend: the warm engine
+        plain = LocalSparkBackend(settings, warm=False)  # one spark-submit per job
         cluster = backend.ensure_cluster("scoring", "scoring")
 
-        def run_batches(window: str, groups: list[tuple[str, tuple[ScoringRequest, ...]]]) -> float:
+        def run_batches(window: str, groups: list[tuple[str, tuple[ScoringRequest, ...]]],
+                        runner: LocalSparkBackend, one_by_one: bool = False) -> float:
             layout = WindowLayout(settings.storage_prefix, window)
             jobs = []
             for batch_id, members in groups:
@@ -63,22 +70,33 @@ def run() -> Iterator[dict]:
                                          **workloads[members[0].workload].manifest_fields(registry))
                 storage.write_text(layout.batch_uri(batch_id), manifest.to_json())
                 args = ("--batch-manifest", layout.batch_uri(batch_id))
-                jobs.append(SparkJob(f"bench-{batch_id}", SCORE_SCRIPT, args))
+                jobs.append(SparkJob(f"bench-{window}-{batch_id}", SCORE_SCRIPT, args))
             started = time.perf_counter()
-            outcomes = backend.run_jobs(cluster, jobs)
-            assert all(o.succeeded for o in outcomes), [o.reason for o in outcomes]
+            for chunk in ([[j] for j in jobs] if one_by_one else [jobs]):
+                outcomes = runner.run_jobs(cluster, chunk)
+                assert all(o.succeeded for o in outcomes), [o.reason for o in outcomes]
             return time.perf_counter() - started
 
-        plan = plan_window("batched", requests, workloads.planning())
-        batched_s = run_batches("batched", [(b.batch_id, b.members) for b in plan.batches])
-        sample = requests[:: max(1, len(requests) // SAMPLE)][:SAMPLE]
-        single_s = run_batches("single", [(f"single-{r.request_id[-8:]}", (r,)) for r in sample])
+        try:
+            plan = plan_window("batched", requests, workloads.planning())
+            batches = [(b.batch_id, b.members) for b in plan.batches]
+            cold_s = run_batches("first", batches, backend)
+            batched_s = run_batches("batched", batches, backend)
+            stop_engine(settings.home)  # the plain side runs without an engine beside it
+            sample = requests[:: max(1, len(requests) // SAMPLE)][:SAMPLE]
+            single_s = run_batches("single", [(f"single-{r.request_id[-8:]}", (r,)) for r in sample], plain,
+                                   one_by_one=True)
+        finally:
+            stop_engine(settings.home)
     per_request_s = single_s / len(sample) * len(requests)
     rows = sum(r.estimated_accounts for r in requests)
     stamp = datetime.now(UTC).strftime("%H:%M")
     yield {"name": "batching_speedup", "value": round(per_request_s / batched_s, 2), "unit": "x",
            "note": f"{len(requests)} requests ({rows} account-rows, {TENANTS} tenants): {len(plan.batches)} batched "
-                   f"Spark runs took {batched_s:.1f} s; one run per request extrapolated from {len(sample)} sampled "
-                   f"runs ({single_s / len(sample):.1f} s each) to {per_request_s:.0f} s; local spark-submit ({stamp})"}
+                   f"Spark runs took {batched_s:.1f} s on the warm local engine (side by side); one spark-submit per "
+                   f"request, one after another, extrapolated from {len(sample)} sampled runs "
+                   f"({single_s / len(sample):.1f} s each) to {per_request_s:.0f} s ({stamp})"}
+    yield {"name": "batching_speedup_cold", "value": round(per_request_s / cold_s, 2), "unit": "x",
+           "note": f"the same batches in the first window, which starts the warm engine: {cold_s:.1f} s"}
     yield {"name": "batching_requests_per_min", "value": round(len(requests) / batched_s * 60, 1),
            "unit": "requests/min", "note": "batched side"}

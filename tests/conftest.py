@@ -37,9 +37,12 @@ if not hasattr(np, "NaN"):
     np.NaN = np.nan  # type: ignore[attr-defined]
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def _stop_warm_spark_engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Stop the warm local Spark engines that tests' score jobs started in their state folders."""
+    """Stop the warm local Spark engines that a module's score jobs started in their state folders.
+
+    After every module rather than once per session, so idle engines never pile up in memory.
+    """
     yield
     stop_engines_under(tmp_path_factory.getbasetemp())
 

@@ -47,8 +47,8 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
                         "Empty: $WARPSPEED_JARS_DIR or <home>/jars (make setup fills .jars/ and exports it).", ""),
     "spark_master": _option("Spark master for the local backend.", "local[*]"),
     "local_spark_idle_seconds": _option("The local backend's warm Spark engine stops after this many idle "
-                                        "seconds (like EMR idle auto-termination); 0: no warm engine, one "
-                                        "spark-submit per job.", "1800", "600"),
+                                        "seconds (like EMR idle auto-termination; the default outlives two 30-minute "
+                                        "windows); 0: no warm engine, one spark-submit per job.", "3600", "600"),
     "preprocessing_backend": _option("Where feature preprocessing runs: local or glue. Empty: glue when "
                                      "compute_backend=emr, else local.", "", "glue"),
 }

@@ -47,7 +47,7 @@ class WarpSpeedSettings:
     window_size_limit: int = 2000
     jars_dir: Path = Path()
     spark_master: str = "local[*]"
-    local_spark_idle_seconds: int = 1800
+    local_spark_idle_seconds: int = 3600
     """How long the warm local Spark engine waits for work before it stops (0: no warm engine,
     one ``spark-submit`` per job)."""
     preprocessing_backend: str | None = None
@@ -105,7 +105,7 @@ class WarpSpeedSettings:
         try:
             window_minutes = int(get("window_minutes") or 30)
             window_size_limit = int(get("window_size_limit") or 2000)
-            idle_seconds = int(get("local_spark_idle_seconds") or 1800)
+            idle_seconds = int(get("local_spark_idle_seconds") or 3600)
             visibility = int(get("intake_visibility_timeout") or 600)
         except ValueError as err:
             raise WarpSpeedConfigError(

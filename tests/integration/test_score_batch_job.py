@@ -11,15 +11,15 @@ from typing import Any
 import pytest
 from pyiceberg.expressions import In
 
+from tests.integration.scoring_state import seeded_settings
 from warpspeed.compute.base import SparkJob
 from warpspeed.compute.local import LocalSparkBackend
-from warpspeed.embedded.seed import feature_rows, publish_seed_models, write_features
 from warpspeed.manifests import BatchManifest, WindowLayout, models_uri
 from warpspeed.operators.scoring import SCORE_SCRIPT
 from warpspeed.request_schema import ScoringRequest
 from warpspeed.settings import WarpSpeedSettings
 from warpspeed.storage import storage_for
-from warpspeed.tables import SCORES_TABLE, ensure_tables
+from warpspeed.tables import SCORES_TABLE
 from warpspeed.workloads import WorkloadCatalog
 
 REPO_WORKLOADS = Path(__file__).parents[2] / "dags" / "config" / "workloads.yaml"
@@ -33,12 +33,7 @@ def job_settings(
 ) -> WarpSpeedSettings:
     home = tmp_path_factory.mktemp("job-home")
     rest_catalog_for(home)
-    settings = WarpSpeedSettings.from_mapping({"home": str(home)})
-    catalog = settings.catalog.load()
-    ensure_tables(catalog)
-    write_features(catalog, feature_rows(TENANTS, base=40, spread=30))
-    publish_seed_models(settings.storage_prefix)
-    return settings
+    return seeded_settings(home, TENANTS)
 
 
 def run_batch(settings: WarpSpeedSettings, batch_id: str, members: list[tuple[str, str, str]],

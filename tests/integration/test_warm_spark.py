@@ -19,18 +19,18 @@ import psutil
 import pytest
 from pyiceberg.expressions import In
 
+from tests.integration.scoring_state import seeded_settings
 from warpspeed.compute.base import ClusterRef, SparkJob
 from warpspeed.compute.local import RUN_ENTRY, LocalSparkBackend
 from warpspeed.compute.local_runs import EngineRun, wait_all
 from warpspeed.compute.staging import package_spark_jobs, spark_jobs_script
 from warpspeed.compute.warm_spark import discovery_path, ensure_engine, read_handle, running_engine, stop_engine
-from warpspeed.embedded.seed import feature_rows, publish_seed_models, write_features
 from warpspeed.manifests import BatchManifest, WindowLayout, models_uri
 from warpspeed.operators.scoring import SCORE_SCRIPT
 from warpspeed.request_schema import ScoringRequest
 from warpspeed.settings import WarpSpeedSettings
 from warpspeed.storage import storage_for
-from warpspeed.tables import SCORES_TABLE, ensure_tables
+from warpspeed.tables import SCORES_TABLE
 from warpspeed.workloads import WorkloadCatalog
 
 REPO_WORKLOADS = Path(__file__).parents[2] / "dags" / "config" / "workloads.yaml"
@@ -45,12 +45,7 @@ def warm_settings(
 ) -> Iterator[WarpSpeedSettings]:
     home = tmp_path_factory.mktemp("warm-home")
     rest_catalog_for(home)
-    settings = WarpSpeedSettings.from_mapping({"home": str(home)})
-    catalog = settings.catalog.load()
-    ensure_tables(catalog)
-    write_features(catalog, feature_rows(TENANTS, base=40, spread=30))
-    publish_seed_models(settings.storage_prefix)
-    yield settings
+    yield seeded_settings(home, TENANTS)
     stop_engine(home)
 
 

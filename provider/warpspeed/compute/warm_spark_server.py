@@ -274,7 +274,8 @@ def start_session(spec: dict[str, Any], zip_path: Path) -> Any:
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.master(spec["master"]).appName("warpspeed-local-engine")
-    conf = {"spark.jars": ",".join(spec["jars"]), "spark.scheduler.mode": "FAIR", **spec["conf"]}
+    conf = {"spark.jars": ",".join(spec["jars"]), "spark.scheduler.mode": "FAIR",
+            "spark.python.daemon.module": "warpspeed.compute.spark_daemon", **spec["conf"]}
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

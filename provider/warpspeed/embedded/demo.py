@@ -77,7 +77,7 @@ def run_demo(
     with ExitStack() as servers:
         if stack is None:
             stack = servers.enter_context(embedded_stack(settings.home, settings.jars_dir))
-        servers.callback(stop_engine, settings.home)  # the warm local Spark engine the window started
+            servers.callback(stop_engine, settings.home)  # the warm Spark engine goes with the stack it used
         return _run_window(settings, stack, tenants, requests, invalid)
 
 
