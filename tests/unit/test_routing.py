@@ -141,3 +141,29 @@ def test_scoring_operators_build_each_batch_job_on_its_manifest_engine(tmp_path:
     assert {(j.engine, j.script, j.name) for j in jobs} == {(ARROW, ARROW_SCRIPT, "warpspeed-b-arrow")}
     spark = ensure._job(uris[SPARK])
     assert (spark.engine, spark.script) == (SPARK, SCORE_SCRIPT)
+
+
+def test_routed_start_scores_small_batches_while_spark_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Spark jobs start first and the single-node batches score meanwhile, not after them."""
+    import threading
+
+    from warpspeed.compute import arrow_local
+    from warpspeed.compute.base import StepStatus
+
+    spark_started = threading.Event()
+    seen: dict[str, bool] = {}
+
+    def arrow_jobs(settings: object, jobs: list[SparkJob]) -> list[StepStatus]:
+        seen["spark_running_meanwhile"] = spark_started.wait(timeout=5)
+        return [StepStatus(f"a-{j.name}", j.name, "COMPLETED") for j in jobs]
+
+    def run_spark(jobs: list[SparkJob]) -> list[StepStatus]:
+        spark_started.set()
+        return [StepStatus(f"s-{j.name}", j.name, "COMPLETED") for j in jobs]
+
+    monkeypatch.setattr(arrow_local, "run_arrow_jobs", arrow_jobs)
+    jobs = [SparkJob("small-1", "score_arrow.py", (), engine="arrow"), SparkJob("big", "score_batch.py", ()),
+            SparkJob("small-2", "score_arrow.py", (), engine="arrow")]
+    statuses = arrow_local.start_routed(None, jobs, run_spark)  # type: ignore[arg-type]
+    assert [s.step_id for s in statuses] == ["a-small-1", "s-big", "a-small-2"]
+    assert seen == {"spark_running_meanwhile": True}

@@ -17,6 +17,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -94,9 +95,16 @@ def run_arrow_jobs(settings: WarpSpeedSettings, jobs: Sequence[SparkJob], *,
 def start_routed(
     settings: WarpSpeedSettings, jobs: Sequence[SparkJob], run_spark: Callable[[Sequence[SparkJob]], list[StepStatus]]
 ) -> list[StepStatus]:
-    """Run the arrow jobs here and hand the others to ``run_spark``; return statuses in ``jobs`` order."""
+    """Run the arrow jobs here while ``run_spark`` runs the others; return statuses in ``jobs`` order.
+
+    The Spark jobs start first, in a thread, so the single-node batches score while Spark runs.
+    """
     arrow = [j for j in jobs if j.engine == ARROW]
     spark = [j for j in jobs if j.engine != ARROW]
-    done = iter(run_arrow_jobs(settings, arrow))
-    rest = iter(run_spark(spark) if spark else [])
+    if not spark:
+        return run_arrow_jobs(settings, arrow)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="warpspeed-spark") as pool:
+        spark_done = pool.submit(run_spark, spark)
+        done = iter(run_arrow_jobs(settings, arrow))
+        rest = iter(spark_done.result())
     return [next(done) if j.engine == ARROW else next(rest) for j in jobs]
