@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -220,3 +223,40 @@ def test_chaos_spares_the_scheduler_while_a_task_it_runs_was_already_shot() -> N
             kill_tree(pid)
         scheduler.proc.kill()
         scheduler.proc.wait()
+
+
+def test_chaos_kills_the_warm_engine_process_group_only_while_tasks_run() -> None:
+    """An engine kill takes the engine's whole process group and counts as a shot at every running task."""
+    from warpspeed.embedded.soak.chaos import Chaos, ChaosPlan
+
+    code = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); " \
+           "time.sleep(120)"
+    engine = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)  # leads its own group
+    scheduler = _Component("scheduler", _sleeper_tree(2))  # scheduler -> worker -> task
+    idle = Chaos({"scheduler": _Component("scheduler", subprocess.Popen(["true"]))}, lambda _: None,
+                 ChaosPlan(kills=1), engine_pid=lambda: engine.pid)
+    chaos = Chaos({"scheduler": scheduler}, lambda _: None, ChaosPlan(kills=1), engine_pid=lambda: engine.pid)
+    try:
+        deadline = time.monotonic() + 30
+        while len(process_tree(engine.pid)) < 1 or len(process_tree(scheduler.proc.pid)) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        worker_child = process_tree(engine.pid)[0][0]
+        idle.components["scheduler"].proc.wait()
+        assert not idle.strike("engine")  # no task runs: nothing to fail, no kill
+        assert chaos.strike("engine")
+        assert engine.wait(timeout=10) == -9
+        deadline = time.monotonic() + 10
+        while not _zombie(worker_child):  # the engine's worker died with its group
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert dict(chaos.kills) == {"engine": 1} and chaos.shot_tasks
+        assert not chaos.strike("task")  # the task running during the engine kill already lost a try
+    finally:
+        for pid in [p for p, _, _, _ in process_tree(scheduler.proc.pid)]:
+            kill_tree(pid)
+        scheduler.proc.kill()
+        scheduler.proc.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(engine.pid, signal.SIGKILL)
+        engine.wait()

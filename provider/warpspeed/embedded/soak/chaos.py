@@ -3,15 +3,18 @@
 Generic on purpose (whatever runs a batch: ``spark-submit``, a long-lived job server's client,
 a single-node engine): a *task* is a process two levels under the scheduler (scheduler ->
 LocalExecutor worker, which supervises -> task process); anything deeper (what the task started:
-Spark, its JVM) is a *compute* process. Killing one kills it and everything under it. A killed
-scheduler or triggerer is restarted after a short pause, as a supervisor (systemd, Kubernetes)
-would, with its whole process group cleaned up first.
+Spark, its JVM) is a *compute* process. Killing one kills it and everything under it. The warm
+local Spark engine runs detached from the tasks (``warpspeed.compute.warm_spark``): an *engine*
+kill SIGKILLs its whole process group (JVM and Python workers), so every Spark batch running on
+it fails, and the next task that needs it starts a new one. A killed scheduler or triggerer is
+restarted after a short pause, as a supervisor (systemd, Kubernetes) would, with its whole
+process group cleaned up first.
 
 Kills are spread so that the pipeline can recover within its retry budget: at least ``min_gap``
 seconds apart, and every task loses at most one try to the chaos (``task_key`` turns the
 supervising worker's title, which names the task try, into the task's identity across tries:
-run, task, map index). A scheduler kill takes its running tasks down with it, so it counts as a
-shot at each of them, and it waits for a moment when none of them was shot already.
+run, task, map index). A scheduler or engine kill can take every running task down with it, so
+it counts as a shot at each of them, and it waits for a moment when none of them was shot already.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("scheduler", "triggerer", "task", "compute")
+ACTIONS = ("scheduler", "triggerer", "task", "compute", "engine")
 
 
 class Killable(Protocol):
@@ -113,9 +116,11 @@ class Chaos(threading.Thread):
     """
 
     def __init__(self, components: Mapping[str, Killable], restart: Callable[[str], Any], plan: ChaosPlan,
-                 task_key: Callable[[str], str] | None = None) -> None:
+                 task_key: Callable[[str], str] | None = None,
+                 engine_pid: Callable[[], int | None] | None = None) -> None:
         super().__init__(name="soak-chaos", daemon=True)
         self.components, self.restart, self.plan = components, restart, plan
+        self.engine_pid = engine_pid or (lambda: None)
         self.task_key = task_key or (lambda title: title)
         self.rng = random.Random(plan.seed)
         self.stopped = threading.Event()
@@ -154,19 +159,9 @@ class Chaos(threading.Thread):
     def strike(self, action: str) -> bool:
         """Make one kill of ``action``; return whether something was killed."""
         if action in ("scheduler", "triggerer"):
-            component = self.components[action]
-            if not component.alive:
-                return False
-            if action == "scheduler":  # its tasks die with it: each loses a try
-                victims = {key for _, _, key in self._running()}
-                if victims & self.shot_tasks:
-                    return False
-                self.shot_tasks |= victims
-            os.kill(component.proc.pid, signal.SIGKILL)
-            self._note(action, f"SIGKILL {action} pid {component.proc.pid}")
-            time.sleep(self.plan.restart_after)
-            self.restart(action)  # cleans the group up (orphaned workers and tasks die with it)
-            return True
+            return self._strike_component(action)
+        if action == "engine":
+            return self._strike_engine()
         candidates = self._targets(action)
         if not candidates:
             return False
@@ -177,6 +172,36 @@ class Chaos(threading.Thread):
             return True
         return False
 
+    def _strike_component(self, action: str) -> bool:
+        """SIGKILL the scheduler or the triggerer, then restart it like a supervisor."""
+        component = self.components[action]
+        if not component.alive:
+            return False
+        if action == "scheduler":  # its tasks die with it: each loses a try
+            victims = {key for _, _, key in self._running()}
+            if victims & self.shot_tasks:
+                return False
+            self.shot_tasks |= victims
+        os.kill(component.proc.pid, signal.SIGKILL)
+        self._note(action, f"SIGKILL {action} pid {component.proc.pid}")
+        time.sleep(self.plan.restart_after)
+        self.restart(action)  # cleans the group up (orphaned workers and tasks die with it)
+        return True
+
+    def _strike_engine(self) -> bool:
+        """SIGKILL the warm Spark engine's process group while it runs work; a shot at every running task."""
+        pid = self.engine_pid()
+        victims = {key for _, _, key in self._running()}
+        if pid is None or not victims or victims & self.shot_tasks:
+            return False
+        try:
+            os.killpg(pid, signal.SIGKILL)  # the engine leads its own session: JVM and workers with it
+        except ProcessLookupError:
+            return False
+        self.shot_tasks |= victims
+        self._note("engine", f"SIGKILL warm Spark engine process group {pid}")
+        return True
+
     def _note(self, action: str, what: str) -> None:
         self.kills[action] += 1
         self.log.append(f"{time.strftime('%H:%M:%S')} {what}")
@@ -184,7 +209,7 @@ class Chaos(threading.Thread):
 
     def run(self) -> None:
         """Kill until the plan's count is reached; retry an action with nothing to kill a bit later."""
-        weights = self.plan.weights or {"scheduler": 1, "triggerer": 1, "task": 2, "compute": 2}
+        weights = self.plan.weights or {"scheduler": 1, "triggerer": 1, "task": 2, "compute": 1, "engine": 1}
         actions = [a for a in ACTIONS if weights.get(a, 0) > 0]
         try:
             while self.total < self.plan.kills and not self.stopped.wait(
