@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from spark_jobs.flavours import FLAVOURS, LoadedModel, resolve_uri
+from spark_jobs.flavours import FLAVOURS, LoadedModel, fetch_mlflow_model, mlflow_inputs, resolve_uri
 from spark_jobs.models import ModelError, parse_model
 
 
@@ -86,29 +86,16 @@ def load_model(
 
 
 def _load_mlflow(common: dict[str, Any], declared: tuple[str, ...], workdir: str | None) -> tuple[LoadedModel, Any]:
-    """Download and load an MLflow pyfunc model once; inputs from ``declared`` or its signature."""
+    """Fetch and load an MLflow pyfunc model once (the Spark job's fetch and inputs rules)."""
     model, version, uri = common["model"], common["version"], common["uri"]
+    path = fetch_mlflow_model(model, version, uri, tempfile.mkdtemp(prefix="warpspeed-models-", dir=workdir))
+    inputs = mlflow_inputs(model, version, uri, path, declared)
     try:
-        import mlflow.artifacts
         import mlflow.pyfunc
-        from mlflow.models import Model
-    except ImportError as err:
-        raise ModelError(f"model {model} {version}: mlflow is not installed on the cluster ({err})") from None
-    folder = tempfile.mkdtemp(prefix="warpspeed-models-", dir=workdir)
-    try:
-        path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder)
-    except Exception as err:  # every download failure means "not found" to the member
-        raise ModelError(f"model {model} {version} not found at {uri}: {type(err).__name__}: {err}") from None
-    try:
-        meta = Model.load(path)
+
         pyfunc = mlflow.pyfunc.load_model(path)
-    except Exception as err:  # any load failure fails only this model's members
+    except Exception as err:  # a missing library or any load failure fails only this model's members
         raise ModelError(f"model {model} {version} at {uri} failed to load: {type(err).__name__}: {err}") from None
-    inputs = declared
-    if not inputs and meta.signature is not None and meta.signature.inputs is not None:
-        inputs = tuple(str(n) for n in meta.signature.inputs.input_names() if isinstance(n, str))
-    if not inputs:
-        raise ModelError(f"model {model} {version} at {uri} has no input signature; set its inputs in workloads.yaml")
     return LoadedModel(**common, inputs=inputs), pyfunc
 
 

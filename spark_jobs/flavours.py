@@ -89,32 +89,48 @@ def _load_mlflow(spark: Any, common: dict[str, Any], declared: tuple[str, ...]) 
     executors' Python workers, which keep it for scoring.
     """
     model, version, uri = common["model"], common["version"], common["uri"]
-    folder = tempfile.mkdtemp(prefix="warpspeed-models-")
     # a name unique to this run: SparkContext.addFile ships the folder under its base name
+    path = fetch_mlflow_model(model, version, uri, tempfile.mkdtemp(prefix="warpspeed-models-"))
+    inputs = mlflow_inputs(model, version, uri, path, declared)
+    spark.sparkContext.addFile(path, recursive=True)
+    return LoadedModel(**common, inputs=inputs, shipped_name=os.path.basename(path))
+
+
+def fetch_mlflow_model(model: str, version: str, uri: str, folder: str) -> str:
+    """Fetch an MLflow model's folder into ``folder`` under a unique name; return its path.
+
+    A local folder (``file://`` or a path) is copied without importing MLflow; other URIs
+    (``s3://``, ``models:/``) go through ``mlflow.artifacts``. Shared by both engines, so a
+    missing model reads the same in every result summary.
+    """
     path = os.path.join(folder, f"warpspeed-{model}-{version}-{uuid.uuid4().hex[:8]}")
     local = _local_folder(uri)
     if local is not None:
         if not os.path.isfile(os.path.join(local, "MLmodel")):
             raise ModelError(f"model {model} {version} not found at {uri}: no MLmodel file")
         shutil.copytree(local, path)
-    else:
-        try:
-            import mlflow.artifacts
-        except ImportError as err:
-            raise ModelError(f"model {model} {version}: mlflow is not installed on the cluster ({err})") from None
-        try:
-            downloaded = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder)
-        except Exception as err:  # every download failure means "not found" to the member
-            raise ModelError(f"model {model} {version} not found at {uri}: {type(err).__name__}: {err}") from None
-        os.rename(downloaded, path)
+        return path
+    try:
+        import mlflow.artifacts
+    except ImportError as err:
+        raise ModelError(f"model {model} {version}: mlflow is not installed on the cluster ({err})") from None
+    try:
+        downloaded = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder)
+    except Exception as err:  # every download failure means "not found" to the member
+        raise ModelError(f"model {model} {version} not found at {uri}: {type(err).__name__}: {err}") from None
+    os.rename(downloaded, path)
+    return path
+
+
+def mlflow_inputs(model: str, version: str, uri: str, path: str, declared: tuple[str, ...]) -> tuple[str, ...]:
+    """Return the model's inputs: ``declared`` (workloads.yaml), else its ``MLmodel`` signature's."""
     try:
         inputs = declared or signature_inputs(path)
     except (OSError, ValueError, TypeError, KeyError) as err:
         raise ModelError(f"model {model} {version} at {uri} failed to load: {type(err).__name__}: {err}") from None
     if not inputs:
         raise ModelError(f"model {model} {version} at {uri} has no input signature; set its inputs in workloads.yaml")
-    spark.sparkContext.addFile(path, recursive=True)
-    return LoadedModel(**common, inputs=inputs, shipped_name=os.path.basename(path))
+    return inputs
 
 
 def _local_folder(uri: str) -> str | None:

@@ -117,7 +117,8 @@ def table_rows(settings: WarpSpeedSettings, engine: str) -> list[dict[str, Any]]
 
 
 def comparable(summary: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in summary.items() if k not in ("scored_at", "duration_s", "scores_snapshot_id")}
+    return {k: v for k, v in summary.items()
+            if k not in ("scored_at", "duration_s", "timings_s", "scores_snapshot_id")}
 
 
 def test_spark_and_arrow_write_identical_rows_and_summaries(engine_settings: WarpSpeedSettings) -> None:
@@ -174,7 +175,8 @@ def test_local_backend_runs_arrow_jobs_without_spark_and_isolates_a_failing_batc
     def no_spark(*args: object, **kwargs: object) -> None:
         raise AssertionError("an arrow job started spark-submit")
 
-    monkeypatch.setattr("warpspeed.compute.local.subprocess.Popen", no_spark)
+    monkeypatch.setattr("warpspeed.compute.local_runs.subprocess.Popen", no_spark)
+    monkeypatch.setattr("warpspeed.compute.local.ensure_engine", no_spark)
     backend = LocalSparkBackend(settings)
     cluster = backend.ensure_cluster("scoring", "scoring")
     jobs = [score_job(uri, m.batch_id, settings.catalog.name, "arrow")
