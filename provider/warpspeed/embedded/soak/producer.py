@@ -23,10 +23,15 @@ EXPECT_REQUEST = "request"  # scored once, or superseded with a record
 EXPECT_DUPLICATE = "duplicate"  # a re-sent request id: never scored a second time
 EXPECT_DEAD_LETTER = "dead_letter"  # refused: in the DLQ with its reasons
 
-HOSTILE_KINDS = (
+INTAKE_REFUSED_KINDS = (
     "deep_nesting", "deep_params", "huge_body", "wide_params", "trailing_newline", "bad_model_version",
     "bad_schema_version", "unknown_model", "unknown_workload", "non_json", "not_an_object", "bad_timestamp",
 )
+#: Well-formed, so intake collects it; the plan task refuses it to the DLQ with its reason (the
+#: version does not exist) unless a valid request for its (tenant, model) supersedes it.
+PLAN_REFUSED_KINDS = ("unknown_version",)
+HOSTILE_KINDS = INTAKE_REFUSED_KINDS + PLAN_REFUSED_KINDS
+UNKNOWN_VERSION = "v999"
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,7 @@ def hostile_body(kind: str, rng: random.Random, tenant: str) -> str:
         "non_json": lambda: "not json at all {" + "\u00e9" * rng.randrange(1, 50),
         "not_an_object": lambda: json.dumps([base]),
         "bad_timestamp": lambda: json.dumps(base | {"requested_at": "yesterday"}),
+        "unknown_version": lambda: json.dumps(base | {"model_version": UNKNOWN_VERSION}),
     }
     if kind not in bodies:
         raise ValueError(f"unknown hostile kind {kind!r}")
@@ -156,8 +162,13 @@ class SoakProducer(threading.Thread):
                                           rec.requested_at)))
         for _ in range(_share(per, self.load.hostile_share, self.rng)):
             kind = self.rng.choice(HOSTILE_KINDS)
-            out.append((hostile_body(kind, self.rng, self.rng.choice(self.tenants)),
-                        SentMessage("", kind, EXPECT_DEAD_LETTER)))
+            body = hostile_body(kind, self.rng, self.rng.choice(self.tenants))
+            if kind in PLAN_REFUSED_KINDS:  # the auditor follows its request id through the plan
+                doc = json.loads(body)
+                out.append((body, SentMessage("", kind, EXPECT_DEAD_LETTER, doc["request_id"], doc["tenant_id"],
+                                              doc["model"], doc["requested_at"])))
+            else:
+                out.append((body, SentMessage("", kind, EXPECT_DEAD_LETTER)))
         self.rng.shuffle(out)
         self.earlier.extend(this_chunk)
         return out
@@ -221,5 +232,6 @@ def read_sent(path: Path) -> list[SentMessage]:
     return [SentMessage.from_json(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-__all__ = ["HOSTILE_KINDS", "SentMessage", "SoakLoad", "SoakProducer", "hostile_body", "read_sent", "sqs_sender",
-           ]
+__all__ = ["HOSTILE_KINDS", "INTAKE_REFUSED_KINDS", "PLAN_REFUSED_KINDS", "UNKNOWN_VERSION", "SentMessage", "SoakLoad",
+           "SoakProducer",
+           "hostile_body", "read_sent", "sqs_sender"]
