@@ -102,7 +102,9 @@ class PlanBatchesOperator(WarpSpeedOperator):
     Requests earlier windows carried over (``max_batches_per_window``) are merged in first and
     keep their age; what this window cannot run is carried over to the next one through a
     pending document (see :mod:`warpspeed.carryover`). A retry plans from the same input and
-    rewrites the same manifests.
+    rewrites the same manifests. A request for a model version that does not exist (or lacks
+    inputs) with no valid request for its pair to supersede it is refused to the DLQ with its
+    reason (:mod:`warpspeed.services.plan_refusals`) and listed under ``refused``.
 
     The return value feeds ``ScoreBatchesOperator.partial(...).expand_kwargs(...)``:
     ``[{"workload": "scoring", "batch_manifest_uris": [...]}, ...]``, batches in submission
