@@ -56,6 +56,11 @@ class WindowLayout:
         """Return the plan document's URI."""
         return join_uri(self.root, "plan.json")
 
+    @property
+    def refused_uri(self) -> str:
+        """Return the record of requests the plan task refused to the DLQ (written before the send)."""
+        return join_uri(self.root, "refused.json")
+
     def batch_uri(self, batch_id: str) -> str:
         """Return a batch manifest's URI."""
         return join_uri(self.root, "batches", f"{batch_id}.json")

@@ -4,8 +4,9 @@ The plan task calls :func:`probe_models` before planning: a version that is miss
 inputs its workload's feature table lacks, is *unavailable*. The planner never lets a request
 for an unavailable version supersede one for an available version (issue 13 item 4), and the
 plan document lists each unavailable version with its reason. A request that still names one
-(no valid alternative) goes to its batch, where the Spark job refuses it at model load with
-the same reason, before any row is scored, and the batch is recorded as failed.
+(no valid alternative) is refused by the plan task (:func:`refusals`): it goes to the dead-letter
+queue with the reason and into no batch. A version that passes the probe but fails to load in the
+job fails only its batch's members, and that batch is recorded as failed.
 
 What is checked without loading the model (no MLflow or Spark on the Airflow worker):
 ``expression``: the JSON document parses and its features are columns of the table;
@@ -20,11 +21,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import yaml
 
 from warpspeed.model_specs import ModelSpec
+from warpspeed.request_schema import ScoringRequest
 from warpspeed.storage import Storage, join_uri
 from warpspeed.workloads import WorkloadCatalog
 
@@ -39,6 +42,9 @@ class Unavailable:
     model: str
     version: str
     reason: str
+    permanent: bool = True
+    """False when the probe could not tell (the feature table or the document could not be read):
+    such a request is not refused, its batch decides."""
 
 
 def model_inputs(spec: ModelSpec, uri: str, storage: Storage) -> tuple[str, ...]:
@@ -90,20 +96,22 @@ def probe_models(
                 columns[table] = set(table_columns(table))
             except Exception as err:  # any catalog failure makes the table unusable
                 columns[table] = f"feature table {table} cannot be read: {type(err).__name__}: {err}"
-        reason = None
+        reason, permanent = None, True
         have = columns[table]
         try:
             inputs = model_inputs(spec, uri, storage)
             if isinstance(have, str):
-                reason = have
+                reason, permanent = have, False
             elif missing := [c for c in inputs if c not in have]:
                 reason = f"model {model} {version} needs columns {missing} that {table} lacks"
         except FileNotFoundError:
-            reason = f"model {model} {version} not found at {uri}"
-        except Exception as err:  # a broken document makes the version unusable
+            reason, permanent = f"model {model} {version} not found at {uri}", not isinstance(have, str)
+        except (ValueError, LookupError, TypeError) as err:  # a broken document makes the version unusable
             reason = f"model {model} {version} at {uri} is unusable: {type(err).__name__}: {err}"
+        except Exception as err:  # e.g. storage unreachable: not a property of the version
+            reason, permanent = f"model {model} {version} at {uri} cannot be read: {type(err).__name__}: {err}", False
         if reason:
-            found.append(Unavailable(workload_name, model, version, reason))
+            found.append(Unavailable(workload_name, model, version, reason, permanent))
     for item in found:
         log.warning("Unavailable model version (%s): %s", item.workload, item.reason)
     return found
@@ -118,3 +126,37 @@ def unavailable_document(found: Iterable[Unavailable]) -> list[Mapping[str, Any]
     """Return the plan document's ``unavailable_models`` list."""
     return [{"workload": u.workload, "model": u.model, "model_version": u.version, "reason": u.reason}
             for u in found]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A request the plan task refuses: its version is unavailable and no valid request supersedes it."""
+
+    request: ScoringRequest
+    reason: str
+
+
+def refusals(requests: Iterable[ScoringRequest], found: Iterable[Unavailable],
+             already: Mapping[str, str] = MappingProxyType({})) -> list[Refusal]:
+    """Return the requests the plan must refuse (to the DLQ), sorted by request id.
+
+    A request for a version that is unavailable for good (``permanent``: missing, unusable, or
+    lacking inputs) is refused unless its (workload, tenant, model) has a request for an
+    available version, which supersedes it with a record. When the probe could not tell (the
+    feature table or storage could not be read) nothing is refused: the batch decides. A request an earlier
+    attempt refused (``already``: request id -> reason) stays refused: it is in the DLQ already.
+    """
+    found = list(found)
+    unusable = {(u.workload, u.model, u.version) for u in found}
+    reasons = {(u.workload, u.model, u.version): u.reason for u in found if u.permanent}
+    requests = list(requests)
+    available = {(r.workload, r.tenant_id, r.model) for r in requests
+                 if (r.workload, r.model, r.model_version) not in unusable}
+    out = []
+    for r in requests:
+        if r.request_id in already:
+            out.append(Refusal(r, already[r.request_id]))
+        elif (reason := reasons.get((r.workload, r.model, r.model_version))) and (
+                (r.workload, r.tenant_id, r.model) not in available):
+            out.append(Refusal(r, reason))
+    return sorted(out, key=lambda x: x.request.request_id)

@@ -6,15 +6,18 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from warpspeed.embedded.seed import publish_seed_models
-from warpspeed.manifests import BatchManifest, IntakeManifest, WindowLayout, window_id_for
+from warpspeed.embedded.sqs_server import LocalSqs
+from warpspeed.hooks.sqs_intake import SqsIntakeHook
+from warpspeed.manifests import BatchManifest, IntakeManifest, WindowLayout, models_uri, window_id_for
 from warpspeed.operators.batch_plan import PlanBatchesOperator
 from warpspeed.request_schema import ScoringRequest
 from warpspeed.settings import load_settings
-from warpspeed.storage import LocalStorage
+from warpspeed.storage import LocalStorage, local_path
 from warpspeed.tables import ensure_tables
 
 W1 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
@@ -51,3 +54,82 @@ def test_bogus_version_loses_to_the_valid_request_and_is_listed(
     (missing,) = plan["unavailable_models"]
     assert (missing["model"], missing["model_version"]) == ("churn_risk", "v404")
     assert missing["reason"].startswith("model churn_risk v404 not found at file://")
+
+
+def _plan_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rest_catalog_for: Callable[[Path], object],
+              sqs: LocalSqs) -> tuple[WindowLayout, LocalStorage]:
+    rest_catalog_for(tmp_path / "home")
+    monkeypatch.setenv("AIRFLOW__WARPSPEED__HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("AIRFLOW__WARPSPEED__STORAGE_PREFIX", raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_WARPSPEED_TEST", sqs.airflow_connection())
+    monkeypatch.setenv("AIRFLOW__WARPSPEED__AWS_CONN_ID", "warpspeed_test")
+    monkeypatch.setenv("AIRFLOW__WARPSPEED__QUEUE_URL", sqs.queue_url)
+    monkeypatch.setenv("AIRFLOW__WARPSPEED__DEAD_LETTER_QUEUE_URL", sqs.dead_letter_queue_url)
+    settings = load_settings()
+    ensure_tables(settings.catalog.load())
+    publish_seed_models(settings.storage_prefix)
+    return WindowLayout(settings.storage_prefix, window_id_for(W1)), LocalStorage()
+
+
+def _dlq(sqs: LocalSqs) -> list[dict[str, Any]]:
+    client, out = sqs.client(), []
+    while msgs := client.receive_message(QueueUrl=sqs.dead_letter_queue_url, MaxNumberOfMessages=10,
+                                         MessageAttributeNames=["All"], WaitTimeSeconds=0,
+                                         VisibilityTimeout=300).get("Messages", []):
+        out.extend(msgs)
+    return out
+
+
+def test_a_version_with_no_valid_alternative_is_refused_to_the_dlq_once_across_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rest_catalog_for: Callable[[Path], object], sqs: LocalSqs
+) -> None:
+    layout, storage = _plan_env(tmp_path, monkeypatch, rest_catalog_for, sqs)
+    valid = ScoringRequest("r-valid", "t1", "churn_risk", "v1", "scoring", W1.isoformat(), "normal", 10)
+    lone = ScoringRequest("r-v999", "t2", "churn_risk", "v999", "scoring", W1.isoformat(), "normal", 10)
+    storage.write_text(layout.intake_uri, IntakeManifest(window_id_for(W1)).merged(
+        [valid, lone], [], sources={"r-valid": "m-valid", "r-v999": "m-v999"}).to_json())
+    op = PlanBatchesOperator(task_id="plan_batches", intake_manifest_uri=layout.intake_uri,
+                             workloads_file=str(REPO_WORKLOADS))
+
+    crashed = []
+
+    def crash_once(self: object, *args: object, **kwargs: object) -> int:
+        crashed.append(1)
+        raise RuntimeError("killed before the DLQ send")
+
+    with monkeypatch.context() as m:  # a crash after the refusal is recorded, before it is sent
+        m.setattr(SqsIntakeHook, "send_to_dead_letter", crash_once)
+        with pytest.raises(RuntimeError):
+            op.execute({"logical_date": W1})  # type: ignore[arg-type]
+    assert crashed
+    for _attempt in range(2):  # the retry sends it; a second retry sends nothing again
+        (out,) = op.execute({"logical_date": W1})  # type: ignore[arg-type]
+    (uri,) = out["batch_manifest_uris"]
+    assert [m.request_id for m in BatchManifest.from_json(storage.read_text(uri)).members] == ["r-valid"]
+    plan = json.loads(storage.read_text(layout.plan_uri))
+    (refused,) = plan["refused"]
+    assert (refused["request_id"], refused["source_message_id"], refused["dead_lettered"]) == (
+        "r-v999", "m-v999", True)
+    assert refused["reason"].startswith("model churn_risk v999 not found at file://")
+    (dead,) = _dlq(sqs)
+    attributes = {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()}
+    assert attributes["warpspeed_reasons"] == refused["reason"]
+    assert attributes["warpspeed_source_message_id"] == "m-v999"
+    assert attributes["warpspeed_window_id"] == window_id_for(W1)
+    assert json.loads(dead["Body"])["request_id"] == "r-v999"
+
+
+def test_a_refusal_stays_refused_on_a_retry_even_if_the_version_appears_since(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rest_catalog_for: Callable[[Path], object], sqs: LocalSqs
+) -> None:
+    layout, storage = _plan_env(tmp_path, monkeypatch, rest_catalog_for, sqs)
+    lone = ScoringRequest("r-v7", "t2", "churn_risk", "v7", "scoring", W1.isoformat(), "normal", 10)
+    storage.write_text(layout.intake_uri, IntakeManifest(window_id_for(W1)).merged([lone], []).to_json())
+    op = PlanBatchesOperator(task_id="plan_batches", intake_manifest_uri=layout.intake_uri,
+                             workloads_file=str(REPO_WORKLOADS))
+    assert op.execute({"logical_date": W1}) == []  # type: ignore[arg-type]
+    v1 = Path(local_path(models_uri(load_settings().storage_prefix))) / "churn_risk"
+    (v1 / "v7.json").write_text((v1 / "v1.json").read_text().replace('"v1"', '"v7"'))
+    assert op.execute({"logical_date": W1}) == []  # type: ignore[arg-type]  # already in the DLQ: not scored too
+    (dead,) = _dlq(sqs)
+    assert dead["MessageAttributes"]["warpspeed_source_message_id"]["StringValue"] == "request:r-v7"

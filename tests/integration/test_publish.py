@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,10 @@ import pytest
 from tests.integration.test_batch_plan import W1, Env, req
 from warpspeed.exceptions import WarpSpeedError
 from warpspeed.hooks.iceberg_ledger import IcebergLedgerHook
-from warpspeed.manifests import BatchRun
+from warpspeed.manifests import BatchRun, models_uri
 from warpspeed.operators.iceberg_ledger import PublishBatchesOperator
 from warpspeed.settings import load_settings
+from warpspeed.storage import join_uri
 from warpspeed.tables import ensure_tables
 
 
@@ -22,7 +24,11 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rest_catalog_for: Calla
     monkeypatch.setenv("AIRFLOW__WARPSPEED__HOME", str(tmp_path / "home"))
     monkeypatch.delenv("AIRFLOW__WARPSPEED__STORAGE_PREFIX", raising=False)
     ensure_tables(load_settings().catalog.load())
-    return Env(tmp_path)
+    env = Env(tmp_path)
+    for model in ("churn_risk", "intent_surge"):  # the plan refuses versions that do not exist
+        shipped = resources.files("warpspeed.embedded").joinpath("models", f"{model}.v1.json")
+        env.storage.write_text(join_uri(models_uri(env.prefix), model, "v1.json"), shipped.read_text("utf-8"))
+    return env
 
 
 def run_record(env: Env, batch_id: str, workload: str, state: str) -> str:

@@ -55,3 +55,19 @@ def test_an_unreadable_feature_table_makes_its_models_unavailable(tmp_path: Path
 
     (found,) = probe_models(WORKLOADS, [("scoring", "churn", "v1")], LocalStorage(), tmp_path.as_uri(), missing)
     assert "feature table crm.features cannot be read: LookupError" in found.reason
+
+
+def test_refusals_spare_requests_a_valid_one_supersedes_and_those_the_probe_could_not_judge() -> None:
+    from warpspeed.model_probe import Unavailable, refusals
+    from warpspeed.request_schema import ScoringRequest
+
+    def req(rid: str, tenant: str, version: str, model: str = "churn") -> ScoringRequest:
+        return ScoringRequest(rid, tenant, model, version, "scoring", "2026-11-21T08:00:00+00:00", "normal", 10)
+
+    found = [Unavailable("scoring", "churn", "v9", "model churn v9 not found at x"),
+             Unavailable("scoring", "fit", "v1", "feature table crm.features cannot be read: boom", permanent=False)]
+    requests = [req("a", "t1", "v9"), req("b", "t1", "v1"), req("c", "t2", "v9"), req("d", "t3", "v1", "fit"),
+                req("e", "t4", "v1")]
+    out = refusals(requests, found, {"e": "refused before"})
+    assert [(r.request.request_id, r.reason) for r in out] == [
+        ("c", "model churn v9 not found at x"), ("e", "refused before")]

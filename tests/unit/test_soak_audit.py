@@ -21,7 +21,8 @@ from warpspeed.embedded.soak.producer import (
     EXPECT_DEAD_LETTER,
     EXPECT_DUPLICATE,
     EXPECT_REQUEST,
-    HOSTILE_KINDS,
+    INTAKE_REFUSED_KINDS,
+    UNKNOWN_VERSION,
     SentMessage,
     hostile_body,
 )
@@ -145,7 +146,48 @@ def test_failed_runs_are_counted() -> None:
 
 
 def test_every_hostile_body_is_refused_by_intake() -> None:
-    for kind in HOSTILE_KINDS:
+    for kind in INTAKE_REFUSED_KINDS:
         body = hostile_body(kind, random.Random(1), "tenant-001")
         result = validate_message(body, allowed_models={"scoring": frozenset({"churn_risk"})})
         assert not result.ok, kind
+
+
+def test_an_unknown_version_passes_intake_with_its_request_id() -> None:
+    body = hostile_body("unknown_version", random.Random(1), "tenant-001")
+    result = validate_message(body, allowed_models={"scoring": frozenset({"churn_risk"})})
+    assert result.ok and result.request is not None and result.request.model_version == UNKNOWN_VERSION
+
+
+def _unknown(ev: Evidence, **changes: object) -> Evidence:
+    """``healthy`` plus an unknown-version request u1 (message m8), collected in w2."""
+    ev = replace(ev, sent=[*ev.sent, SentMessage("m8", "unknown_version", EXPECT_DEAD_LETTER, "u1", T, M)],
+                 intakes=[ev.intakes[0], replace(ev.intakes[1], sources={**ev.intakes[1].sources, "u1": "m8"})])
+    return replace(ev, **changes)  # type: ignore[arg-type]
+
+
+def test_an_unknown_version_refused_by_the_plan_to_the_dlq_is_accounted() -> None:
+    ev = healthy()
+    f = audit(_unknown(ev, dlq=[*ev.dlq, DlqEntry("d8", "m8", "model churn_risk v999 not found")],
+                       plans=[ev.plans[0], replace(ev.plans[1], refused={"u1": "model churn_risk v999 not found"})]
+                       )).figures
+    assert (f["unaccounted"], f["hostile_dead_lettered_with_reason"], f["hostile_refused_by_plan"]) == (0, 2, 1)
+
+
+def test_an_unknown_version_superseded_by_a_scored_request_is_accounted() -> None:
+    ev = healthy()
+    plans = [ev.plans[0], replace(ev.plans[1], superseded={**ev.plans[1].superseded, "u1": "superseded by r2"})]
+    report = audit(_unknown(ev, plans=plans))
+    assert report.ok and report.figures["hostile_superseded_with_record"] == 1
+
+
+def test_an_unknown_version_neither_dead_lettered_nor_superseded_is_unaccounted() -> None:
+    report = audit(_unknown(healthy()))
+    assert not report.ok and report.figures["unaccounted"] == 1
+
+
+def test_an_unknown_version_in_a_succeeded_batch_is_caught() -> None:
+    ev = healthy()
+    report = audit(_unknown(ev, batches=[ev.batches[0], BatchRecord("b2", "w2", (Member("r2", T, M),
+                                                                                Member("u1", T, M)))],
+                            dlq=[*ev.dlq, DlqEntry("d8", "m8", "not found")]))
+    assert not report.ok and report.figures["hostile_scored"] == 1

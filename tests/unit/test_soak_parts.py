@@ -260,3 +260,19 @@ def test_chaos_kills_the_warm_engine_process_group_only_while_tasks_run() -> Non
         with contextlib.suppress(ProcessLookupError):
             os.killpg(engine.pid, signal.SIGKILL)
         engine.wait()
+
+
+def test_the_producer_spreads_a_window_over_distinct_pairs_and_keeps_some_supersession(tmp_path: Path) -> None:
+    counter = iter(range(10_000))
+    load = SoakLoad(requests=1500, windows=3, chunks_per_window=4)
+    tenants = [f"tenant-{i:03d}" for i in range(load.tenants)]
+    producer = SoakProducer(lambda batch: [f"m{next(counter)}" for _ in batch], tenants, load,
+                            tmp_path / "sent.jsonl")
+    for index in range(load.chunks):
+        producer.send_chunk(index)
+    valid = [s for s in producer.sent if s.expect == EXPECT_REQUEST]
+    per_window = load.chunks_per_window * (load.requests // load.chunks)
+    for start in range(0, len(valid), per_window):  # the producer's windows, in send order
+        window = valid[start:start + per_window]
+        pairs = {(s.tenant_id, s.model) for s in window}
+        assert 0.9 * len(window) <= len(pairs) < len(window)

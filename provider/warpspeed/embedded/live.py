@@ -108,6 +108,8 @@ class LiveStack:
     :param db_url: Airflow's metadata database (e.g. a migrated copy); None: the stack's own.
     :param sqs_env: given the SQS server once it runs, returns environment that overrides how the
         Airflow components reach it (``make soak`` points them at a fault-injecting proxy).
+    :param tenants: tenants to seed in the features table; None: the producer's (4 without one).
+    :param accounts: (fewest, spread) accounts per seeded tenant (see :func:`seed.accounts_for`).
     """
 
     def __init__(
@@ -122,6 +124,8 @@ class LiveStack:
         postgres: PostgresServer | None = None,
         db_url: str | None = None,
         sqs_env: Callable[[LocalSqs], dict[str, str]] | None = None,
+        tenants: int | None = None,
+        accounts: tuple[int, int] = (2000, 3000),
     ) -> None:
         self.home = home.resolve()
         self.window_minutes = window_minutes
@@ -132,6 +136,7 @@ class LiveStack:
         self.db_url = db_url
         self.postgres = postgres
         self.sqs_env = sqs_env
+        self.seed_tenants, self.seed_accounts = tenants, accounts
         self.catalog: RestCatalogServer | None = None
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.components: dict[str, Component] = {}
@@ -237,9 +242,10 @@ class LiveStack:
         catalog = settings.catalog.load()
         ensure_tables(catalog)
         seed.publish_seed_models(settings.storage_prefix)
-        count = self.producer_config.tenants if self.producer_config else 4
+        count = self.seed_tenants or (self.producer_config.tenants if self.producer_config else 4)
         self.tenants = seed.tenant_ids(count)
-        seed.write_features(catalog, seed.feature_rows(self.tenants))
+        base, spread = self.seed_accounts
+        seed.write_features(catalog, seed.feature_rows(self.tenants, base=base, spread=spread))
 
     @property
     def admin_password(self) -> str:

@@ -9,12 +9,14 @@ from typing import Any
 from airflow.sdk import Context, XComArg
 
 from warpspeed.carryover import CarryOverChain, PlanInput
+from warpspeed.hooks.sqs_intake import SqsIntakeHook
 from warpspeed.manifests import BatchManifest, IntakeManifest, models_uri
-from warpspeed.model_probe import Unavailable, probe_models, unavailable_document, unavailable_pairs
+from warpspeed.model_probe import Unavailable, probe_models, refusals, unavailable_document, unavailable_pairs
 from warpspeed.operators._base import WarpSpeedOperator
 from warpspeed.planning.batches import WindowPlan, plan_window
 from warpspeed.planning.routing import route_plan
 from warpspeed.request_schema import ScoringRequest
+from warpspeed.services.plan_refusals import PlanRefusals
 from warpspeed.windows import Window
 from warpspeed.workloads import WorkloadCatalog
 
@@ -27,6 +29,7 @@ def plan_document(
     plan_input: PlanInput | None = None,
     pending_uri: str | None = None,
     unavailable: Sequence[Mapping[str, Any]] = (),
+    refused: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """Return the window's plan as JSON: batches in submission order, and every set-aside request."""
     doc: dict[str, Any] = {
@@ -53,6 +56,8 @@ def plan_document(
         doc["intake_requests"] = intake_requests
     if unavailable:
         doc["unavailable_models"] = list(unavailable)
+    if refused:
+        doc["refused"] = list(refused)
     if plan_input is not None:
         doc["pending"] = {
             "input_uri": plan_input.input_uri,
@@ -97,7 +102,9 @@ class PlanBatchesOperator(WarpSpeedOperator):
     Requests earlier windows carried over (``max_batches_per_window``) are merged in first and
     keep their age; what this window cannot run is carried over to the next one through a
     pending document (see :mod:`warpspeed.carryover`). A retry plans from the same input and
-    rewrites the same manifests.
+    rewrites the same manifests. A request for a model version that does not exist (or lacks
+    inputs) with no valid request for its pair to supersede it is refused to the DLQ with its
+    reason (:mod:`warpspeed.services.plan_refusals`) and listed under ``refused``.
 
     The return value feeds ``ScoreBatchesOperator.partial(...).expand_kwargs(...)``:
     ``[{"workload": "scoring", "batch_manifest_uris": [...]}, ...]``, batches in submission
@@ -135,11 +142,20 @@ class PlanBatchesOperator(WarpSpeedOperator):
         chain = CarryOverChain(self.storage, prefix)
         plan_input = chain.resolve(window.id)
         workloads = WorkloadCatalog.load(self.workloads_file)
-        unavailable = self._probe(workloads, [*intake.requests, *(p.request for p in plan_input.pending)])
-        plan = route_plan(plan_window(window.id, intake.requests, workloads.planning(), plan_input.pending,
+        layout = window.layout(prefix)
+        requests = [*intake.requests, *(p.request for p in plan_input.pending)]
+        unavailable = self._probe(workloads, requests)
+        record = PlanRefusals(self.storage, layout.refused_uri,
+                              lambda: SqsIntakeHook(aws_conn_id=self.settings.aws_conn_id))
+        earlier = {rid: e["reason"] for rid, e in record.recorded().items()}
+        refused = record.refuse(window.id, lambda: self.settings.require_queues()[1],
+                                refusals(requests, unavailable, earlier), intake.sources)
+        out = {e["request_id"] for e in refused}
+        plan = route_plan(plan_window(window.id, [r for r in intake.requests if r.request_id not in out],
+                                      workloads.planning(),
+                                      tuple(p for p in plan_input.pending if p.request.request_id not in out),
                                       unavailable_pairs(unavailable)), workloads)
         chain.check(window.id, plan_input, plan.pending)
-        layout = window.layout(prefix)
         uris: dict[str, str] = {}
         for manifest in batch_manifests(plan, window, prefix, workloads):
             uris[manifest.batch_id] = layout.batch_uri(manifest.batch_id)
@@ -150,14 +166,15 @@ class PlanBatchesOperator(WarpSpeedOperator):
         self.storage.write_text(
             layout.plan_uri,
             plan_document(plan, uris, intake_requests=len(intake.requests), plan_input=plan_input,
-                          pending_uri=pending_uri, unavailable=unavailable_document(unavailable)),
+                          pending_uri=pending_uri, unavailable=unavailable_document(unavailable),
+                          refused=refused),
         )
         moved = chain.advance(window.id, plan_input)
         self.log.info(
             "Window %s (%s plan): %d new + %d carried-in requests -> %d batches over %s; "
-            "%d superseded, %d carried over to %s%s",
+            "%d superseded, %d refused to the DLQ, %d carried over to %s%s",
             window.id, plan_input.mode, len(intake.requests), len(plan_input.pending), len(plan.batches),
-            ", ".join(plan.workloads) or "no workloads", len(plan.superseded), len(plan.carried_over),
+            ", ".join(plan.workloads) or "no workloads", len(plan.superseded), len(refused), len(plan.carried_over),
             pending_uri, "" if moved else " (head unchanged)",
         )
         for b in plan.batches:

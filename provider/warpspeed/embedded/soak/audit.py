@@ -21,7 +21,12 @@ docs/intake.md, "The soak"):
 * **dead-lettered with / without reason**: DLQ entries with a non-empty ``warpspeed_reasons``
   attribute, and those without (SQS's own redrive, which says nothing).
 * **unaccounted**: a sent message (any kind) found in no record: not the source of a manifest
-  request, not in a manifest's ``duplicates``, not in the DLQ.
+  request, not in a manifest's ``duplicates``, not in the DLQ. A hostile message must be in the
+  DLQ, except one for a version that does not exist (``unknown_version``: intake collects it,
+  the plan task refuses it to the DLQ), which may instead be superseded with a record by a valid
+  request for its pair.
+* **hostile scored**: a hostile message's request id in a succeeded batch (an unknown version
+  scored, or a batch recorded as succeeded although a member could not be scored).
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ class PlanRecord:
 
     window_id: str
     superseded: Mapping[str, str] = field(default_factory=dict)
+    refused: Mapping[str, str] = field(default_factory=dict)
+    """Request id -> reason of the requests the plan task refused to the DLQ."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +136,8 @@ class SoakReport:
     def ok(self) -> bool:
         """Tell whether nothing was lost, doubled, dead-lettered without a reason or unaccounted."""
         f = self.figures
-        return not (f["lost"] or f["scored_twice"] or f["dead_lettered_without_reason"] or f["unaccounted"])
+        return not (f["lost"] or f["scored_twice"] or f["dead_lettered_without_reason"] or f["unaccounted"]
+                    or f["hostile_scored"])
 
 
 def _succeeded(ledger: Sequence[LedgerRow]) -> dict[str, str]:
@@ -217,12 +225,21 @@ def audit(ev: Evidence) -> SoakReport:
 
     unaccounted = 0
     hostile = Counter[str]()
+    refused = {rid for p in ev.plans for rid in p.refused}
     for s in ev.sent:
         recorded = s.message_id in sources or s.message_id in dup_messages or s.message_id in dlq_sources
+        settled = s.message_id in dlq_sources
         if s.expect == EXPECT_DEAD_LETTER:
             d = dlq_sources.get(s.message_id)
             hostile["with_reason" if d is not None and d.reasons else "missing"] += 1
-        if (s.expect == EXPECT_DEAD_LETTER and s.message_id not in dlq_sources) or not recorded:
+            if s.request_id and s.request_id in refused:
+                hostile["refused_by_plan"] += 1
+            if s.request_id and s.request_id in scored_in:
+                note("hostile_scored", f"{s.request_id} ({s.kind}) in {sorted(scored_in[s.request_id])}")
+            if s.request_id and not settled and superseded_ok(s.request_id):
+                hostile["superseded"] += 1
+                settled = True
+        if (s.expect == EXPECT_DEAD_LETTER and not settled) or not recorded:
             unaccounted += 1
             if len(examples.setdefault("unaccounted", [])) < 10:
                 examples["unaccounted"].append(f"{s.message_id} ({s.kind}, {s.request_id})")
@@ -244,6 +261,9 @@ def audit(ev: Evidence) -> SoakReport:
         "valid_dead_lettered_with_reason": outcome["valid_dead_lettered_with_reason"],
         "hostile_sent": sum(1 for s in ev.sent if s.expect == EXPECT_DEAD_LETTER),
         "hostile_dead_lettered_with_reason": hostile["with_reason"],
+        "hostile_refused_by_plan": hostile["refused_by_plan"],
+        "hostile_superseded_with_record": hostile["superseded"],
+        "hostile_scored": outcome["hostile_scored"],
         "duplicates_sent": sum(1 for s in ev.sent if s.expect == EXPECT_DUPLICATE),
         "duplicates_recorded": sum(1 for s in ev.sent
                                    if s.expect != EXPECT_DEAD_LETTER and s.message_id in dup_messages),

@@ -68,7 +68,8 @@ def read_windows(storage_prefix: str) -> tuple[list[WindowIntake], list[PlanReco
         if plan_file.exists():
             doc = json.loads(plan_file.read_text(encoding="utf-8"))
             superseded = {s["request_id"]: s["reason"] for s in doc.get("superseded", [])}
-            plans.append(PlanRecord(doc["window_id"], superseded))
+            refused = {r["request_id"]: r["reason"] for r in doc.get("refused", [])}
+            plans.append(PlanRecord(doc["window_id"], superseded, refused))
         for path in sorted((folder / "batches").glob("*.json")):
             b = BatchManifest.from_json(path.read_text(encoding="utf-8"))
             batches.append(BatchRecord(b.batch_id, b.window_id,

@@ -23,10 +23,15 @@ EXPECT_REQUEST = "request"  # scored once, or superseded with a record
 EXPECT_DUPLICATE = "duplicate"  # a re-sent request id: never scored a second time
 EXPECT_DEAD_LETTER = "dead_letter"  # refused: in the DLQ with its reasons
 
-HOSTILE_KINDS = (
+INTAKE_REFUSED_KINDS = (
     "deep_nesting", "deep_params", "huge_body", "wide_params", "trailing_newline", "bad_model_version",
     "bad_schema_version", "unknown_model", "unknown_workload", "non_json", "not_an_object", "bad_timestamp",
 )
+#: Well-formed, so intake collects it; the plan task refuses it to the DLQ with its reason (the
+#: version does not exist) unless a valid request for its (tenant, model) supersedes it.
+PLAN_REFUSED_KINDS = ("unknown_version",)
+HOSTILE_KINDS = INTAKE_REFUSED_KINDS + PLAN_REFUSED_KINDS
+UNKNOWN_VERSION = "v999"
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,13 @@ class SoakLoad:
     :param duplicate_share: producer re-sends per valid request (at least 0.05), half of them
         of an id sent in an earlier window.
     :param chunks_per_window: sends per window.
+    :param tenants: tenants seeded (feature rows) and requested; with the three models, ``3 x
+        tenants`` (tenant, model) pairs, more than a window's requests, so most are distinct
+        pairs and get scored rather than superseded.
+    :param accounts_base: fewest accounts a seeded tenant has (small tables keep seeding quick).
+    :param accounts_spread: a tenant has ``accounts_base`` to ``accounts_base + spread - 1`` accounts.
+    :param repeat_share: share of valid requests that ask again for a pair already asked for in
+        the same send, so same-pair supersession stays in the mix.
     """
 
     requests: int = 5000
@@ -70,6 +82,10 @@ class SoakLoad:
     duplicate_share: float = 0.06
     chunks_per_window: int = 6
     seed: int = 13
+    tenants: int = 400
+    accounts_base: int = 20
+    accounts_spread: int = 40
+    repeat_share: float = 0.05
 
     def __post_init__(self) -> None:
         if self.windows < 1 or self.requests < self.windows or self.chunks_per_window < 1:
@@ -104,6 +120,7 @@ def hostile_body(kind: str, rng: random.Random, tenant: str) -> str:
         "non_json": lambda: "not json at all {" + "\u00e9" * rng.randrange(1, 50),
         "not_an_object": lambda: json.dumps([base]),
         "bad_timestamp": lambda: json.dumps(base | {"requested_at": "yesterday"}),
+        "unknown_version": lambda: json.dumps(base | {"model_version": UNKNOWN_VERSION}),
     }
     if kind not in bodies:
         raise ValueError(f"unknown hostile kind {kind!r}")
@@ -127,18 +144,28 @@ class SoakProducer(threading.Thread):
         self.sent: list[SentMessage] = []
         self.earlier: list[tuple[str, SentMessage]] = []  # (body, record) of valid requests sent before
         self.error: BaseException | None = None
-        self._count = 0
+        self._count = self._cursor = 0
+        # every (tenant, model) pair once, in a random order, walked cyclically across sends: a
+        # window's requests are distinct pairs as long as it holds fewer requests than pairs
+        self.pairs = [(t, w, m) for t in range(len(tenants)) for w, m in MODELS]
+        self.rng.shuffle(self.pairs)
 
-    def _valid(self, now: datetime) -> tuple[str, SentMessage]:
+    def _valid(self, now: datetime, used: list[tuple[int, str, str]]) -> tuple[str, SentMessage]:
         self._count += 1
-        tenant_index = self.rng.randrange(len(self.tenants))
-        workload, model = self.rng.choice(MODELS)
+        if used and self.rng.random() < self.load.repeat_share:
+            pair = self.rng.choice(used)  # a newer request for a pair of this send: supersedes
+        else:
+            pair = self.pairs[self._cursor % len(self.pairs)]
+            self._cursor += 1
+        used.append(pair)
+        tenant_index, workload, model = pair
         request_id = f"soak-{self.load.seed}-{self._count:06d}"
         requested_at = (now + timedelta(microseconds=self._count)).isoformat()
         doc = {"schema_version": 1, "request_id": request_id, "tenant_id": self.tenants[tenant_index],
                "model": model, "model_version": "v1", "workload": workload,
                "priority": "high" if self.rng.random() < 0.1 else "normal",
-               "estimated_accounts": accounts_for(tenant_index), "requested_at": requested_at}
+               "estimated_accounts": accounts_for(tenant_index, self.load.accounts_base, self.load.accounts_spread),
+               "requested_at": requested_at}
         return json.dumps(doc), SentMessage("", "valid", EXPECT_REQUEST, request_id, self.tenants[tenant_index],
                                             model, requested_at)
 
@@ -146,7 +173,8 @@ class SoakProducer(threading.Thread):
         """Return the bodies and records of send number ``index`` (message ids still empty)."""
         per = self.load.requests // self.load.chunks + (1 if index < self.load.requests % self.load.chunks else 0)
         now = datetime.now(UTC)
-        out = [self._valid(now) for _ in range(per)]
+        used: list[tuple[int, str, str]] = []
+        out = [self._valid(now, used) for _ in range(per)]
         this_chunk = list(out)
         for _ in range(_share(per, self.load.duplicate_share, self.rng)):
             pool = self.earlier if self.earlier and self.rng.random() < 0.5 else this_chunk
@@ -156,8 +184,13 @@ class SoakProducer(threading.Thread):
                                           rec.requested_at)))
         for _ in range(_share(per, self.load.hostile_share, self.rng)):
             kind = self.rng.choice(HOSTILE_KINDS)
-            out.append((hostile_body(kind, self.rng, self.rng.choice(self.tenants)),
-                        SentMessage("", kind, EXPECT_DEAD_LETTER)))
+            body = hostile_body(kind, self.rng, self.rng.choice(self.tenants))
+            if kind in PLAN_REFUSED_KINDS:  # the auditor follows its request id through the plan
+                doc = json.loads(body)
+                out.append((body, SentMessage("", kind, EXPECT_DEAD_LETTER, doc["request_id"], doc["tenant_id"],
+                                              doc["model"], doc["requested_at"])))
+            else:
+                out.append((body, SentMessage("", kind, EXPECT_DEAD_LETTER)))
         self.rng.shuffle(out)
         self.earlier.extend(this_chunk)
         return out
@@ -221,5 +254,6 @@ def read_sent(path: Path) -> list[SentMessage]:
     return [SentMessage.from_json(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-__all__ = ["HOSTILE_KINDS", "SentMessage", "SoakLoad", "SoakProducer", "hostile_body", "read_sent", "sqs_sender",
-           ]
+__all__ = ["HOSTILE_KINDS", "INTAKE_REFUSED_KINDS", "PLAN_REFUSED_KINDS", "UNKNOWN_VERSION", "SentMessage", "SoakLoad",
+           "SoakProducer",
+           "hostile_body", "read_sent", "sqs_sender"]

@@ -135,7 +135,8 @@ def run_soak(home: Path, config: SoakConfig, **stack_kwargs: Any) -> SoakReport:
 
         stack = LiveStack(home, window_minutes=config.window_minutes, producer=None, unpause=False,
                           extra_env=SOAK_AIRFLOW_ENV | stack_kwargs.pop("extra_env", {}), sqs_env=through_proxy,
-                          **stack_kwargs)
+                          tenants=config.load.tenants,
+                          accounts=(config.load.accounts_base, config.load.accounts_spread), **stack_kwargs)
         with stack:
             assert stack.sqs is not None
             _say(f"Airflow up at {stack.base_url}; state in {home}")
