@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from warpspeed.compute.warm_spark import read_handle
 from warpspeed.embedded.live import SCORING_DAG, LiveStack
 from warpspeed.embedded.soak.audit import SoakReport, audit
 from warpspeed.embedded.soak.chaos import Chaos, ChaosPlan
@@ -143,7 +144,8 @@ def run_soak(home: Path, config: SoakConfig, **stack_kwargs: Any) -> SoakReport:
             stack.unpause(SCORING_DAG)
             producer = SoakProducer(sqs_sender(stack.sqs.client(), stack.sqs.queue_url), stack.tenants,
                                     config.load, record, config.window_minutes)
-            chaos = Chaos(stack.components, stack.restart, config.chaos, task_key_resolver(stack))
+            chaos = Chaos(stack.components, stack.restart, config.chaos, task_key_resolver(stack),
+                          engine_pid=lambda: getattr(read_handle(stack.home), "pid", None))
             producer.start()
             chaos.start()
             _say(f"producer: {config.load.requests} requests over {config.load.windows} windows; "
