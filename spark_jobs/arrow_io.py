@@ -12,8 +12,15 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from spark_jobs.flavours import FLAVOURS, LoadedModel, fetch_mlflow_model, mlflow_inputs, resolve_uri
-from spark_jobs.models import ModelError, parse_model
+from spark_jobs.flavours import (
+    FLAVOURS,
+    LoadedModel,
+    fetch_mlflow_model,
+    load_expression,
+    mlflow_inputs,
+    model_fields,
+)
+from spark_jobs.models import ModelError
 
 
 def _fs_and_path(uri: str) -> tuple[Any, str]:
@@ -64,20 +71,10 @@ def load_model(
     Raise :class:`ModelError` saying why it cannot be used, as the Spark job does: such a
     version fails only its own members. ``spark_ml`` needs Spark: the router never sends it here.
     """
-    flavour = spec.get("flavour", "expression")
-    uri = resolve_uri(spec, model, version)
-    common = {"model": model, "version": version, "flavour": flavour, "uri": uri,
-              "output_column": spec.get("output_column"), "output_index": spec.get("output_index")}
+    common = model_fields(model, version, spec)
+    flavour = common["flavour"]
     if flavour == "expression":
-        try:
-            text = read_text(uri)
-        except FileNotFoundError:
-            raise ModelError(f"model {model} {version} not found at {uri}") from None
-        try:
-            parsed = parse_model(text, expect_model=model, expect_version=version)
-        except ModelError as err:
-            raise ModelError(f"model {model} {version} is invalid: {err}") from err
-        return LoadedModel(**common, inputs=parsed.features, expression=parsed), None
+        return load_expression(common, read_text), None
     if flavour == "mlflow":
         return _load_mlflow(common, tuple(spec.get("inputs") or ()), workdir)
     if flavour == "spark_ml":

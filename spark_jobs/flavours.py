@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,24 +55,35 @@ def default_spec(models_uri: str) -> dict[str, Any]:
     return {"flavour": "expression", "uri": f"{models_uri.rstrip('/')}/{{model}}/{{version}}.json"}
 
 
+def model_fields(model: str, version: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the :class:`LoadedModel` fields a manifest's model entry fixes for one version."""
+    return {"model": model, "version": version, "flavour": spec.get("flavour", "expression"),
+            "uri": resolve_uri(spec, model, version), "output_column": spec.get("output_column"),
+            "output_index": spec.get("output_index")}
+
+
+def load_expression(common: dict[str, Any], read_text: Callable[[str], str]) -> LoadedModel:
+    """Read and parse a JSON logistic model at ``common["uri"]`` with ``read_text`` (either engine's reader)."""
+    model, version, uri = common["model"], common["version"], common["uri"]
+    try:
+        text = read_text(uri)
+    except FileNotFoundError:
+        raise ModelError(f"model {model} {version} not found at {uri}") from None
+    try:
+        parsed = parse_model(text, expect_model=model, expect_version=version)
+    except ModelError as err:
+        raise ModelError(f"model {model} {version} is invalid: {err}") from err
+    return LoadedModel(**common, inputs=parsed.features, expression=parsed)
+
+
 def load_model(spark: Any, model: str, version: str, spec: Mapping[str, Any]) -> LoadedModel:
     """Load and check one model version; raise :class:`ModelError` saying why it cannot be used."""
-    flavour = spec.get("flavour", "expression")
-    uri = resolve_uri(spec, model, version)
-    common = {"model": model, "version": version, "flavour": flavour, "uri": uri,
-              "output_column": spec.get("output_column"), "output_index": spec.get("output_index")}
+    common = model_fields(model, version, spec)
+    flavour = common["flavour"]
     if flavour == "expression":
         from spark_jobs.jobio import read_text
 
-        try:
-            text = read_text(spark, uri)
-        except FileNotFoundError:
-            raise ModelError(f"model {model} {version} not found at {uri}") from None
-        try:
-            parsed = parse_model(text, expect_model=model, expect_version=version)
-        except ModelError as err:
-            raise ModelError(f"model {model} {version} is invalid: {err}") from err
-        return LoadedModel(**common, inputs=parsed.features, expression=parsed)
+        return load_expression(common, lambda uri: read_text(spark, uri))
     if flavour == "mlflow":
         return _load_mlflow(spark, common, tuple(spec.get("inputs") or ()))
     if flavour == "spark_ml":
