@@ -276,3 +276,23 @@ def test_the_producer_spreads_a_window_over_distinct_pairs_and_keeps_some_supers
         window = valid[start:start + per_window]
         pairs = {(s.tenant_id, s.model) for s in window}
         assert 0.9 * len(window) <= len(pairs) < len(window)
+
+
+def test_the_soak_bundle_sends_its_spark_workloads_to_spark_and_keeps_the_rest(tmp_path: Path) -> None:
+    """The soak's copy of the DAG bundle routes the named workloads to Spark, so the chaos meets real Spark runs."""
+    from tests.paths import REPO_ROOT
+    from warpspeed.embedded.soak.run import SoakConfig, soak_dags_folder
+    from warpspeed.planning.routing import ARROW, SPARK, engine_for
+    from warpspeed.workloads import WorkloadCatalog
+
+    assert SoakConfig().spark_workloads == ("intent",)
+    folder = soak_dags_folder(tmp_path, ("intent",), source=REPO_ROOT / "dags")
+    assert (folder / "warpspeed_scoring.py").is_file() and folder.is_relative_to(tmp_path)
+    shipped = WorkloadCatalog.load(REPO_ROOT / "dags" / "config" / "workloads.yaml")
+    soaked = WorkloadCatalog.load(folder / "config" / "workloads.yaml")
+    assert soaked.workloads["intent"].planning.single_node_max_rows == 0
+    assert engine_for(500, {"expression"}, soaked.workloads["intent"].planning.single_node_max_rows) == SPARK
+    assert engine_for(500, {"expression"}, soaked.workloads["scoring"].planning.single_node_max_rows) == ARROW
+    assert soaked.workloads["scoring"] == shipped.workloads["scoring"]
+    with pytest.raises(ValueError, match="nope"):
+        soak_dags_folder(tmp_path, ("nope",), source=REPO_ROOT / "dags")

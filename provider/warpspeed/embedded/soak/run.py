@@ -31,7 +31,7 @@ from warpspeed.embedded.soak.evidence import gather
 from warpspeed.embedded.soak.fault_proxy import FaultProxy
 from warpspeed.embedded.soak.producer import SoakLoad, SoakProducer, read_sent, sqs_sender
 from warpspeed.embedded.sqs_server import LocalSqs
-from warpspeed.embedded.stack import AWS_CONN_ID
+from warpspeed.embedded.stack import AWS_CONN_ID, default_dags_folder
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,9 @@ class SoakConfig:
     :param fault_rate: share of the pipeline's SQS calls failed by the proxy.
     :param min_windows: scoring windows (runs) that must have collected before the audit.
     :param drain_timeout: seconds to wait, after the producer stopped, for the pipeline to drain.
+    :param spark_workloads: workloads whose batches always run on Spark (the warm local engine) in
+        the soak's copy of the DAG bundle (``single_node_max_rows: 0``), so the chaos kills real
+        Spark runs; the others are routed by size as shipped (their small batches run single-node).
     """
 
     load: SoakLoad = field(default_factory=SoakLoad)
@@ -65,6 +68,24 @@ class SoakConfig:
     min_windows: int = 10
     drain_timeout: float = 1200.0
     window_minutes: int = 1
+    spark_workloads: tuple[str, ...] = ("intent",)
+
+
+def soak_dags_folder(home: Path, spark_workloads: tuple[str, ...], source: Path | None = None) -> Path:
+    """Copy the DAG bundle under ``home``, sending ``spark_workloads``' batches to Spark; return the copy."""
+    import yaml
+
+    target = home / "soak" / "dags"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source or default_dags_folder(), target, ignore=shutil.ignore_patterns("__pycache__"))
+    workloads_file = target / "config" / "workloads.yaml"
+    doc = yaml.safe_load(workloads_file.read_text(encoding="utf-8"))
+    for name in spark_workloads:
+        if name not in doc["workloads"]:
+            raise ValueError(f"soak spark_workloads names {name!r}, not a workload of {workloads_file}")
+        doc["workloads"][name].setdefault("planning", {})["single_node_max_rows"] = 0
+    workloads_file.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return target
 
 
 def _queue_depth(sqs: LocalSqs) -> int:
@@ -134,8 +155,11 @@ def run_soak(home: Path, config: SoakConfig, **stack_kwargs: Any) -> SoakReport:
             conn["extra"]["endpoint_url"] = proxy.endpoint_url
             return {f"AIRFLOW_CONN_{AWS_CONN_ID.upper()}": json.dumps(conn)}
 
+        env = SOAK_AIRFLOW_ENV | stack_kwargs.pop("extra_env", {})
+        if config.spark_workloads:
+            env["AIRFLOW__CORE__DAGS_FOLDER"] = str(soak_dags_folder(home, config.spark_workloads))
         stack = LiveStack(home, window_minutes=config.window_minutes, producer=None, unpause=False,
-                          extra_env=SOAK_AIRFLOW_ENV | stack_kwargs.pop("extra_env", {}), sqs_env=through_proxy,
+                          extra_env=env, sqs_env=through_proxy,
                           tenants=config.load.tenants,
                           accounts=(config.load.accounts_base, config.load.accounts_spread), **stack_kwargs)
         with stack:
