@@ -205,23 +205,32 @@ def refresh(spark: Any, plan: dict[str, Any], catalog: str) -> dict[str, Any]:
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the job; a non-zero exit tells the submitter (Glue, EMR, spark-submit) it failed."""
-    from pyspark.sql import SparkSession
+def run(spark: Any, argv: Sequence[str]) -> int:
+    """Refresh the features the plan ``argv`` names on ``spark`` (left running); 0 when done.
 
+    The warm local engine calls this on a session of its own; :func:`main` is the
+    ``spark-submit`` (Glue, EMR) entry.
+    """
     from spark_jobs.jobio import read_document, write_text
 
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    plan = read_document(spark, args.plan_uri, PLAN_SCHEMA)
+    spark.sparkContext.setJobDescription(f"warpspeed features refresh {plan['run_key']}")
+    summary = refresh(spark, plan, args.catalog)
+    write_text(spark, plan["summary_uri"], json.dumps(summary, indent=1, sort_keys=True))
+    print("WARPSPEED_RESULT " + json.dumps(
+        {k: summary[k] for k in ("run_key", "changed_rows", "changed_tenants", "features_snapshot_id")}
+    ))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the job in a session of its own; a non-zero exit tells the submitter (Glue, EMR, spark-submit) it failed."""
+    from pyspark.sql import SparkSession
+
     spark = SparkSession.builder.appName("warpspeed-build-features").getOrCreate()
     try:
-        plan = read_document(spark, args.plan_uri, PLAN_SCHEMA)
-        spark.sparkContext.setJobDescription(f"warpspeed features refresh {plan['run_key']}")
-        summary = refresh(spark, plan, args.catalog)
-        write_text(spark, plan["summary_uri"], json.dumps(summary, indent=1, sort_keys=True))
-        print("WARPSPEED_RESULT " + json.dumps(
-            {k: summary[k] for k in ("run_key", "changed_rows", "changed_tenants", "features_snapshot_id")}
-        ))
-        return 0
+        return run(spark, sys.argv[1:] if argv is None else argv)
     finally:
         spark.stop()
 
