@@ -150,6 +150,7 @@ def run_batch(spark: Any, manifest: dict[str, Any], catalog: str) -> dict[str, A
     """Score a batch and return its result summary."""
     from pyspark.sql import functions as F
 
+    from spark_jobs.batch_summary import batch_summary
     from spark_jobs.scoring import score_members, slice_condition
 
     started = time.monotonic()
@@ -208,42 +209,13 @@ def run_batch(spark: Any, manifest: dict[str, Any], catalog: str) -> dict[str, A
     per_tenant = counter.counts(features) if pairs else {}
     lap("counts")
 
-    member_results = []
-    for m in members:
-        accounts, missing = per_tenant.get(m["tenant_id"], (0, 0))
-        error = model_errors.get((m["model"], m["model_version"]))
-        member_results.append(
-            {
-                "request_id": m["request_id"],
-                "tenant_id": m["tenant_id"],
-                "model": m["model"],
-                "model_version": m["model_version"],
-                "flavour": models[(m["model"], m["model_version"])].flavour if not error else None,
-                "status": "failed" if error else "scored",
-                "error": error,
-                "rows": 0 if error else accounts,
-                "accounts_missing_features": 0 if error else missing,
-            }
-        )
     scores_snapshot = current_snapshot_id(spark, scores_table) if pairs else None
     lap("scores_snapshot")
-    return {
-        "schema": SUMMARY_SCHEMA,
-        "batch_id": manifest["batch_id"],
-        "window_id": manifest["window_id"],
-        "workload": manifest["workload"],
-        "status": batch_status(len(model_errors), len(ok_members)),
-        "members": member_results,
-        "rows": sum(r["rows"] for r in member_results),
-        # among the tenants scored: a tenant whose every model failed to load was not read
-        "tenants_without_features": [t for t in tenants if t in counter.tenants and t not in per_tenant],
-        "missing_feature_policy": "expression models impute per feature; other flavours get nulls (NaN)",
-        "features_snapshot_id": features_snapshot,
-        "scores_snapshot_id": scores_snapshot,
-        "scored_at": scored_at.isoformat(),
-        "duration_s": round(time.monotonic() - started, 3),
-        "timings_s": timings,
-    }
+    return batch_summary(
+        manifest, flavours={k: v.flavour for k, v in models.items()}, errors=model_errors, per_tenant=per_tenant,
+        snapshots=(features_snapshot, scores_snapshot), scored_at=scored_at, started=started,
+        read_tenants=counter.tenants, timings=timings,
+    )
 
 
 def run(spark: Any, argv: Sequence[str]) -> int:
