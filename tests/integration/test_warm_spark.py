@@ -103,7 +103,8 @@ def wait_gone(pid: int, timeout: float = 120.0) -> list[int]:
 
 def test_only_scripts_with_a_run_entry_go_to_the_warm_engine() -> None:
     assert RUN_ENTRY.search(spark_jobs_script("score_batch.py").read_text())
-    assert not RUN_ENTRY.search(spark_jobs_script("build_features.py").read_text())
+    assert RUN_ENTRY.search(spark_jobs_script("build_features.py").read_text())
+    assert not RUN_ENTRY.search(spark_jobs_script("iceberg_maintenance.py").read_text())
 
 
 def test_two_batches_run_side_by_side_on_one_engine_and_score_exactly_their_slices(
