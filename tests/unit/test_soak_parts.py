@@ -262,6 +262,44 @@ def test_chaos_kills_the_warm_engine_process_group_only_while_tasks_run() -> Non
         engine.wait()
 
 
+def test_chaos_waits_for_an_owed_engine_kill_until_the_engine_runs_a_job() -> None:
+    """``at_least`` makes the engine kill certain: the slot waits until the engine is busy, then kills it."""
+    from warpspeed.embedded.soak.chaos import Chaos, ChaosPlan
+
+    engine = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+    scheduler = _Component("scheduler", _sleeper_tree(2))  # scheduler -> worker -> task
+    busy = iter([None, None, None])  # idle for three polls, then running a job
+    plan = ChaosPlan(kills=1, min_gap=0.01, max_gap=0.02, weights={"task": 1, "engine": 1},
+                     at_least={"engine": 1}, owed_wait=30)
+    chaos = Chaos({"scheduler": scheduler}, lambda _: None, plan, engine_pid=lambda: next(busy, engine.pid))
+    try:
+        deadline = time.monotonic() + 30
+        while len(process_tree(scheduler.proc.pid)) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert chaos.owed() == ["engine"]
+        chaos.run()  # one kill: the owed engine kill, after the idle polls, although a task was killable
+        assert chaos.error is None and dict(chaos.kills) == {"engine": 1} and chaos.owed() == []
+        assert engine.wait(timeout=10) == -9
+    finally:
+        for pid in [p for p, _, _, _ in process_tree(scheduler.proc.pid)]:
+            kill_tree(pid)
+        scheduler.proc.kill()
+        scheduler.proc.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(engine.pid, signal.SIGKILL)
+        engine.wait()
+
+
+def test_a_chaos_plan_cannot_owe_unknown_actions_or_more_kills_than_it_makes() -> None:
+    from warpspeed.embedded.soak.chaos import ChaosPlan
+
+    with pytest.raises(ValueError, match="at_least"):
+        ChaosPlan(kills=3, at_least={"spark": 1})
+    with pytest.raises(ValueError, match="at_least"):
+        ChaosPlan(kills=1, at_least={"engine": 1, "task": 1})
+
+
 def test_the_producer_spreads_a_window_over_distinct_pairs_and_keeps_some_supersession(tmp_path: Path) -> None:
     counter = iter(range(10_000))
     load = SoakLoad(requests=1500, windows=3, chunks_per_window=4)

@@ -55,6 +55,9 @@ class ChaosPlan:
     :param max_gap: seconds between two kills at most.
     :param weights: relative weight of each action in :data:`ACTIONS`.
     :param restart_after: seconds a killed scheduler/triggerer stays down.
+    :param at_least: kills each action must get (e.g. ``{"engine": 1}``): while one is owed, each
+        kill slot first waits up to ``owed_wait`` seconds for that action to find a target (the
+        engine running a job), then falls back to the weighted draw.
     """
 
     kills: int = 12
@@ -63,10 +66,15 @@ class ChaosPlan:
     weights: Mapping[str, float] | None = None
     restart_after: float = 3.0
     seed: int = 3
+    at_least: Mapping[str, int] | None = None
+    owed_wait: float = 45.0
 
     def __post_init__(self) -> None:
         if self.kills < 0 or not 0 < self.min_gap <= self.max_gap:
             raise ValueError(f"chaos plan needs kills >= 0 and 0 < min_gap <= max_gap: {self}")
+        unknown = set(self.at_least or {}) - set(ACTIONS)
+        if unknown or sum((self.at_least or {}).values()) > self.kills:
+            raise ValueError(f"chaos plan at_least names actions of {ACTIONS} and owes at most `kills` kills: {self}")
 
 
 def process_tree(root_pid: int) -> list[tuple[int, int, int, str]]:
@@ -189,7 +197,10 @@ class Chaos(threading.Thread):
         return True
 
     def _strike_engine(self) -> bool:
-        """SIGKILL the warm Spark engine's process group while it runs work; a shot at every running task."""
+        """SIGKILL the warm Spark engine's process group while it runs work; a shot at every running task.
+
+        ``engine_pid`` returns the engine's pid only while it runs a job, so the kill fails a Spark run.
+        """
         pid = self.engine_pid()
         victims = {key for _, _, key in self._running()}
         if pid is None or not victims or victims & self.shot_tasks:
@@ -207,6 +218,21 @@ class Chaos(threading.Thread):
         self.log.append(f"{time.strftime('%H:%M:%S')} {what}")
         log.warning("chaos: %s", what)
 
+    def owed(self) -> list[str]:
+        """Return the actions that still owe kills to :attr:`ChaosPlan.at_least`."""
+        return [a for a, n in sorted((self.plan.at_least or {}).items()) if self.kills[a] < n]
+
+    def _strike_owed(self) -> bool:
+        """Try the owed actions for up to :attr:`ChaosPlan.owed_wait` seconds; return whether one struck."""
+        deadline = time.monotonic() + self.plan.owed_wait
+        while self.owed() and not self.stopped.is_set():
+            if any(self.strike(action) for action in self.owed()):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            self.stopped.wait(1.0)
+        return False
+
     def run(self) -> None:
         """Kill until the plan's count is reached; retry an action with nothing to kill a bit later."""
         weights = self.plan.weights or {"scheduler": 1, "triggerer": 1, "task": 2, "compute": 1, "engine": 1}
@@ -214,6 +240,8 @@ class Chaos(threading.Thread):
         try:
             while self.total < self.plan.kills and not self.stopped.wait(
                     self.rng.uniform(self.plan.min_gap, self.plan.max_gap)):
+                if self._strike_owed():
+                    continue
                 # several tries: a task or compute process may not be running at this moment
                 for _ in range(40):
                     action = self.rng.choices(actions, [weights[a] for a in actions])[0]

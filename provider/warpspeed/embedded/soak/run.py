@@ -142,6 +142,19 @@ def task_key_resolver(stack: LiveStack) -> Callable[[str], str]:
     return key
 
 
+def busy_engine_pid(home: Path) -> int | None:
+    """Return the warm Spark engine's pid while it runs at least one job, else None."""
+    handle = read_handle(home)
+    if handle is None:
+        return None
+    try:
+        status, health = handle.call("GET", "/health", timeout=5.0)
+    except (OSError, ValueError):
+        return None
+    running = status == 200 and health.get("pid") == handle.pid and int(health.get("running", 0)) > 0
+    return handle.pid if running else None
+
+
 def run_soak(home: Path, config: SoakConfig, **stack_kwargs: Any) -> SoakReport:
     """Run one soak in ``home`` (a fresh state folder) and return the audit."""
     record = home / "soak" / "sent.jsonl"
@@ -169,7 +182,7 @@ def run_soak(home: Path, config: SoakConfig, **stack_kwargs: Any) -> SoakReport:
             producer = SoakProducer(sqs_sender(stack.sqs.client(), stack.sqs.queue_url), stack.tenants,
                                     config.load, record, config.window_minutes)
             chaos = Chaos(stack.components, stack.restart, config.chaos, task_key_resolver(stack),
-                          engine_pid=lambda: getattr(read_handle(stack.home), "pid", None))
+                          engine_pid=lambda: busy_engine_pid(stack.home))
             producer.start()
             chaos.start()
             _say(f"producer: {config.load.requests} requests over {config.load.windows} windows; "
@@ -222,7 +235,9 @@ def config_from_env(env: dict[str, str] | None = None) -> SoakConfig:
     kills = int(env.get("SOAK_KILLS", "12"))
     return SoakConfig(
         load=SoakLoad(requests=int(env.get("SOAK_REQUESTS", "5000")), windows=windows),
-        chaos=ChaosPlan(kills=kills, min_gap=25, max_gap=max(30, windows * 60 * 0.8 / max(kills, 1))),
+        # at least one kill of the warm engine while it runs a Spark batch (the Spark lane)
+        chaos=ChaosPlan(kills=kills, min_gap=25, max_gap=max(30, windows * 60 * 0.8 / max(kills, 1)),
+                        at_least={"engine": 1} if kills else None),
         fault_rate=float(env.get("SOAK_FAULT_RATE", "0.1")),
         min_windows=windows,
     )
