@@ -164,6 +164,17 @@ class _Component:
         return self.proc.poll() is None
 
 
+def _stop_all(scheduler: _Component, engine: subprocess.Popen[bytes]) -> None:
+    """Kill a fake scheduler's tree and a fake engine's process group; reap both."""
+    for pid in [p for p, _, _, _ in process_tree(scheduler.proc.pid)]:
+        kill_tree(pid)
+    scheduler.proc.kill()
+    scheduler.proc.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(engine.pid, signal.SIGKILL)
+    engine.wait()
+
+
 def _sleeper_tree(levels: int) -> subprocess.Popen[bytes]:
     """Start a process with a chain of ``levels`` descendants under it (each sleeps)."""
     code = "import time; time.sleep(120)"
@@ -253,13 +264,7 @@ def test_chaos_kills_the_warm_engine_process_group_only_while_tasks_run() -> Non
         assert dict(chaos.kills) == {"engine": 1} and chaos.shot_tasks
         assert not chaos.strike("task")  # the task running during the engine kill already lost a try
     finally:
-        for pid in [p for p, _, _, _ in process_tree(scheduler.proc.pid)]:
-            kill_tree(pid)
-        scheduler.proc.kill()
-        scheduler.proc.wait()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(engine.pid, signal.SIGKILL)
-        engine.wait()
+        _stop_all(scheduler, engine)
 
 
 def test_chaos_waits_for_an_owed_engine_kill_until_the_engine_runs_a_job() -> None:
@@ -282,13 +287,7 @@ def test_chaos_waits_for_an_owed_engine_kill_until_the_engine_runs_a_job() -> No
         assert chaos.error is None and dict(chaos.kills) == {"engine": 1} and chaos.owed() == []
         assert engine.wait(timeout=10) == -9
     finally:
-        for pid in [p for p, _, _, _ in process_tree(scheduler.proc.pid)]:
-            kill_tree(pid)
-        scheduler.proc.kill()
-        scheduler.proc.wait()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(engine.pid, signal.SIGKILL)
-        engine.wait()
+        _stop_all(scheduler, engine)
 
 
 def test_a_chaos_plan_cannot_owe_unknown_actions_or_more_kills_than_it_makes() -> None:
