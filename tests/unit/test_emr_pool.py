@@ -197,7 +197,7 @@ class NoLease:
         yield
 
 
-def race(tmp_path: Path, callers: int, lease_factory: Any) -> list[ClusterRef]:
+def race(tmp_path: Path, callers: int, lease_factory: Any, delay: float = 0.05) -> list[ClusterRef]:
     barrier = threading.Barrier(callers)
 
     def call(_: int) -> ClusterRef:
@@ -207,7 +207,7 @@ def race(tmp_path: Path, callers: int, lease_factory: Any) -> list[ClusterRef]:
         barrier.wait()
         return backend.ensure_cluster("scoring", "scoring")
 
-    with slow_run_job_flow(0.05), ThreadPoolExecutor(callers) as pool:
+    with slow_run_job_flow(delay), ThreadPoolExecutor(callers) as pool:
         return list(pool.map(call, range(callers)))
 
 
@@ -231,7 +231,8 @@ def test_ten_concurrent_callers_create_one_cluster_with_the_file_lease(tmp_path:
 
 def test_without_a_lease_the_race_creates_duplicates(tmp_path: Path) -> None:
     """The control: the same race with no lease does create several clusters."""
-    refs = race(tmp_path, 10, NoLease)
+    # a wide window: every caller lists before the first RunJobFlow lands, however threads are scheduled
+    refs = race(tmp_path, 10, NoLease, delay=0.5)
     assert sum(r.created for r in refs) > 1
 
 
