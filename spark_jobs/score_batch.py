@@ -18,9 +18,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from spark_jobs.jobio import current_snapshot_id
+from spark_jobs.jobio import SCORES_TABLE_PROPERTIES, current_snapshot_id
 
 BATCH_SCHEMA = "warpspeed.batch/v1"
+#: Rows per Arrow batch sent to an MLflow model's Python worker (Spark's default is 10,000): each
+#: batch costs a pandas conversion and a ``predict`` call of fixed overhead, so fewer, larger
+#: batches score faster; 100k rows of a few dozen features are tens of MB.
+ARROW_BATCH_ROWS = 100_000
 SUMMARY_SCHEMA = "warpspeed.batch_result/v1"
 
 
@@ -70,6 +74,7 @@ def ensure_scores_table(spark: Any, table: str, features: Any, tenant_column: st
     """Create the scores table (and its namespace) if missing, key types taken from the features."""
     types = {f.name: f.dataType.simpleString() for f in features.schema.fields}
     namespace = table.rsplit(".", 1)[0]
+    properties = ", ".join(f"'{k}'='{v}'" for k, v in SCORES_TABLE_PROPERTIES.items())  # constants, no data
     spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {namespace}")
     columns = ", ".join(
         [f"`{tenant_column}` {types[tenant_column]}", "model string", "model_version string",
@@ -77,14 +82,14 @@ def ensure_scores_table(spark: Any, table: str, features: Any, tenant_column: st
     )
     spark.sql(
         f"CREATE TABLE IF NOT EXISTS {table} ({columns}) USING iceberg "
-        f"PARTITIONED BY (`{tenant_column}`, model) TBLPROPERTIES ('format-version'='2')"
+        f"PARTITIONED BY (`{tenant_column}`, model) TBLPROPERTIES ({properties})"
     )
 
 
 class TenantCounter:
     """Count each scored tenant's rows and rows with a missing feature while they are written.
 
-    :meth:`observe` attaches an observed metric (:func:`spark_jobs.scoring.tenant_count_metrics`)
+    :meth:`observe` attaches an observed metric (:func:`spark_jobs.scoring.observe_tenant_counts`)
     to every scoring part's input, so the counts come out of the write itself instead of a
     second scan of the features. If two tenants' keys collided, :meth:`counts` falls back to
     that second scan (:func:`spark_jobs.scoring.missing_feature_counts`).
@@ -102,14 +107,13 @@ class TenantCounter:
         """Return ``rows`` with the counting metrics attached (unchanged when keys collide)."""
         from pyspark.sql import Observation
 
-        from spark_jobs.scoring import tenant_count_metrics
+        from spark_jobs.scoring import observe_tenant_counts
 
         if not self.exact:
             return rows
         observation = Observation(f"warpspeed_counts_{len(self.observations)}")
         self.observations.append(observation)
-        return rows.observe(observation, *tenant_count_metrics(self.tenant_column, self.feature_columns,
-                                                               len(self.tenants)))
+        return observe_tenant_counts(rows, observation, self.tenant_column, self.feature_columns, len(self.tenants))
 
     def counts(self, features: Any) -> dict[str, tuple[int, int]]:
         """Return tenant -> (rows, rows with a missing feature) after the write; tenants without rows are absent."""
@@ -170,6 +174,7 @@ def run_batch(spark: Any, manifest: dict[str, Any], catalog: str) -> dict[str, A
         "spark.sql.shuffle.partitions",
         str(shuffle_partitions_for(int(manifest["estimated_rows"]), spark.sparkContext.defaultParallelism)),
     )
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
     features_table = f"{catalog}.{manifest['features_table']}"
     scores_table = f"{catalog}.{manifest['scores_table']}"
     features_snapshot = current_snapshot_id(spark, features_table)

@@ -206,20 +206,39 @@ def tenant_keys(spark: Any, tenants: Sequence[str]) -> dict[str, int]:
     return {t: int(murmur3.hash(utf8.fromString(t), string_type, 42)) >> 6 for t in tenants}
 
 
-def tenant_count_metrics(tenant_column: str, feature_columns: Sequence[str], tenants: int) -> list[Column]:
+#: Columns :func:`observe_tenant_counts` adds for the metric and drops again.
+COUNT_KEY, MISSING_KEY = "__warpspeed_count_key", "__warpspeed_missing_key"
+
+
+def tenant_count_metrics(tenants: int) -> list[Column]:
     """Return aggregate columns counting rows and rows with a missing feature per tenant, in one pass.
 
     For ``DataFrame.observe``, which takes aggregates without grouping: ``histogram_numeric``
-    of :func:`tenant_key` with at least as many bins as distinct tenants keeps one exact
+    of :func:`tenant_key` (column ``COUNT_KEY``; ``MISSING_KEY`` is the key of rows with a
+    missing feature, else null) with at least as many bins as distinct tenants keeps one exact
     (key, count) bin per tenant (bins only merge when there are more keys than bins, and equal
     keys merge first). Decode with :func:`decode_tenant_counts`.
     """
-    any_missing = reduce(lambda a, b: a | b, [F.col(c).isNull() for c in feature_columns], F.lit(False))
-    key, bins = tenant_key(F.col(tenant_column)), F.lit(max(2, tenants))
+    bins = F.lit(max(2, tenants))
     return [
-        F.to_json(F.histogram_numeric(key, bins)).alias("accounts"),
-        F.to_json(F.histogram_numeric(F.when(any_missing, key), bins)).alias("accounts_missing_features"),
+        F.to_json(F.histogram_numeric(F.col(COUNT_KEY), bins)).alias("accounts"),
+        F.to_json(F.histogram_numeric(F.col(MISSING_KEY), bins)).alias("accounts_missing_features"),
     ]
+
+
+def observe_tenant_counts(
+    rows: DataFrame, observation: Any, tenant_column: str, feature_columns: Sequence[str], tenants: int
+) -> DataFrame:
+    """Return ``rows`` unchanged, counted per tenant by ``observation`` as they pass (one pass).
+
+    The keys are projected first, so they are computed in the scan's generated code; the
+    metric's own per-row work is then only the histograms' update (an observed aggregate's
+    inputs are otherwise evaluated row by row by the interpreter).
+    """
+    any_missing = reduce(lambda a, b: a | b, [F.col(c).isNull() for c in feature_columns], F.lit(False))
+    key = tenant_key(F.col(tenant_column))
+    keyed = rows.withColumns({COUNT_KEY: key, MISSING_KEY: F.when(any_missing, key)})
+    return keyed.observe(observation, *tenant_count_metrics(tenants)).drop(COUNT_KEY, MISSING_KEY)
 
 
 def decode_tenant_counts(metrics: Mapping[str, Any], keys: Mapping[str, int]) -> dict[str, tuple[int, int]]:

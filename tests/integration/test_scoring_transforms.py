@@ -13,9 +13,9 @@ from spark_jobs.scoring import (
     decode_tenant_counts,
     members_frame,
     missing_feature_counts,
+    observe_tenant_counts,
     score_accounts,
     slice_condition,
-    tenant_count_metrics,
     tenant_keys,
 )
 
@@ -95,7 +95,8 @@ def test_slice_condition_selects_exactly_the_pairs(spark: SparkSession) -> None:
 
 def test_counts_observed_while_scoring_equal_the_counting_pass(spark: SparkSession, features) -> None:  # type: ignore[no-untyped-def]
     observation = Observation("counts")
-    observed = features.observe(observation, *tenant_count_metrics("tenant_id", ["engagement_7d", "intent_score"], 3))
+    observed = observe_tenant_counts(features, observation, "tenant_id", ["engagement_7d", "intent_score"], 3)
+    assert observed.columns == features.columns
     observed.write.format("noop").mode("overwrite").save()
     counts = decode_tenant_counts(observation.get, tenant_keys(spark, ["t1", "t2", "t3", "t4"]))
     assert counts == {"t1": (2, 1), "t2": (1, 1), "t3": (1, 0)}  # t4 has no rows
