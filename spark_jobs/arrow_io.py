@@ -20,6 +20,7 @@ from spark_jobs.flavours import (
     mlflow_inputs,
     model_fields,
 )
+from spark_jobs.jobio import SCORES_TABLE_PROPERTIES
 from spark_jobs.models import ModelError
 
 
@@ -108,7 +109,8 @@ def ensure_scores_table(catalog: Any, identifier: str, features: Any, tenant_col
     """Create the scores table if missing, as the Spark job's ``CREATE TABLE`` does; return it.
 
     Same columns in the same order (field ids 1..n, all optional), key types copied from the
-    features table, ``format-version`` 2, partitioned by identity(tenant), identity(model).
+    features table, :data:`~spark_jobs.jobio.SCORES_TABLE_PROPERTIES`, partitioned by identity(tenant),
+    identity(model).
     """
     from pyiceberg.partitioning import PartitionField, PartitionSpec
     from pyiceberg.schema import Schema
@@ -124,7 +126,7 @@ def ensure_scores_table(catalog: Any, identifier: str, features: Any, tenant_col
                          PartitionField(2, 1001, IdentityTransform(), "model"))
     catalog.create_namespace_if_not_exists(identifier.rsplit(".", 1)[0])
     return catalog.create_table_if_not_exists(identifier, schema, partition_spec=spec,
-                                              properties={"format-version": "2"})
+                                              properties=SCORES_TABLE_PROPERTIES)
 
 
 def slice_filter(pairs: Sequence[tuple[str, str]], tenant_column: str) -> Any:

@@ -8,6 +8,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+#: Table properties of the scores tables Warp Speed creates (Spark job, single-node engine, seed).
+#: Scores and entity keys are nearly all distinct, so a dictionary of them only grows until Parquet
+#: gives up on it; a 4 KiB limit gives up after a few hundred values and writes them plain, while
+#: the constant columns (tenant, model, version, batch, time) still fit a dictionary.
+SCORES_TABLE_PROPERTIES = {"format-version": "2", "write.parquet.dict-size-bytes": "4096"}
+
 
 def _fs_and_path(spark: Any, uri: str) -> tuple[Any, Any]:
     jvm = spark.sparkContext._jvm

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pyiceberg.partitioning import PartitionField, PartitionSpec
@@ -19,6 +20,8 @@ from pyiceberg.types import (
     StructType,
     TimestamptzType,
 )
+
+from spark_jobs.jobio import SCORES_TABLE_PROPERTIES
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -52,6 +55,7 @@ class TableDef:
     schema: Schema
     partition_spec: PartitionSpec
     description: str
+    properties: Mapping[str, str] = field(default_factory=lambda: {"format-version": "2"})
 
 
 FEATURES_SCHEMA = Schema(
@@ -119,7 +123,7 @@ TABLES: tuple[TableDef, ...] = (
     TableDef(FEATURES_TABLE, FEATURES_SCHEMA, _identity(FEATURES_SCHEMA, "tenant_id"),
              "Tier-2 account features, one row per (tenant, account)."),
     TableDef(SCORES_TABLE, SCORES_SCHEMA, _identity(SCORES_SCHEMA, "tenant_id", "model"),
-             "Latest score per (tenant, model, account); a batch overwrites its slices."),
+             "Latest score per (tenant, model, account); a batch overwrites its slices.", SCORES_TABLE_PROPERTIES),
     TableDef(BATCH_RUNS_TABLE, BATCH_RUNS_SCHEMA, PartitionSpec(),
              "Batch ledger: one row per scored batch."),
 )
@@ -148,7 +152,7 @@ def ensure_tables(catalog: Catalog) -> list[str]:
                 table.identifier,
                 schema=table.schema,
                 partition_spec=table.partition_spec,
-                properties={"comment": table.description, "format-version": "2"},
+                properties={"comment": table.description, **table.properties},
             )
             created.append(table.identifier)
         else:
