@@ -21,11 +21,11 @@ from typing import Any
 from spark_jobs.jobio import SCORES_TABLE_PROPERTIES, current_snapshot_id
 
 BATCH_SCHEMA = "warpspeed.batch/v1"
+SUMMARY_SCHEMA = "warpspeed.batch_result/v1"
 #: Rows per Arrow batch sent to an MLflow model's Python worker (Spark's default is 10,000): each
 #: batch costs a pandas conversion and a ``predict`` call of fixed overhead, so fewer, larger
 #: batches score faster; 100k rows of a few dozen features are tens of MB.
 ARROW_BATCH_ROWS = 100_000
-SUMMARY_SCHEMA = "warpspeed.batch_result/v1"
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:

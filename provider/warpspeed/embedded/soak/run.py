@@ -145,14 +145,8 @@ def task_key_resolver(stack: LiveStack) -> Callable[[str], str]:
 def busy_engine_pid(home: Path) -> int | None:
     """Return the warm Spark engine's pid while it runs at least one job, else None."""
     handle = read_handle(home)
-    if handle is None:
-        return None
-    try:
-        status, health = handle.call("GET", "/health", timeout=5.0)
-    except (OSError, ValueError):
-        return None
-    running = status == 200 and health.get("pid") == handle.pid and int(health.get("running", 0)) > 0
-    return handle.pid if running else None
+    health = handle.healthy() if handle is not None else None
+    return handle.pid if handle is not None and health and int(health.get("running", 0)) > 0 else None
 
 
 def run_soak(home: Path, config: SoakConfig, **stack_kwargs: Any) -> SoakReport:
