@@ -42,6 +42,7 @@ from warpspeed.operators.glue_preprocessing import (
     PublishFeaturesOperator,
 )
 from warpspeed.raw_sources import ENGAGEMENT_EVENTS, FIRMOGRAPHICS, INTENT_SIGNALS, features_asset
+from warpspeed.windows import configured_retry_delay
 
 CONFIG_FILE = str(Path(__file__).parent / "config" / "preprocessing.yaml")
 FEATURES_ASSET = features_asset()
@@ -61,7 +62,7 @@ def preprocessing_dag(dag_id: str, schedule: Any, sources: list[str], tags: list
         doc_md=__doc__,
         tags=["warpspeed", "preprocessing", *tags],
         params={"full_refresh": Param(False, type="boolean", description="reprocess every partition")},
-        default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True},
+        default_args={"retries": 2, "retry_delay": configured_retry_delay(), "retry_exponential_backoff": True},
     ) as dag:
         plan = PlanFeatureRefreshOperator(task_id="plan", sources=sources, refresh_name=dag_id)
         choose = ChoosePreprocessingBackendOperator(

@@ -26,7 +26,6 @@ config section; workloads and their planning limits from `config/workloads.yaml`
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import pendulum
@@ -37,7 +36,7 @@ from warpspeed.operators.iceberg_ledger import PublishBatchesOperator
 from warpspeed.operators.scoring import EnsureClustersOperator, ScoreBatchesOperator
 from warpspeed.operators.sqs_intake import CollectRequestsOperator
 from warpspeed.sensors.sqs_intake import ScoringWindowSensor
-from warpspeed.windows import configured_window_minutes, window_cron
+from warpspeed.windows import configured_retry_delay, configured_window_minutes, window_cron
 
 WORKLOADS_FILE = str(Path(__file__).parent / "config" / "workloads.yaml")
 SCORES_ASSET = Asset(name="warpspeed_scores", uri="iceberg://warpspeed/scores/account_scores")
@@ -50,7 +49,7 @@ with DAG(
     max_active_runs=1,
     doc_md=__doc__,
     tags=["warpspeed", "scoring"],
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True},
+    default_args={"retries": 2, "retry_delay": configured_retry_delay(), "retry_exponential_backoff": True},
 ) as dag:
     window = ScoringWindowSensor(task_id="wait_for_window")
     collect = CollectRequestsOperator(task_id="collect_requests", workloads_file=WORKLOADS_FILE)

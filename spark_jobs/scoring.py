@@ -176,14 +176,18 @@ def score_members(
     return reduce(DataFrame.unionByName, parts)
 
 
+def any_missing(feature_columns: Sequence[str]) -> Column:
+    """Return a column that is true where any of ``feature_columns`` is null."""
+    return reduce(lambda a, b: a | b, [F.col(c).isNull() for c in feature_columns], F.lit(False))
+
+
 def missing_feature_counts(
     features: DataFrame, feature_columns: Sequence[str], tenant_column: str = "tenant_id"
 ) -> DataFrame:
     """Return per tenant: entities, and entities with at least one missing feature."""
-    any_missing = reduce(lambda a, b: a | b, [F.col(c).isNull() for c in feature_columns], F.lit(False))
     return features.groupBy(tenant_column).agg(
         F.count(F.lit(1)).alias("accounts"),
-        F.sum(F.when(any_missing, 1).otherwise(0)).alias("accounts_missing_features"),
+        F.sum(F.when(any_missing(feature_columns), 1).otherwise(0)).alias("accounts_missing_features"),
     )
 
 
@@ -235,9 +239,8 @@ def observe_tenant_counts(
     metric's own per-row work is then only the histograms' update (an observed aggregate's
     inputs are otherwise evaluated row by row by the interpreter).
     """
-    any_missing = reduce(lambda a, b: a | b, [F.col(c).isNull() for c in feature_columns], F.lit(False))
     key = tenant_key(F.col(tenant_column))
-    keyed = rows.withColumns({COUNT_KEY: key, MISSING_KEY: F.when(any_missing, key)})
+    keyed = rows.withColumns({COUNT_KEY: key, MISSING_KEY: F.when(any_missing(feature_columns), key)})
     return keyed.observe(observation, *tenant_count_metrics(tenants)).drop(COUNT_KEY, MISSING_KEY)
 
 

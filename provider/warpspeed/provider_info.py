@@ -49,6 +49,12 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
     "local_spark_idle_seconds": _option("The local backend's warm Spark engine stops after this many idle "
                                         "seconds (like EMR idle auto-termination; the default outlives two 30-minute "
                                         "windows); 0: no warm engine, one spark-submit per job.", "3600", "600"),
+    "intake_visibility_timeout": _option("Seconds a message the collect task received stays hidden from "
+                                         "other receivers (extended at half-time while held); a killed "
+                                         "collect's messages come back after this.", "600", "120"),
+    "task_retry_delay_seconds": _option("First retry delay of the scoring and preprocessing DAGs' tasks, in "
+                                        "seconds (doubles per retry; read when the DAG file is parsed).",
+                                        "60", "15"),
     "preprocessing_backend": _option("Where feature preprocessing runs: local or glue. Empty: glue when "
                                      "compute_backend=emr, else local.", "", "glue"),
 }

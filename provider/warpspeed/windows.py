@@ -1,4 +1,4 @@
-"""Scoring windows: which 30-minute slice of time a DAG run handles."""
+"""Scoring windows: which 30-minute slice of time a DAG run handles, and the parse-time settings DAGs read."""
 
 from __future__ import annotations
 
@@ -81,3 +81,24 @@ def configured_window_minutes() -> int:
         return int(raw)
     except ValueError as err:
         raise WarpSpeedConfigError(f"[warpspeed] window_minutes={raw!r} must be an integer") from err
+
+
+def configured_retry_delay() -> timedelta:
+    """Return ``[warpspeed] task_retry_delay_seconds`` (default 60) for DAG ``default_args``.
+
+    Read when a DAG file is parsed, like :func:`configured_window_minutes`: cheap, no network.
+    """
+    from airflow.configuration import conf
+
+    raw = conf.get("warpspeed", "task_retry_delay_seconds", fallback="") or "60"
+    try:
+        seconds = int(raw)
+    except ValueError as err:
+        raise WarpSpeedConfigError(
+            f"[warpspeed] task_retry_delay_seconds={raw!r} must be a whole number of seconds"
+        ) from err
+    if not 1 <= seconds <= 3600:
+        raise WarpSpeedConfigError(
+            f"[warpspeed] task_retry_delay_seconds={seconds} must be between 1 and 3600 seconds"
+        )
+    return timedelta(seconds=seconds)

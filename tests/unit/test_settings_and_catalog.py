@@ -42,6 +42,30 @@ def test_bad_settings_say_what_to_change(tmp_path: Path, values: dict, message: 
         WarpSpeedSettings.from_mapping({"home": str(tmp_path), **values})
 
 
+def test_every_setting_is_a_provider_option_so_load_settings_reads_it(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from warpspeed.provider_info import CONFIG_OPTIONS
+
+    read: list[str] = []
+    WarpSpeedSettings.from_mapping(_Recording({"home": str(tmp_path)}, read))
+    assert set(read) - set(CONFIG_OPTIONS) == set()
+    monkeypatch.setenv("AIRFLOW__WARPSPEED__HOME", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW__WARPSPEED__INTAKE_VISIBILITY_TIMEOUT", "60")
+    assert load_settings().intake_visibility_timeout == 60
+
+
+class _Recording(dict):
+    """A settings mapping that records every key read from it."""
+
+    def __init__(self, values: dict[str, str], read: list[str]) -> None:
+        super().__init__(values)
+        self.read = read
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        self.read.append(key)
+        return super().get(key, default)
+
+
 def test_missing_queues_are_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(WarpSpeedConfigError, match="set \\[warpspeed\\] queue_url"):
         WarpSpeedSettings.from_mapping({"home": str(tmp_path)}).require_queues()

@@ -44,7 +44,7 @@ def test_window_cron_refuses_lengths_that_cannot_align() -> None:
         window_cron(45)
 
 
-def _load_dag(name: str) -> Any:
+def _load_dag(name: str, attr: str = "dag") -> Any:
     spec = importlib.util.spec_from_file_location(f"_dag_{name}", DAGS / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -53,7 +53,7 @@ def _load_dag(name: str) -> Any:
         spec.loader.exec_module(module)
     finally:
         sys.modules.pop(spec.name, None)
-    return module.dag
+    return getattr(module, attr)
 
 
 def test_scoring_schedule_follows_window_minutes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -61,6 +61,16 @@ def test_scoring_schedule_follows_window_minutes(monkeypatch: pytest.MonkeyPatch
     dag = _load_dag("warpspeed_scoring")
     assert dag.timetable.expression == "*/2 * * * *"
     assert dag.get_task("score_batches").map_index_template == "{{ task.workload }}"
+
+
+def test_task_retry_delay_follows_the_config_and_defaults_to_a_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _load_dag("warpspeed_scoring").get_task("score_batches").retry_delay == timedelta(minutes=1)
+    monkeypatch.setenv("AIRFLOW__WARPSPEED__TASK_RETRY_DELAY_SECONDS", "10")
+    assert _load_dag("warpspeed_scoring").get_task("score_batches").retry_delay == timedelta(seconds=10)
+    assert _load_dag("warpspeed_preprocessing", "activity_dag").get_task("plan").retry_delay == timedelta(seconds=10)
+    monkeypatch.setenv("AIRFLOW__WARPSPEED__TASK_RETRY_DELAY_SECONDS", "soon")
+    with pytest.raises(WarpSpeedConfigError, match=r"task_retry_delay_seconds='soon' must be a whole number"):
+        _load_dag("warpspeed_scoring")
 
 
 def test_maintenance_mapped_tasks_are_named_by_table() -> None:

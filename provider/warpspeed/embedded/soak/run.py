@@ -44,6 +44,8 @@ SOAK_AIRFLOW_ENV = {
     "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "20",
     # Messages held by a killed collect come back after a minute, not ten.
     "AIRFLOW__WARPSPEED__INTAKE_VISIBILITY_TIMEOUT": "60",
+    # A task failed by a kill is retried after 10 s (then 20 s), not a minute: windows are a minute.
+    "AIRFLOW__WARPSPEED__TASK_RETRY_DELAY_SECONDS": "10",
     "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
 }
 
