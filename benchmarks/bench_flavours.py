@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
-from plain_peer import plain_run
+from plain_peer import plain_run, side_by_side
 
 from spark_jobs.flavours import pick_score
 from spark_jobs.models import parse_model
@@ -156,17 +155,13 @@ def run() -> Iterator[dict]:
                 # (its JIT still cold for the model's code paths); the median of the next STEADY
                 # pairs is what later windows find: the headline, since the engine stays up across
                 # windows (each side's median run is reported).
-                runs = []
-                for attempt in ["first", *(f"bench{i}" for i in range(STEADY))]:
-                    plain_s = plain_run(catalog, model, plain[flavour], tenants)
-                    outcome, summary = score(f"{attempt}-{flavour}", model, tenants)
-                    runs.append((plain_s, outcome, summary))
-                (first_plain_s, _, first), steady = runs[0], runs[1:]
-                plain_s = statistics.median(p for p, _, _ in steady)
-                _, outcome, summary = sorted(steady, key=lambda r: r[2]["duration_s"])[len(steady) // 2]
-                spark_rate = summary["rows"] / summary["duration_s"]
-                plain_rate = summary["rows"] / plain_s
-                first_ratio = (first["rows"] / first["duration_s"]) / (first["rows"] / first_plain_s)
+                runs = side_by_side(
+                    lambda model=model, flavour=flavour: plain_run(catalog, model, plain[flavour], tenants),
+                    lambda attempt, model=model, flavour=flavour: score(f"{attempt}-{flavour}", model, tenants),
+                    STEADY)
+                outcome, summary = runs.spark
+                first, first_plain_s, plain_s = runs.first_spark[1], runs.first_plain_s, runs.plain_s
+                spark_rate = runs.rate(summary)
                 yield {"name": f"score_rows_per_s_{flavour}", "value": round(spark_rate), "unit": "rows/s",
                        "note": f"{summary['rows']} rows, {model}: Iceberg read + score + Iceberg overwrite in the "
                                f"Spark job on the warm local engine, median of its batches 2-{STEADY + 1} "
@@ -175,9 +170,9 @@ def run() -> Iterator[dict]:
                                f"local[*] on {os.cpu_count()} cores; plain process {plain_s:.1f} s "
                                f"(median of its runs 2-{STEADY + 1}); "
                                f"phases {summary.get('timings_s')}"}
-                yield {"name": f"score_vs_native_{flavour}", "value": round(spark_rate / plain_rate, 3),
+                yield {"name": f"score_vs_native_{flavour}", "value": round(runs.ratio, 3),
                        "unit": "ratio", "note": PEER_NOTE + f"; median of runs 2-{STEADY + 1} of each"}
-                yield {"name": f"score_vs_native_{flavour}_first", "value": round(first_ratio, 3), "unit": "ratio",
+                yield {"name": f"score_vs_native_{flavour}_first", "value": round(runs.first_ratio, 3), "unit": "ratio",
                        "note": f"the same ratio for the first run of each (Spark {first['duration_s']:.1f} s, "
                                f"plain {first_plain_s:.1f} s): the engine's first batch of this model"}
         finally:

@@ -2,14 +2,17 @@
 
 Both sides score the same feature table into the same (tenant, model) slices, in this one run:
 
-- Spark: ``spark_jobs/score_batch.py`` via ``spark-submit`` (read features from Iceberg, score
+- Spark: ``spark_jobs/score_batch.py`` on the warm local engine (read features from Iceberg, score
   with Spark SQL expressions, overwrite the slices in the Iceberg scores table). Its rate uses
   the job's own timing (``duration_s`` of the result summary: JVM start and session creation
   excluded, as for every ``score_*`` figure).
 - Peer (:mod:`plain_peer`): pyiceberg scan, NumPy score of the same model, pyiceberg overwrite of
-  the same slices, no tuning, run first.
+  the same slices, no tuning.
 
-``scoring_vs_arrow`` is the Spark rate over the peer's rate (issue 16 target: >= 0.8).
+Each side runs four times, alternating (peer, Spark, peer, Spark, ...), on the warm local engine
+as the local backend runs it. ``scoring_vs_arrow`` is the Spark rate over the peer's rate, each
+the median of runs 2-4 (issue 16 target: >= 0.8): the engine stays up across windows, so later
+windows find it past its first batch. ``scoring_vs_arrow_first`` is the ratio of the first runs.
 """
 
 from __future__ import annotations
@@ -18,15 +21,17 @@ import json
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from plain_peer import plain_run
+from plain_peer import plain_run, side_by_side
 
 from spark_jobs.models import parse_model
 from warpspeed.compute.base import SparkJob
 from warpspeed.compute.local import LocalSparkBackend
+from warpspeed.compute.warm_spark import stop_engine
 from warpspeed.embedded.seed import publish_seed_models
 from warpspeed.embedded.stack import scratch_settings
 from warpspeed.manifests import BatchManifest, WindowLayout, models_uri
@@ -37,6 +42,8 @@ from warpspeed.tables import FEATURE_COLUMNS, FEATURES_TABLE, ensure_tables
 
 ROWS = int(os.environ.get("WARPSPEED_BENCH_SCORING_ROWS", "10000000"))
 TENANTS = 100
+#: measured runs of each side after the first (alternating plain, Spark)
+STEADY = 3
 
 
 def features(rng: np.random.Generator, tenant: int, n: int) -> pa.Table:
@@ -83,33 +90,44 @@ def run() -> Iterator[dict]:
             return model.score_arrays({c: rows.column(c).to_numpy(zero_copy_only=False) for c in model.features})
 
         tenants = [f"bench-{t:03d}" for t in range(TENANTS)]
-        peer_s = plain_run(catalog, "churn_risk", numpy_predict, tenants)
-
-        layout = WindowLayout(settings.storage_prefix, "bench")
         members = tuple(
             ScoringRequest(f"r{t}", f"bench-{t:03d}", "churn_risk", "v1", "scoring",
                            "2026-11-20T21:00:00+00:00", estimated_accounts=per_tenant)
             for t in range(TENANTS)
         )
-        manifest = BatchManifest("bench", "bench", "scoring", members, ROWS, models_uri(settings.storage_prefix),
-                                 layout.summary_uri("bench"))
-        storage.write_text(layout.batch_uri("bench"), manifest.to_json())
+        layout = WindowLayout(settings.storage_prefix, "bench")
         backend = LocalSparkBackend(settings)
-        job = SparkJob("bench-scoring", SCORE_SCRIPT, ("--batch-manifest", layout.batch_uri("bench")),
-                       conf={"spark.driver.memory": "6g"})
-        (outcome,) = backend.run_jobs(backend.ensure_cluster("scoring", "scoring"), [job])
-        if not outcome.succeeded:
-            raise RuntimeError(f"scoring failed: {outcome.reason} ({outcome.log_uri})")
-        summary = json.loads(storage.read_text(layout.summary_uri("bench")))
-    spark_rate = summary["rows"] / summary["duration_s"]
-    peer_rate = summary["rows"] / peer_s
+        cluster = backend.ensure_cluster("scoring", "scoring")
+
+        def spark_run(batch_id: str) -> tuple[Any, dict]:
+            manifest = BatchManifest(batch_id, "bench", "scoring", members, ROWS, models_uri(settings.storage_prefix),
+                                     layout.summary_uri(batch_id))
+            storage.write_text(layout.batch_uri(batch_id), manifest.to_json())
+            job = SparkJob(f"bench-scoring-{batch_id}", SCORE_SCRIPT, ("--batch-manifest", layout.batch_uri(batch_id)),
+                           conf={"spark.driver.memory": "6g"})
+            (outcome,) = backend.run_jobs(cluster, [job])
+            if not outcome.succeeded:
+                raise RuntimeError(f"scoring failed: {outcome.reason} ({outcome.log_uri})")
+            return outcome, json.loads(storage.read_text(layout.summary_uri(batch_id)))
+
+        try:
+            runs = side_by_side(lambda: plain_run(catalog, "churn_risk", numpy_predict, tenants), spark_run, STEADY)
+        finally:
+            stop_engine(settings.home)
+    outcome, summary = runs.spark
+    first = runs.first_spark[1]
+    spark_rate = runs.rate(summary)
     yield {"name": "scoring_rows_per_s", "value": round(spark_rate), "unit": "rows/s",
-           "note": f"{summary['rows']} rows: Iceberg read + score + Iceberg overwrite inside the Spark job "
-                   f"({summary['duration_s']:.1f} s; {outcome.seconds:.1f} s with JVM start), local[*] on "
-                   f"{os.cpu_count()} cores; phases {summary.get('timings_s')}"}
-    yield {"name": "arrow_rows_per_s", "value": round(peer_rate), "unit": "rows/s",
+           "note": f"{summary['rows']} rows: Iceberg read + score + Iceberg overwrite inside the Spark job on the "
+                   f"warm local engine, median of its runs 2-{STEADY + 1} ({summary['duration_s']:.1f} s; "
+                   f"{outcome.seconds:.1f} s as the task waited), local[*] on {os.cpu_count()} cores; "
+                   f"phases {summary.get('timings_s')}"}
+    yield {"name": "arrow_rows_per_s", "value": round(summary["rows"] / runs.plain_s), "unit": "rows/s",
            "note": f"plain single-node peer on the same table in the same run: pyiceberg scan, NumPy score, "
-                   f"pyiceberg overwrite of the same slices ({peer_s:.1f} s)"}
-    yield {"name": "scoring_vs_arrow", "value": round(spark_rate / peer_rate, 3), "unit": "ratio",
-           "note": "Spark job rate (its own timing, JVM and session start excluded) / plain peer rate, "
-                   "same table, same run; target >= 0.8"}
+                   f"pyiceberg overwrite of the same slices ({runs.plain_s:.1f} s, median of its runs 2-{STEADY + 1})"}
+    yield {"name": "scoring_vs_arrow", "value": round(runs.ratio, 3), "unit": "ratio",
+           "note": f"Spark job rate (its own timing, JVM and session start excluded) / plain peer rate, same table, "
+                   f"alternating, median of runs 2-{STEADY + 1} of each; target >= 0.8"}
+    yield {"name": "scoring_vs_arrow_first", "value": round(runs.first_ratio, 3), "unit": "ratio",
+           "note": f"the same ratio for the first run of each (Spark {first['duration_s']:.1f} s on a fresh engine, "
+                   f"plain {runs.first_plain_s:.1f} s)"}

@@ -2,13 +2,17 @@
 
 What a data engineer would write without tuning anything: pyiceberg scan of the batch's
 tenants, the model's own predict on the whole Arrow table, pyiceberg overwrite of the same
-(tenant, model) slices of the scores table. Not a ``bench_*`` module: ``run.py`` skips it.
+(tenant, model) slices of the scores table. :func:`side_by_side` alternates the peer and the
+Spark job, so both are measured in the same conditions, each warm after its first run. Not a
+``bench_*`` module: ``run.py`` skips it.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,3 +39,48 @@ def plain_run(catalog: Any, model: str, predict: Callable[[pa.Table], Any], tena
     table.overwrite(out.cast(table.schema().as_arrow()),
                     overwrite_filter=And(In("tenant_id", tenants), EqualTo("model", model)))
     return time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class SideBySide:
+    """Alternating runs of the plain peer and the Spark job: the first pair and the steady ones.
+
+    ``steady`` is what later windows see (the warm engine stays up across windows): each side's
+    median of runs 2..n. ``first`` is the engine's first batch of this job beside the peer's first run.
+    """
+
+    first_plain_s: float
+    first_spark: tuple[Any, dict]
+    plain_s: float
+    spark: tuple[Any, dict]
+    """(outcome, result summary) of the Spark run with the median ``duration_s``."""
+
+    @staticmethod
+    def rate(summary: dict) -> float:
+        """Return a Spark run's rows per second by its own timing (JVM and session start excluded)."""
+        return float(summary["rows"]) / float(summary["duration_s"])
+
+    @property
+    def ratio(self) -> float:
+        """Return the steady Spark rate over the steady plain rate (same rows on both sides)."""
+        return self.rate(self.spark[1]) / (self.spark[1]["rows"] / self.plain_s)
+
+    @property
+    def first_ratio(self) -> float:
+        """Return the first runs' Spark rate over the plain rate."""
+        return self.rate(self.first_spark[1]) / (self.first_spark[1]["rows"] / self.first_plain_s)
+
+
+def side_by_side(plain: Callable[[], float], spark: Callable[[str], tuple[Any, dict]], steady: int) -> SideBySide:
+    """Run ``plain`` and ``spark`` alternately ``1 + steady`` times each (plain first) and pair them up.
+
+    :param plain: one run of the peer; returns its seconds.
+    :param spark: one run of the Spark job under the given run name; returns (outcome, summary).
+    """
+    runs = []
+    for attempt in ["first", *(f"run{i + 2}" for i in range(steady))]:
+        plain_s = plain()
+        runs.append((plain_s, spark(attempt)))
+    (first_plain_s, first_spark), rest = runs[0], runs[1:]
+    median_spark = sorted((r[1] for r in rest), key=lambda s: s[1]["duration_s"])[len(rest) // 2]
+    return SideBySide(first_plain_s, first_spark, statistics.median(p for p, _ in rest), median_spark)
