@@ -70,6 +70,21 @@ def score_accounts(
     return joined.select(*columns[:-1], score.alias("score")).where(F.col("score").isNotNull())
 
 
+def score_with_one_expression(
+    features: DataFrame, key: tuple[str, str], model: LogisticModel, tenant_column: str = "tenant_id",
+    entity_key: Sequence[str] = ("account_id",),
+) -> DataFrame:
+    """Score every row of ``features`` with one expression model version ``key`` = (model, version).
+
+    What :func:`score_accounts` returns when every member tenant of ``features`` runs this one
+    version, without its per-row join with the members and model comparisons.
+    """
+    return features.select(
+        tenant_column, F.lit(key[0]).alias("model"), F.lit(key[1]).alias("model_version"),
+        *entity_key, model_expression(model).alias("score"),
+    ).where(F.col("score").isNotNull())
+
+
 def score_mlflow(
     features: DataFrame, loaded: LoadedModel, tenant_column: str, entity_key: Sequence[str]
 ) -> DataFrame:
@@ -157,13 +172,18 @@ def score_members(
     spark = features.sparkSession
     expressions = {k: v.expression for k, v in loaded.items() if v.expression is not None}
     expr_members = [m for m in ok if (m[1], m[2]) in expressions]
-    members_df = members_frame(spark, expr_members, tenant_column)
     expr_tenants = sorted({t for t, _, _ in expr_members})
     parts = []
     if expr_tenants or not ok:
         rows = features.where(F.col(tenant_column).isin(expr_tenants))
-        parts.append(score_accounts(observe(rows) if observe and expr_tenants else rows, members_df, expressions,
-                                    tenant_column, entity_key))
+        rows = observe(rows) if observe and expr_tenants else rows
+        used = {(m, v) for _, m, v in expr_members}
+        if len(used) == 1:  # the usual batch: one version scores every row, no join with the members
+            (key,) = used
+            parts.append(score_with_one_expression(rows, key, expressions[key], tenant_column, entity_key))
+        else:
+            members_df = members_frame(spark, expr_members, tenant_column)
+            parts.append(score_accounts(rows, members_df, expressions, tenant_column, entity_key))
     for key, model in sorted(loaded.items()):
         if model.expression is not None:
             continue

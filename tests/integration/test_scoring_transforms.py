@@ -15,6 +15,7 @@ from spark_jobs.scoring import (
     missing_feature_counts,
     observe_tenant_counts,
     score_accounts,
+    score_members,
     slice_condition,
     tenant_keys,
 )
@@ -67,6 +68,23 @@ def test_scores_match_the_formula_per_member_model(spark: SparkSession, features
         expected_rows, "tenant_id string, model string, model_version string, account_id string, score double"
     )
     assertDataFrameEqual(actual, expected, rtol=1e-9)
+
+
+@pytest.mark.parametrize("versions", [("v1",), ("v1", "v2")], ids=["one version", "two versions"])
+def test_score_members_gives_the_rows_of_the_join_whatever_the_number_of_versions(
+    spark: SparkSession, features, versions: tuple[str, ...]  # type: ignore[no-untyped-def]
+) -> None:
+    from spark_jobs.flavours import LoadedModel
+
+    models = {("churn", v): model("churn", v, -1.0 + i, 0.7 - i) for i, v in enumerate(versions)}
+    loaded = {k: LoadedModel("churn", k[1], "expression", "file:///m", ("engagement_7d", "intent_score"), expression=m)
+              for k, m in models.items()}
+    members = [("t1", "churn", versions[0]), ("t2", "churn", versions[-1])]  # t3 is in features, not a member
+    joined = score_accounts(features.where("tenant_id in ('t1', 't2')"),
+                            spark.createDataFrame(members, "tenant_id string, model string, model_version string"),
+                            models)
+    assertDataFrameEqual(score_members(features, members, loaded), joined, rtol=1e-12)
+    assert {r.tenant_id for r in joined.collect()} == {"t1", "t2"}
 
 
 def test_members_without_a_loaded_model_are_not_scored(spark: SparkSession, features) -> None:  # type: ignore[no-untyped-def]
