@@ -1,4 +1,4 @@
-"""I/O shared by the Spark entry points: small documents and Iceberg snapshot ids.
+"""I/O shared by the Spark entry points: small documents and Iceberg snapshots.
 
 Documents go through Hadoop's FileSystem API, so ``s3://`` and ``file://`` both work.
 """
@@ -6,6 +6,7 @@ Documents go through Hadoop's FileSystem API, so ``s3://`` and ``file://`` both 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 #: Table properties of the scores tables Warp Speed creates (Spark job, single-node engine, seed).
@@ -58,8 +59,20 @@ def read_document(spark: Any, uri: str, schema: str) -> dict[str, Any]:
     return doc
 
 
-def current_snapshot_id(spark: Any, table: str) -> int | None:
-    """Return the table's current (main branch) snapshot id, or None if it has none.
+@dataclass(frozen=True)
+class SnapshotStats:
+    """A table's current snapshot: its id and the size of its data (from the snapshot summary)."""
+
+    snapshot_id: int
+    records: int
+    data_files: int
+    files_bytes: int
+    open_file_cost: int
+    """The table's ``read.split.open-file-cost`` (Iceberg's default 4 MiB): a small file's read weight."""
+
+
+def current_snapshot(spark: Any, table: str) -> SnapshotStats | None:
+    """Return the table's current (main branch) snapshot and its data size, or None if it has none.
 
     Asks the Iceberg table object through the catalog (one metadata refresh) instead of
     querying the ``refs`` metadata table, which would plan and run a Spark job.
@@ -68,4 +81,20 @@ def current_snapshot_id(spark: Any, table: str) -> int | None:
     iceberg_table = jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, table)
     iceberg_table.refresh()
     snapshot = iceberg_table.currentSnapshot()
-    return None if snapshot is None else int(snapshot.snapshotId())
+    if snapshot is None:
+        return None
+    summary = snapshot.summary()
+
+    def number(key: str, default: int = 0) -> int:
+        value = summary.get(key)
+        return int(value) if value is not None else default
+
+    cost = iceberg_table.properties().get("read.split.open-file-cost")
+    return SnapshotStats(int(snapshot.snapshotId()), number("total-records"), number("total-data-files"),
+                         number("total-files-size"), int(cost) if cost is not None else 4 << 20)
+
+
+def current_snapshot_id(spark: Any, table: str) -> int | None:
+    """Return the table's current (main branch) snapshot id, or None if it has none."""
+    stats = current_snapshot(spark, table)
+    return None if stats is None else stats.snapshot_id

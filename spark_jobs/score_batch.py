@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from spark_jobs.jobio import SCORES_TABLE_PROPERTIES, current_snapshot_id
+from spark_jobs.jobio import SCORES_TABLE_PROPERTIES, SnapshotStats, current_snapshot, current_snapshot_id
 
 BATCH_SCHEMA = "warpspeed.batch/v1"
 SUMMARY_SCHEMA = "warpspeed.batch_result/v1"
@@ -40,6 +40,37 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def shuffle_partitions_for(estimated_rows: int, cores: int) -> int:
     """Size shuffle partitions from the batch: about 250k rows each, at least the core count."""
     return max(cores, min(400, estimated_rows // 250_000 + 1))
+
+
+#: Iceberg's default read split size: the most a read task takes at once.
+MAX_SPLIT_BYTES = 128 << 20
+
+
+def read_split_size(features: SnapshotStats, batch_rows: int, cores: int) -> int:
+    """Return a read split size that deals the batch's feature files into equal tasks, in whole waves.
+
+    Iceberg packs files into read tasks up to the split size, a small file weighing its
+    ``open_file_cost``. Left to itself it makes, say, 5 tasks for 2 cores, and the fifth runs
+    alone while a core idles. The batch's files are estimated from the snapshot summary (its rows
+    at the table's mean rows and bytes per file). Of the files-per-task counts that keep a task
+    within :data:`MAX_SPLIT_BYTES`, the one with the shortest run (waves x files per task) wins;
+    among equals, the one closest to two tasks per core (room to even out a slow task).
+    """
+    if features.data_files <= 0 or features.records <= 0:
+        return MAX_SPLIT_BYTES
+    rows_per_file = max(1, features.records // features.data_files)
+    files = max(1, min(features.data_files, -(-batch_rows // rows_per_file)))
+    weight = max(features.files_bytes // features.data_files, features.open_file_cost, 1)
+    if weight >= MAX_SPLIT_BYTES:
+        return MAX_SPLIT_BYTES
+
+    def cost(per_task: int) -> tuple[int, int]:
+        tasks = -(-files // per_task)
+        return -(-tasks // cores) * per_task, abs(tasks - 2 * cores)
+
+    per_task = min(range(1, min(files, MAX_SPLIT_BYTES // weight) + 1), key=cost)
+    # half a file of slack, so files a little heavier than the mean still pack per_task to a task
+    return min(MAX_SPLIT_BYTES, per_task * weight + weight // 2)
 
 
 def load_models(
@@ -177,11 +208,13 @@ def run_batch(spark: Any, manifest: dict[str, Any], catalog: str) -> dict[str, A
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
     features_table = f"{catalog}.{manifest['features_table']}"
     scores_table = f"{catalog}.{manifest['scores_table']}"
-    features_snapshot = current_snapshot_id(spark, features_table)
+    snapshot = current_snapshot(spark, features_table)
+    features_snapshot = snapshot.snapshot_id if snapshot else None
     lap("snapshot")
     reader = spark.read.format("iceberg")
-    if features_snapshot is not None:
-        reader = reader.option("snapshot-id", str(features_snapshot))
+    if snapshot is not None:
+        split = read_split_size(snapshot, int(manifest["estimated_rows"]), spark.sparkContext.defaultParallelism)
+        reader = reader.option("snapshot-id", str(snapshot.snapshot_id)).option("split-size", str(split))
     all_features = reader.load(features_table)
     for column in (tenant_column, *entity_key):
         if column not in all_features.columns:
