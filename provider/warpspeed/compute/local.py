@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from warpspeed.compute.base import ClusterRef, ComputeBackend, SparkJob, StepStatus
-from warpspeed.compute.local_runs import EngineRun, LocalRun, SubmitRun, wait_all
+from warpspeed.compute.local_runs import EngineRun, EngineWatch, LocalRun, SubmitRun, wait_all
 from warpspeed.compute.staging import package_spark_jobs, spark_jobs_script
 from warpspeed.compute.warm_spark import EngineHandle, EngineSpec, EngineUnavailable, ensure_engine
 from warpspeed.exceptions import WarpSpeedConfigError
@@ -118,9 +118,10 @@ class LocalSparkBackend(ComputeBackend):
         logs_dir = self.settings.home / "logs"
         logs_dir.mkdir(parents=True, exist_ok=True)
         engine = self._engine(py_files, jobs)
+        watch = EngineWatch(engine) if engine is not None else None
         runs: list[LocalRun] = []
         for index, job in enumerate(jobs, start=1):
-            run = self._start_one(job, py_files, logs_dir / f"{job.name}.log", engine)
+            run = self._start_one(job, py_files, logs_dir / f"{job.name}.log", engine, watch)
             log.info("[%d/%d] %s %s as %s (log: %s)", index, len(jobs), job.name,
                      "on the warm Spark engine" if isinstance(run, EngineRun) else "spark-submit",
                      run.step_id, run.log_path)
@@ -141,10 +142,12 @@ class LocalSparkBackend(ComputeBackend):
             log.warning("%s; running with spark-submit instead", err)
             return None
 
-    def _start_one(self, job: SparkJob, py_files: Path, log_path: Path, engine: EngineHandle | None) -> LocalRun:
+    def _start_one(self, job: SparkJob, py_files: Path, log_path: Path, engine: EngineHandle | None,
+                   watch: EngineWatch | None = None) -> LocalRun:
         if engine is not None and RUN_ENTRY.search(spark_jobs_script(job.script).read_text()):
             try:
-                return EngineRun(engine, engine.submit(job.name, job.script, list(job.args), job.conf, log_path))
+                return EngineRun(engine, engine.submit(job.name, job.script, list(job.args), job.conf, log_path),
+                                 watch)
             except (EngineUnavailable, OSError) as err:
                 log.warning("%s: %s; running with spark-submit instead", job.name, err)
         env = os.environ | {"PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
