@@ -24,6 +24,10 @@ setup: $(VENV)/.installed $(JARS)/.fetched
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip uv
+	# uv's cache grows by about 1.6 GB per fresh install (pyspark is an sdist, built and unpacked
+	# again); over repeated CI runs on one machine it reached 72 GB and filled the disk: drop what
+	# no install uses any more
+	$(VENV)/bin/uv cache prune --quiet || true
 	$(VENV)/bin/uv pip install --python $(PY) --quiet -e ".[dev,models,embedded]"
 	touch $@
 

@@ -191,6 +191,34 @@ def slow_run_job_flow(seconds: float) -> Iterator[None]:
         EmrPoolHook.create = original  # type: ignore[method-assign]
 
 
+@contextmanager
+def serial_s3_calls() -> Iterator[None]:
+    """Serialise the pool's S3 calls: moto's S3 is not thread-safe for one key written at once.
+
+    A PUT that replaces a key closes the old value's buffer, so a concurrent PUT or GET of that
+    key can fail with ``I/O operation on closed file`` (real S3 takes concurrent PUTs: the last
+    one wins). Only the no-lease control writes the registry from ten threads at once.
+    """
+    from warpspeed.storage import S3Storage
+
+    lock = threading.Lock()
+    originals = {name: fn for name, fn in vars(S3Storage).items() if callable(fn) and not name.startswith("_")}
+
+    def serialised(fn: Any) -> Any:
+        def call(self: S3Storage, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return fn(self, *args, **kwargs)
+        return call
+
+    for name, fn in originals.items():
+        setattr(S3Storage, name, serialised(fn))
+    try:
+        yield
+    finally:
+        for name, fn in originals.items():
+            setattr(S3Storage, name, fn)
+
+
 class NoLease:
     @contextmanager
     def hold(self, workload: str) -> Iterator[None]:
@@ -232,7 +260,8 @@ def test_ten_concurrent_callers_create_one_cluster_with_the_file_lease(tmp_path:
 def test_without_a_lease_the_race_creates_duplicates(tmp_path: Path) -> None:
     """The control: the same race with no lease does create several clusters."""
     # a wide window: every caller lists before the first RunJobFlow lands, however threads are scheduled
-    refs = race(tmp_path, 10, NoLease, delay=0.5)
+    with serial_s3_calls():
+        refs = race(tmp_path, 10, NoLease, delay=0.5)
     assert sum(r.created for r in refs) > 1
 
 
