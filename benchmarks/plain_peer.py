@@ -45,8 +45,9 @@ def plain_run(catalog: Any, model: str, predict: Callable[[pa.Table], Any], tena
 class SideBySide:
     """Alternating runs of the plain peer and the Spark job: the first pair and the steady ones.
 
-    ``steady`` is what later windows see (the warm engine stays up across windows): each side's
-    median of runs 2..n. ``first`` is the engine's first batch of this job beside the peer's first run.
+    ``plain_s`` and ``spark`` are what later windows see (the warm engine stays up across windows):
+    each side's median of runs 2..n. ``first_spark`` is the engine's first batch of this job, beside
+    the peer's first run ``first_plain_s``.
     """
 
     first_plain_s: float

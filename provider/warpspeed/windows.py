@@ -72,15 +72,20 @@ def window_cron(minutes: int) -> str:
     )
 
 
-def configured_window_minutes() -> int:
-    """Return ``[warpspeed] window_minutes`` from Airflow's config (cheap: no network, no DB)."""
+def _configured_int(key: str, default: int) -> int:
+    """Return the whole number ``[warpspeed] <key>`` from Airflow's config (cheap: no network, no DB)."""
     from airflow.configuration import conf
 
-    raw = conf.get("warpspeed", "window_minutes", fallback="") or "30"
+    raw = conf.get("warpspeed", key, fallback="") or str(default)
     try:
         return int(raw)
     except ValueError as err:
-        raise WarpSpeedConfigError(f"[warpspeed] window_minutes={raw!r} must be an integer") from err
+        raise WarpSpeedConfigError(f"[warpspeed] {key}={raw!r} must be a whole number") from err
+
+
+def configured_window_minutes() -> int:
+    """Return ``[warpspeed] window_minutes`` from Airflow's config (cheap: no network, no DB)."""
+    return _configured_int("window_minutes", 30)
 
 
 def configured_retry_delay() -> timedelta:
@@ -88,15 +93,7 @@ def configured_retry_delay() -> timedelta:
 
     Read when a DAG file is parsed, like :func:`configured_window_minutes`: cheap, no network.
     """
-    from airflow.configuration import conf
-
-    raw = conf.get("warpspeed", "task_retry_delay_seconds", fallback="") or "60"
-    try:
-        seconds = int(raw)
-    except ValueError as err:
-        raise WarpSpeedConfigError(
-            f"[warpspeed] task_retry_delay_seconds={raw!r} must be a whole number of seconds"
-        ) from err
+    seconds = _configured_int("task_retry_delay_seconds", 60)
     if not 1 <= seconds <= 3600:
         raise WarpSpeedConfigError(
             f"[warpspeed] task_retry_delay_seconds={seconds} must be between 1 and 3600 seconds"
