@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from warpspeed.compute.local import LocalSparkBackend
-from warpspeed.compute.warm_spark import stop_engine
+from warpspeed.compute.local.backend import LocalSparkBackend
+from warpspeed.compute.local.engine import stop_engine
+from warpspeed.config.workloads import WorkloadCatalog
 from warpspeed.embedded.seed import (
     RequestMix,
     feature_rows,
@@ -28,14 +29,13 @@ from warpspeed.embedded.seed import (
     write_features,
 )
 from warpspeed.embedded.stack import scratch_settings
-from warpspeed.manifests import BatchManifest, WindowLayout, models_uri
-from warpspeed.operators.scoring import score_job
+from warpspeed.intake.schema import ScoringRequest
+from warpspeed.ledger.tables import ensure_tables
+from warpspeed.operators.score import score_job
 from warpspeed.planning.batches import dedupe_latest, plan_window
 from warpspeed.planning.routing import SPARK, route_plan
-from warpspeed.request_schema import ScoringRequest
-from warpspeed.storage import storage_for
-from warpspeed.tables import ensure_tables
-from warpspeed.workloads import WorkloadCatalog
+from warpspeed.storage.documents import storage_for
+from warpspeed.window.manifests import BatchManifest, WindowLayout, models_uri
 
 TENANTS, REQUESTS, SAMPLE = 40, 120, 3
 

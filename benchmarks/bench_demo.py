@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from warpspeed.compute.warm_spark import engine_log_path, read_handle, stop_engine
+from warpspeed.compute.local.engine import engine_log_path, read_handle, stop_engine
+from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.demo import run_demo
 from warpspeed.embedded.stack import embedded_stack
-from warpspeed.settings import WarpSpeedSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STAMP = re.compile(r"^(\S+Z) ")

@@ -29,7 +29,7 @@ BUCKET = "bkt-bench-emr"
 
 
 def _requests() -> list[Any]:
-    from warpspeed.request_schema import ScoringRequest
+    from warpspeed.intake.schema import ScoringRequest
 
     rng = random.Random(7)
     start = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
@@ -68,11 +68,11 @@ def _finish(cluster_id: str) -> None:
 def _pool_window(home: str, batches: dict[str, int]) -> tuple[Counter[str], int]:
     import boto3
 
-    from warpspeed.aws_retry import retry_config
     from warpspeed.compute.base import SparkJob
-    from warpspeed.compute.emr import EmrComputeBackend
-    from warpspeed.hooks.emr_pool import EmrPoolHook
-    from warpspeed.settings import WarpSpeedSettings
+    from warpspeed.compute.emr.backend import EmrComputeBackend
+    from warpspeed.config.settings import WarpSpeedSettings
+    from warpspeed.hooks.aws_retry import retry_config
+    from warpspeed.hooks.emr import EmrPoolHook
 
     settings = WarpSpeedSettings.from_mapping(
         {
@@ -143,8 +143,8 @@ def run() -> Iterator[dict]:
     import boto3
     from moto import mock_aws
 
+    from warpspeed.config.workloads import PlanningSettings
     from warpspeed.planning.batches import plan_window
-    from warpspeed.workloads import PlanningSettings
 
     requests = _requests()
     planning = {
@@ -157,9 +157,9 @@ def run() -> Iterator[dict]:
     with mock_aws(), tempfile.TemporaryDirectory() as home:
         boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
         pool, lease_calls = _pool_window(home, dict(batches))
-        from warpspeed.catalog import CatalogConfig
-        from warpspeed.emr_request import build_run_job_flow_request
-        from warpspeed.profile_catalog import ProfileCatalog
+        from warpspeed.compute.emr.request import build_run_job_flow_request
+        from warpspeed.config.catalog import CatalogConfig
+        from warpspeed.config.profile_catalog import ProfileCatalog
         profile = ProfileCatalog.load(REPO_ROOT / "dags" / "config" / "cluster_profiles.yaml")["scoring"]
         request = build_run_job_flow_request(
             profile,

@@ -30,17 +30,17 @@ from plain_peer import plain_run, side_by_side
 from spark_jobs.flavours import pick_score
 from spark_jobs.models import parse_model
 from warpspeed.compute.base import SparkJob
-from warpspeed.compute.local import LocalSparkBackend
-from warpspeed.compute.warm_spark import stop_engine
+from warpspeed.compute.local.backend import LocalSparkBackend
+from warpspeed.compute.local.engine import stop_engine
+from warpspeed.config.settings import WarpSpeedSettings
+from warpspeed.config.workloads import WorkloadCatalog
 from warpspeed.embedded.seed import feature_rows, publish_seed_models, tenant_ids, write_features
 from warpspeed.embedded.stack import scratch_settings
-from warpspeed.manifests import BatchManifest, WindowLayout, models_uri
-from warpspeed.operators.scoring import SCORE_SCRIPT
-from warpspeed.request_schema import ScoringRequest
-from warpspeed.settings import WarpSpeedSettings
-from warpspeed.storage import local_path, storage_for
-from warpspeed.tables import FEATURE_COLUMNS, FEATURES_TABLE, ensure_tables
-from warpspeed.workloads import WorkloadCatalog
+from warpspeed.intake.schema import ScoringRequest
+from warpspeed.ledger.tables import FEATURE_COLUMNS, FEATURES_TABLE, ensure_tables
+from warpspeed.operators.score import SCORE_SCRIPT
+from warpspeed.storage.documents import local_path, storage_for
+from warpspeed.window.manifests import BatchManifest, WindowLayout, models_uri
 
 ROWS = int(os.environ.get("WARPSPEED_BENCH_FLAVOUR_ROWS", "2000000"))
 TENANTS = 20

@@ -9,14 +9,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.seed import send_bodies
 from warpspeed.embedded.sqs_server import LocalSqs, queues_on, sqs_server
-from warpspeed.hooks.sqs_intake import SqsIntakeHook
-from warpspeed.manifests import IntakeManifest
-from warpspeed.request_schema import validate_message
-from warpspeed.services.intake import IntakeOptions, IntakeService
-from warpspeed.settings import WarpSpeedSettings
-from warpspeed.storage import LocalStorage
+from warpspeed.hooks.sqs import SqsIntakeHook
+from warpspeed.intake.schema import validate_message
+from warpspeed.intake.service import IntakeOptions, IntakeService
+from warpspeed.storage.documents import LocalStorage
+from warpspeed.window.manifests import IntakeManifest
 
 MESSAGES = 3000
 MODELS = {"scoring": frozenset({"churn_risk"})}

@@ -24,8 +24,8 @@ TABLE = "bench.account_scores"
 BUILDER = """
 import sys
 from pyspark.sql import SparkSession
-from warpspeed.compute.local import LOCAL_SPARK_CONF, find_jars
-from warpspeed.settings import WarpSpeedSettings
+from warpspeed.compute.local.backend import LOCAL_SPARK_CONF, find_jars
+from warpspeed.config.settings import WarpSpeedSettings
 
 settings = WarpSpeedSettings.from_mapping({"home": sys.argv[1]})
 builder = SparkSession.builder.master("local[2]").config(
@@ -45,10 +45,10 @@ spark.stop()
 
 def run() -> Iterator[dict]:
     """Build the table, maintain it once and yield the before/after figures."""
+    from warpspeed.config.maintenance_policy import MaintenancePolicy
     from warpspeed.embedded.stack import scratch_settings
-    from warpspeed.maintenance_policy import MaintenancePolicy
-    from warpspeed.services.maintenance import IcebergMaintenanceService
-    from warpspeed.tables import SCORES_TABLE, TABLES
+    from warpspeed.ledger.tables import SCORES_TABLE, TABLES
+    from warpspeed.maintenance.service import IcebergMaintenanceService
 
     scores = next(t for t in TABLES if t.identifier == SCORES_TABLE)
     with scratch_settings(spark_master="local[2]") as settings:

@@ -22,9 +22,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "provider"))
 
+from warpspeed.config.workloads import PlanningSettings, WorkloadCatalog  # noqa: E402
+from warpspeed.intake.schema import ScoringRequest  # noqa: E402
 from warpspeed.planning.batches import WindowPlan, plan_window  # noqa: E402
-from warpspeed.request_schema import ScoringRequest  # noqa: E402
-from warpspeed.workloads import PlanningSettings, WorkloadCatalog  # noqa: E402
 
 T0 = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
 MODELS = {"scoring": ("churn_risk", "upsell_propensity"), "intent": ("intent_surge",)}

@@ -19,18 +19,18 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from warpspeed.compute import arrow_local
-from warpspeed.compute.local import LocalSparkBackend
-from warpspeed.compute.warm_spark import stop_engine
+from warpspeed.compute.local import arrow as arrow_local
+from warpspeed.compute.local.backend import LocalSparkBackend
+from warpspeed.compute.local.engine import stop_engine
+from warpspeed.config.workloads import WorkloadCatalog
 from warpspeed.embedded.seed import feature_rows, publish_seed_models
 from warpspeed.embedded.stack import scratch_settings
-from warpspeed.manifests import BatchManifest, WindowLayout, models_uri
-from warpspeed.operators.scoring import score_job
+from warpspeed.intake.schema import ScoringRequest
+from warpspeed.ledger.tables import FEATURES_TABLE, ensure_tables
+from warpspeed.operators.score import score_job
 from warpspeed.planning.routing import engine_for
-from warpspeed.request_schema import ScoringRequest
-from warpspeed.storage import storage_for
-from warpspeed.tables import FEATURES_TABLE, ensure_tables
-from warpspeed.workloads import WorkloadCatalog
+from warpspeed.storage.documents import storage_for
+from warpspeed.window.manifests import BatchManifest, WindowLayout, models_uri
 
 ROWS = 5_000
 RUNS = int(os.environ.get("WARPSPEED_BENCH_ROUTING_RUNS", "7"))

@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from warpspeed.tables import FEATURES_TABLE, SCORES_TABLE
+from warpspeed.ledger.tables import FEATURES_TABLE, SCORES_TABLE
 
 
 def plain_run(catalog: Any, model: str, predict: Callable[[pa.Table], Any], tenants: list[str]) -> float:

@@ -31,8 +31,8 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
-from warpspeed.operators.iceberg_maintenance import IcebergMaintenanceOperator, PlanIcebergMaintenanceOperator
-from warpspeed.operators.s3_lifecycle import ApplyS3LifecycleOperator
+from warpspeed.operators.lifecycle import ApplyS3LifecycleOperator
+from warpspeed.operators.maintenance import IcebergMaintenanceOperator, PlanIcebergMaintenanceOperator
 
 CONFIG = Path(__file__).parent / "config"
 POLICY_FILE = str(CONFIG / "maintenance.yaml")

@@ -34,15 +34,15 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
-from warpspeed.operators.glue_preprocessing import (
+from warpspeed.operators.preprocess import (
     BuildFeaturesOperator,
     ChoosePreprocessingBackendOperator,
     GlueBuildFeaturesOperator,
     PlanFeatureRefreshOperator,
     PublishFeaturesOperator,
 )
-from warpspeed.raw_sources import ENGAGEMENT_EVENTS, FIRMOGRAPHICS, INTENT_SIGNALS, features_asset
-from warpspeed.windows import configured_retry_delay
+from warpspeed.preprocessing.raw_sources import ENGAGEMENT_EVENTS, FIRMOGRAPHICS, INTENT_SIGNALS, features_asset
+from warpspeed.window.rule import configured_retry_delay
 
 CONFIG_FILE = str(Path(__file__).parent / "config" / "preprocessing.yaml")
 FEATURES_ASSET = features_asset()

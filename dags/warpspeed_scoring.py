@@ -31,12 +31,12 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, Asset, CronTriggerTimetable
 
-from warpspeed.operators.batch_plan import PlanBatchesOperator
-from warpspeed.operators.iceberg_ledger import PublishBatchesOperator
-from warpspeed.operators.scoring import EnsureClustersOperator, ScoreBatchesOperator
-from warpspeed.operators.sqs_intake import CollectRequestsOperator
-from warpspeed.sensors.sqs_intake import ScoringWindowSensor
-from warpspeed.windows import configured_retry_delay, configured_window_minutes, window_cron
+from warpspeed.operators.collect import CollectRequestsOperator
+from warpspeed.operators.plan import PlanBatchesOperator
+from warpspeed.operators.publish import PublishBatchesOperator
+from warpspeed.operators.score import EnsureClustersOperator, ScoreBatchesOperator
+from warpspeed.sensors.sqs import ScoringWindowSensor
+from warpspeed.window.rule import configured_retry_delay, configured_window_minutes, window_cron
 
 WORKLOADS_FILE = str(Path(__file__).parent / "config" / "workloads.yaml")
 SCORES_ASSET = Asset(name="warpspeed_scores", uri="iceberg://warpspeed/scores/account_scores")

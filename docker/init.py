@@ -10,8 +10,8 @@ import os
 import boto3
 from warpspeed.embedded import seed
 from warpspeed.embedded.sqs_server import create_queues
-from warpspeed.settings import WarpSpeedSettings
-from warpspeed.tables import ensure_tables
+from warpspeed.config.settings import WarpSpeedSettings
+from warpspeed.ledger.tables import ensure_tables
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ Runs unchanged as an AWS Glue 5 job script and with local ``spark-submit``::
 
     spark-submit build_features.py --plan-uri s3://bucket/warpspeed/preprocessing/runs/<dag>/<run>/plan.json
 
-The plan (written by :mod:`warpspeed.hooks.glue_preprocessing`) names, per raw source, the date
+The plan (written by :mod:`warpspeed.hooks.glue`) names, per raw source, the date
 partitions that changed. Only those are read from raw storage; they replace their days in the
 source's daily table (``features.<source>_daily``, one Iceberg overwrite per source), then the
 features of the accounts a change can affect are recomputed from the daily tables and merged

@@ -1,6 +1,6 @@
 """Optimistic commit retries for pyiceberg, as Iceberg's Java library does them.
 
-Shared by the provider (:mod:`warpspeed.iceberg_commits` re-exports it) and the single-node
+Shared by the provider (:mod:`warpspeed.ledger.commits` re-exports it) and the single-node
 Arrow engine (:mod:`spark_jobs.score_arrow`), which ships without ``warpspeed``.
 
 Two writers that commit to one table at the same moment both base their change on the same

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from tests.paths import REPO_ROOT
-from warpspeed.catalog import CatalogConfig
-from warpspeed.compute.warm_spark import stop_engines_under
+from warpspeed.compute.local.engine import stop_engines_under
+from warpspeed.config.catalog import CatalogConfig
+from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.control_planes import moto_server
 from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
 from warpspeed.embedded.rest_catalog import RestCatalogServer, rest_catalog_server
 from warpspeed.embedded.sqs_server import LocalSqs, queues_on, sqs_server
-from warpspeed.settings import WarpSpeedSettings
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python UDF workers need the venv (pyarrow, mlflow)
@@ -147,7 +147,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory, rest_catalog_for: Callable[[
     """
     from pyspark.sql import SparkSession
 
-    from warpspeed.compute.local import LOCAL_SPARK_CONF, find_jars
+    from warpspeed.compute.local.backend import LOCAL_SPARK_CONF, find_jars
 
     home = tmp_path_factory.mktemp("spark-home")
     rest_catalog_for(home)

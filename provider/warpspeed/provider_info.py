@@ -76,27 +76,27 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "hooks": [
             {"integration-name": "Warp Speed", "python-modules": [
-                "warpspeed.hooks.sqs_intake", "warpspeed.hooks.iceberg_ledger", "warpspeed.hooks.emr_pool",
-                "warpspeed.hooks.s3_lifecycle", "warpspeed.hooks.glue_preprocessing"]},
+                "warpspeed.hooks.sqs", "warpspeed.hooks.iceberg", "warpspeed.hooks.emr",
+                "warpspeed.hooks.s3", "warpspeed.hooks.glue"]},
         ],
         "operators": [
             {"integration-name": "Warp Speed", "python-modules": [
-                "warpspeed.operators.sqs_intake", "warpspeed.operators.batch_plan",
-                "warpspeed.operators.scoring", "warpspeed.operators.iceberg_ledger",
-                "warpspeed.operators.iceberg_maintenance", "warpspeed.operators.s3_lifecycle",
-                "warpspeed.operators.glue_preprocessing"]},
+                "warpspeed.operators.collect", "warpspeed.operators.plan",
+                "warpspeed.operators.score", "warpspeed.operators.publish",
+                "warpspeed.operators.maintenance", "warpspeed.operators.lifecycle",
+                "warpspeed.operators.preprocess"]},
         ],
         "sensors": [
-            {"integration-name": "Warp Speed", "python-modules": ["warpspeed.sensors.sqs_intake"]},
+            {"integration-name": "Warp Speed", "python-modules": ["warpspeed.sensors.sqs"]},
         ],
         "triggers": [
-            {"integration-name": "Warp Speed", "python-modules": ["warpspeed.triggers.sqs_intake",
-                                                                  "warpspeed.triggers.emr_pool"]},
+            {"integration-name": "Warp Speed", "python-modules": ["warpspeed.triggers.sqs",
+                                                                  "warpspeed.triggers.emr"]},
         ],
         "extra-links": [
-            "warpspeed.links.emr_pool.EmrPoolClusterLink",
-            "warpspeed.links.emr_pool.EmrPoolStepLogsLink",
-            "warpspeed.links.emr_pool.EmrPoolSparkHistoryLink",
+            "warpspeed.links.emr.EmrPoolClusterLink",
+            "warpspeed.links.emr.EmrPoolStepLogsLink",
+            "warpspeed.links.emr.EmrPoolSparkHistoryLink",
         ],
         "config": {
             "warpspeed": {

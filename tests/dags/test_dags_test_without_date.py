@@ -11,9 +11,9 @@ import pytest
 
 from warpspeed.embedded.sqs_server import LocalSqs
 from warpspeed.embedded.stack import airflow_bin, airflow_env, ensure_airflow_db
-from warpspeed.manifests import WindowLayout, window_id_for
-from warpspeed.storage import storage_for
-from warpspeed.windows import floor_to_window
+from warpspeed.storage.documents import storage_for
+from warpspeed.window.manifests import WindowLayout, window_id_for
+from warpspeed.window.rule import floor_to_window
 
 
 @pytest.mark.integration

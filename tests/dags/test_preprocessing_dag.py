@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from warpspeed.embedded.stack import airflow_bin, airflow_env, ensure_airflow_db
-from warpspeed.raw_sources import (
+from warpspeed.preprocessing.raw_sources import (
     ENGAGEMENT_EVENTS,
     FEATURES_ASSET_NAME,
     FEATURES_ASSET_URI,

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import sqlalchemy
 
+from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.raw_data import RawDataMix, write_day, write_days
 from warpspeed.embedded.stack import airflow_env, dags_test, ensure_airflow_db
-from warpspeed.raw_sources import ENGAGEMENT_EVENTS, FEATURES_ASSET_NAME, INTENT_SIGNALS
-from warpspeed.settings import WarpSpeedSettings
-from warpspeed.tables import FEATURES_TABLE
+from warpspeed.ledger.tables import FEATURES_TABLE
+from warpspeed.preprocessing.raw_sources import ENGAGEMENT_EVENTS, FEATURES_ASSET_NAME, INTENT_SIGNALS
 
 pytestmark = pytest.mark.integration
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.demo import run_demo
 from warpspeed.embedded.stack import EmbeddedStack, embedded_stack
-from warpspeed.settings import WarpSpeedSettings
-from warpspeed.tables import SCORES_TABLE
+from warpspeed.ledger.tables import SCORES_TABLE
 
 
 @pytest.fixture

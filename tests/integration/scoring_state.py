@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.seed import feature_rows, publish_seed_models, write_features
-from warpspeed.settings import WarpSpeedSettings
-from warpspeed.tables import ensure_tables
+from warpspeed.ledger.tables import ensure_tables
 
 
 def seeded_settings(home: Path, tenants: list[str]) -> WarpSpeedSettings:

@@ -19,15 +19,15 @@ import pytest
 
 from spark_jobs.score_arrow import score_manifest
 from warpspeed.compute.base import SparkJob
-from warpspeed.compute.local import LocalSparkBackend
+from warpspeed.compute.local.backend import LocalSparkBackend
+from warpspeed.config.settings import WarpSpeedSettings
+from warpspeed.config.workloads import WorkloadCatalog
 from warpspeed.embedded.seed import publish_seed_models
-from warpspeed.manifests import BatchManifest, WindowLayout, models_uri
-from warpspeed.operators.scoring import SCORE_SCRIPT, score_job
-from warpspeed.request_schema import ScoringRequest
-from warpspeed.settings import WarpSpeedSettings
-from warpspeed.storage import join_uri, storage_for
-from warpspeed.tables import FEATURE_COLUMNS
-from warpspeed.workloads import WorkloadCatalog
+from warpspeed.intake.schema import ScoringRequest
+from warpspeed.ledger.tables import FEATURE_COLUMNS
+from warpspeed.operators.score import SCORE_SCRIPT, score_job
+from warpspeed.storage.documents import join_uri, storage_for
+from warpspeed.window.manifests import BatchManifest, WindowLayout, models_uri
 
 REPO_WORKLOADS = Path(__file__).parents[2] / "dags" / "config" / "workloads.yaml"
 FEATURES = "arrowtest.features"
@@ -175,8 +175,8 @@ def test_local_backend_runs_arrow_jobs_without_spark_and_isolates_a_failing_batc
     def no_spark(*args: object, **kwargs: object) -> None:
         raise AssertionError("an arrow job started spark-submit")
 
-    monkeypatch.setattr("warpspeed.compute.local_runs.subprocess.Popen", no_spark)
-    monkeypatch.setattr("warpspeed.compute.local.ensure_engine", no_spark)
+    monkeypatch.setattr("warpspeed.compute.local.runs.subprocess.Popen", no_spark)
+    monkeypatch.setattr("warpspeed.compute.local.backend.ensure_engine", no_spark)
     backend = LocalSparkBackend(settings)
     cluster = backend.ensure_cluster("scoring", "scoring")
     jobs = [score_job(uri, m.batch_id, settings.catalog.name, "arrow")

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from warpspeed.carryover import CarryOverChain, CarryOverConflict, PendingDocument, PendingHead
 from warpspeed.exceptions import ManifestError
-from warpspeed.manifests import BatchManifest, IntakeManifest, WindowLayout, window_id_for
-from warpspeed.operators.batch_plan import PlanBatchesOperator
-from warpspeed.request_schema import ScoringRequest
-from warpspeed.storage import LocalStorage
+from warpspeed.intake.schema import ScoringRequest
+from warpspeed.operators.plan import PlanBatchesOperator
+from warpspeed.storage.documents import LocalStorage
+from warpspeed.window.carryover import CarryOverChain, CarryOverConflict, PendingDocument, PendingHead
+from warpspeed.window.manifests import BatchManifest, IntakeManifest, WindowLayout, window_id_for
 
 W1 = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
 W2, W3, W4 = (W1 + timedelta(minutes=30 * i) for i in (1, 2, 3))

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from warpspeed.compute.local import LOCAL_SPARK_CONF, find_jars
-from warpspeed.iceberg_commits import commit_with_retries
-from warpspeed.settings import WarpSpeedSettings
-from warpspeed.tables import SCORES_TABLE, ensure_tables
+from warpspeed.compute.local.backend import LOCAL_SPARK_CONF, find_jars
+from warpspeed.config.settings import WarpSpeedSettings
+from warpspeed.ledger.commits import commit_with_retries
+from warpspeed.ledger.tables import SCORES_TABLE, ensure_tables
 
 pytestmark = pytest.mark.integration
 

@@ -24,15 +24,15 @@ from pathlib import Path
 import pytest
 
 from tests.paths import REPO_ROOT
-from warpspeed.catalog import CatalogConfig
+from warpspeed.config.catalog import CatalogConfig
 from warpspeed.dashboard import figures
 from warpspeed.dashboard.page import render_html
 from warpspeed.embedded.sqs_server import LocalSqs
 from warpspeed.embedded.stack import airflow_env, ensure_airflow_db
-from warpspeed.hooks.iceberg_ledger import IcebergLedgerHook, batch_record
-from warpspeed.manifests import BatchManifest, BatchRun
-from warpspeed.request_schema import ScoringRequest
-from warpspeed.tables import ensure_tables
+from warpspeed.hooks.iceberg import IcebergLedgerHook, batch_record
+from warpspeed.intake.schema import ScoringRequest
+from warpspeed.ledger.tables import ensure_tables
+from warpspeed.window.manifests import BatchManifest, BatchRun
 
 PLUGINS = REPO_ROOT / "plugins"
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -16,14 +16,14 @@ import boto3
 import pytest
 
 from tests.paths import REPO_ROOT
-from warpspeed.aws_retry import retry_config
-from warpspeed.cluster_profiles import ACTIVE_CLUSTER_STATES, TAG_PROFILE_HASH, TAG_WORKLOAD
-from warpspeed.compute.emr import EmrComputeBackend
-from warpspeed.compute.lease import S3Lease
+from warpspeed.compute.emr.backend import EmrComputeBackend
+from warpspeed.compute.emr.lease import S3Lease
+from warpspeed.compute.emr.request import request_hash
+from warpspeed.config.cluster_profiles import ACTIVE_CLUSTER_STATES, TAG_PROFILE_HASH, TAG_WORKLOAD
+from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.sqs_server import ACCESS_KEY, REGION, SECRET_KEY
-from warpspeed.emr_request import request_hash
-from warpspeed.hooks.emr_pool import EmrPoolHook
-from warpspeed.settings import WarpSpeedSettings
+from warpspeed.hooks.aws_retry import retry_config
+from warpspeed.hooks.emr import EmrPoolHook
 
 pytestmark = pytest.mark.integration
 PROFILES = REPO_ROOT / "dags" / "config" / "cluster_profiles.yaml"

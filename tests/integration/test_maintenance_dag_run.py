@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
+from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.stack import airflow_bin, airflow_env, ensure_airflow_db
-from warpspeed.maintenance_report import MAINTENANCE_RUNS_TABLE
-from warpspeed.settings import WarpSpeedSettings
-from warpspeed.storage import local_path
-from warpspeed.tables import SCORES_TABLE, TABLES
+from warpspeed.ledger.tables import SCORES_TABLE, TABLES
+from warpspeed.maintenance.report import MAINTENANCE_RUNS_TABLE
+from warpspeed.storage.documents import local_path
 
 pytestmark = pytest.mark.integration
 
@@ -37,9 +37,9 @@ tables:
 BUILDER = """
 import sys
 from pyspark.sql import SparkSession
-from warpspeed.compute.local import LOCAL_SPARK_CONF, find_jars
+from warpspeed.compute.local.backend import LOCAL_SPARK_CONF, find_jars
 from tests.paths import REPO_ROOT
-from warpspeed.settings import WarpSpeedSettings
+from warpspeed.config.settings import WarpSpeedSettings
 
 settings = WarpSpeedSettings.from_mapping({{"home": sys.argv[1]}})
 builder = SparkSession.builder.master("local[2]").config(

@@ -18,14 +18,14 @@ from pyiceberg.schema import Schema
 from pyiceberg.types import DoubleType, LongType, NestedField, StringType
 
 from warpspeed.compute.base import SparkJob
-from warpspeed.compute.local import LocalSparkBackend
+from warpspeed.compute.local.backend import LocalSparkBackend
+from warpspeed.config.settings import WarpSpeedSettings
+from warpspeed.config.workloads import WorkloadCatalog
 from warpspeed.embedded.seed import pinned_requirements
-from warpspeed.manifests import BatchManifest, WindowLayout, models_uri
-from warpspeed.operators.scoring import SCORE_SCRIPT
-from warpspeed.request_schema import ScoringRequest
-from warpspeed.settings import WarpSpeedSettings
-from warpspeed.storage import storage_for
-from warpspeed.workloads import WorkloadCatalog
+from warpspeed.intake.schema import ScoringRequest
+from warpspeed.operators.score import SCORE_SCRIPT
+from warpspeed.storage.documents import storage_for
+from warpspeed.window.manifests import BatchManifest, WindowLayout, models_uri
 
 pytest.importorskip("mlflow")
 pytest.importorskip("sklearn")

@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
+from warpspeed.config.settings import load_settings
 from warpspeed.embedded.seed import publish_seed_models
 from warpspeed.embedded.sqs_server import LocalSqs
-from warpspeed.hooks.sqs_intake import SqsIntakeHook
-from warpspeed.manifests import BatchManifest, IntakeManifest, WindowLayout, models_uri, window_id_for
-from warpspeed.operators.batch_plan import PlanBatchesOperator
-from warpspeed.request_schema import ScoringRequest
-from warpspeed.settings import load_settings
-from warpspeed.storage import LocalStorage, local_path
-from warpspeed.tables import ensure_tables
+from warpspeed.hooks.sqs import SqsIntakeHook
+from warpspeed.intake.schema import ScoringRequest
+from warpspeed.ledger.tables import ensure_tables
+from warpspeed.operators.plan import PlanBatchesOperator
+from warpspeed.storage.documents import LocalStorage, local_path
+from warpspeed.window.manifests import BatchManifest, IntakeManifest, WindowLayout, models_uri, window_id_for
 
 W1 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 REPO_WORKLOADS = Path(__file__).parents[2] / "dags" / "config" / "workloads.yaml"

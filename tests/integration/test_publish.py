@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_batch_plan import W1, Env, req
+from warpspeed.config.settings import load_settings
 from warpspeed.exceptions import WarpSpeedError
-from warpspeed.hooks.iceberg_ledger import IcebergLedgerHook
-from warpspeed.manifests import BatchRun, models_uri
-from warpspeed.operators.iceberg_ledger import PublishBatchesOperator
-from warpspeed.settings import load_settings
-from warpspeed.storage import join_uri
-from warpspeed.tables import ensure_tables
+from warpspeed.hooks.iceberg import IcebergLedgerHook
+from warpspeed.ledger.tables import ensure_tables
+from warpspeed.operators.publish import PublishBatchesOperator
+from warpspeed.storage.documents import join_uri
+from warpspeed.window.manifests import BatchRun, models_uri
 
 
 @pytest.fixture

@@ -13,14 +13,14 @@ from pyiceberg.expressions import In
 
 from tests.integration.scoring_state import seeded_settings
 from warpspeed.compute.base import SparkJob
-from warpspeed.compute.local import LocalSparkBackend
-from warpspeed.manifests import BatchManifest, WindowLayout, models_uri
-from warpspeed.operators.scoring import SCORE_SCRIPT
-from warpspeed.request_schema import ScoringRequest
-from warpspeed.settings import WarpSpeedSettings
-from warpspeed.storage import storage_for
-from warpspeed.tables import SCORES_TABLE
-from warpspeed.workloads import WorkloadCatalog
+from warpspeed.compute.local.backend import LocalSparkBackend
+from warpspeed.config.settings import WarpSpeedSettings
+from warpspeed.config.workloads import WorkloadCatalog
+from warpspeed.intake.schema import ScoringRequest
+from warpspeed.ledger.tables import SCORES_TABLE
+from warpspeed.operators.score import SCORE_SCRIPT
+from warpspeed.storage.documents import storage_for
+from warpspeed.window.manifests import BatchManifest, WindowLayout, models_uri
 
 REPO_WORKLOADS = Path(__file__).parents[2] / "dags" / "config" / "workloads.yaml"
 

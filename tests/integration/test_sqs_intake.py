@@ -11,10 +11,10 @@ import pytest
 
 from warpspeed.embedded.seed import send_bodies
 from warpspeed.embedded.sqs_server import LocalSqs
-from warpspeed.hooks.sqs_intake import REASONS_ATTRIBUTE, SqsIntakeHook
-from warpspeed.manifests import IntakeManifest
-from warpspeed.services.intake import IntakeOptions, IntakeService
-from warpspeed.storage import LocalStorage
+from warpspeed.hooks.sqs import REASONS_ATTRIBUTE, SqsIntakeHook
+from warpspeed.intake.service import IntakeOptions, IntakeService
+from warpspeed.storage.documents import LocalStorage
+from warpspeed.window.manifests import IntakeManifest
 
 MODELS = {"scoring": ["churn_risk"]}
 VISIBILITY = 4

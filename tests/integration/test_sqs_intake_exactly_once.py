@@ -15,13 +15,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration.test_sqs_intake import MODELS, body, drain_dlq, hook_for, queue_total, wait_until_visible
-from warpspeed.collected_ids import CollectedIds, CollectedRecord
 from warpspeed.embedded.seed import send_bodies
 from warpspeed.exceptions import WarpSpeedConfigError, WarpSpeedError
-from warpspeed.hooks.sqs_intake import REASONS_ATTRIBUTE, SqsIntakeHook
-from warpspeed.manifests import IntakeManifest
-from warpspeed.services.intake import IntakeOptions, IntakeService
-from warpspeed.storage import LocalStorage
+from warpspeed.hooks.sqs import REASONS_ATTRIBUTE, SqsIntakeHook
+from warpspeed.intake.service import IntakeOptions, IntakeService
+from warpspeed.storage.documents import LocalStorage
+from warpspeed.window.collected_ids import CollectedIds, CollectedRecord
+from warpspeed.window.manifests import IntakeManifest
 
 W1, W2 = "20261120T2100Z", "20261120T2130Z"
 

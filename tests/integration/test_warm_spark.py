@@ -21,17 +21,17 @@ from pyiceberg.expressions import In
 
 from tests.integration.scoring_state import seeded_settings
 from warpspeed.compute.base import ClusterRef, SparkJob
-from warpspeed.compute.local import RUN_ENTRY, LocalSparkBackend
-from warpspeed.compute.local_runs import EngineRun, wait_all
+from warpspeed.compute.local.backend import RUN_ENTRY, LocalSparkBackend
+from warpspeed.compute.local.engine import discovery_path, ensure_engine, read_handle, running_engine, stop_engine
+from warpspeed.compute.local.runs import EngineRun, wait_all
 from warpspeed.compute.staging import package_spark_jobs, spark_jobs_script
-from warpspeed.compute.warm_spark import discovery_path, ensure_engine, read_handle, running_engine, stop_engine
-from warpspeed.manifests import BatchManifest, WindowLayout, models_uri
-from warpspeed.operators.scoring import SCORE_SCRIPT
-from warpspeed.request_schema import ScoringRequest
-from warpspeed.settings import WarpSpeedSettings
-from warpspeed.storage import storage_for
-from warpspeed.tables import SCORES_TABLE
-from warpspeed.workloads import WorkloadCatalog
+from warpspeed.config.settings import WarpSpeedSettings
+from warpspeed.config.workloads import WorkloadCatalog
+from warpspeed.intake.schema import ScoringRequest
+from warpspeed.ledger.tables import SCORES_TABLE
+from warpspeed.operators.score import SCORE_SCRIPT
+from warpspeed.storage.documents import storage_for
+from warpspeed.window.manifests import BatchManifest, WindowLayout, models_uri
 
 REPO_WORKLOADS = Path(__file__).parents[2] / "dags" / "config" / "workloads.yaml"
 TENANTS = ["warm-t0", "warm-t1", "warm-t2", "warm-t3"]

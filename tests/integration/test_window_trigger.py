@@ -11,9 +11,9 @@ import pytest
 from warpspeed.embedded.seed import send_bodies
 from warpspeed.embedded.sqs_server import LocalSqs
 from warpspeed.exceptions import WarpSpeedError
-from warpspeed.sensors.sqs_intake import ScoringWindowSensor
-from warpspeed.triggers.sqs_intake import ScoringWindowTrigger
-from warpspeed.windows import floor_to_window
+from warpspeed.sensors.sqs import ScoringWindowSensor
+from warpspeed.triggers.sqs import ScoringWindowTrigger
+from warpspeed.window.rule import floor_to_window
 
 
 def first_event(trigger: ScoringWindowTrigger, timeout: float = 30) -> Any:
@@ -29,7 +29,7 @@ def test_serialize_round_trips() -> None:
     trigger = ScoringWindowTrigger(window_end="2026-11-20T21:30:00+00:00", queue_url="http://q",
                                    size_limit=500, aws_conn_id="c", poll_interval=7.5)
     classpath, kwargs = trigger.serialize()
-    assert classpath == "warpspeed.triggers.sqs_intake.ScoringWindowTrigger"
+    assert classpath == "warpspeed.triggers.sqs.ScoringWindowTrigger"
     rebuilt = ScoringWindowTrigger(**kwargs)
     assert rebuilt.serialize() == (classpath, kwargs)
 

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
+from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.demo import check_pairs
 from warpspeed.embedded.live import LiveStack, ProducerConfig
 from warpspeed.embedded.live_audit import audit_runs
 from warpspeed.embedded.postgres import PostgresServer
-from warpspeed.manifests import IntakeManifest, WindowLayout
-from warpspeed.settings import WarpSpeedSettings
-from warpspeed.storage import storage_for
-from warpspeed.windows import window_for
+from warpspeed.storage.documents import storage_for
+from warpspeed.window.manifests import IntakeManifest, WindowLayout
+from warpspeed.window.rule import window_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.live]
 

@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from tests.paths import REPO_ROOT
-from warpspeed.catalog import CatalogConfig
-from warpspeed.cluster_profiles import DEFAULT_RELEASE, TAG_PROFILE_HASH, TAG_WORKLOAD
-from warpspeed.emr_request import build_run_job_flow_request, profile_hash, request_hash
+from warpspeed.compute.emr.request import build_run_job_flow_request, profile_hash, request_hash
+from warpspeed.config.catalog import CatalogConfig
+from warpspeed.config.cluster_profiles import DEFAULT_RELEASE, TAG_PROFILE_HASH, TAG_WORKLOAD
+from warpspeed.config.profile_catalog import ProfileCatalog
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.profile_catalog import ProfileCatalog
 
 PROFILES = REPO_ROOT / "dags" / "config" / "cluster_profiles.yaml"
 GLUE = CatalogConfig(kind="glue", warehouse="s3://bkt-wh/warehouse", region="eu-west-1")

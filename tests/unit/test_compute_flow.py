@@ -16,8 +16,8 @@ from tests.paths import BUNDLE_CONFIG
 from tests.unit.test_emr_operators import FakeTI, _manifests, _operator
 from tests.unit.test_emr_pool import Calls, aws_env, finish_steps, jobs, make_backend, moto_cluster  # noqa: F401
 from warpspeed.compute.base import ClusterRef, StepStatus, outcome_of, should_retry_on_demand
-from warpspeed.operators.iceberg_maintenance import IcebergMaintenanceOperator
-from warpspeed.settings import WarpSpeedSettings, default_home
+from warpspeed.config.settings import WarpSpeedSettings, default_home
+from warpspeed.operators.maintenance import IcebergMaintenanceOperator
 
 WINDOW_START = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
 
@@ -107,7 +107,7 @@ class FakeMaintenance:
         return ClusterRef(pending["workload"], pending["cluster_id"], pending["backend"])
 
     def wait_trigger(self, cluster: ClusterRef, ids: list[str], poll_interval: float) -> Any:
-        from warpspeed.triggers.emr_pool import EmrStepsTrigger
+        from warpspeed.triggers.emr import EmrStepsTrigger
 
         return EmrStepsTrigger(cluster_id=cluster.cluster_id, step_ids=ids, poll_interval=poll_interval)
 

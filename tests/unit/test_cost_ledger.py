@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from pyiceberg.schema import Schema
 
-from warpspeed.catalog import CatalogConfig
-from warpspeed.hooks.iceberg_ledger import IcebergLedgerHook, batch_record
-from warpspeed.manifests import BatchManifest, BatchRun
-from warpspeed.request_schema import ScoringRequest
-from warpspeed.tables import BATCH_RUNS_SCHEMA, BATCH_RUNS_TABLE, ensure_tables
+from warpspeed.config.catalog import CatalogConfig
+from warpspeed.hooks.iceberg import IcebergLedgerHook, batch_record
+from warpspeed.intake.schema import ScoringRequest
+from warpspeed.ledger.tables import BATCH_RUNS_SCHEMA, BATCH_RUNS_TABLE, ensure_tables
+from warpspeed.window.manifests import BatchManifest, BatchRun
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

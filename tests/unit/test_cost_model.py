@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from warpspeed.cost_model import (
+from warpspeed.exceptions import WarpSpeedConfigError
+from warpspeed.ledger.cost import (
     BASIS_EMR,
     BASIS_RUNTIME,
     InstanceUsage,
@@ -17,8 +18,7 @@ from warpspeed.cost_model import (
     usage_from_emr_instances,
     usage_from_runtime,
 )
-from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.price_table import FleetShape, PriceTable
+from warpspeed.ledger.prices import FleetShape, PriceTable
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -136,7 +136,7 @@ def test_split_micros_always_adds_up(total: float, weights: dict[str, int]) -> N
 def test_invalid_price_tables_name_the_field(patch: dict, message: str) -> None:
     import yaml
 
-    from warpspeed.price_table import DEFAULT_PRICE_TABLE
+    from warpspeed.ledger.prices import DEFAULT_PRICE_TABLE
 
     doc = yaml.safe_load(DEFAULT_PRICE_TABLE.read_text()) | patch
     with pytest.raises(WarpSpeedConfigError, match=message):

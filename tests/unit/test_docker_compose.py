@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from tests.paths import REPO_ROOT
+from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.provider_info import CONFIG_OPTIONS
-from warpspeed.settings import WarpSpeedSettings
 
 COMPOSE = REPO_ROOT / "docker-compose.yaml"
 AIRFLOW_SERVICES = {"airflow-apiserver": "api-server", "airflow-scheduler": "scheduler",

@@ -10,9 +10,9 @@ from typing import Any
 
 from tests.unit.test_emr_pool import BUCKET, aws_env, finish_steps, jobs, make_backend, moto_cluster  # noqa: F401
 from warpspeed.compute.base import SparkJob
+from warpspeed.compute.emr.steps import CodeLocation, catalog_args, job_step, python_step
 from warpspeed.compute.staging import package_spark_jobs
-from warpspeed.compute.steps import CodeLocation, catalog_args, job_step, python_step
-from warpspeed.operators.scoring import ARROW_SCRIPT, score_job
+from warpspeed.operators.score import ARROW_SCRIPT, score_job
 
 
 def arrow_job(i: int) -> SparkJob:

@@ -13,14 +13,14 @@ from airflow.sdk.exceptions import TaskDeferred
 from airflow.sdk.module_loading import import_string
 
 from tests.unit.test_emr_pool import BUCKET, aws_env, failure_details, finish_steps, make_backend  # noqa: F401
-from warpspeed.compute.emr import EmrComputeBackend
+from warpspeed.compute.emr.backend import EmrComputeBackend
 from warpspeed.exceptions import ComputeError
-from warpspeed.hooks.emr_pool import EmrPoolHook
-from warpspeed.links.emr_pool import EmrPoolSparkHistoryLink, EmrPoolStepLogsLink, step_logs_prefix
-from warpspeed.manifests import BatchManifest, BatchRun, WindowLayout, window_id_for
-from warpspeed.operators.scoring import ScoreBatchesOperator
-from warpspeed.request_schema import ScoringRequest
-from warpspeed.triggers.emr_pool import EmrStepsTrigger
+from warpspeed.hooks.emr import EmrPoolHook
+from warpspeed.intake.schema import ScoringRequest
+from warpspeed.links.emr import EmrPoolSparkHistoryLink, EmrPoolStepLogsLink, step_logs_prefix
+from warpspeed.operators.score import ScoreBatchesOperator
+from warpspeed.triggers.emr import EmrStepsTrigger
+from warpspeed.window.manifests import BatchManifest, BatchRun, WindowLayout, window_id_for
 
 WINDOW_START = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
 
@@ -38,7 +38,7 @@ def test_trigger_serialize_round_trips() -> None:
     path, kwargs = trigger.serialize()
     rebuilt = import_string(path)(**json.loads(json.dumps(kwargs)))
     assert rebuilt.serialize() == (path, kwargs)
-    assert path == "warpspeed.triggers.emr_pool.EmrStepsTrigger"
+    assert path == "warpspeed.triggers.emr.EmrStepsTrigger"
 
 
 def test_trigger_polls_until_every_step_ends(tmp_path: Path) -> None:

@@ -26,17 +26,17 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.botocore_stubber import MockRawResponse
 
 from tests.paths import REPO_ROOT
-from warpspeed.aws_retry import next_poll_delay, retry_config
-from warpspeed.cluster_profiles import ACTIVE_CLUSTER_STATES, TAG_PROFILE_HASH
 from warpspeed.compute.base import ClusterRef, SparkJob, StepStatus
-from warpspeed.compute.emr import EmrComputeBackend
+from warpspeed.compute.emr.backend import EmrComputeBackend
+from warpspeed.compute.emr.lease import FileLease, S3Lease
+from warpspeed.compute.emr.request import request_hash
+from warpspeed.compute.emr.steps import ON_DEMAND_RETRY_SUFFIX, spark_step
 from warpspeed.compute.factory import compute_backend_for
-from warpspeed.compute.lease import FileLease, S3Lease
-from warpspeed.compute.steps import ON_DEMAND_RETRY_SUFFIX, spark_step
-from warpspeed.emr_request import request_hash
-from warpspeed.hooks.emr_pool import EmrPoolHook
-from warpspeed.settings import WarpSpeedSettings
-from warpspeed.storage import LocalStorage
+from warpspeed.config.cluster_profiles import ACTIVE_CLUSTER_STATES, TAG_PROFILE_HASH
+from warpspeed.config.settings import WarpSpeedSettings
+from warpspeed.hooks.aws_retry import next_poll_delay, retry_config
+from warpspeed.hooks.emr import EmrPoolHook
+from warpspeed.storage.documents import LocalStorage
 
 REGION = "us-east-1"
 BUCKET = "bkt-warpspeed"
@@ -199,7 +199,7 @@ def serial_s3_calls() -> Iterator[None]:
     key can fail with ``I/O operation on closed file`` (real S3 takes concurrent PUTs: the last
     one wins). Only the no-lease control writes the registry from ten threads at once.
     """
-    from warpspeed.storage import S3Storage
+    from warpspeed.storage.documents import S3Storage
 
     lock = threading.Lock()
     originals = {name: fn for name, fn in vars(S3Storage).items() if callable(fn) and not name.startswith("_")}

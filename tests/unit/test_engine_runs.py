@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from warpspeed.compute.local_runs import EngineRun, EngineWatch, wait_all
+from warpspeed.compute.local.runs import EngineRun, EngineWatch, wait_all
 
 
 class DeadEngine:

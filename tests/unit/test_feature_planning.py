@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from warpspeed.config.glue_job import GlueJobSettings
+from warpspeed.config.settings import WarpSpeedSettings, preprocessing_backend
 from warpspeed.embedded.raw_data import RawDataMix, write_day
 from warpspeed.embedded.sqs_server import ACCESS_KEY, REGION, SECRET_KEY
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.glue_settings import GlueJobSettings
-from warpspeed.hooks.glue_preprocessing import ConcurrencyAwareGlueJobHook, is_concurrent_runs_exceeded
-from warpspeed.planning.refresh import RefreshState, plan_refresh
-from warpspeed.raw_sources import (
+from warpspeed.hooks.glue import ConcurrencyAwareGlueJobHook, is_concurrent_runs_exceeded
+from warpspeed.preprocessing.raw_sources import (
     ENGAGEMENT_EVENTS,
     FIRMOGRAPHICS,
     fingerprint,
@@ -24,9 +24,9 @@ from warpspeed.raw_sources import (
     parse_partitions,
     partition_files,
 )
-from warpspeed.services.preprocessing import FeatureRefreshService as GluePreprocessingHook
-from warpspeed.settings import WarpSpeedSettings, preprocessing_backend
-from warpspeed.storage import storage_for
+from warpspeed.preprocessing.refresh import RefreshState, plan_refresh
+from warpspeed.preprocessing.service import FeatureRefreshService as GluePreprocessingHook
+from warpspeed.storage.documents import storage_for
 
 ACTIVITY = ["engagement_events", "intent_signals"]
 

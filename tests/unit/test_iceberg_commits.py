@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pyiceberg.exceptions import CommitFailedException
 
-from warpspeed.iceberg_commits import commit_with_retries
+from warpspeed.ledger.commits import commit_with_retries
 
 
 def test_a_conflict_is_retried_on_freshly_loaded_metadata() -> None:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from warpspeed.collected_ids import Owner
-from warpspeed.intake_rules import (
+from warpspeed.intake.rules import (
     SQS_MAX_PAYLOAD,
     HeldMessage,
     dead_letter_batches,
     payload_size,
     sort_held,
 )
-from warpspeed.manifests import IntakeManifest
-from warpspeed.request_schema import ScoringRequest
+from warpspeed.intake.schema import ScoringRequest
+from warpspeed.window.collected_ids import Owner
+from warpspeed.window.manifests import IntakeManifest
 
 
 def req(rid: str) -> ScoringRequest:

@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from tests.paths import REPO_ROOT
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.hooks.s3_lifecycle import LifecycleRule, S3LifecycleHook, Transition, check_rules, load_rules
+from warpspeed.hooks.s3 import LifecycleRule, S3LifecycleHook, Transition, check_rules, load_rules
 
 RULES_FILE = REPO_ROOT / "dags" / "config" / "s3_lifecycle.yaml"
 PREFIX = "s3://ws-bucket/warpspeed"

@@ -10,15 +10,16 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from warpspeed.catalog import CatalogConfig
-from warpspeed.maintenance_policy import (
+from warpspeed.config.catalog import CatalogConfig
+from warpspeed.config.maintenance_policy import (
     CompactionPolicy,
     ManifestPolicy,
     SnapshotPolicy,
     TablePolicy,
     TriggerPolicy,
 )
-from warpspeed.planning.maintenance import (
+from warpspeed.ledger.tables import SCORES_TABLE, TABLES
+from warpspeed.maintenance.plan import (
     MaintenanceHistory,
     PartitionFiles,
     SnapshotInfo,
@@ -28,7 +29,6 @@ from warpspeed.planning.maintenance import (
     plan_table,
     read_table_state,
 )
-from warpspeed.tables import SCORES_TABLE, TABLES
 
 SCORES = next(t for t in TABLES if t.identifier == SCORES_TABLE)
 POLICY = TablePolicy(

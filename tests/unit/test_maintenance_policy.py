@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from tests.paths import REPO_ROOT
+from warpspeed.config.maintenance_policy import MaintenancePolicy, OrphanPolicy, TablePolicy
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.maintenance_policy import MaintenancePolicy, OrphanPolicy, TablePolicy
 
 POLICY_FILE = REPO_ROOT / "dags" / "config" / "maintenance.yaml"
 

@@ -6,8 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from maintenance.iceberg_maintenance import due_calls, summarise_rows, timestamp_literal
-from warpspeed.maintenance_policy import CompactionPolicy, SnapshotPolicy, TablePolicy
-from warpspeed.planning.maintenance import (
+from warpspeed.config.maintenance_policy import CompactionPolicy, SnapshotPolicy, TablePolicy
+from warpspeed.maintenance.plan import (
     MaintenanceHistory,
     PartitionFiles,
     SnapshotInfo,

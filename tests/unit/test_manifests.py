@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from warpspeed.exceptions import ManifestError
-from warpspeed.manifests import (
+from warpspeed.intake.schema import ScoringRequest
+from warpspeed.window.manifests import (
     BatchManifest,
     BatchRun,
     IntakeManifest,
@@ -13,7 +14,6 @@ from warpspeed.manifests import (
     WindowLayout,
     window_id_for,
 )
-from warpspeed.request_schema import ScoringRequest
 
 
 def req(request_id: str, tenant: str = "t1") -> ScoringRequest:

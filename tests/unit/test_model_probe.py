@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from warpspeed.model_probe import probe_models, unavailable_pairs
-from warpspeed.storage import LocalStorage
-from warpspeed.workloads import WorkloadCatalog
+from warpspeed.config.workloads import WorkloadCatalog
+from warpspeed.models.probe import probe_models, unavailable_pairs
+from warpspeed.storage.documents import LocalStorage
 
 WORKLOADS = WorkloadCatalog.from_dict({"workloads": {
     "scoring": {"features_table": "crm.features", "models": {
@@ -58,8 +58,8 @@ def test_an_unreadable_feature_table_makes_its_models_unavailable(tmp_path: Path
 
 
 def test_refusals_spare_requests_a_valid_one_supersedes_and_those_the_probe_could_not_judge() -> None:
-    from warpspeed.model_probe import Unavailable, refusals
-    from warpspeed.request_schema import ScoringRequest
+    from warpspeed.intake.schema import ScoringRequest
+    from warpspeed.models.probe import Unavailable, refusals
 
     def req(rid: str, tenant: str, version: str, model: str = "churn") -> ScoringRequest:
         return ScoringRequest(rid, tenant, model, version, "scoring", "2026-11-21T08:00:00+00:00", "normal", 10)

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from spark_jobs.models import ModelError, parse_model
-from warpspeed.windows import floor_to_window, window_from_context
+from warpspeed.window.rule import floor_to_window, window_from_context
 
 MODEL = {
     "schema": "warpspeed.model/v1", "kind": "logistic", "model": "m", "version": "v1", "intercept": 0.5,

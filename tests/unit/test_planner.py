@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from warpspeed.config.workloads import PlanningSettings
+from warpspeed.intake.schema import ScoringRequest
 from warpspeed.planning.batches import (
     PendingRequest,
     PlannedBatch,
@@ -17,8 +19,6 @@ from warpspeed.planning.batches import (
     plan_window,
     request_rows,
 )
-from warpspeed.request_schema import ScoringRequest
-from warpspeed.workloads import PlanningSettings
 
 T0 = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from warpspeed.carryover import CarryOverChain, PendingDocument, PendingHead
 from warpspeed.exceptions import ManifestError
+from warpspeed.intake.schema import ScoringRequest
 from warpspeed.planning.batches import PendingRequest
-from warpspeed.request_schema import ScoringRequest
-from warpspeed.storage import LocalStorage
+from warpspeed.storage.documents import LocalStorage
+from warpspeed.window.carryover import CarryOverChain, PendingDocument, PendingHead
 
 
 def pending(rid: str, carried: int = 1) -> PendingRequest:

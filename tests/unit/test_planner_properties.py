@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from warpspeed.config.workloads import PlanningSettings
+from warpspeed.intake.schema import PRIORITY_RANK, ScoringRequest
 from warpspeed.planning.batches import PendingRequest, WindowPlan, batch_id_for, plan_window, request_rows
-from warpspeed.request_schema import PRIORITY_RANK, ScoringRequest
-from warpspeed.workloads import PlanningSettings
 
 T0 = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
 WORKLOADS = ("scoring", "intent")

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from warpspeed.request_schema import ScoringRequest, request_schema, validate_message
+from warpspeed.intake.schema import ScoringRequest, request_schema, validate_message
 
 MODELS = {"scoring": frozenset({"churn_risk"}), "intent": frozenset({"intent_surge"})}
 

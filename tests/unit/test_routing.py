@@ -9,14 +9,14 @@ import pytest
 
 from tests.paths import REPO_ROOT
 from warpspeed.compute.base import SparkJob
+from warpspeed.config.workloads import DEFAULT_SINGLE_NODE_MAX_ROWS, PlanningSettings, WorkloadCatalog
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.manifests import BatchManifest
-from warpspeed.operators.batch_plan import batch_manifests, plan_document
+from warpspeed.intake.schema import ScoringRequest
+from warpspeed.operators.plan import batch_manifests, plan_document
 from warpspeed.planning.batches import plan_window
 from warpspeed.planning.routing import ARROW, SPARK, engine_for, route_plan
-from warpspeed.request_schema import ScoringRequest
-from warpspeed.windows import Window
-from warpspeed.workloads import DEFAULT_SINGLE_NODE_MAX_ROWS, PlanningSettings, WorkloadCatalog
+from warpspeed.window.manifests import BatchManifest
+from warpspeed.window.rule import Window
 
 REPO_WORKLOADS = REPO_ROOT / "dags" / "config" / "workloads.yaml"
 WORKLOADS = """\
@@ -99,8 +99,8 @@ def test_spark_job_engine_defaults_to_spark() -> None:
 
 
 def test_local_dispatch_keeps_job_order_and_hands_spark_jobs_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    from warpspeed.compute import arrow_local
     from warpspeed.compute.base import StepStatus
+    from warpspeed.compute.local import arrow as arrow_local
 
     jobs = [SparkJob(n, "x.py", engine=e) for n, e in (("a", ARROW), ("s1", SPARK), ("b", ARROW), ("s2", SPARK))]
     monkeypatch.setattr(arrow_local, "run_arrow_jobs",
@@ -120,9 +120,9 @@ def test_local_dispatch_keeps_job_order_and_hands_spark_jobs_on(monkeypatch: pyt
 
 
 def test_scoring_operators_build_each_batch_job_on_its_manifest_engine(tmp_path: Path) -> None:
-    from warpspeed.operators.scoring import ARROW_SCRIPT, SCORE_SCRIPT, EnsureClustersOperator, ScoreBatchesOperator
-    from warpspeed.settings import WarpSpeedSettings
-    from warpspeed.storage import LocalStorage
+    from warpspeed.config.settings import WarpSpeedSettings
+    from warpspeed.operators.score import ARROW_SCRIPT, SCORE_SCRIPT, EnsureClustersOperator, ScoreBatchesOperator
+    from warpspeed.storage.documents import LocalStorage
 
     settings = WarpSpeedSettings.from_mapping({"home": str(tmp_path)})
     storage = LocalStorage()
@@ -147,8 +147,8 @@ def test_routed_start_scores_small_batches_while_spark_runs(monkeypatch: pytest.
     """The Spark jobs start first and the single-node batches score meanwhile, not after them."""
     import threading
 
-    from warpspeed.compute import arrow_local
     from warpspeed.compute.base import StepStatus
+    from warpspeed.compute.local import arrow as arrow_local
 
     spark_started = threading.Event()
     seen: dict[str, bool] = {}

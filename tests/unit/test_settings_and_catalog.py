@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from warpspeed.catalog import CatalogConfig, embedded_endpoint_file
+from warpspeed.config.catalog import CatalogConfig, embedded_endpoint_file
+from warpspeed.config.settings import WarpSpeedSettings, load_settings
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.settings import WarpSpeedSettings, load_settings
 
 
 def test_defaults_put_everything_under_the_state_folder(tmp_path: Path) -> None:

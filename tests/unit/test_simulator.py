@@ -8,7 +8,7 @@ import pytest
 
 from warpspeed.cli import main as cli_main
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.price_table import PriceTable
+from warpspeed.ledger.prices import PriceTable
 from warpspeed.sim.engine import SimAssumptions, simulate, simulate_serverless
 from warpspeed.sim.report import format_assumptions
 from warpspeed.sim.traces import Trace, TraceRequest

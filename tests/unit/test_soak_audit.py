@@ -26,7 +26,7 @@ from warpspeed.embedded.soak.producer import (
     SentMessage,
     hostile_body,
 )
-from warpspeed.request_schema import validate_message
+from warpspeed.intake.schema import validate_message
 
 T, M = "tenant-000", "churn_risk"
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.soak.chaos import kill_tree, process_tree
 from warpspeed.embedded.soak.fault_proxy import FAULTS, FaultProxy
 from warpspeed.embedded.soak.producer import (
@@ -28,9 +29,8 @@ from warpspeed.embedded.soak.producer import (
     read_sent,
 )
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.operators.sqs_intake import CollectRequestsOperator
-from warpspeed.services.intake import IntakeService
-from warpspeed.settings import WarpSpeedSettings
+from warpspeed.intake.service import IntakeService
+from warpspeed.operators.collect import CollectRequestsOperator
 
 
 def test_the_intake_visibility_timeout_is_a_setting(tmp_path: Path) -> None:
@@ -318,9 +318,9 @@ def test_the_producer_spreads_a_window_over_distinct_pairs_and_keeps_some_supers
 def test_the_soak_bundle_sends_its_spark_workloads_to_spark_and_keeps_the_rest(tmp_path: Path) -> None:
     """The soak's copy of the DAG bundle routes the named workloads to Spark, so the chaos meets real Spark runs."""
     from tests.paths import REPO_ROOT
+    from warpspeed.config.workloads import WorkloadCatalog
     from warpspeed.embedded.soak.run import SoakConfig, soak_dags_folder
     from warpspeed.planning.routing import ARROW, SPARK, engine_for
-    from warpspeed.workloads import WorkloadCatalog
 
     assert SoakConfig().spark_workloads == ("intent",)
     folder = soak_dags_folder(tmp_path, ("intent",), source=REPO_ROOT / "dags")

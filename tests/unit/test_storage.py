@@ -6,7 +6,7 @@ import boto3
 import pytest
 
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.storage import LocalStorage, S3Storage, join_uri, storage_for
+from warpspeed.storage.documents import LocalStorage, S3Storage, join_uri, storage_for
 
 
 def test_join_uri_never_doubles_slashes() -> None:

@@ -9,6 +9,11 @@ from tests.paths import REPO_ROOT
 
 PROVIDER = REPO_ROOT / "provider"
 MAX_LINES = 400
+LOOSE_MODULES = {"warpspeed", "warpspeed.exceptions", "warpspeed.cli", "warpspeed.provider_info"}
+"""The only modules that sit directly in ``provider/warpspeed/``; everything else lives in a room."""
+SERVICES_AND_ABOVE = ("warpspeed.operators", "warpspeed.sensors", "warpspeed.intake.service",
+                      "warpspeed.planning.refusals", "warpspeed.maintenance.service",
+                      "warpspeed.preprocessing.service", "warpspeed.compute.", "warpspeed.triggers")
 
 
 def modules(root: Path = PROVIDER) -> dict[str, Path]:
@@ -83,10 +88,13 @@ def test_hooks_wrap_clients_and_triggers_import_their_hook_at_module_top() -> No
     graph = import_graph(mods)
     for name in mods:
         if name.startswith("warpspeed.hooks."):
-            upward = {d for d in graph[name] if d.startswith(("warpspeed.operators", "warpspeed.services",
-                                                              "warpspeed.compute.", "warpspeed.triggers"))
-                      and d != "warpspeed.compute.base"}
+            upward = {d for d in graph[name] if d.startswith(SERVICES_AND_ABOVE) and d != "warpspeed.compute.base"}
             assert not upward, f"{name} imports {upward}: hooks sit below services and backends"
-    tree = ast.parse(mods["warpspeed.triggers.emr_pool"].read_text(encoding="utf-8"))
+    tree = ast.parse(mods["warpspeed.triggers.emr"].read_text(encoding="utf-8"))
     top = {n.module for n in tree.body if isinstance(n, ast.ImportFrom)}
-    assert "warpspeed.hooks.emr_pool" in top
+    assert "warpspeed.hooks.emr" in top
+
+
+def test_only_four_modules_sit_loose_in_the_package() -> None:
+    loose = {name for name, path in modules().items() if path.parent == PROVIDER / "warpspeed"}
+    assert loose == LOOSE_MODULES

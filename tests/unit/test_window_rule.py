@@ -12,11 +12,11 @@ import pytest
 from airflow.exceptions import TaskDeferred
 
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.operators.glue_preprocessing import GlueBuildFeaturesOperator
-from warpspeed.operators.iceberg_maintenance import IcebergMaintenanceOperator
-from warpspeed.operators.scoring import ScoreBatchesOperator
-from warpspeed.sensors.sqs_intake import ScoringWindowSensor
-from warpspeed.windows import floor_to_window, window_cron, window_for
+from warpspeed.operators.maintenance import IcebergMaintenanceOperator
+from warpspeed.operators.preprocess import GlueBuildFeaturesOperator
+from warpspeed.operators.score import ScoreBatchesOperator
+from warpspeed.sensors.sqs import ScoringWindowSensor
+from warpspeed.window.rule import floor_to_window, window_cron, window_for
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.paths import REPO_ROOT
+from warpspeed.config.workloads import DEFAULT_PRIORITY_LANES, PlanningSettings, WorkloadCatalog
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.workloads import DEFAULT_PRIORITY_LANES, PlanningSettings, WorkloadCatalog
 
 REPO_WORKLOADS = REPO_ROOT / "dags" / "config" / "workloads.yaml"
 

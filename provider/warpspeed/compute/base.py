@@ -1,8 +1,8 @@
 """The compute backend interface: where Spark jobs of a workload run, and how their ends are judged.
 
 Two implementations sit behind it, chosen by ``[warpspeed] compute_backend``: ``local``
-(``spark-submit`` on this machine, :mod:`warpspeed.compute.local`) and ``emr`` (a pool of
-workload-specific EMR clusters, :mod:`warpspeed.compute.emr`). Operators talk to this
+(``spark-submit`` on this machine, :mod:`warpspeed.compute.local.backend`) and ``emr`` (a pool of
+workload-specific EMR clusters, :mod:`warpspeed.compute.emr.backend`). Operators talk to this
 interface only, in one flow for both::
 
     statuses = backend.start(cluster, jobs)        # local: ran to completion; emr: submitted

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from warpspeed.compute.base import ComputeBackend
-from warpspeed.compute.emr import EmrComputeBackend
-from warpspeed.compute.local import LocalSparkBackend
+from warpspeed.compute.emr.backend import EmrComputeBackend
+from warpspeed.compute.local.backend import LocalSparkBackend
+from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.settings import WarpSpeedSettings
 
 
 def compute_backend_for(

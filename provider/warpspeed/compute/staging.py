@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 from botocore.exceptions import ClientError
 
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.storage import join_uri
+from warpspeed.storage.documents import join_uri
 
 ZIP_NAME = "spark_jobs.zip"
 JOB_PACKAGES = ("spark_jobs", "maintenance")

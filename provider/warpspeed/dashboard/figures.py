@@ -197,8 +197,8 @@ def _latest_maintenance(rows: Sequence[Mapping[str, Any]] | None) -> tuple[list[
 def queue_status() -> QueueStatus:
     """Read the request queue and DLQ depths; never raise (the page says what went wrong)."""
     try:
-        from warpspeed.hooks.sqs_intake import SqsIntakeHook
-        from warpspeed.settings import load_settings
+        from warpspeed.config.settings import load_settings
+        from warpspeed.hooks.sqs import SqsIntakeHook
 
         settings = load_settings()
         if not settings.queue_url:
@@ -214,8 +214,8 @@ def queue_status() -> QueueStatus:
 
 def load_dashboard(days: int = 7, now: datetime | None = None) -> Dashboard:
     """Read the ledger tables and the queue; build the dashboard for the last ``days`` days."""
-    from warpspeed.settings import load_settings
-    from warpspeed.tables import BATCH_RUNS_TABLE
+    from warpspeed.config.settings import load_settings
+    from warpspeed.ledger.tables import BATCH_RUNS_TABLE
 
     now = now or datetime.now(UTC)
     since = now - timedelta(days=days)

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from warpspeed.compute.warm_spark import stop_engine
+from warpspeed.compute.local.engine import stop_engine
+from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded import seed
 from warpspeed.embedded.stack import EmbeddedStack, dags_test, embedded_stack, ensure_airflow_db
-from warpspeed.manifests import IntakeManifest, WindowLayout, window_id_for
-from warpspeed.settings import WarpSpeedSettings
-from warpspeed.storage import storage_for
-from warpspeed.tables import BATCH_RUNS_TABLE, FEATURES_TABLE, SCORES_TABLE, ensure_tables
-from warpspeed.windows import floor_to_window
+from warpspeed.ledger.tables import BATCH_RUNS_TABLE, FEATURES_TABLE, SCORES_TABLE, ensure_tables
+from warpspeed.storage.documents import storage_for
+from warpspeed.window.manifests import IntakeManifest, WindowLayout, window_id_for
+from warpspeed.window.rule import floor_to_window
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from warpspeed.compute.warm_spark import stop_engine
+from warpspeed.compute.local.engine import stop_engine
 from warpspeed.embedded import seed
 from warpspeed.embedded.postgres import PostgresServer
 from warpspeed.embedded.process_group import Component
@@ -161,7 +161,7 @@ class LiveStack:
 
     def start(self) -> None:
         """Start the servers, prepare the state folder, start Airflow and the producer."""
-        from warpspeed.settings import WarpSpeedSettings
+        from warpspeed.config.settings import WarpSpeedSettings
 
         jars_dir = WarpSpeedSettings.from_mapping({"home": str(self.home)}).jars_dir
         if self.postgres is None:  # the whole embedded stack of this state folder
@@ -235,8 +235,8 @@ class LiveStack:
         } | self.extra_env
 
     def _seed(self) -> None:
-        from warpspeed.settings import WarpSpeedSettings
-        from warpspeed.tables import ensure_tables
+        from warpspeed.config.settings import WarpSpeedSettings
+        from warpspeed.ledger.tables import ensure_tables
 
         settings = WarpSpeedSettings.from_mapping({"home": str(self.home)})
         catalog = settings.catalog.load()
@@ -350,7 +350,7 @@ def _wait_forever(stack: LiveStack) -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the live stack until Ctrl-C."""
-    from warpspeed.settings import default_home
+    from warpspeed.config.settings import default_home
 
     minutes = int(os.environ.get("WINDOW_MINUTES", "2"))
     port = int(os.environ["AIRFLOW_PORT"]) if os.environ.get("AIRFLOW_PORT") else None

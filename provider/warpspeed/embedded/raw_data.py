@@ -16,8 +16,8 @@ from typing import Any
 
 from warpspeed.embedded.seed import tenant_ids
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.raw_sources import ENGAGEMENT_EVENTS, FIRMOGRAPHICS, INTENT_SIGNALS, RawSource
-from warpspeed.storage import local_path
+from warpspeed.preprocessing.raw_sources import ENGAGEMENT_EVENTS, FIRMOGRAPHICS, INTENT_SIGNALS, RawSource
+from warpspeed.storage.documents import local_path
 
 EVENT_TYPES = ("page_view", "email_open", "email_click", "webinar", "meeting", "form_fill")
 EVENT_WEIGHTS = (0.55, 0.2, 0.1, 0.07, 0.03, 0.05)

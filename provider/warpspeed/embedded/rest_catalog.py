@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from warpspeed.catalog import CatalogConfig, embedded_endpoint_file
+from warpspeed.config.catalog import CatalogConfig, embedded_endpoint_file
 from warpspeed.embedded.jvm import classpath, java_server
 from warpspeed.embedded.postgres import PostgresServer
 from warpspeed.embedded.sqs_server import free_port

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from warpspeed.manifests import models_uri
-from warpspeed.storage import join_uri, storage_for
-from warpspeed.tables import FEATURE_COLUMNS, FEATURES_TABLE
+from warpspeed.ledger.tables import FEATURE_COLUMNS, FEATURES_TABLE
+from warpspeed.storage.documents import join_uri, storage_for
+from warpspeed.window.manifests import models_uri
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -69,7 +69,7 @@ def save_sklearn_model(uri: str) -> str:
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    from warpspeed.storage import local_path
+    from warpspeed.storage.documents import local_path
 
     model = train_sklearn_model()
     sample = feature_rows(tenant_ids(1), base=5, spread=1).select(list(FEATURE_COLUMNS)).to_pandas()

@@ -11,10 +11,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
 from warpspeed.embedded.rest_catalog import RestCatalogServer, rest_catalog_server
 from warpspeed.embedded.sqs_server import LocalSqs, local_sqs
-from warpspeed.settings import WarpSpeedSettings
 
 AWS_CONN_ID = "warpspeed_aws"
 

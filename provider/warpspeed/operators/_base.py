@@ -6,9 +6,9 @@ from functools import cached_property
 
 from airflow.sdk import BaseOperator, Context
 
-from warpspeed.settings import WarpSpeedSettings, load_settings
-from warpspeed.storage import Storage, storage_for
-from warpspeed.windows import Window, window_from_context
+from warpspeed.config.settings import WarpSpeedSettings, load_settings
+from warpspeed.storage.documents import Storage, storage_for
+from warpspeed.window.rule import Window, window_from_context
 
 
 class WarpSpeedSettingsMixin:

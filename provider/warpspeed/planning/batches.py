@@ -42,9 +42,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
 
+from warpspeed.config.workloads import PlanningSettings
+from warpspeed.intake.schema import ScoringRequest
 from warpspeed.planning.packing import TenantLoad, lower_bound, pack_lane
-from warpspeed.request_schema import ScoringRequest
-from warpspeed.workloads import PlanningSettings
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from warpspeed.request_schema import ScoringRequest
-from warpspeed.workloads import PlanningSettings
+from warpspeed.config.workloads import PlanningSettings
+from warpspeed.intake.schema import ScoringRequest
 
 
 @dataclass(slots=True)

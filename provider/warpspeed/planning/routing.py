@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import replace
 
+from warpspeed.config.workloads import WorkloadCatalog
 from warpspeed.planning.batches import PlannedBatch, WindowPlan
-from warpspeed.workloads import WorkloadCatalog
 
 SPARK = "spark"
 ARROW = "arrow"

@@ -17,7 +17,7 @@ Strategies:
 
 Everything the model assumes is a field of :class:`SimAssumptions` with its default and why;
 ``warpspeed simulate`` prints them next to the result. Prices come from the price table
-(:mod:`warpspeed.cost_model`). The trace is either generated (:meth:`Trace.generate`, shaped
+(:mod:`warpspeed.ledger.cost`). The trace is either generated (:meth:`Trace.generate`, shaped
 like the case study: ~1,500-2,000 scores per 30-minute window over a few hundred tenants) or
 read from a CSV/JSONL file (:meth:`Trace.from_file`). A trace of ``d`` days is scaled to a
 month (30.4 days).

@@ -1,4 +1,4 @@
-"""Simulate three strategies on a trace and price a month of each through :mod:`warpspeed.cost_model`."""
+"""Simulate three strategies on a trace and price a month of each through :mod:`warpspeed.ledger.cost`."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from warpspeed.cost_model import CostBreakdown, InstanceUsage, instance_cost
+from warpspeed.config.workloads import PlanningSettings, WorkloadCatalog
 from warpspeed.exceptions import WarpSpeedConfigError
+from warpspeed.intake.schema import ScoringRequest
+from warpspeed.ledger.cost import CostBreakdown, InstanceUsage, instance_cost
+from warpspeed.ledger.prices import PriceTable
 from warpspeed.planning.batches import PendingRequest, plan_window
-from warpspeed.price_table import PriceTable
-from warpspeed.request_schema import ScoringRequest
 from warpspeed.sim.traces import TRACE_EPOCH, Trace
-from warpspeed.workloads import PlanningSettings, WorkloadCatalog
 
 DAYS_PER_MONTH = 30.4
 STRATEGIES = ("serverless", "cluster_per_request", "warpspeed")

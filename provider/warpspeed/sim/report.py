@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from warpspeed.price_table import PriceTable
+from warpspeed.ledger.prices import PriceTable
 from warpspeed.sim.engine import (
     DAYS_PER_MONTH,
     LABELS,

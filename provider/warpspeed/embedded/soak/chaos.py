@@ -4,7 +4,7 @@ Generic on purpose (whatever runs a batch: ``spark-submit``, a long-lived job se
 a single-node engine): a *task* is a process two levels under the scheduler (scheduler ->
 LocalExecutor worker, which supervises -> task process); anything deeper (what the task started:
 Spark, its JVM) is a *compute* process. Killing one kills it and everything under it. The warm
-local Spark engine runs detached from the tasks (``warpspeed.compute.warm_spark``): an *engine*
+local Spark engine runs detached from the tasks (``warpspeed.compute.local.engine``): an *engine*
 kill SIGKILLs its whole process group (JVM and Python workers), so every Spark batch running on
 it fails, and the next task that needs it starts a new one. A killed scheduler or triggerer is
 restarted after a short pause, as a supervisor (systemd, Kubernetes) would, with its whole

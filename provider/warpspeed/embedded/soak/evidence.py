@@ -23,10 +23,10 @@ from warpspeed.embedded.soak.audit import (
     WindowIntake,
 )
 from warpspeed.embedded.soak.producer import SentMessage
-from warpspeed.intake_rules import REASONS_ATTRIBUTE
-from warpspeed.manifests import BatchManifest, IntakeManifest
-from warpspeed.storage import local_path
-from warpspeed.tables import BATCH_RUNS_TABLE, SCORES_TABLE
+from warpspeed.intake.rules import REASONS_ATTRIBUTE
+from warpspeed.ledger.tables import BATCH_RUNS_TABLE, SCORES_TABLE
+from warpspeed.storage.documents import local_path
+from warpspeed.window.manifests import BatchManifest, IntakeManifest
 
 SOURCE_ATTRIBUTE = "warpspeed_source_message_id"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from warpspeed.embedded.seed import accounts_for
-from warpspeed.intake_rules import SQS_MAX_PAYLOAD
+from warpspeed.intake.rules import SQS_MAX_PAYLOAD
 
 MODELS = (("scoring", "churn_risk"), ("scoring", "upsell_propensity"), ("intent", "intent_surge"))
 EXPECT_REQUEST = "request"  # scored once, or superseded with a record

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from warpspeed.compute.warm_spark import read_handle
+from warpspeed.compute.local.engine import read_handle
 from warpspeed.embedded.live import SCORING_DAG, LiveStack
 from warpspeed.embedded.soak.audit import SoakReport, audit
 from warpspeed.embedded.soak.chaos import Chaos, ChaosPlan
@@ -209,7 +209,7 @@ def run_soak(home: Path, config: SoakConfig, **stack_kwargs: Any) -> SoakReport:
             stack.api("PATCH", "/api/v2/dags/warpspeed_scoring", {"is_paused": True})
             for line in chaos.log:
                 _say(f"chaos {line}")
-            from warpspeed.settings import WarpSpeedSettings
+            from warpspeed.config.settings import WarpSpeedSettings
 
             settings = WarpSpeedSettings.from_mapping({"home": str(stack.home)})
             evidence = gather(
@@ -241,7 +241,7 @@ def config_from_env(env: dict[str, str] | None = None) -> SoakConfig:
 
 def main() -> int:
     """Run ``make soak``; print ``SOAK {json}``; exit 1 on any loss, double score or silent DLQ entry."""
-    from warpspeed.settings import default_home
+    from warpspeed.config.settings import default_home
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
 

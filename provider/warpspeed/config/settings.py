@@ -1,0 +1,198 @@
+"""Warp Speed settings, read from the provider's ``[warpspeed]`` Airflow config section.
+
+Every key can also be set as ``AIRFLOW__WARPSPEED__<KEY>``. No default points into a source
+checkout: the state folder is ``[warpspeed] home``, else ``$WARPSPEED_HOME``, else
+``~/.warpspeed``; the jars folder is ``[warpspeed] jars_dir``, else ``$WARPSPEED_JARS_DIR``, else
+``<home>/jars``. The repository's Makefile exports both variables to its own folders.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from warpspeed.config.catalog import CatalogConfig
+from warpspeed.exceptions import WarpSpeedConfigError
+from warpspeed.storage.documents import local_path
+
+SECTION = "warpspeed"
+COMPUTE_BACKENDS = ("local", "emr")
+PREPROCESSING_BACKENDS = ("local", "glue")
+
+
+def default_home() -> Path:
+    """Return the state folder: ``$WARPSPEED_HOME``, else ``~/.warpspeed`` (per user)."""
+    return Path(os.environ.get("WARPSPEED_HOME") or Path.home() / ".warpspeed").resolve()
+
+
+def default_jars_dir(home: Path) -> Path:
+    """Return the jars folder: ``$WARPSPEED_JARS_DIR``, else ``<home>/jars``."""
+    return Path(os.environ.get("WARPSPEED_JARS_DIR") or home / "jars")
+
+
+@dataclass(frozen=True)
+class WarpSpeedSettings:
+    """Resolved settings for one run; build with :meth:`from_mapping` or :func:`load_settings`."""
+
+    home: Path
+    storage_prefix: str
+    catalog: CatalogConfig
+    aws_conn_id: str = "aws_default"
+    queue_url: str | None = None
+    dead_letter_queue_url: str | None = None
+    compute_backend: str = "local"
+    window_minutes: int = 30
+    window_size_limit: int = 2000
+    jars_dir: Path = Path()
+    spark_master: str = "local[*]"
+    local_spark_idle_seconds: int = 3600
+    """How long the warm local Spark engine waits for work before it stops (0: no warm engine,
+    one ``spark-submit`` per job)."""
+    preprocessing_backend: str | None = None
+    """``[warpspeed] preprocessing_backend`` as configured (None: follow ``compute_backend``)."""
+    intake_visibility_timeout: int = 600
+    """Seconds a message received by the collect stays hidden (extended at half-time while held)."""
+
+    def __post_init__(self) -> None:
+        if self.compute_backend not in COMPUTE_BACKENDS:
+            raise WarpSpeedConfigError(
+                f"[warpspeed] compute_backend={self.compute_backend!r}: "
+                f"use one of {', '.join(COMPUTE_BACKENDS)}"
+            )
+        if not 1 <= self.window_minutes <= 24 * 60:
+            raise WarpSpeedConfigError(
+                f"[warpspeed] window_minutes={self.window_minutes} must be between 1 and 1440"
+            )
+        if self.preprocessing_backend not in (None, *PREPROCESSING_BACKENDS):
+            raise WarpSpeedConfigError(
+                f"[warpspeed] preprocessing_backend={self.preprocessing_backend!r}: "
+                f"use one of {', '.join(PREPROCESSING_BACKENDS)}"
+            )
+        if self.jars_dir == Path():
+            object.__setattr__(self, "jars_dir", default_jars_dir(self.home))
+        if self.window_size_limit < 1:
+            raise WarpSpeedConfigError("[warpspeed] window_size_limit must be at least 1")
+        if self.local_spark_idle_seconds < 0:
+            raise WarpSpeedConfigError(
+                "[warpspeed] local_spark_idle_seconds must be 0 (no warm engine) or more seconds"
+            )
+        if not 10 <= self.intake_visibility_timeout <= 43200:
+            raise WarpSpeedConfigError(
+                f"[warpspeed] intake_visibility_timeout={self.intake_visibility_timeout} must be between 10 "
+                "and 43200 seconds (the SQS limit)"
+            )
+
+    @classmethod
+    def from_mapping(
+        cls, values: Mapping[str, str | None], catalog: CatalogConfig | None = None
+    ) -> WarpSpeedSettings:
+        """Build settings from ``[warpspeed]`` keys; empty values take the defaults.
+
+        :param catalog: the catalog when it comes from elsewhere (the ``catalog_conn_id``
+            connection); otherwise the ``catalog_*`` keys decide (default: the embedded REST catalog).
+        """
+
+        def get(key: str) -> str | None:
+            value = values.get(key)
+            return value if value not in (None, "") else None
+
+        home = Path(get("home") or default_home()).resolve()
+        storage_prefix = get("storage_prefix") or (home / "storage").as_uri()
+        if catalog is None:
+            catalog = catalog_from_settings(get, home)
+        try:
+            window_minutes = int(get("window_minutes") or 30)
+            window_size_limit = int(get("window_size_limit") or 2000)
+            idle_seconds = int(get("local_spark_idle_seconds") or 3600)
+            visibility = int(get("intake_visibility_timeout") or 600)
+        except ValueError as err:
+            raise WarpSpeedConfigError(
+                "[warpspeed] window settings must be integers (window_minutes, window_size_limit, "
+                f"local_spark_idle_seconds, intake_visibility_timeout): {err}"
+            ) from err
+        return cls(
+            home=home,
+            storage_prefix=storage_prefix,
+            catalog=catalog,
+            aws_conn_id=get("aws_conn_id") or "aws_default",
+            queue_url=get("queue_url"),
+            dead_letter_queue_url=get("dead_letter_queue_url"),
+            compute_backend=get("compute_backend") or "local",
+            window_minutes=window_minutes,
+            window_size_limit=window_size_limit,
+            jars_dir=Path(get("jars_dir") or default_jars_dir(home)),
+            spark_master=get("spark_master") or "local[*]",
+            local_spark_idle_seconds=idle_seconds,
+            preprocessing_backend=get("preprocessing_backend"),
+            intake_visibility_timeout=visibility,
+        )
+
+    def require_queues(self) -> tuple[str, str]:
+        """Return the request queue and DLQ URLs, or say how to configure them."""
+        if not self.queue_url or not self.dead_letter_queue_url:
+            raise WarpSpeedConfigError(
+                "No SQS queue configured: set [warpspeed] queue_url and dead_letter_queue_url "
+                "(or AIRFLOW__WARPSPEED__QUEUE_URL / AIRFLOW__WARPSPEED__DEAD_LETTER_QUEUE_URL)"
+            )
+        return self.queue_url, self.dead_letter_queue_url
+
+
+def preprocessing_backend(settings: WarpSpeedSettings, override: str | None = None) -> str:
+    """Return where preprocessing runs: ``glue`` or ``local``.
+
+    ``override``, else ``[warpspeed] preprocessing_backend`` (read once with the settings),
+    else ``glue`` when ``compute_backend = emr`` and ``local`` otherwise.
+    """
+    value = override or settings.preprocessing_backend or ("glue" if settings.compute_backend == "emr" else "local")
+    if value not in PREPROCESSING_BACKENDS:
+        raise WarpSpeedConfigError(
+            f"[warpspeed] preprocessing_backend={value!r}: use one of {', '.join(PREPROCESSING_BACKENDS)}"
+        )
+    return value
+
+
+def catalog_from_settings(get: Callable[[str], str | None], home: Path) -> CatalogConfig:
+    """Build the catalog from the ``catalog_type``, ``catalog_uri``, ``warehouse`` and ``region`` keys."""
+    kind = get("catalog_type") or "rest"
+    uri = get("catalog_uri")
+    if kind == "rest":
+        if not uri:
+            return CatalogConfig.embedded_rest(home)
+        return CatalogConfig(kind="rest", uri=uri, warehouse=get("warehouse") or "", region=get("region"))
+    if kind == "sql":
+        warehouse = get("warehouse") or (home / "warehouse").as_uri()
+        if uri and "://" in uri and not uri.startswith("file:"):
+            return CatalogConfig(kind="sql", warehouse=warehouse, uri=uri)
+        sqlite_path = local_path(uri or str(home / "catalog.db")).resolve()
+        return CatalogConfig(kind="sql", warehouse=warehouse, sqlite_path=sqlite_path)
+    if kind == "glue":
+        return CatalogConfig(kind="glue", warehouse=get("warehouse") or "", region=get("region"))
+    raise WarpSpeedConfigError(
+        f"[warpspeed] catalog_type={kind!r}: catalog kind {kind!r} is not supported; use rest, glue or sql "
+        "(or set catalog_conn_id to an Airflow connection)"
+    )
+
+
+def load_settings() -> WarpSpeedSettings:
+    """Read settings from Airflow's configuration (``[warpspeed]`` section and env vars).
+
+    With ``[warpspeed] catalog_conn_id`` set, the catalog comes from that Airflow connection.
+    """
+    from airflow.configuration import conf
+
+    from warpspeed.provider_info import CONFIG_OPTIONS
+
+    values = {key: conf.get(SECTION, key, fallback=None) for key in CONFIG_OPTIONS}
+    catalog = None
+    conn_id = values.get("catalog_conn_id")
+    if conn_id:
+        from airflow.sdk import BaseHook
+
+        conn = BaseHook.get_connection(conn_id)
+        catalog = CatalogConfig.from_connection(
+            conn_id, host=conn.host, login=conn.login, password=conn.password, extra=conn.extra_dejson,
+            schema=conn.schema, port=conn.port,
+        )
+    return WarpSpeedSettings.from_mapping(values, catalog=catalog)

@@ -1,0 +1,1 @@
+"""The ledger: Warp Speed's own Iceberg tables, their commits, and what each batch cost."""

@@ -1,0 +1,75 @@
+"""Operator that drains the request queue into the window's intake manifest."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import Context
+
+from warpspeed.config.workloads import WorkloadCatalog
+from warpspeed.hooks.sqs import SqsIntakeHook
+from warpspeed.intake.service import IntakeOptions, IntakeService
+from warpspeed.operators._base import WarpSpeedOperator
+
+
+class CollectRequestsOperator(WarpSpeedOperator):
+    """Drain the queue exactly once per request id and return the intake manifest's URI.
+
+    Valid requests are written to the manifest, and their ids to the collected-id record under
+    the storage prefix, before any message is deleted; invalid ones go to the dead-letter queue
+    with their reasons; an id another window already collected is deleted and recorded as a
+    duplicate. A retry deletes what the earlier attempt held and merges with what it wrote.
+    See docs/intake.md for the guarantees.
+
+    :param workloads_file: workloads YAML (known workloads and their models).
+    :param queue_url: request queue; None means ``[warpspeed] queue_url``.
+    :param dead_letter_queue_url: DLQ; None means ``[warpspeed] dead_letter_queue_url``.
+    :param aws_conn_id: AWS connection; None means ``[warpspeed] aws_conn_id``.
+    :param max_messages: most messages taken in one window.
+    :param receivers: parallel receive loops.
+    """
+
+    template_fields = ("workloads_file", "queue_url", "dead_letter_queue_url")
+    ui_color = "#fdebd0"
+
+    def __init__(
+        self,
+        *,
+        workloads_file: str,
+        queue_url: str | None = None,
+        dead_letter_queue_url: str | None = None,
+        aws_conn_id: str | None = None,
+        max_messages: int = 20_000,
+        receivers: int = 4,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.workloads_file = workloads_file
+        self.queue_url = queue_url
+        self.dead_letter_queue_url = dead_letter_queue_url
+        self.aws_conn_id = aws_conn_id
+        self.max_messages = max_messages
+        self.receivers = receivers
+
+    @cached_property
+    def hook(self) -> SqsIntakeHook:
+        """Build the SQS hook lazily."""
+        return SqsIntakeHook(aws_conn_id=self.aws_conn_id or self.settings.aws_conn_id)
+
+    def execute(self, context: Context) -> str:
+        """Collect the window's requests; return the manifest URI."""
+        queue_url, dlq_url = self.settings.require_queues()
+        window = self.window(context)
+        report = IntakeService(self.hook).collect_window(
+            queue_url=self.queue_url or queue_url,
+            dlq_url=self.dead_letter_queue_url or dlq_url,
+            window_id=window.id,
+            manifest_uri=window.layout(self.settings.storage_prefix).intake_uri,
+            storage=self.storage,
+            allowed_models=WorkloadCatalog.load(self.workloads_file).allowed_models,
+            options=IntakeOptions(max_messages=self.max_messages, receivers=self.receivers,
+                                  visibility_timeout=self.settings.intake_visibility_timeout),
+            storage_prefix=self.settings.storage_prefix,
+        )
+        return report.manifest_uri

@@ -1,0 +1,99 @@
+"""Operator that records a window's scored batches in the batch ledger."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import Context
+
+from warpspeed.exceptions import WarpSpeedError
+from warpspeed.hooks.iceberg import IcebergLedgerHook, batch_record
+from warpspeed.operators._base import WarpSpeedOperator
+from warpspeed.window.manifests import PLAN_SCHEMA, BatchManifest, BatchRun, WindowLayout, load_document
+
+
+def _flatten(nested: Iterable[Any] | None) -> list[str]:
+    out: list[str] = []
+    for item in nested or []:
+        if isinstance(item, str):
+            out.append(item)
+        elif item is not None:
+            out.extend(_flatten(item))
+    return out
+
+
+class PublishBatchesOperator(WarpSpeedOperator):
+    """Write one ``warpspeed.batch_runs`` row per batch; return the batch ids recorded.
+
+    It runs whatever its upstream did (``trigger_rule="all_done"`` in the DAG): the batches of
+    every workload that finished are recorded even when another workload's score task failed,
+    and then the task fails, so the run ends failed and ops see it. The batches come from the
+    window's plan document (every planned batch's run record the score tasks wrote, succeeded
+    or failed) plus ``run_uris``; a planned batch without a succeeded run, or a missing plan,
+    fails the task after the rows are written.
+
+    :param run_uris: batch run record URIs (a list, or the list of lists that a mapped score
+        task returns); with a failed mapped task, only the others' lists arrive here.
+    """
+
+    template_fields = ("run_uris",)
+    ui_color = "#d5f5e3"
+
+    def __init__(self, *, run_uris: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.run_uris = run_uris
+
+    @cached_property
+    def hook(self) -> IcebergLedgerHook:
+        """Build the ledger hook lazily."""
+        return IcebergLedgerHook(self.settings.catalog)
+
+    def _planned_runs(self, layout: WindowLayout) -> tuple[list[str], list[str]]:
+        """Return the run record URIs of the window's planned batches, and the batches without one."""
+        if not self.storage.exists(layout.plan_uri):
+            return [], []
+        plan = load_document(self.storage.read_text(layout.plan_uri), PLAN_SCHEMA, layout.plan_uri)
+        found, missing = [], []
+        for batch in plan.get("batches", []):
+            uri = layout.run_uri(batch["batch_id"])
+            if self.storage.exists(uri):
+                found.append(uri)
+            else:
+                missing.append(batch["batch_id"])
+        return found, missing
+
+    def execute(self, context: Context) -> list[str]:
+        """Read each run record, manifest and summary, upsert the ledger rows, then fail on failures."""
+        window = self.window(context)
+        layout = window.layout(self.settings.storage_prefix)
+        planned, not_run = self._planned_runs(layout)
+        records = []
+        failed: list[str] = [f"{b} (no run record: its score task never ran it)" for b in not_run]
+        for uri in dict.fromkeys([*_flatten(self.run_uris), *planned]):
+            run = BatchRun.from_json(self.storage.read_text(uri))
+            manifest = BatchManifest.from_json(self.storage.read_text(run.batch_manifest_uri))
+            summary = (
+                json.loads(self.storage.read_text(run.summary_uri))
+                if run.state == "SUCCEEDED" and self.storage.exists(run.summary_uri)
+                else None
+            )
+            records.append(batch_record(run, manifest, summary, window.start))
+            if run.state != "SUCCEEDED":
+                failed.append(f"{run.batch_id} ({run.workload}): {run.state} {run.reason or ''}".rstrip())
+        self.hook.record_batches(records)
+        rows = sum(r.rows for r in records)
+        self.log.info("Window %s: %d batches, %d rows scored", window.id, len(records), rows)
+        if not self.storage.exists(layout.plan_uri):
+            raise WarpSpeedError(
+                f"window {window.id}: no plan document at {layout.plan_uri}; the plan task did not run, "
+                f"so nothing of this window was scored (recorded {len(records)} batches)"
+            )
+        if failed:
+            raise WarpSpeedError(
+                f"window {window.id}: recorded {len(records)} batches, but {len(failed)} did not succeed:\n"
+                + "\n".join(failed)
+            )
+        return [r.batch_id for r in records]

@@ -1,0 +1,108 @@
+"""Sensor that waits for a scoring window to close (time or queue size, whichever first)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator, Context
+
+from warpspeed.exceptions import WarpSpeedError
+from warpspeed.operators._base import WarpSpeedSettingsMixin
+from warpspeed.triggers.sqs import ScoringWindowTrigger
+from warpspeed.window.rule import window_from_context
+
+
+class ScoringWindowSensor(BaseSensorOperator, WarpSpeedSettingsMixin):
+    """Wait until the run's window has ended or the request queue is deep enough.
+
+    Deferrable by default, whatever ``[operators] default_deferrable`` says (stock Airflow's is
+    false, which would hold a worker slot for the whole window): the wait happens in the
+    triggerer. Pass ``deferrable=False`` to poke from a worker instead. Settings left as None
+    come from the ``[warpspeed]`` config section.
+
+    :param queue_url: request queue; None means ``[warpspeed] queue_url``.
+    :param size_limit: queue depth that closes the window early.
+    :param window_minutes: window length.
+    :param aws_conn_id: AWS connection for SQS.
+    :param poll_interval: seconds between checks.
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    """
+
+    template_fields = ("queue_url", "size_limit", "window_minutes")
+    ui_color = "#d6eaf8"
+
+    def __init__(
+        self,
+        *,
+        queue_url: str | None = None,
+        size_limit: int | None = None,
+        window_minutes: int | None = None,
+        aws_conn_id: str | None = None,
+        poll_interval: float = 30.0,
+        deferrable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("poke_interval", poll_interval)
+        super().__init__(**kwargs)
+        self.queue_url = queue_url
+        self.size_limit = size_limit
+        self.window_minutes = window_minutes
+        self.aws_conn_id = aws_conn_id
+        self.poll_interval = poll_interval
+        self.deferrable = deferrable
+
+    def _resolved(self) -> tuple[str | None, int, int, str]:
+        s = self.settings
+        return (
+            self.queue_url or s.queue_url,
+            int(self.size_limit or s.window_size_limit),
+            int(self.window_minutes or s.window_minutes),
+            self.aws_conn_id or s.aws_conn_id,
+        )
+
+    def _window_end(self, context: Context, minutes: int) -> datetime:
+        return window_from_context(context, minutes).end
+
+    def poke(self, context: Context) -> bool:
+        """Return True once the window has closed."""
+        queue_url, size_limit, minutes, conn_id = self._resolved()
+        end = self._window_end(context, minutes)
+        if datetime.now(UTC) >= end:
+            self.log.info("Window closed by time (%s)", end.isoformat())
+            return True
+        if queue_url:
+            from warpspeed.hooks.sqs import SqsIntakeHook
+
+            depth = SqsIntakeHook(aws_conn_id=conn_id).approximate_depth(queue_url)
+            self.log.info("Queue depth %d of %d; window ends %s", depth, size_limit, end.isoformat())
+            return depth >= size_limit
+        return False
+
+    def execute(self, context: Context) -> Any:
+        """Close at once if the window is over, else defer (or poke) until it is."""
+        if not self.deferrable:
+            return super().execute(context)
+        if self.poke(context):
+            return None
+        queue_url, size_limit, minutes, conn_id = self._resolved()
+        end = self._window_end(context, minutes)
+        self.defer(
+            trigger=ScoringWindowTrigger(
+                window_end=end.isoformat(),
+                queue_url=queue_url,
+                size_limit=size_limit,
+                aws_conn_id=conn_id,
+                poll_interval=self.poll_interval,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(minutes=minutes) + timedelta(hours=1),
+        )
+        return None
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        """Check the trigger's event and return why the window closed."""
+        if not event or event.get("status") != "closed":
+            raise WarpSpeedError(f"window trigger ended without closing the window: {event!r}")
+        self.log.info("Window closed by %s (depth %s)", event.get("reason"), event.get("depth"))
+        return str(event["reason"])

@@ -1,0 +1,1 @@
+"""Object storage: small documents under a storage prefix, on a local folder or S3."""
