@@ -11,8 +11,9 @@ import pytest
 from moto import mock_aws
 
 from tests.paths import REPO_ROOT
+from warpspeed.config.lifecycle import LifecycleRule, Transition, check_rules, load_rules
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.hooks.s3 import LifecycleRule, S3LifecycleHook, Transition, check_rules, load_rules
+from warpspeed.hooks.s3 import S3LifecycleHook
 
 RULES_FILE = REPO_ROOT / "dags" / "config" / "s3_lifecycle.yaml"
 PREFIX = "s3://ws-bucket/warpspeed"
@@ -98,3 +99,12 @@ def test_transition_minimums_and_local_prefixes(tmp_path: Path) -> None:
     rule = LifecycleRule("warpspeed-x", "logs/", expiration_days=3)
     with pytest.raises(WarpSpeedConfigError, match="s3://"):
         rule.location(tmp_path.as_uri())
+
+
+def test_the_rules_moved_out_of_the_hook_and_its_old_names_still_forward() -> None:
+    import warpspeed.hooks.s3 as hook_module
+
+    with pytest.warns(DeprecationWarning, match="warpspeed.config.lifecycle"):
+        assert hook_module.load_rules is load_rules  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError):
+        hook_module.no_such_name  # type: ignore[attr-defined]  # noqa: B018

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from warpspeed.config.yaml_file import read_mapping
 from warpspeed.exceptions import WarpSpeedConfigError
 
 BUILD_SCRIPT = "build_features.py"
@@ -56,10 +57,9 @@ class GlueJobSettings:
     @classmethod
     def load(cls, path: str | Path) -> GlueJobSettings:
         """Read the ``glue`` section of the preprocessing YAML."""
-        import yaml
-
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        section = doc.get("glue") or {}
+        section = read_mapping(path, "preprocessing").get("glue") or {}
+        if not isinstance(section, Mapping):
+            raise WarpSpeedConfigError(f"{path}: glue must be a mapping of job settings, got {section!r}")
         unknown = sorted(set(section) - set(cls.__dataclass_fields__))
         if unknown:
             raise WarpSpeedConfigError(f"{path}: unknown glue keys {', '.join(unknown)}")

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, cast
 
-import yaml
-
+from warpspeed.config.yaml_file import read_mapping
 from warpspeed.exceptions import WarpSpeedConfigError
 
 MB = 1024 * 1024
@@ -265,11 +264,4 @@ class MaintenancePolicy:
     @classmethod
     def load(cls, path: str | Path) -> MaintenancePolicy:
         """Read and validate a maintenance policy YAML file."""
-        path = Path(path)
-        try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise WarpSpeedConfigError(f"maintenance policy file {path} does not exist") from None
-        except yaml.YAMLError as err:
-            raise WarpSpeedConfigError(f"maintenance policy file {path} is not valid YAML: {err}") from err
-        return cls.from_dict(doc, source=str(path))
+        return cls.from_dict(read_mapping(path, "maintenance policy"), source=str(path))

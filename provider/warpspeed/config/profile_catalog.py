@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from warpspeed.config.cluster_profiles import (
     DEFAULT_APPLICATIONS,
     DEFAULT_RELEASE,
@@ -19,6 +17,7 @@ from warpspeed.config.cluster_profiles import (
     ManagedScaling,
     config_error,
 )
+from warpspeed.config.yaml_file import read_mapping
 from warpspeed.exceptions import WarpSpeedConfigError
 
 _PROFILE_KEYS = {
@@ -186,11 +185,4 @@ class ProfileCatalog:
     @classmethod
     def load(cls, path: str | Path) -> ProfileCatalog:
         """Read and validate a cluster profiles YAML file."""
-        path = Path(path)
-        try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise WarpSpeedConfigError(f"cluster profiles file {path} does not exist") from None
-        except yaml.YAMLError as err:
-            raise WarpSpeedConfigError(f"cluster profiles file {path} is not valid YAML: {err}") from err
-        return cls.from_dict(doc, source=str(path))
+        return cls.from_dict(read_mapping(path, "cluster profiles"), source=str(path))

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from warpspeed.config.yaml_file import read_mapping
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.intake.schema import PRIORITY_RANK
 from warpspeed.models.specs import ModelSpec, TableBinding, parse_models
@@ -237,39 +236,12 @@ class WorkloadCatalog:
             default: ``cluster_profiles.yaml`` beside ``path`` when it exists.
         """
         path = Path(path)
-        catalog = cls.from_dict(_read_yaml(path, "workloads"), source=str(path))
+        catalog = cls.from_dict(read_mapping(path, "workloads"), source=str(path))
         profiles = Path(profiles_file) if profiles_file else path.with_name(PROFILES_FILE_NAME)
         if profiles_file or profiles.exists():
-            doc = _read_yaml(profiles, "cluster profiles")
-            names = doc.get("profiles") if isinstance(doc, Mapping) else None
+            names = read_mapping(profiles, "cluster profiles").get("profiles")
             catalog.check_profiles(set(names) if isinstance(names, Mapping) else set(), str(path))
         return catalog
 
 
 PROFILES_FILE_NAME = "cluster_profiles.yaml"
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """A safe YAML loader that refuses a mapping with the same key twice."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, Any] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark,
-                    f"found duplicate key {key!r} (first at line {seen[key].line + 1})", key_node.start_mark,
-                )
-            seen[key] = key_node.start_mark
-        return super().construct_mapping(node, deep=deep)
-
-
-def _read_yaml(path: Path, what: str) -> Any:
-    """Parse a YAML file strictly (no duplicate keys); errors name the file."""
-    try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # a SafeLoader subclass
-    except FileNotFoundError:
-        raise WarpSpeedConfigError(f"{what} file {path} does not exist") from None
-    except yaml.YAMLError as err:
-        raise WarpSpeedConfigError(f"{what} file {path} is not valid YAML: {err}") from err

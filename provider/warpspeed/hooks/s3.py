@@ -1,187 +1,37 @@
-"""S3 lifecycle rules for intake/batch manifests, maintenance documents and logs.
+"""Hook for a bucket's S3 lifecycle configuration: read it, write it, merge Warp Speed's rules in.
 
-Rules come from ``maintenance/s3_lifecycle.yaml`` with prefixes relative to the storage prefix.
-Before anything is applied, :func:`check_rules` refuses every rule whose prefix overlaps a
-protected prefix (the Iceberg warehouse, each table's data and metadata location): Iceberg
-removes table files itself, and a lifecycle rule there would delete files that live snapshots
-still reference. :class:`S3LifecycleHook` merges the rules into the bucket's configuration,
-replacing only rules whose id starts with ``warpspeed-``.
+The rules themselves (their model, the file ``dags/config/s3_lifecycle.yaml``, the check against
+Iceberg table prefixes and the merge with a bucket's other rules) are pure and live in
+:mod:`warpspeed.config.lifecycle`; this hook only makes the S3 calls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Iterable, Sequence
 from functools import cached_property
-from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
+from typing import TYPE_CHECKING, Any
 
-import yaml
 from airflow.sdk import BaseHook
 
-from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.storage.documents import join_uri
+from warpspeed.config import lifecycle
+from warpspeed.config.lifecycle import merge_rules, rules_by_bucket
 
-MANAGED_PREFIX = "warpspeed-"
-STORAGE_CLASSES = (
-    "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE",
-)
-_RULE_KEYS = {"id", "description", "prefix", "tags", "transitions", "expiration_days",
-              "abort_incomplete_multipart_upload_days"}
+if TYPE_CHECKING:
+    from warpspeed.config.lifecycle import LifecycleRule
 
-
-@dataclass(frozen=True)
-class Transition:
-    """Move objects to ``storage_class`` ``days`` after creation."""
-
-    days: int
-    storage_class: str
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.days, int) or self.days < 0:
-            raise WarpSpeedConfigError(f"transitions.days must be a non-negative integer, got {self.days!r}")
-        if self.storage_class not in STORAGE_CLASSES:
-            raise WarpSpeedConfigError(
-                f"transitions.storage_class {self.storage_class!r} is not one of {', '.join(STORAGE_CLASSES)}"
-            )
-        if self.storage_class in ("STANDARD_IA", "ONEZONE_IA") and self.days < 30:
-            raise WarpSpeedConfigError(
-                f"transitions.days={self.days}: S3 needs at least 30 days before {self.storage_class}"
-            )
+_MOVED_TO_CONFIG = frozenset({"MANAGED_PREFIX", "STORAGE_CLASSES", "Transition", "LifecycleRule", "load_rules",
+                              "check_rules"})
+"""Names this module held before 0.2.0 that now live in :mod:`warpspeed.config.lifecycle`."""
 
 
-@dataclass(frozen=True)
-class LifecycleRule:
-    """One lifecycle rule; ``prefix`` is relative to the storage prefix unless it is an ``s3://`` URI."""
-
-    id: str
-    prefix: str
-    description: str = ""
-    tags: Mapping[str, str] = field(default_factory=dict)
-    transitions: tuple[Transition, ...] = ()
-    expiration_days: int | None = None
-    abort_incomplete_multipart_upload_days: int | None = None
-
-    def __post_init__(self) -> None:
-        if not self.id.startswith(MANAGED_PREFIX) or len(self.id) > 255:
-            raise WarpSpeedConfigError(
-                f"rules.id {self.id!r} must start with {MANAGED_PREFIX!r} (<= 255 chars)"
-            )
-        for name in ("expiration_days", "abort_incomplete_multipart_upload_days"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise WarpSpeedConfigError(
-                    f"rules.{self.id}.{name} must be a positive integer, got {value!r}"
-                )
-        if self.expiration_days is None and not self.transitions:
-            raise WarpSpeedConfigError(f"rules.{self.id} neither expires nor transitions anything")
-        for t in self.transitions:
-            if self.expiration_days is not None and t.days >= self.expiration_days:
-                raise WarpSpeedConfigError(
-                    f"rules.{self.id}: transition after {t.days} days is not before expiration "
-                    f"({self.expiration_days} days)"
-                )
-
-    def location(self, storage_prefix: str) -> tuple[str, str]:
-        """Return ``(bucket, key prefix)`` the rule covers."""
-        uri = self.prefix if "://" in self.prefix else join_uri(storage_prefix, self.prefix)
-        if self.prefix.endswith("/") and not uri.endswith("/"):
-            uri += "/"
-        parsed = urlparse(uri)
-        if parsed.scheme not in ("s3", "s3a"):
-            raise WarpSpeedConfigError(
-                f"rules.{self.id}: lifecycle rules need an s3:// location, got {uri!r}"
-            )
-        return parsed.netloc, parsed.path.lstrip("/")
-
-    def to_s3(self, storage_prefix: str) -> dict[str, Any]:
-        """Return the rule in ``PutBucketLifecycleConfiguration`` form."""
-        _, key = self.location(storage_prefix)
-        if self.tags:
-            filt: dict[str, Any] = {"And": {"Prefix": key, "Tags": [
-                {"Key": k, "Value": v} for k, v in sorted(self.tags.items())]}}
-        else:
-            filt = {"Prefix": key}
-        rule: dict[str, Any] = {"ID": self.id, "Status": "Enabled", "Filter": filt}
-        if self.transitions:
-            rule["Transitions"] = [
-                {"Days": t.days, "StorageClass": t.storage_class} for t in self.transitions
-            ]
-        if self.expiration_days is not None:
-            rule["Expiration"] = {"Days": self.expiration_days}
-        if self.abort_incomplete_multipart_upload_days is not None:
-            rule["AbortIncompleteMultipartUpload"] = {
-                "DaysAfterInitiation": self.abort_incomplete_multipart_upload_days}
-        return rule
-
-
-def load_rules(path: str | Path) -> list[LifecycleRule]:
-    """Read and validate ``s3_lifecycle.yaml``."""
-    path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise WarpSpeedConfigError(f"lifecycle file {path} does not exist") from None
-    except yaml.YAMLError as err:
-        raise WarpSpeedConfigError(f"lifecycle file {path} is not valid YAML: {err}") from err
-    raw = doc.get("rules") if isinstance(doc, Mapping) else None
-    if not isinstance(raw, list) or not raw:
-        raise WarpSpeedConfigError(f"{path}: expected a non-empty 'rules:' list")
-    rules = []
-    for spec in raw:
-        if not isinstance(spec, Mapping) or set(spec) - _RULE_KEYS or not {"id", "prefix"} <= set(spec):
-            raise WarpSpeedConfigError(
-                f"{path}: each rule needs id and prefix and only {sorted(_RULE_KEYS)}: {spec!r}"
-            )
-        rules.append(LifecycleRule(
-            id=str(spec["id"]),
-            prefix=str(spec["prefix"]),
-            description=str(spec.get("description") or ""),
-            tags=dict(spec.get("tags") or {}),
-            transitions=tuple(Transition(int(t["days"]), str(t["storage_class"]))
-                              for t in spec.get("transitions") or ()),
-            expiration_days=spec.get("expiration_days"),
-            abort_incomplete_multipart_upload_days=spec.get("abort_incomplete_multipart_upload_days"),
-        ))
-    ids = [r.id for r in rules]
-    if len(set(ids)) != len(ids):
-        raise WarpSpeedConfigError(f"{path}: rule ids must be unique, got {ids}")
-    return rules
-
-
-def _split(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    return parsed.netloc, parsed.path.lstrip("/")
-
-
-def check_rules(rules: Sequence[LifecycleRule], storage_prefix: str, protected_uris: Iterable[str]) -> None:
-    """Refuse rules whose prefix overlaps a protected (table data or metadata) prefix.
-
-    S3 matches prefixes as plain strings, so ``ware`` covers ``warehouse/``: a rule is refused
-    when its key prefix and a protected key prefix in the same bucket are prefixes of each other.
-    """
-    protected = [_split(u) for u in protected_uris if urlparse(u).scheme in ("s3", "s3a")]
-    problems = []
-    for rule in rules:
-        bucket, key = rule.location(storage_prefix)
-        for p_bucket, p_key in protected:
-            folder = p_key.rstrip("/") + "/" if p_key else ""
-            if p_bucket == bucket and (folder.startswith(key) or key.startswith(folder)):
-                problems.append(f"{rule.id} (s3://{bucket}/{key}) covers table files under s3://{p_bucket}/{p_key}")
-    if problems:
-        raise WarpSpeedConfigError(
-            "refusing lifecycle rules that overlap Iceberg table data/metadata (Iceberg deletes those "
-            "files itself): " + "; ".join(problems)
-        )
-
-
-def merge_rules(
-    existing: Sequence[Mapping[str, Any]], managed: Sequence[Mapping[str, Any]]
-) -> list[dict[str, Any]]:
-    """Keep the bucket's foreign rules; replace every ``warpspeed-`` rule with ``managed``."""
-    kept = [dict(r) for r in existing if not str(r.get("ID", "")).startswith(MANAGED_PREFIX)]
-    return kept + [dict(r) for r in managed]
+def __getattr__(name: str) -> Any:
+    """Forward the rule names that moved to :mod:`warpspeed.config.lifecycle`, with a warning."""
+    if name in _MOVED_TO_CONFIG:
+        warnings.warn(f"{__name__}.{name} moved to warpspeed.config.lifecycle; import it from there",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(lifecycle, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class S3LifecycleHook(BaseHook):
@@ -216,21 +66,21 @@ class S3LifecycleHook(BaseHook):
                 return []
             raise
 
+    def put_rules(self, bucket: str, rules: Sequence[dict[str, Any]]) -> None:
+        """Replace the bucket's whole lifecycle configuration with ``rules``."""
+        self.client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": list(rules)})
+
     def apply(
         self, rules: Sequence[LifecycleRule], storage_prefix: str, protected_uris: Iterable[str]
     ) -> dict[str, list[str]]:
-        """Check the rules, then merge them into each bucket's configuration; return ``{bucket: ids}``."""
-        check_rules(rules, storage_prefix, protected_uris)
-        by_bucket: dict[str, list[dict[str, Any]]] = {}
-        for rule in rules:
-            bucket, _ = rule.location(storage_prefix)
-            by_bucket.setdefault(bucket, []).append(rule.to_s3(storage_prefix))
+        """Check the rules, then merge them into each bucket's configuration; return ``{bucket: ids}``.
+
+        Nothing is written unless every rule passes :func:`~warpspeed.config.lifecycle.check_rules`.
+        """
         applied = {}
-        for bucket, managed in sorted(by_bucket.items()):
+        for bucket, managed in sorted(rules_by_bucket(rules, storage_prefix, protected_uris).items()):
             merged = merge_rules(self.get_rules(bucket), managed)
-            self.client.put_bucket_lifecycle_configuration(
-                Bucket=bucket, LifecycleConfiguration={"Rules": merged}
-            )
+            self.put_rules(bucket, merged)
             applied[bucket] = [r["ID"] for r in managed]
             self.log.info("s3://%s: %d warpspeed rules applied (%s), %d other rules kept", bucket,
                           len(managed), ", ".join(applied[bucket]), len(merged) - len(managed))

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from warpspeed.config.yaml_file import read_mapping
 from warpspeed.exceptions import WarpSpeedConfigError
 
 PRICES_DIR = Path(__file__).resolve().parent.parent / "prices"
@@ -174,13 +173,7 @@ class PriceTable:
     def load(cls, path: str | Path | None = None) -> PriceTable:
         """Read a price table file (YAML or JSON); the default is the bundled us-east-1 table."""
         path = Path(path) if path else DEFAULT_PRICE_TABLE
-        try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise WarpSpeedConfigError(f"price table {path} does not exist") from None
-        except yaml.YAMLError as err:
-            raise WarpSpeedConfigError(f"price table {path} is not valid YAML/JSON: {err}") from err
-        return cls.from_dict(doc, source=str(path))
+        return cls.from_dict(read_mapping(path, "price table"), source=str(path))
 
     def instance(self, instance_type: str) -> InstancePrice:
         """Return one instance type's prices, or say which types the table knows."""

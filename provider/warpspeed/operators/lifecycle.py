@@ -1,4 +1,4 @@
-"""Operator that applies Warp Speed's S3 lifecycle rules (see :mod:`warpspeed.hooks.s3`)."""
+"""Operator that applies Warp Speed's S3 lifecycle rules (:mod:`warpspeed.config.lifecycle`) to the buckets."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from urllib.parse import urlparse
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowSkipException
 
-from warpspeed.hooks.s3 import S3LifecycleHook, load_rules
+from warpspeed.config.lifecycle import load_rules
+from warpspeed.hooks.s3 import S3LifecycleHook
 from warpspeed.operators._base import WarpSpeedOperator
 
 
@@ -33,7 +34,7 @@ class ApplyS3LifecycleOperator(WarpSpeedOperator):
     Refuses (fails) when any rule overlaps the Iceberg warehouse or a table's data/metadata
     location. Skips when the storage prefix is not on S3 (the embedded stack).
 
-    :param rules_file: the lifecycle rules YAML (``maintenance/s3_lifecycle.yaml``).
+    :param rules_file: the lifecycle rules YAML (``dags/config/s3_lifecycle.yaml``).
     :param protected_uris: extra prefixes no rule may cover (the warehouse and every table
         location in the catalog are always protected).
     """
