@@ -42,6 +42,23 @@ def test_bad_settings_say_what_to_change(tmp_path: Path, values: dict, message: 
         WarpSpeedSettings.from_mapping({"home": str(tmp_path), **values})
 
 
+@pytest.mark.parametrize("minutes", ["7", "45", "90", "1441"])
+def test_a_window_length_no_cron_can_fire_on_is_refused_by_the_settings(tmp_path: Path, minutes: str) -> None:
+    """Issue 23: settings took 7 and the scoring DAG then failed to parse (window_cron refused it)."""
+    with pytest.raises(WarpSpeedConfigError) as err:
+        WarpSpeedSettings.from_mapping({"home": str(tmp_path), "window_minutes": minutes})
+    assert f"window_minutes={minutes}" in str(err.value)
+    assert "1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60, 120, 180, 240, 360, 480, 720, 1440" in str(err.value)
+
+
+@pytest.mark.parametrize("minutes", ["1", "3", "20", "60", "180", "1440"])
+def test_every_length_the_settings_take_makes_a_schedule(tmp_path: Path, minutes: str) -> None:
+    from warpspeed.window.rule import window_cron
+
+    settings = WarpSpeedSettings.from_mapping({"home": str(tmp_path), "window_minutes": minutes})
+    assert window_cron(settings.window_minutes)
+
+
 def test_every_setting_is_a_provider_option_so_load_settings_reads_it(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from warpspeed.provider_info import CONFIG_OPTIONS

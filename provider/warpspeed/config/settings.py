@@ -16,6 +16,7 @@ from pathlib import Path
 from warpspeed.config.catalog import CatalogConfig
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.storage.documents import local_path
+from warpspeed.window.length import check_window_minutes
 
 SECTION = "warpspeed"
 COMPUTE_BACKENDS = ("local", "emr")
@@ -61,10 +62,7 @@ class WarpSpeedSettings:
                 f"[warpspeed] compute_backend={self.compute_backend!r}: "
                 f"use one of {', '.join(COMPUTE_BACKENDS)}"
             )
-        if not 1 <= self.window_minutes <= 24 * 60:
-            raise WarpSpeedConfigError(
-                f"[warpspeed] window_minutes={self.window_minutes} must be between 1 and 1440"
-            )
+        check_window_minutes(self.window_minutes)
         if self.preprocessing_backend not in (None, *PREPROCESSING_BACKENDS):
             raise WarpSpeedConfigError(
                 f"[warpspeed] preprocessing_backend={self.preprocessing_backend!r}: "

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from warpspeed.exceptions import WarpSpeedConfigError
+from warpspeed.window.length import window_cron  # noqa: F401  (re-exported: DAG files import it from here)
 from warpspeed.window.manifests import WindowLayout, window_id_for
 
 
@@ -54,22 +55,6 @@ def window_from_context(context: Mapping[str, Any], minutes: int) -> Window:
     """Return the window of a DAG run, dated by its logical date (or ``run_after`` without one)."""
     moment = context.get("logical_date") or context["dag_run"].run_after
     return window_for(moment, minutes)
-
-
-def window_cron(minutes: int) -> str:
-    """Return the cron expression whose fire times are exactly the window boundaries (UTC).
-
-    Windows are aligned to the epoch, so the length must divide an hour or be whole hours that
-    divide a day.
-    """
-    if 1 <= minutes < 60 and 60 % minutes == 0:
-        return f"*/{minutes} * * * *"
-    if minutes % 60 == 0 and 1440 % minutes == 0:
-        return "0 0 * * *" if minutes == 1440 else f"0 */{minutes // 60} * * *"
-    raise WarpSpeedConfigError(
-        f"[warpspeed] window_minutes={minutes}: use a length that divides 60 (1, 2, 5, 10, 15, 30) "
-        "or whole hours that divide a day (60, 120, 180, 240, 360, 480, 720, 1440)"
-    )
 
 
 def _configured_int(key: str, default: int) -> int:
