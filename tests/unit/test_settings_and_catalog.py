@@ -59,6 +59,34 @@ def test_every_length_the_settings_take_makes_a_schedule(tmp_path: Path, minutes
     assert window_cron(settings.window_minutes)
 
 
+@pytest.mark.parametrize("key", ["window_minutes", "window_size_limit", "local_spark_idle_seconds",
+                                 "intake_visibility_timeout"])
+def test_a_number_setting_that_is_not_a_whole_number_names_its_key_and_value(tmp_path: Path, key: str) -> None:
+    with pytest.raises(WarpSpeedConfigError, match=rf"\[warpspeed\] {key}='2.5' must be a whole number"):
+        WarpSpeedSettings.from_mapping({"home": str(tmp_path), key: "2.5"})
+
+
+def test_the_parse_time_reader_and_the_settings_read_numbers_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    from warpspeed.config.settings import configured_int, whole_number
+
+    monkeypatch.setenv("AIRFLOW__WARPSPEED__WINDOW_SIZE_LIMIT", "")
+    assert configured_int("window_size_limit", 2000) == whole_number("window_size_limit", "", 2000) == 2000
+    monkeypatch.setenv("AIRFLOW__WARPSPEED__WINDOW_SIZE_LIMIT", "15")
+    assert configured_int("window_size_limit", 2000) == 15
+    monkeypatch.setenv("AIRFLOW__WARPSPEED__WINDOW_SIZE_LIMIT", "lots")
+    with pytest.raises(WarpSpeedConfigError, match=r"window_size_limit='lots' must be a whole number \(unset: 2000\)"):
+        configured_int("window_size_limit", 2000)
+
+
+def test_the_provider_options_document_the_settings_defaults(tmp_path: Path) -> None:
+    from warpspeed.provider_info import CONFIG_OPTIONS
+
+    defaults = WarpSpeedSettings.from_mapping({"home": str(tmp_path)})
+    shared = [k for k in CONFIG_OPTIONS if k in WarpSpeedSettings.__dataclass_fields__ and CONFIG_OPTIONS[k]["default"]]
+    assert shared, "no option with a default is a settings field"
+    assert {k: CONFIG_OPTIONS[k]["default"] for k in shared} == {k: str(getattr(defaults, k)) for k in shared}
+
+
 def test_every_setting_is_a_provider_option_so_load_settings_reads_it(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from warpspeed.provider_info import CONFIG_OPTIONS

@@ -21,6 +21,8 @@ from warpspeed.window.length import check_window_minutes
 SECTION = "warpspeed"
 COMPUTE_BACKENDS = ("local", "emr")
 PREPROCESSING_BACKENDS = ("local", "glue")
+WHOLE_NUMBER_KEYS = ("window_minutes", "window_size_limit", "local_spark_idle_seconds", "intake_visibility_timeout")
+"""The :class:`WarpSpeedSettings` fields read as whole numbers (:func:`whole_number`)."""
 
 
 def default_home() -> Path:
@@ -101,30 +103,23 @@ class WarpSpeedSettings:
         if catalog is None:
             catalog = catalog_from_settings(get, home)
         try:
-            window_minutes = int(get("window_minutes") or 30)
-            window_size_limit = int(get("window_size_limit") or 2000)
-            idle_seconds = int(get("local_spark_idle_seconds") or 3600)
-            visibility = int(get("intake_visibility_timeout") or 600)
-        except ValueError as err:
+            numbers = {key: whole_number(key, get(key), getattr(cls, key)) for key in WHOLE_NUMBER_KEYS}
+        except WarpSpeedConfigError as err:
             raise WarpSpeedConfigError(
-                "[warpspeed] window settings must be integers (window_minutes, window_size_limit, "
-                f"local_spark_idle_seconds, intake_visibility_timeout): {err}"
-            ) from err
+                f"{err}; window settings must be integers ({', '.join(WHOLE_NUMBER_KEYS)})"
+            ) from None
         return cls(
             home=home,
             storage_prefix=storage_prefix,
             catalog=catalog,
-            aws_conn_id=get("aws_conn_id") or "aws_default",
+            aws_conn_id=get("aws_conn_id") or cls.aws_conn_id,
             queue_url=get("queue_url"),
             dead_letter_queue_url=get("dead_letter_queue_url"),
-            compute_backend=get("compute_backend") or "local",
-            window_minutes=window_minutes,
-            window_size_limit=window_size_limit,
+            compute_backend=get("compute_backend") or cls.compute_backend,
             jars_dir=Path(get("jars_dir") or default_jars_dir(home)),
-            spark_master=get("spark_master") or "local[*]",
-            local_spark_idle_seconds=idle_seconds,
+            spark_master=get("spark_master") or cls.spark_master,
             preprocessing_backend=get("preprocessing_backend"),
-            intake_visibility_timeout=visibility,
+            **numbers,
         )
 
     def require_queues(self) -> tuple[str, str]:
@@ -135,6 +130,29 @@ class WarpSpeedSettings:
                 "(or AIRFLOW__WARPSPEED__QUEUE_URL / AIRFLOW__WARPSPEED__DEAD_LETTER_QUEUE_URL)"
             )
         return self.queue_url, self.dead_letter_queue_url
+
+
+def whole_number(key: str, raw: str | None, default: int) -> int:
+    """Return the whole number a ``[warpspeed]`` key holds; unset or empty takes ``default``."""
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise WarpSpeedConfigError(
+            f"[warpspeed] {key}={raw!r} must be a whole number (unset: {default})"
+        ) from None
+
+
+def configured_int(key: str, default: int) -> int:
+    """Return ``[warpspeed] <key>`` as a whole number, read from Airflow's config when a DAG file is parsed.
+
+    Cheap (no network, no database): the scoring DAG reads its window length and retry delay this
+    way, without building :class:`WarpSpeedSettings` (whose catalog may be an Airflow connection).
+    """
+    from airflow.configuration import conf
+
+    return whole_number(key, conf.get(SECTION, key, fallback=None), default)
 
 
 def preprocessing_backend(settings: WarpSpeedSettings, override: str | None = None) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from warpspeed.config.settings import configured_int
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.window.length import window_cron  # noqa: F401  (re-exported: DAG files import it from here)
 from warpspeed.window.manifests import WindowLayout, window_id_for
@@ -57,20 +58,9 @@ def window_from_context(context: Mapping[str, Any], minutes: int) -> Window:
     return window_for(moment, minutes)
 
 
-def _configured_int(key: str, default: int) -> int:
-    """Return the whole number ``[warpspeed] <key>`` from Airflow's config (cheap: no network, no DB)."""
-    from airflow.configuration import conf
-
-    raw = conf.get("warpspeed", key, fallback="") or str(default)
-    try:
-        return int(raw)
-    except ValueError as err:
-        raise WarpSpeedConfigError(f"[warpspeed] {key}={raw!r} must be a whole number") from err
-
-
 def configured_window_minutes() -> int:
     """Return ``[warpspeed] window_minutes`` from Airflow's config (cheap: no network, no DB)."""
-    return _configured_int("window_minutes", 30)
+    return configured_int("window_minutes", 30)
 
 
 def configured_retry_delay() -> timedelta:
@@ -78,7 +68,7 @@ def configured_retry_delay() -> timedelta:
 
     Read when a DAG file is parsed, like :func:`configured_window_minutes`: cheap, no network.
     """
-    seconds = _configured_int("task_retry_delay_seconds", 60)
+    seconds = configured_int("task_retry_delay_seconds", 60)
     if not 1 <= seconds <= 3600:
         raise WarpSpeedConfigError(
             f"[warpspeed] task_retry_delay_seconds={seconds} must be between 1 and 3600 seconds"
