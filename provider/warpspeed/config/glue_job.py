@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from warpspeed.config.fields import integer, number
 from warpspeed.config.yaml_file import read_mapping
 from warpspeed.exceptions import WarpSpeedConfigError
 
@@ -45,14 +46,19 @@ class GlueJobSettings:
             raise WarpSpeedConfigError(f"glue.job_name {self.job_name!r} must be 1-255 letters, digits, _ . -")
         if self.iam_role_name and self.iam_role_arn:
             raise WarpSpeedConfigError("glue: set iam_role_name or iam_role_arn, not both")
-        if float(self.glue_version) < 5.0:
-            raise WarpSpeedConfigError(f"glue.glue_version {self.glue_version!r}: the job needs Glue 5.0 or later")
-        if self.number_of_workers < 2:
-            raise WarpSpeedConfigError("glue.number_of_workers must be at least 2 (a driver and an executor)")
-        if self.max_concurrent_runs < 1:
-            raise WarpSpeedConfigError("glue.max_concurrent_runs must be at least 1")
-        if self.concurrency_retry_max_attempts < 1 or self.concurrency_retry_initial_seconds <= 0:
-            raise WarpSpeedConfigError("glue.concurrency_retry_* must be positive")
+        try:
+            version = float(self.glue_version)
+        except (TypeError, ValueError):
+            version = 0.0
+        if version < 5.0:
+            raise WarpSpeedConfigError(
+                f"glue.glue_version {self.glue_version!r}: the job needs Glue 5.0 or later (write it quoted, \"5.0\")"
+            )
+        integer("glue.number_of_workers", self.number_of_workers, least=2, why="a driver and an executor")
+        for name in ("timeout_minutes", "max_concurrent_runs", "concurrency_retry_max_attempts", "waiter_delay"):
+            integer(f"glue.{name}", getattr(self, name))
+        for name in ("concurrency_retry_initial_seconds", "concurrency_retry_max_seconds"):
+            number(f"glue.{name}", getattr(self, name), positive=True)
 
     @classmethod
     def load(cls, path: str | Path) -> GlueJobSettings:

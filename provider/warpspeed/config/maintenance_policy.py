@@ -10,26 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
+from warpspeed.config.fields import integer, number
 from warpspeed.config.yaml_file import read_mapping
 from warpspeed.exceptions import WarpSpeedConfigError
 
 MB = 1024 * 1024
 ORPHAN_FLOOR_HOURS = 72.0
 """``remove_orphan_files`` never deletes files younger than three days (AWS Glue uses the same floor)."""
-
-
-def _positive(
-    section: str, name: str, value: Any, *, allow_zero: bool = False, integer: bool = False
-) -> None:
-    kinds: tuple[type, ...] = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        raise WarpSpeedConfigError(f"{section}.{name} must be a number, got {value!r}")
-    number = float(cast(float, value))
-    if number < 0 or (number == 0 and not allow_zero):
-        bound = "zero or more" if allow_zero else "positive"
-        raise WarpSpeedConfigError(f"{section}.{name} must be {bound}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -46,9 +35,9 @@ class SnapshotPolicy:
     min_expirable: int = 1
 
     def __post_init__(self) -> None:
-        _positive("snapshots", "max_age_hours", self.max_age_hours, allow_zero=True)
-        _positive("snapshots", "retain_last", self.retain_last, integer=True)
-        _positive("snapshots", "min_expirable", self.min_expirable, integer=True)
+        number("snapshots.max_age_hours", self.max_age_hours)
+        integer("snapshots.retain_last", self.retain_last)
+        integer("snapshots.min_expirable", self.min_expirable)
 
 
 @dataclass(frozen=True)
@@ -75,19 +64,15 @@ class CompactionPolicy:
     partial_progress_max_commits: int = 10
 
     def __post_init__(self) -> None:
-        _positive("compaction", "target_file_size_mb", self.target_file_size_mb, integer=True)
-        _positive("compaction", "small_file_ratio", self.small_file_ratio)
-        if self.small_file_ratio >= 1:
+        integer("compaction.target_file_size_mb", self.target_file_size_mb)
+        if number("compaction.small_file_ratio", self.small_file_ratio, positive=True) >= 1:
             raise WarpSpeedConfigError(
                 f"compaction.small_file_ratio must be below 1, got {self.small_file_ratio!r}"
             )
-        _positive("compaction", "min_small_files", self.min_small_files, integer=True)
-        if self.min_small_files < 2:
-            raise WarpSpeedConfigError("compaction.min_small_files must be at least 2 (one file is whole)")
-        _positive("compaction", "min_small_bytes_mb", self.min_small_bytes_mb, integer=True)
-        _positive("compaction", "max_partitions_per_run", self.max_partitions_per_run, integer=True)
-        _positive("compaction", "partial_progress_max_commits", self.partial_progress_max_commits,
-                  integer=True)
+        integer("compaction.min_small_files", self.min_small_files, least=2, why="one file is whole")
+        integer("compaction.min_small_bytes_mb", self.min_small_bytes_mb)
+        integer("compaction.max_partitions_per_run", self.max_partitions_per_run)
+        integer("compaction.partial_progress_max_commits", self.partial_progress_max_commits)
 
     @property
     def target_file_size_bytes(self) -> int:
@@ -110,7 +95,7 @@ class ManifestPolicy:
     max_manifests: int = 40
 
     def __post_init__(self) -> None:
-        _positive("manifests", "max_manifests", self.max_manifests, integer=True)
+        integer("manifests.max_manifests", self.max_manifests)
 
 
 @dataclass(frozen=True)
@@ -128,9 +113,9 @@ class OrphanPolicy:
     longest_write_hours: float = 6.0
 
     def __post_init__(self) -> None:
-        _positive("orphans", "cadence_days", self.cadence_days)
-        _positive("orphans", "older_than_hours", self.older_than_hours)
-        _positive("orphans", "longest_write_hours", self.longest_write_hours)
+        number("orphans.cadence_days", self.cadence_days, positive=True)
+        number("orphans.older_than_hours", self.older_than_hours, positive=True)
+        number("orphans.longest_write_hours", self.longest_write_hours, positive=True)
         if self.older_than_hours < ORPHAN_FLOOR_HOURS:
             raise WarpSpeedConfigError(
                 f"orphans.older_than_hours={self.older_than_hours} is below the 72-hour floor: files of "
@@ -161,8 +146,8 @@ class TriggerPolicy:
             raise WarpSpeedConfigError(
                 f"trigger.asset_driven must be true or false, got {self.asset_driven!r}"
             )
-        _positive("trigger", "min_new_commits", self.min_new_commits, integer=True)
-        _positive("trigger", "min_interval_minutes", self.min_interval_minutes, integer=True, allow_zero=True)
+        integer("trigger.min_new_commits", self.min_new_commits)
+        integer("trigger.min_interval_minutes", self.min_interval_minutes, least=0)
 
 
 _SECTIONS: dict[str, type] = {

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from warpspeed.config.fields import integer
 from warpspeed.config.yaml_file import read_mapping
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.intake.schema import PRIORITY_RANK
@@ -75,15 +76,9 @@ class PlanningSettings:
 
     def __post_init__(self) -> None:
         for name in ("rows_cap", "max_tenants_per_batch", "max_batches_per_window", "promote_after_windows"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise WarpSpeedConfigError(f"planning.{name} must be a positive integer, got {value!r}")
-        limit = self.single_node_max_rows
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise WarpSpeedConfigError(
-                f"planning.single_node_max_rows must be a non-negative integer (0 routes every batch to Spark), "
-                f"got {limit!r}"
-            )
+            integer(f"planning.{name}", getattr(self, name))
+        integer("planning.single_node_max_rows", self.single_node_max_rows, least=0,
+                why="0 routes every batch to Spark")
         lanes = _lanes(self.priority_lanes)
         listed = [p for lane in lanes for p in lane]
         if listed != list(PRIORITY_RANK):

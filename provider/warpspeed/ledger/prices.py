@@ -5,12 +5,12 @@ The default table is ``warpspeed/prices/aws-us-east-1.yaml`` (packaged with the 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from warpspeed.config.fields import integer, number
 from warpspeed.config.yaml_file import read_mapping
 from warpspeed.exceptions import WarpSpeedConfigError
 
@@ -21,20 +21,11 @@ MARKETS = ("ON_DEMAND", "SPOT", "RESERVED")
 ROLES = ("master", "core", "task")
 
 
-
-def _positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise WarpSpeedConfigError(f"{name} must be a number, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise WarpSpeedConfigError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    return float(value)
-
-
 def _fraction(value: Any, name: str) -> float:
-    number = _positive(value, name, allow_zero=True)
-    if number >= 1:
+    fraction = number(name, value)
+    if fraction >= 1:
         raise WarpSpeedConfigError(f"{name} must be a fraction in [0, 1), got {value!r}")
-    return number
+    return fraction
 
 
 @dataclass(frozen=True)
@@ -49,11 +40,10 @@ class InstancePrice:
 
     def __post_init__(self) -> None:
         where = f"instances.{self.instance_type}"
-        if not isinstance(self.vcpu, int) or self.vcpu < 1:
-            raise WarpSpeedConfigError(f"{where}.vcpu must be a positive integer, got {self.vcpu!r}")
-        _positive(self.memory_gib, f"{where}.memory_gib")
-        _positive(self.on_demand, f"{where}.on_demand")
-        _positive(self.emr_fee, f"{where}.emr_fee", allow_zero=True)
+        integer(f"{where}.vcpu", self.vcpu)
+        number(f"{where}.memory_gib", self.memory_gib, positive=True)
+        number(f"{where}.on_demand", self.on_demand, positive=True)
+        number(f"{where}.emr_fee", self.emr_fee)
 
 
 @dataclass(frozen=True)
@@ -67,7 +57,7 @@ class ServerlessPrices:
 
     def __post_init__(self) -> None:
         for name in ("vcpu_hour", "gb_hour", "storage_gb_hour", "minimum_billed_seconds"):
-            _positive(getattr(self, name), f"emr_serverless.{name}", allow_zero=True)
+            number(f"emr_serverless.{name}", getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -80,7 +70,7 @@ class S3Prices:
 
     def __post_init__(self) -> None:
         for name in ("put_per_1000", "get_per_1000", "storage_gb_month"):
-            _positive(getattr(self, name), f"s3.{name}", allow_zero=True)
+            number(f"s3.{name}", getattr(self, name))
 
     def requests_cost(self, gets: float, puts: float) -> float:
         """Return the cost of ``gets`` GET-class and ``puts`` PUT-class requests."""
@@ -101,8 +91,7 @@ class FleetShape:
             raise WarpSpeedConfigError(f"fleet role {self.role!r} must be one of {', '.join(ROLES)}")
         if self.market not in MARKETS:
             raise WarpSpeedConfigError(f"fleet market {self.market!r} must be one of {', '.join(MARKETS)}")
-        if not isinstance(self.count, int) or self.count < 0:
-            raise WarpSpeedConfigError(f"fleet count must be a non-negative integer, got {self.count!r}")
+        integer("fleet count", self.count, least=0)
 
 
 @dataclass(frozen=True)
@@ -161,9 +150,8 @@ class PriceTable:
                 reserved_discount=doc.get("reserved_discount", 0.0),
                 serverless=ServerlessPrices(**(doc.get("emr_serverless") or {})),
                 s3=S3Prices(**(doc.get("s3") or {})),
-                sqs_per_million_requests=_positive(
-                    (doc.get("sqs") or {}).get("per_million_requests", 0.40), "sqs.per_million_requests",
-                    allow_zero=True),
+                sqs_per_million_requests=number(
+                    "sqs.per_million_requests", (doc.get("sqs") or {}).get("per_million_requests", 0.40)),
                 reference_cluster=tuple(FleetShape(**f) for f in doc.get("reference_cluster") or ()),
             )
         except TypeError as err:
