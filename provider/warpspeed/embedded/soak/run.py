@@ -77,11 +77,13 @@ def soak_dags_folder(home: Path, spark_workloads: tuple[str, ...], source: Path 
     """Copy the DAG bundle under ``home``, sending ``spark_workloads``' batches to Spark; return the copy."""
     import yaml
 
+    from warpspeed.config.yaml_file import read_mapping
+
     target = home / "soak" / "dags"
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(source or default_dags_folder(), target, ignore=shutil.ignore_patterns("__pycache__"))
     workloads_file = target / "config" / "workloads.yaml"
-    doc = yaml.safe_load(workloads_file.read_text(encoding="utf-8"))
+    doc = read_mapping(workloads_file, "workloads")
     for name in spark_workloads:
         if name not in doc["workloads"]:
             raise ValueError(f"soak spark_workloads names {name!r}, not a workload of {workloads_file}")
