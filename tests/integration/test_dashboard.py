@@ -29,8 +29,9 @@ from warpspeed.dashboard import figures
 from warpspeed.dashboard.page import render_html
 from warpspeed.embedded.sqs_server import LocalSqs
 from warpspeed.embedded.stack import airflow_env, ensure_airflow_db
-from warpspeed.hooks.iceberg import IcebergLedgerHook, batch_record
+from warpspeed.hooks.iceberg import IcebergLedgerHook
 from warpspeed.intake.schema import ScoringRequest
+from warpspeed.ledger.records import batch_record
 from warpspeed.ledger.tables import ensure_tables
 from warpspeed.window.manifests import BatchManifest, BatchRun
 

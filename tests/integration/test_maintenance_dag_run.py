@@ -15,8 +15,7 @@ import pytest
 
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.stack import airflow_bin, airflow_env, ensure_airflow_db
-from warpspeed.ledger.tables import SCORES_TABLE, TABLES
-from warpspeed.maintenance.report import MAINTENANCE_RUNS_TABLE
+from warpspeed.ledger.tables import MAINTENANCE_RUNS_TABLE, SCORES_TABLE, TABLES
 from warpspeed.storage.documents import local_path
 
 pytestmark = pytest.mark.integration

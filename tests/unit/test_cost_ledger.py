@@ -9,8 +9,9 @@ import pytest
 from pyiceberg.schema import Schema
 
 from warpspeed.config.catalog import CatalogConfig
-from warpspeed.hooks.iceberg import IcebergLedgerHook, batch_record
+from warpspeed.hooks.iceberg import IcebergLedgerHook
 from warpspeed.intake.schema import ScoringRequest
+from warpspeed.ledger.records import batch_record
 from warpspeed.ledger.tables import BATCH_RUNS_SCHEMA, BATCH_RUNS_TABLE, ensure_tables
 from warpspeed.window.manifests import BatchManifest, BatchRun
 

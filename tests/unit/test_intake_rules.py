@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from warpspeed.intake.rules import (
     SQS_MAX_PAYLOAD,
     HeldMessage,
+    Owner,
+    carried_receipts,
     dead_letter_batches,
+    drop_owned,
+    owners_of,
     payload_size,
     sort_held,
 )
 from warpspeed.intake.schema import ScoringRequest
-from warpspeed.window.collected_ids import Owner
-from warpspeed.window.manifests import IntakeManifest
+from warpspeed.window.collected_ids import CollectedRecord
+from warpspeed.window.manifests import IntakeManifest, RejectedMessage
 
 
 def req(rid: str) -> ScoringRequest:
@@ -49,3 +55,31 @@ def test_sort_held_duplicates_adoption_and_retries() -> None:
     assert out.already_in_manifest == 1 and out.adopted == {"r-open": "w0"}
     assert {(d.message_id, d.window_id) for d in out.duplicates} == {("m2", "w2"), ("m3", "w2"), ("m4", "w1")}
     assert [h.message_id for h in out.rejected] == ["m6"]
+
+
+def _record(window: str, sealed: bool, *ids: str) -> CollectedRecord:
+    return CollectedRecord(window, datetime(2026, 11, 20, tzinfo=UTC), sealed, frozenset(ids))
+
+
+def test_owners_skip_this_window_and_a_sealed_owner_wins() -> None:
+    records = [_record("w0", False, "r1", "r2"), _record("w1", True, "r1"), _record("w2", False, "r2", "r3"),
+               _record("w3", True, "r9")]
+    owners = owners_of(records, "w3")
+    assert owners == {"r1": Owner("w1", True), "r2": Owner("w0", False), "r3": Owner("w2", False)}
+
+
+def test_a_rerun_drops_ids_a_sealed_window_took_and_keeps_adopted_ones() -> None:
+    earlier = IntakeManifest("w0").merged([req("r-taken"), req("r-open"), req("r-mine")], [],
+                                          sources={"r-taken": "m1", "r-open": "m2", "r-mine": "m3"})
+    kept = drop_owned(earlier, {"r-taken": Owner("w1", True), "r-open": Owner("w2", False)})
+    assert [r.request_id for r in kept.requests] == ["r-mine", "r-open"]
+    assert [(d.message_id, d.window_id) for d in kept.duplicates] == [("m1", "w1")]
+    assert "r-taken" not in kept.sources
+    assert drop_owned(earlier, {}) is earlier
+
+
+def test_carried_receipts_keep_refused_messages_the_dlq_never_got() -> None:
+    earlier = IntakeManifest("w").merged(
+        [], [RejectedMessage("m-unsent", ("bad",)), RejectedMessage("m-sent", ("bad",), dead_lettered=True)],
+    ).with_pending_receipts({"m-unsent": "h1", "m-sent": "h2", "m-again": "h3", "m-ok": "h4"})
+    assert carried_receipts(earlier, ["m-again"]) == {"m-sent": "h2", "m-ok": "h4"}

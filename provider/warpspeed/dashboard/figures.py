@@ -16,7 +16,6 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-MAINTENANCE_RUNS_TABLE = "warpspeed.maintenance_runs"
 _TABLE_KEYS = ("table", "table_name", "identifier", "table_identifier")
 _TIME_KEYS = ("finished_at", "ended_at", "recorded_at", "started_at", "run_at")
 
@@ -170,6 +169,8 @@ def summarize(
 
 def _latest_maintenance(rows: Sequence[Mapping[str, Any]] | None) -> tuple[list[dict[str, Any]], str | None]:
     """Return the latest maintenance run per table (any schema with a table and a time column)."""
+    from warpspeed.ledger.tables import MAINTENANCE_RUNS_TABLE
+
     if rows is None:
         return [], f"{MAINTENANCE_RUNS_TABLE} does not exist yet (no maintenance has run)"
     if not rows:
@@ -215,7 +216,7 @@ def queue_status() -> QueueStatus:
 def load_dashboard(days: int = 7, now: datetime | None = None) -> Dashboard:
     """Read the ledger tables and the queue; build the dashboard for the last ``days`` days."""
     from warpspeed.config.settings import load_settings
-    from warpspeed.ledger.tables import BATCH_RUNS_TABLE
+    from warpspeed.ledger.tables import BATCH_RUNS_TABLE, MAINTENANCE_RUNS_TABLE
 
     now = now or datetime.now(UTC)
     since = now - timedelta(days=days)

@@ -1,22 +1,28 @@
-"""Pure rules of the intake protocol: sort received messages, pack dead-letter batches.
+"""Pure rules of the intake protocol: validate, sort against other windows' ids, pack dead letters.
 
 Each received message is a new request, a duplicate (with the reason) or refused (with every
 reason); refused messages are packed into dead-letter batches that SQS accepts.
 
-No I/O here; :mod:`warpspeed.hooks.sqs` runs the protocol around these functions.
+Ids other windows collected (their :mod:`~warpspeed.window.collected_ids` records): an id a
+*sealed* record holds is a duplicate of that window, not scored again; an id an *unsealed*
+record holds belongs to a window whose collect never finished (so it never planned or scored),
+and this window adopts it. Should the unfinished window ever be rerun, it finds the id owned by
+a sealed window and drops it as a duplicate. A genuinely newer request for the same (tenant,
+model) carries a new request id, so it is no duplicate.
+
+No I/O here: :mod:`warpspeed.intake.service` runs the protocol around these functions, through
+the thin :class:`~warpspeed.hooks.sqs.SqsIntakeHook`.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from warpspeed.exceptions import WarpSpeedError
 from warpspeed.intake.schema import ScoringRequest, validate_message
-from warpspeed.window.collected_ids import Owner
+from warpspeed.window.collected_ids import CollectedRecord
 from warpspeed.window.manifests import DuplicateMessage, IntakeManifest, RejectedMessage
 
 SQS_BATCH = 10
@@ -40,6 +46,47 @@ class HeldMessage:
     body: str
     request: ScoringRequest | None = None
     reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Which other window's record holds a request id."""
+
+    window_id: str
+    sealed: bool
+
+
+def owners_of(records: Iterable[CollectedRecord], window_id: str) -> dict[str, Owner]:
+    """Return request id -> the other window whose record holds it (a sealed owner wins).
+
+    :param records: the retained records (:meth:`~warpspeed.window.collected_ids.CollectedIds.retained`).
+    """
+    out: dict[str, Owner] = {}
+    for record in records:
+        if record.window_id == window_id:
+            continue
+        for request_id in record.request_ids:
+            current = out.get(request_id)
+            if current is None or (record.sealed and not current.sealed):
+                out[request_id] = Owner(record.window_id, record.sealed)
+    return out
+
+
+def _collected_by(message_id: str, request_id: str, owner: Owner) -> DuplicateMessage:
+    return DuplicateMessage(message_id, request_id, owner.window_id,
+                            f"request id already collected by window {owner.window_id}")
+
+
+def drop_owned(earlier: IntakeManifest, owners: Mapping[str, Owner]) -> IntakeManifest:
+    """Return an earlier attempt's manifest with the ids a sealed other window took moved to duplicates.
+
+    A rerun of a window whose collect never finished: ids a later window took stay there.
+    """
+    return earlier.moved_to_duplicates(
+        _collected_by(earlier.sources.get(r.request_id, f"request:{r.request_id}"), r.request_id, owner)
+        for r in earlier.requests
+        if (owner := owners.get(r.request_id)) is not None and owner.sealed
+    )
 
 
 @dataclass
@@ -87,8 +134,7 @@ def sort_held(
             continue
         owner = owners.get(rid)
         if owner is not None and owner.sealed:
-            out.duplicates.append(DuplicateMessage(
-                h.message_id, rid, owner.window_id, f"request id already collected by window {owner.window_id}"))
+            out.duplicates.append(_collected_by(h.message_id, rid, owner))
             continue
         if owner is not None:
             out.adopted[rid] = owner.window_id
@@ -121,6 +167,17 @@ def check_message(message: Mapping[str, Any], models: Mapping[str, frozenset[str
 def rejected_records(rejected: Iterable[HeldMessage]) -> list[RejectedMessage]:
     """Return the manifest records of refused messages (bounded body excerpts)."""
     return [RejectedMessage(h.message_id, h.reasons, h.body[:BODY_EXCERPT_CHARS]) for h in rejected]
+
+
+def carried_receipts(earlier: IntakeManifest, received_now: Iterable[str]) -> dict[str, str]:
+    """Return the earlier attempt's receipts this attempt must delete (message id -> handle).
+
+    Not those of messages received again (their new receipt is held), and not those of refused
+    messages the DLQ never got: deleting them would lose them. They reappear after the
+    visibility timeout and are refused, with their reasons, by whichever collect receives them.
+    """
+    skip = {r.message_id for r in earlier.rejected if not r.dead_lettered} | set(received_now)
+    return {m: r for m, r in earlier.pending_receipts.items() if m not in skip}
 
 
 def _attributes(h: HeldMessage, window_id: str) -> dict[str, dict[str, str]]:
@@ -198,18 +255,3 @@ def manifest_safe(request: ScoringRequest) -> str | None:
         return f"cannot be written to the intake manifest: {type(err).__name__}: {str(err)[:200]}"
     return None
 
-
-class Heartbeat:
-    """The visibility heartbeat's stop flag and the error that stopped it, if any."""
-
-    def __init__(self) -> None:
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-
-    def check(self) -> None:
-        """Raise if the heartbeat could not keep the held messages hidden."""
-        if self.error is not None:
-            raise WarpSpeedError(
-                f"could not extend the visibility of held messages ({self.error!r}); nothing was "
-                "deleted after that, a retry collects them again"
-            ) from self.error

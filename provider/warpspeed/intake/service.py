@@ -1,23 +1,28 @@
 """Collect a window's requests from SQS into an intake manifest, exactly once per request id.
 
-The service drives the protocol below through :class:`~warpspeed.hooks.sqs.SqsIntakeHook`
-(thin SQS calls) and the pure rules of :mod:`warpspeed.intake.rules`.
+:meth:`IntakeService.collect_window` runs the protocol below top to bottom, through the thin
+SQS calls of :class:`~warpspeed.hooks.sqs.SqsIntakeHook`, the pure rules of
+:mod:`warpspeed.intake.rules`, the visibility heartbeat of :mod:`warpspeed.intake.heartbeat`
+and two documents: the window's intake manifest (:mod:`warpspeed.window.manifests`) and the
+collected-id records of every window (:mod:`warpspeed.window.collected_ids`).
 
 The protocol, in order, so that no crash loses or doubles a request:
 
 0. Check the queue: the app's poison limit must be below its redrive ``maxReceiveCount`` (so
-   every dead-lettered message carries reasons); read its retention for the id record.
+   every dead-lettered message carries reasons); read its retention for the id records.
 1. Read the window's existing intake manifest, if an earlier attempt wrote one, and the
-   collected-id records of other windows (:mod:`warpspeed.window.collected_ids`).
+   collected-id records of other windows; ids a sealed other window took since leave the
+   earlier manifest as duplicates.
 2. Receive with long polling from a few parallel receivers, holding each message invisible
    for a timeout that covers the work (a heartbeat extends it; if it cannot, the collect fails
    before deleting anything); validate each. A message that cannot be processed for any reason
    is refused with that reason; it never stops its neighbours.
-3. Sort (:func:`warpspeed.intake.rules.sort_held`): new requests, duplicates (same id twice
+3. Sort (:func:`~warpspeed.intake.rules.sort_held`): new requests, duplicates (same id twice
    in the window, or an id another window owns) with their reasons, refused messages.
 4. Write the merged manifest atomically, with the receipt handles still to delete (this
    attempt's and any an earlier attempt left).
-5. Record the window's request ids (unsealed) in the collected-id record.
+5. Record the window's request ids, unsealed: written before any delete, so a message deleted
+   from the queue is always in a record. A retry rewrites only its own record, with its own ids.
 6. Send refused messages to the dead-letter queue with their reasons (batches within the SQS
    count and size limits), then mark them in the manifest as dead-lettered.
 7. Only now delete: the earlier attempt's receipts (tolerantly: they may be stale), then every
@@ -31,23 +36,25 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from warpspeed.exceptions import WarpSpeedError
+from warpspeed.intake.heartbeat import kept_hidden
 from warpspeed.intake.rules import (
-    Heartbeat,
     HeldMessage,
+    carried_receipts,
     check_message,
+    drop_owned,
+    owners_of,
     rejected_records,
     sort_held,
 )
 from warpspeed.intake.schema import DEFAULT_MAX_RECEIVES
 from warpspeed.storage.documents import Storage
-from warpspeed.window.collected_ids import CollectedIds, owned_elsewhere
+from warpspeed.window.collected_ids import CollectedIds
 from warpspeed.window.manifests import IntakeManifest
 
 if TYPE_CHECKING:
@@ -115,6 +122,9 @@ class _Drain:
     lock: threading.Lock = field(default_factory=threading.Lock)
     received: int = 0
 
+    def snapshot(self) -> list[HeldMessage]:
+        with self.lock:
+            return list(self.held.values())
 
 
 class IntakeService:
@@ -154,24 +164,26 @@ class IntakeService:
         models = {w: frozenset(m) for w, m in allowed_models.items()}
         started = time.monotonic()
         report = IntakeReport(manifest_uri=manifest_uri)
+        # 0. the queue's poison limit and retention
         retention = self.hook.queue_limits(queue_url, options.max_receives)
-        collected = CollectedIds(storage, storage_prefix, retention) if storage_prefix else None
-        records = collected.records() if collected else []
-        owners = collected.owners(window_id, records) if collected else {}
-
-        earlier = (
+        # 1. the earlier attempt's manifest, less the ids a sealed other window took since
+        ids = CollectedIds(storage, storage_prefix, retention) if storage_prefix else None
+        records = ids.records() if ids else []
+        owners = owners_of(ids.retained(records), window_id) if ids else {}
+        earlier = drop_owned(
             IntakeManifest.from_json(storage.read_text(manifest_uri))
             if storage.exists(manifest_uri)
-            else IntakeManifest(window_id=window_id)
+            else IntakeManifest(window_id=window_id),
+            owners,
         )
-        # a rerun of a window whose collect never finished: ids a later window took stay there
-        earlier = earlier.without_requests(owned_elsewhere((r.request_id for r in earlier.requests), owners))
         drain = _Drain()
-        with self._kept_hidden(queue_url, drain, options) as beat:
+        with kept_hidden(self.hook, queue_url, drain.snapshot, options.visibility_timeout) as beat:
+            # 2. receive and validate, holding every message hidden
             self._drain(queue_url, options, models, started, drain)
             checkpoint("received")
             beat.check()
-            held = list(drain.held.values())
+            held = drain.snapshot()
+            # 3. sort into new requests, duplicates and refused messages
             sorted_ = sort_held(held, earlier, owners)
             report.received = drain.received
             report.valid = sum(1 for h in held if h.request is not None)
@@ -181,19 +193,20 @@ class IntakeService:
             report.adopted = len(sorted_.adopted)
             for rid, other in sorted_.adopted.items():
                 self.log.warning("request %s adopted from window %s, whose collect never finished", rid, other)
-
-            carried = _carried_receipts(earlier, {h.message_id for h in held})
+            # 4. the merged manifest, with every receipt still to delete
+            carried = carried_receipts(earlier, (h.message_id for h in held))
             manifest = earlier.merged(
                 sorted_.requests, rejected_records(sorted_.rejected), sorted_.duplicates, sorted_.sources
             ).with_pending_receipts(carried | {h.message_id: h.receipt_handle for h in held})
             storage.write_text(manifest_uri, manifest.to_json())
             report.requests_in_manifest = len(manifest.requests)
             checkpoint("manifest_written")
+            # 5. this window's ids, unsealed, before any delete
             request_ids = [r.request_id for r in manifest.requests]
-            if collected:
-                collected.record(window_id, request_ids, sealed=False)
+            if ids:
+                ids.record(window_id, request_ids, sealed=False)
             checkpoint("ids_recorded")
-
+            # 6. refused messages to the dead-letter queue, then marked as sent
             already_sent = manifest.dead_lettered_ids()
             to_send = [h for h in sorted_.rejected if h.message_id not in already_sent]
             if to_send:
@@ -203,6 +216,7 @@ class IntakeService:
                 storage.write_text(manifest_uri, manifest.to_json())
             checkpoint("dead_letters_recorded")
             beat.check()
+            # 7. only now delete: the earlier attempt's receipts, then every held message
             if carried:
                 report.deleted = self.hook.delete(queue_url, list(carried.values()), strict=False)
             receipts = [h.receipt_handle for h in held]
@@ -211,12 +225,13 @@ class IntakeService:
             checkpoint("deleting")
             report.deleted += self.hook.delete(queue_url, receipts[half:])
         checkpoint("deleted")
+        # 8. nothing left to delete: clear the receipts, seal the ids, prune old records
         storage.write_text(manifest_uri, manifest.with_pending_receipts({}).to_json())
-        if collected:
-            collected.record(window_id, request_ids, sealed=True)
-            pruned = collected.prune(records)
+        if ids:
+            ids.record(window_id, request_ids, sealed=True)
+            pruned = ids.prune(records)
             if pruned:
-                self.log.info("pruned %d collected-id records older than %s", len(pruned), collected.retention)
+                self.log.info("pruned %d collected-id records older than %s", len(pruned), ids.retention)
         report.seconds = time.monotonic() - started
         self.log.info(
             "Window %s: received %d, valid %d (%d already in manifest, %d duplicates), invalid %d -> DLQ %d, "
@@ -226,36 +241,6 @@ class IntakeService:
         )
         return report
 
-    @contextmanager
-    def _kept_hidden(self, queue_url: str, drain: _Drain, options: IntakeOptions) -> Iterator[Heartbeat]:
-        """Extend the visibility of every held message at half-time until the block ends.
-
-        A failing extension is logged and stops the heartbeat; the collect then fails at its
-        next check, before it deletes anything, rather than delete with stale receipts.
-        """
-        beat = Heartbeat()
-
-        def heartbeat() -> None:
-            while not beat.stop.wait(options.visibility_timeout / 2):
-                with drain.lock:
-                    held = list(drain.held.values())
-                try:
-                    self.hook.extend_visibility(queue_url, held, options.visibility_timeout)
-                except Exception as err:
-                    self.log.exception("could not keep %d held messages hidden; this collect will fail", len(held))
-                    beat.error = err
-                    return
-                self.log.info("kept %d held messages hidden for another %d s", len(held),
-                              options.visibility_timeout)
-
-        thread = threading.Thread(target=heartbeat, name="sqs-visibility", daemon=True)
-        thread.start()
-        try:
-            yield beat
-        finally:
-            beat.stop.set()
-            thread.join()
-
     def _drain(
         self,
         queue_url: str,
@@ -264,6 +249,7 @@ class IntakeService:
         started: float,
         drain: _Drain,
     ) -> None:
+        """Receive and validate (step 2) until the queue reports itself empty or the window is full."""
         last_log = [started]
 
         def room() -> bool:
@@ -300,16 +286,4 @@ class IntakeService:
                     future.result()
             if not room() or self.hook.approximate_depth(queue_url) == 0:
                 break
-
-
-
-def _carried_receipts(earlier: IntakeManifest, received_now: set[str]) -> dict[str, str]:
-    """Return the earlier attempt's receipts this attempt must delete.
-
-    Not those of messages received again (their new receipt is held), and not those of refused
-    messages the DLQ never got: deleting them would lose them. They reappear after the
-    visibility timeout and are refused, with their reasons, by whichever collect receives them.
-    """
-    unsent = {r.message_id for r in earlier.rejected if not r.dead_lettered}
-    return {m: r for m, r in earlier.pending_receipts.items() if m not in unsent and m not in received_now}
 

@@ -1,4 +1,9 @@
-"""The Iceberg tables Warp Speed owns: schemas, partitioning and creation (pyiceberg)."""
+"""Every Iceberg table Warp Speed owns: its name, schema, partitioning and creation (pyiceberg).
+
+The scoring tables (features, scores), the batch ledger (``warpspeed.batch_runs``, rows built
+by :mod:`warpspeed.ledger.records`) and the maintenance ledger (``warpspeed.maintenance_runs``,
+rows built by :mod:`warpspeed.maintenance.report`).
+"""
 
 from __future__ import annotations
 
@@ -30,12 +35,18 @@ if TYPE_CHECKING:
 FEATURES_TABLE = "features.account_features"
 SCORES_TABLE = "scores.account_scores"
 BATCH_RUNS_TABLE = "warpspeed.batch_runs"
+MAINTENANCE_RUNS_TABLE = "warpspeed.maintenance_runs"
 
 FEATURE_COLUMNS = ("engagement_7d", "engagement_30d", "intent_score", "employee_count", "annual_revenue")
 
 
-def _fields(*columns: tuple[str, object]) -> list[NestedField]:
-    return [NestedField(i, name, typ, required=False) for i, (name, typ) in enumerate(columns, start=1)]  # type: ignore[arg-type]
+def _fields(*columns: tuple[str, object], start: int = 1) -> list[NestedField]:
+    """Return optional columns numbered from ``start`` in order."""
+    return [NestedField(i, name, typ, required=False) for i, (name, typ) in enumerate(columns, start=start)]  # type: ignore[arg-type]
+
+
+def _list(element_id: int, element: object) -> ListType:
+    return ListType(element_id, element, element_required=False)  # type: ignore[arg-type]
 
 
 def _identity(schema: Schema, *names: str) -> PartitionSpec:
@@ -78,45 +89,75 @@ SCORES_SCHEMA = Schema(
     )
 )
 BATCH_RUNS_SCHEMA = Schema(
-    NestedField(1, "window_id", StringType(), required=False),
-    NestedField(2, "window_start", TimestamptzType(), required=False),
-    NestedField(3, "batch_id", StringType(), required=False),
-    NestedField(4, "workload", StringType(), required=False),
-    NestedField(5, "status", StringType(), required=False),
-    NestedField(6, "tenants", ListType(100, StringType(), element_required=False), required=False),
-    NestedField(7, "requests", IntegerType(), required=False),
-    NestedField(8, "failed_requests", IntegerType(), required=False),
-    NestedField(9, "rows", LongType(), required=False),
-    NestedField(10, "backend", StringType(), required=False),
-    NestedField(11, "cluster_id", StringType(), required=False),
-    NestedField(12, "started_at", TimestamptzType(), required=False),
-    NestedField(13, "finished_at", TimestamptzType(), required=False),
-    NestedField(14, "run_seconds", DoubleType(), required=False),
-    NestedField(15, "spark_seconds", DoubleType(), required=False),
-    NestedField(16, "features_snapshot_id", LongType(), required=False),
-    NestedField(17, "scores_snapshot_id", LongType(), required=False),
-    NestedField(18, "recorded_at", TimestamptzType(), required=False),
-    # cost columns (issue 9); appended, so older ledgers evolve in place (see ensure_tables)
-    NestedField(19, "cluster_created", BooleanType(), required=False),
-    NestedField(20, "instance_hours_on_demand", DoubleType(), required=False),
-    NestedField(21, "instance_hours_spot", DoubleType(), required=False),
-    NestedField(22, "usage", ListType(101, StructType(
-        NestedField(102, "instance_type", StringType(), required=False),
-        NestedField(103, "market", StringType(), required=False),
-        NestedField(104, "instance_hours", DoubleType(), required=False),
-    ), element_required=False), required=False),
-    NestedField(23, "cost_ec2_usd", DoubleType(), required=False),
-    NestedField(24, "cost_emr_fee_usd", DoubleType(), required=False),
-    NestedField(25, "cost_s3_usd", DoubleType(), required=False),
-    NestedField(26, "cost_total_usd", DoubleType(), required=False),
-    NestedField(27, "cost_basis", StringType(), required=False),
-    NestedField(28, "price_table", StringType(), required=False),
-    NestedField(29, "tenant_costs", ListType(105, StructType(
-        NestedField(106, "tenant_id", StringType(), required=False),
-        NestedField(107, "rows", LongType(), required=False),
-        NestedField(108, "requests", IntegerType(), required=False),
-        NestedField(109, "cost_usd", DoubleType(), required=False),
-    ), element_required=False), required=False),
+    *_fields(
+        ("window_id", StringType()),
+        ("window_start", TimestamptzType()),
+        ("batch_id", StringType()),
+        ("workload", StringType()),
+        ("status", StringType()),
+        ("tenants", _list(100, StringType())),
+        ("requests", IntegerType()),
+        ("failed_requests", IntegerType()),
+        ("rows", LongType()),
+        ("backend", StringType()),
+        ("cluster_id", StringType()),
+        ("started_at", TimestamptzType()),
+        ("finished_at", TimestamptzType()),
+        ("run_seconds", DoubleType()),
+        ("spark_seconds", DoubleType()),
+        ("features_snapshot_id", LongType()),
+        ("scores_snapshot_id", LongType()),
+        ("recorded_at", TimestamptzType()),
+        # cost columns (issue 9); appended, so older ledgers evolve in place (see ensure_tables)
+        ("cluster_created", BooleanType()),
+        ("instance_hours_on_demand", DoubleType()),
+        ("instance_hours_spot", DoubleType()),
+        ("usage", _list(101, StructType(*_fields(
+            ("instance_type", StringType()), ("market", StringType()), ("instance_hours", DoubleType()), start=102,
+        )))),
+        ("cost_ec2_usd", DoubleType()),
+        ("cost_emr_fee_usd", DoubleType()),
+        ("cost_s3_usd", DoubleType()),
+        ("cost_total_usd", DoubleType()),
+        ("cost_basis", StringType()),
+        ("price_table", StringType()),
+        ("tenant_costs", _list(105, StructType(*_fields(
+            ("tenant_id", StringType()), ("rows", LongType()), ("requests", IntegerType()), ("cost_usd", DoubleType()),
+            start=106,
+        )))),
+    )
+)
+
+#: A table's health figures, measured before and after each maintenance run (``<name>_before``,
+#: ``<name>_after`` columns of ``warpspeed.maintenance_runs``; :class:`~warpspeed.maintenance.report.TableStats`).
+MAINTENANCE_STAT_COLUMNS: tuple[tuple[str, object], ...] = (
+    ("data_files", LongType()),
+    ("mean_file_bytes", DoubleType()),
+    ("snapshots", IntegerType()),
+    ("manifests", IntegerType()),
+    ("metadata_bytes", LongType()),
+    ("plan_seconds", DoubleType()),
+    ("records", LongType()),
+)
+MAINTENANCE_RUNS_SCHEMA = Schema(
+    *_fields(
+        ("run_id", StringType()),
+        ("table_name", StringType()),
+        ("trigger", StringType()),
+        ("status", StringType()),
+        ("actions", _list(100, StringType())),
+        ("reasons", StringType()),
+        ("backend", StringType()),
+        ("cluster_id", StringType()),
+        ("started_at", TimestamptzType()),
+        ("finished_at", TimestamptzType()),
+        ("spark_seconds", DoubleType()),
+        *((f"{name}_{side}", typ) for name, typ in MAINTENANCE_STAT_COLUMNS for side in ("before", "after")),
+        ("orphans_removed", LongType()),
+        ("snapshot_id_after", LongType()),
+        ("result", StringType()),
+        ("recorded_at", TimestamptzType()),
+    )
 )
 
 TABLES: tuple[TableDef, ...] = (
@@ -126,6 +167,11 @@ TABLES: tuple[TableDef, ...] = (
              "Latest score per (tenant, model, account); a batch overwrites its slices.", SCORES_TABLE_PROPERTIES),
     TableDef(BATCH_RUNS_TABLE, BATCH_RUNS_SCHEMA, PartitionSpec(),
              "Batch ledger: one row per scored batch."),
+)
+"""The tables :func:`ensure_tables` creates for scoring (the maintenance ledger has its own)."""
+MAINTENANCE_RUNS = TableDef(
+    MAINTENANCE_RUNS_TABLE, MAINTENANCE_RUNS_SCHEMA, PartitionSpec(),
+    "Iceberg maintenance ledger: one row per (maintenance run, table) with before/after figures.",
 )
 
 
@@ -138,6 +184,15 @@ def evolve_schema(table: Table, schema: Schema) -> list[str]:
     return missing
 
 
+def _create(catalog: Catalog, table: TableDef) -> None:
+    catalog.create_table(
+        table.identifier,
+        schema=table.schema,
+        partition_spec=table.partition_spec,
+        properties={"comment": table.description, **table.properties},
+    )
+
+
 def ensure_tables(catalog: Catalog) -> list[str]:
     """Create missing namespaces and tables, add new columns to old ones; return those created."""
     created = []
@@ -148,13 +203,17 @@ def ensure_tables(catalog: Catalog) -> list[str]:
             catalog.create_namespace_if_not_exists(namespace)
             existing_namespaces.add(namespace)
         if not catalog.table_exists(table.identifier):
-            catalog.create_table(
-                table.identifier,
-                schema=table.schema,
-                partition_spec=table.partition_spec,
-                properties={"comment": table.description, **table.properties},
-            )
+            _create(catalog, table)
             created.append(table.identifier)
         else:
             evolve_schema(catalog.load_table(table.identifier), table.schema)
     return created
+
+
+def ensure_maintenance_runs_table(catalog: Catalog) -> bool:
+    """Create ``warpspeed.maintenance_runs`` (and its namespace) if missing; tell whether it was created."""
+    catalog.create_namespace_if_not_exists(MAINTENANCE_RUNS_TABLE.split(".", maxsplit=1)[0])
+    if catalog.table_exists(MAINTENANCE_RUNS_TABLE):
+        return False
+    _create(catalog, MAINTENANCE_RUNS)
+    return True

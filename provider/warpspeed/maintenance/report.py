@@ -1,9 +1,9 @@
-"""Before/after figures of a maintenance run and the ``warpspeed.maintenance_runs`` table.
+"""Before/after figures of a maintenance run and its row in ``warpspeed.maintenance_runs``.
 
 :func:`table_stats` measures a table with pyiceberg (data files, mean file size, snapshots,
 manifests, metadata bytes and the time to plan a full scan); :class:`MaintenanceRunRecord` is
-one row of ``warpspeed.maintenance_runs``, whose :class:`~warpspeed.ledger.tables.TableDef` lives here
-(this module owns that table; :mod:`warpspeed.ledger.tables` owns the scoring tables).
+one row of ``warpspeed.maintenance_runs``, whose name and schema live with every other Warp Speed
+table in :mod:`warpspeed.ledger.tables`.
 """
 
 from __future__ import annotations
@@ -13,25 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pyiceberg.partitioning import PartitionSpec
-from pyiceberg.schema import Schema
-from pyiceberg.types import (
-    DoubleType,
-    IntegerType,
-    ListType,
-    LongType,
-    NestedField,
-    StringType,
-    TimestamptzType,
-)
-
-from warpspeed.ledger.tables import TableDef
+from warpspeed.ledger.tables import MAINTENANCE_STAT_COLUMNS
 
 if TYPE_CHECKING:
-    from pyiceberg.catalog import Catalog
     from pyiceberg.table import Table
-
-MAINTENANCE_RUNS_TABLE = "warpspeed.maintenance_runs"
 
 STAT_FIELDS = ("data_files", "mean_file_bytes", "snapshots", "manifests", "metadata_bytes", "plan_seconds")
 
@@ -107,43 +92,6 @@ def format_report(table: str, before: TableStats, after: TableStats) -> str:
     return "\n".join(lines)
 
 
-MAINTENANCE_RUNS_SCHEMA = Schema(
-    NestedField(1, "run_id", StringType(), required=False),
-    NestedField(2, "table_name", StringType(), required=False),
-    NestedField(3, "trigger", StringType(), required=False),
-    NestedField(4, "status", StringType(), required=False),
-    NestedField(5, "actions", ListType(100, StringType(), element_required=False), required=False),
-    NestedField(6, "reasons", StringType(), required=False),
-    NestedField(7, "backend", StringType(), required=False),
-    NestedField(8, "cluster_id", StringType(), required=False),
-    NestedField(9, "started_at", TimestamptzType(), required=False),
-    NestedField(10, "finished_at", TimestamptzType(), required=False),
-    NestedField(11, "spark_seconds", DoubleType(), required=False),
-    NestedField(12, "data_files_before", LongType(), required=False),
-    NestedField(13, "data_files_after", LongType(), required=False),
-    NestedField(14, "mean_file_bytes_before", DoubleType(), required=False),
-    NestedField(15, "mean_file_bytes_after", DoubleType(), required=False),
-    NestedField(16, "snapshots_before", IntegerType(), required=False),
-    NestedField(17, "snapshots_after", IntegerType(), required=False),
-    NestedField(18, "manifests_before", IntegerType(), required=False),
-    NestedField(19, "manifests_after", IntegerType(), required=False),
-    NestedField(20, "metadata_bytes_before", LongType(), required=False),
-    NestedField(21, "metadata_bytes_after", LongType(), required=False),
-    NestedField(22, "plan_seconds_before", DoubleType(), required=False),
-    NestedField(23, "plan_seconds_after", DoubleType(), required=False),
-    NestedField(24, "records_before", LongType(), required=False),
-    NestedField(25, "records_after", LongType(), required=False),
-    NestedField(26, "orphans_removed", LongType(), required=False),
-    NestedField(27, "snapshot_id_after", LongType(), required=False),
-    NestedField(28, "result", StringType(), required=False),
-    NestedField(29, "recorded_at", TimestamptzType(), required=False),
-)
-MAINTENANCE_RUNS = TableDef(
-    MAINTENANCE_RUNS_TABLE, MAINTENANCE_RUNS_SCHEMA, PartitionSpec(),
-    "Iceberg maintenance ledger: one row per (maintenance run, table) with before/after figures.",
-)
-
-
 @dataclass(frozen=True)
 class MaintenanceRunRecord:
     """One row of ``warpspeed.maintenance_runs``."""
@@ -176,26 +124,6 @@ class MaintenanceRunRecord:
             )
         }
         for side, stats in (("before", self.before), ("after", self.after)):
-            row[f"data_files_{side}"] = stats.data_files
-            row[f"mean_file_bytes_{side}"] = stats.mean_file_bytes
-            row[f"snapshots_{side}"] = stats.snapshots
-            row[f"manifests_{side}"] = stats.manifests
-            row[f"metadata_bytes_{side}"] = stats.metadata_bytes
-            row[f"plan_seconds_{side}"] = stats.plan_seconds
-            row[f"records_{side}"] = stats.records
+            for name, _type in MAINTENANCE_STAT_COLUMNS:
+                row[f"{name}_{side}"] = getattr(stats, name)
         return row
-
-
-def ensure_maintenance_runs_table(catalog: Catalog) -> bool:
-    """Create ``warpspeed.maintenance_runs`` (and its namespace) if missing; tell whether it was created."""
-    namespace = MAINTENANCE_RUNS_TABLE.split(".", maxsplit=1)[0]
-    catalog.create_namespace_if_not_exists(namespace)
-    if catalog.table_exists(MAINTENANCE_RUNS_TABLE):
-        return False
-    catalog.create_table(
-        MAINTENANCE_RUNS_TABLE,
-        schema=MAINTENANCE_RUNS.schema,
-        partition_spec=MAINTENANCE_RUNS.partition_spec,
-        properties={"comment": MAINTENANCE_RUNS.description, "format-version": "2"},
-    )
-    return True

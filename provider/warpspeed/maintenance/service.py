@@ -30,6 +30,7 @@ from warpspeed.compute.factory import compute_backend_for
 from warpspeed.config.maintenance_policy import MaintenancePolicy
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.exceptions import ComputeError
+from warpspeed.ledger.tables import MAINTENANCE_RUNS_TABLE, ensure_maintenance_runs_table
 from warpspeed.maintenance.plan import (
     MaintenanceHistory,
     TablePlan,
@@ -37,14 +38,7 @@ from warpspeed.maintenance.plan import (
     plan_table,
     read_table_state,
 )
-from warpspeed.maintenance.report import (
-    MAINTENANCE_RUNS_TABLE,
-    MaintenanceRunRecord,
-    TableStats,
-    ensure_maintenance_runs_table,
-    format_report,
-    table_stats,
-)
+from warpspeed.maintenance.report import MaintenanceRunRecord, TableStats, format_report, table_stats
 from warpspeed.storage.documents import Storage, join_uri, run_key, storage_for
 
 MAINTENANCE_SCRIPT = "iceberg_maintenance.py"

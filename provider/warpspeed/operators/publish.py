@@ -10,7 +10,8 @@ from typing import Any
 from airflow.sdk import Context
 
 from warpspeed.exceptions import WarpSpeedError
-from warpspeed.hooks.iceberg import IcebergLedgerHook, batch_record
+from warpspeed.hooks.iceberg import IcebergLedgerHook
+from warpspeed.ledger.records import batch_record
 from warpspeed.operators._base import WarpSpeedOperator
 from warpspeed.window.manifests import PLAN_SCHEMA, BatchManifest, BatchRun, WindowLayout, load_document
 

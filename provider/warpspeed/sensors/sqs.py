@@ -19,7 +19,8 @@ class ScoringWindowSensor(BaseSensorOperator, WarpSpeedSettingsMixin):
     Deferrable by default, whatever ``[operators] default_deferrable`` says (stock Airflow's is
     false, which would hold a worker slot for the whole window): the wait happens in the
     triggerer. Pass ``deferrable=False`` to poke from a worker instead. Settings left as None
-    come from the ``[warpspeed]`` config section.
+    come from the ``[warpspeed]`` config section. Poking applies the trigger's close rule
+    (:mod:`warpspeed.window.close`): a failed depth check is logged and looked at again.
 
     :param queue_url: request queue; None means ``[warpspeed] queue_url``.
     :param size_limit: queue depth that closes the window early.
@@ -61,23 +62,21 @@ class ScoringWindowSensor(BaseSensorOperator, WarpSpeedSettingsMixin):
             self.aws_conn_id or s.aws_conn_id,
         )
 
-    def _window_end(self, context: Context, minutes: int) -> datetime:
-        return window_from_context(context, minutes).end
+    def _trigger(self, context: Context) -> ScoringWindowTrigger:
+        queue_url, size_limit, minutes, conn_id = self._resolved()
+        return ScoringWindowTrigger(
+            window_end=window_from_context(context, minutes).end.isoformat(),
+            queue_url=queue_url,
+            size_limit=size_limit,
+            aws_conn_id=conn_id,
+            poll_interval=self.poll_interval,
+        )
 
     def poke(self, context: Context) -> bool:
-        """Return True once the window has closed."""
-        queue_url, size_limit, minutes, conn_id = self._resolved()
-        end = self._window_end(context, minutes)
-        if datetime.now(UTC) >= end:
-            self.log.info("Window closed by time (%s)", end.isoformat())
-            return True
-        if queue_url:
-            from warpspeed.hooks.sqs import SqsIntakeHook
-
-            depth = SqsIntakeHook(aws_conn_id=conn_id).approximate_depth(queue_url)
-            self.log.info("Queue depth %d of %d; window ends %s", depth, size_limit, end.isoformat())
-            return depth >= size_limit
-        return False
+        """Return True once the window has closed (the trigger's rule; a failed depth check waits)."""
+        check = self._trigger(context).check(datetime.now(UTC))
+        check.log_to(self.log)
+        return check.closed
 
     def execute(self, context: Context) -> Any:
         """Close at once if the window is over, else defer (or poke) until it is."""
@@ -85,18 +84,10 @@ class ScoringWindowSensor(BaseSensorOperator, WarpSpeedSettingsMixin):
             return super().execute(context)
         if self.poke(context):
             return None
-        queue_url, size_limit, minutes, conn_id = self._resolved()
-        end = self._window_end(context, minutes)
         self.defer(
-            trigger=ScoringWindowTrigger(
-                window_end=end.isoformat(),
-                queue_url=queue_url,
-                size_limit=size_limit,
-                aws_conn_id=conn_id,
-                poll_interval=self.poll_interval,
-            ),
+            trigger=self._trigger(context),
             method_name="execute_complete",
-            timeout=timedelta(minutes=minutes) + timedelta(hours=1),
+            timeout=timedelta(minutes=self._resolved()[2]) + timedelta(hours=1),
         )
         return None
 

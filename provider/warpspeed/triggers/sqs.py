@@ -10,12 +10,14 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from warpspeed.hooks.sqs import SqsIntakeHook
+from warpspeed.window.close import CloseCheck, check_close
 
 
 class ScoringWindowTrigger(BaseTrigger):
     """Fire when ``window_end`` has passed or the queue holds ``size_limit`` messages.
 
-    Runs in the triggerer, so the waiting sensor holds no worker slot.
+    Runs in the triggerer, so the waiting sensor holds no worker slot. The rule, a failed depth
+    check included, is :mod:`warpspeed.window.close`; the sensor applies it through :meth:`check`.
 
     :param window_end: ISO-8601 end of the window (aware).
     :param queue_url: queue whose approximate depth can close the window early; None for
@@ -58,6 +60,11 @@ class ScoringWindowTrigger(BaseTrigger):
         assert self.queue_url is not None
         return SqsIntakeHook(aws_conn_id=self.aws_conn_id).approximate_depth(self.queue_url)
 
+    def check(self, now: datetime) -> CloseCheck:
+        """Look at the window once: its end, then (while open) the queue depth; never raise."""
+        end = datetime.fromisoformat(self.window_end)
+        return check_close(now, end, self.size_limit, self._depth if self.queue_url else None)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the window closes, then yield one event saying why."""
         from asgiref.sync import sync_to_async
@@ -65,19 +72,10 @@ class ScoringWindowTrigger(BaseTrigger):
         end = datetime.fromisoformat(self.window_end)
         while True:
             now = datetime.now(UTC)
-            if now >= end:
-                yield TriggerEvent({"status": "closed", "reason": "time", "depth": None,
+            check = await sync_to_async(self.check)(now)
+            check.log_to(self.log)
+            if check.closed:
+                yield TriggerEvent({"status": "closed", "reason": check.reason, "depth": check.depth,
                                     "closed_at": now.isoformat()})
                 return
-            if self.queue_url:
-                try:
-                    depth = await sync_to_async(self._depth)()
-                except Exception as err:  # a flaky queue must not keep the window open forever
-                    self.log.warning("Queue depth check failed (%s); the window still closes at %s", err, end)
-                else:
-                    self.log.info("Queue depth %d of %d; window closes at %s", depth, self.size_limit, end)
-                    if depth >= self.size_limit:
-                        yield TriggerEvent({"status": "closed", "reason": "size", "depth": depth,
-                                            "closed_at": now.isoformat()})
-                        return
             await asyncio.sleep(max(0.0, min(self.poll_interval, (end - now).total_seconds())))

@@ -1,39 +1,24 @@
-"""The durable record of collected request ids that makes intake exactly once across windows.
+"""The collected-id records: which request ids each window's intake manifest owns.
 
-SQS standard queues deliver at least once, and producers re-send. Within a window the intake
-manifest is unique by request id; across windows this record is what a collect consults. Layout
-under the storage prefix, one small document per window::
+One small document per window under the storage prefix::
 
-    intake/collected/<window_id>.json   -> the request ids that window's intake manifest owns
+    intake/collected/<window_id>.json   -> {window_id, recorded_at, sealed, request_ids}
 
-Rules (each one is relied on by :meth:`warpspeed.intake.service.IntakeService.collect_window`
-and proven by ``tests/integration/test_sqs_intake_exactly_once.py``):
+``sealed`` is false while the window's collect is still deleting its messages and true once
+every delete is done. A record is kept for the queue's message retention period
+(``MessageRetentionPeriod``, at most 14 days on SQS) plus one day after it was last written: no
+copy of a message can be delivered later than that. What a collect does with another window's
+ids (duplicate or adopt) is :mod:`warpspeed.intake.rules`; when it writes its own record is
+:mod:`warpspeed.intake.service`.
 
-* **Written before any delete.** A collect writes its window's record (``sealed: false``) after
-  its intake manifest and before it deletes a single message, then rewrites it ``sealed: true``
-  once every delete is done. A message deleted from the queue is therefore always in the record.
-* **Idempotent on retry.** A window rewrites only its own document, with the ids of its own
-  manifest; a retry re-recording its ids is not a duplicate of anything.
-* **Owned ids.** An id in a *sealed* record of another window is a duplicate: the collect
-  deletes the message and records it in its manifest as a duplicate; it is not scored again.
-  An id in an *unsealed* record of another window belongs to a window whose collect never
-  finished (so it never planned or scored): the later window adopts it. Should the unfinished
-  window ever be rerun, it finds the id owned by a sealed window and drops it as a duplicate.
-* **Retention.** A record is kept for the queue's message retention period plus one day
-  (``MessageRetentionPeriod``, at most 14 days on SQS) after it was last written: no copy of
-  a message can be delivered later than that. Older records are pruned by each collect.
-* **Cost.** One GET per retained window per collect (run in parallel) and one or two PUTs of
-  the window's own ids: a few thousand ids per window cost a few kilobytes.
-
-A genuinely newer request for the same (tenant, model) carries a new request id, so it is not a
-duplicate: it is collected and scored (the planner keeps only the newest request per pair in a
-window, recording the others as superseded).
+Cost: one GET per retained window per collect (run in parallel) and one or two PUTs of the
+window's own ids: a few thousand ids per window cost a few kilobytes.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -78,14 +63,6 @@ class CollectedRecord:
             raise ManifestError(f"{source or 'collected ids record'}: malformed: {err}") from err
 
 
-@dataclass(frozen=True)
-class Owner:
-    """Which other window's record holds a request id."""
-
-    window_id: str
-    sealed: bool
-
-
 class CollectedIds:
     """Read and write the collected-id records under a storage prefix.
 
@@ -104,28 +81,15 @@ class CollectedIds:
         return join_uri(self.root, f"{window_id}.json")
 
     def records(self) -> list[CollectedRecord]:
-        """Read every retained record (in parallel: one GET each)."""
+        """Read every record, pruned or not yet (in parallel: one GET each)."""
         uris = [u for u in self.storage.list(self.root) if u.endswith(".json")]
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="collected-ids") as pool:
             return list(pool.map(lambda u: CollectedRecord.from_json(self.storage.read_text(u), u), uris))
 
-    def owners(self, window_id: str, records: Iterable[CollectedRecord] | None = None,
-               now: datetime | None = None) -> dict[str, Owner]:
-        """Return request id -> the other window that recorded it (a sealed owner wins).
-
-        Records older than the retention are ignored (no copy of their messages can be
-        delivered any more), whether or not they were pruned yet.
-        """
-        cutoff = (now or datetime.now(UTC)) - self.retention
-        out: dict[str, Owner] = {}
-        for record in records if records is not None else self.records():
-            if record.window_id == window_id or record.recorded_at < cutoff:
-                continue
-            for request_id in record.request_ids:
-                current = out.get(request_id)
-                if current is None or (record.sealed and not current.sealed):
-                    out[request_id] = Owner(record.window_id, record.sealed)
-        return out
+    def retained(self, records: Iterable[CollectedRecord], now: datetime | None = None) -> list[CollectedRecord]:
+        """Return the records within the retention: no copy of the others' messages can come back."""
+        cutoff = self._cutoff(now)
+        return [r for r in records if r.recorded_at >= cutoff]
 
     def record(self, window_id: str, request_ids: Iterable[str], *, sealed: bool,
                now: datetime | None = None) -> None:
@@ -135,13 +99,11 @@ class CollectedIds:
 
     def prune(self, records: Iterable[CollectedRecord], now: datetime | None = None) -> list[str]:
         """Delete records older than the retention; return their window ids."""
-        cutoff = (now or datetime.now(UTC)) - self.retention
+        cutoff = self._cutoff(now)
         old = [r.window_id for r in records if r.recorded_at < cutoff]
         for window_id in old:
             self.storage.delete(self.uri(window_id))
         return old
 
-
-def owned_elsewhere(request_ids: Iterable[str], owners: Mapping[str, Owner]) -> dict[str, str]:
-    """Return request id -> window id for the ids a *sealed* other window owns (duplicates)."""
-    return {r: owners[r].window_id for r in request_ids if r in owners and owners[r].sealed}
+    def _cutoff(self, now: datetime | None) -> datetime:
+        return (now or datetime.now(UTC)) - self.retention

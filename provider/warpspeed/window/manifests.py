@@ -120,7 +120,7 @@ class IntakeManifest:
     ``duplicates`` records each message not scored because its request id was already owned;
     ``sources`` maps a request id to the message that carried it; ``pending_receipts`` maps the
     message id of each message a collect still has to delete to its receipt handle (a retry
-    deletes them first, see :mod:`warpspeed.hooks.sqs`); it is empty once the collect
+    deletes them first, see :mod:`warpspeed.intake.service`); it is empty once the collect
     finished.
     """
 
@@ -158,23 +158,18 @@ class IntakeManifest:
             sources={k: v for k, v in ({**(sources or {}), **self.sources}).items() if k in by_id},
         )
 
-    def without_requests(self, owners: Mapping[str, str]) -> IntakeManifest:
-        """Move requests whose id another window owns (``owners``: id -> window) to duplicates."""
-        moved = [r for r in self.requests if r.request_id in owners]
+    def moved_to_duplicates(self, duplicates: Iterable[DuplicateMessage]) -> IntakeManifest:
+        """Return this manifest with the requests of ``duplicates`` moved from its requests to its duplicates."""
+        moved = {d.message_id: d for d in duplicates}
         if not moved:
             return self
-        dups = {d.message_id: d for d in self.duplicates}
-        for r in moved:
-            message_id = self.sources.get(r.request_id, f"request:{r.request_id}")
-            dups[message_id] = DuplicateMessage(
-                message_id, r.request_id, owners[r.request_id],
-                f"request id already collected by window {owners[r.request_id]}",
-            )
+        ids = {d.request_id for d in moved.values()}
+        dups = {d.message_id: d for d in self.duplicates} | moved
         return replace(
             self,
-            requests=tuple(r for r in self.requests if r.request_id not in owners),
+            requests=tuple(r for r in self.requests if r.request_id not in ids),
             duplicates=tuple(sorted(dups.values(), key=lambda d: d.message_id)),
-            sources={k: v for k, v in self.sources.items() if k not in owners},
+            sources={k: v for k, v in self.sources.items() if k not in ids},
         )
 
     def with_pending_receipts(self, receipts: Mapping[str, str]) -> IntakeManifest:
