@@ -1,7 +1,8 @@
 """Send the requests the plan task refuses to the dead-letter queue, once, across retries.
 
 A request for a model version that does not exist (or whose inputs its feature table lacks)
-and that no valid request supersedes is refused at plan time (:func:`warpspeed.models.probe.refusals`).
+and that no valid request supersedes is refused at plan time (:func:`warpspeed.models.probe.refusals`
+decides which; :mod:`warpspeed.planning.service` calls :meth:`PlanRefusals.refuse` before planning).
 The order makes a retry of the plan task lose nothing:
 
 1. Write the window's refusal record (``refused.json``) with every refusal, ``dead_lettered:
@@ -23,7 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from warpspeed.intake.rules import HeldMessage
-from warpspeed.models.probe import Refusal
+from warpspeed.intake.schema import ScoringRequest
+from warpspeed.models.probe import Unavailable, refusals
 from warpspeed.storage.documents import Storage
 
 if TYPE_CHECKING:
@@ -49,15 +51,19 @@ class PlanRefusals:
             return {}
         return {e["request_id"]: e for e in json.loads(self.storage.read_text(self.record_uri))["refused"]}
 
-    def refuse(self, window_id: str, dlq_url: Callable[[], str], found: Sequence[Refusal],
-               sources: Mapping[str, str]) -> list[dict[str, Any]]:
-        """Record, send and mark ``found``; return the record's entries (for the plan document).
+    def refuse(self, window_id: str, dlq_url: Callable[[], str], requests: Sequence[ScoringRequest],
+               unavailable: Sequence[Unavailable], sources: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Record, send and mark the refusals of ``requests``; return the record's entries (for the plan document).
 
+        What is refused is :func:`~warpspeed.models.probe.refusals` of ``requests`` given the
+        ``unavailable`` versions and what an earlier attempt recorded (still refused).
+
+        :param dlq_url: the dead-letter queue's URL (only asked when something must be sent).
         :param sources: request id -> SQS message id that carried it (the intake manifest's);
             a request without one (carried over) is named ``request:<id>``.
         """
         entries = self.recorded()
-        for f in found:
+        for f in refusals(requests, unavailable, {rid: e["reason"] for rid, e in entries.items()}):
             r = f.request
             entries.setdefault(r.request_id, {
                 "request_id": r.request_id, "tenant_id": r.tenant_id, "workload": r.workload, "model": r.model,
