@@ -4,8 +4,8 @@ The plan task calls :func:`probe_models` before planning: a version that is miss
 inputs its workload's feature table lacks, is *unavailable*. The planner never lets a request
 for an unavailable version supersede one for an available version (issue 13 item 4), and the
 plan document lists each unavailable version with its reason. A request that still names one
-(no valid alternative) is refused by the plan task (:func:`refusals`): it goes to the dead-letter
-queue with the reason and into no batch. A version that passes the probe but fails to load in the
+(no valid alternative) is refused by the plan task (:mod:`warpspeed.planning.refusals`): it goes
+to the dead-letter queue with the reason and into no batch. A version that passes the probe but fails to load in the
 job fails only its batch's members, and that batch is recorded as failed.
 
 Each flavour's registry entry (:mod:`warpspeed.models.flavours`) reads a version's inputs
@@ -21,11 +21,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 from warpspeed.config.workloads import WorkloadCatalog
-from warpspeed.intake.schema import ScoringRequest
 from warpspeed.models.flavours import flavour_named
 from warpspeed.storage.documents import Storage
 
@@ -105,37 +103,3 @@ def unavailable_document(found: Iterable[Unavailable]) -> list[Mapping[str, Any]
     """Return the plan document's ``unavailable_models`` list."""
     return [{"workload": u.workload, "model": u.model, "model_version": u.version, "reason": u.reason}
             for u in found]
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """A request the plan task refuses: its version is unavailable and no valid request supersedes it."""
-
-    request: ScoringRequest
-    reason: str
-
-
-def refusals(requests: Iterable[ScoringRequest], found: Iterable[Unavailable],
-             already: Mapping[str, str] = MappingProxyType({})) -> list[Refusal]:
-    """Return the requests the plan must refuse (to the DLQ), sorted by request id.
-
-    A request for a version that is unavailable for good (``permanent``: missing, unusable, or
-    lacking inputs) is refused unless its (workload, tenant, model) has a request for an
-    available version, which supersedes it with a record. When the probe could not tell (the
-    feature table or storage could not be read) nothing is refused: the batch decides. A request an earlier
-    attempt refused (``already``: request id -> reason) stays refused: it is in the DLQ already.
-    """
-    found = list(found)
-    unusable = {(u.workload, u.model, u.version) for u in found}
-    reasons = {(u.workload, u.model, u.version): u.reason for u in found if u.permanent}
-    requests = list(requests)
-    available = {(r.workload, r.tenant_id, r.model) for r in requests
-                 if (r.workload, r.model, r.model_version) not in unusable}
-    out = []
-    for r in requests:
-        if r.request_id in already:
-            out.append(Refusal(r, already[r.request_id]))
-        elif (reason := reasons.get((r.workload, r.model, r.model_version))) and (
-                (r.workload, r.tenant_id, r.model) not in available):
-            out.append(Refusal(r, reason))
-    return sorted(out, key=lambda x: x.request.request_id)
