@@ -19,6 +19,7 @@ from spark_jobs.flavours import (
     load_expression,
     mlflow_inputs,
     model_fields,
+    unknown_flavour,
 )
 from spark_jobs.jobio import SCORES_TABLE_PROPERTIES
 from spark_jobs.models import ModelError
@@ -70,7 +71,8 @@ def load_model(
     """Load and check one model version; return it and its pyfunc (None for expression models).
 
     Raise :class:`ModelError` saying why it cannot be used, as the Spark job does: such a
-    version fails only its own members. ``spark_ml`` needs Spark: the router never sends it here.
+    version fails only its own members. Only :data:`~spark_jobs.flavours.SINGLE_NODE_FLAVOURS`
+    load here (``spark_ml`` needs Spark: the router never sends it here).
     """
     common = model_fields(model, version, spec)
     flavour = common["flavour"]
@@ -78,9 +80,9 @@ def load_model(
         return load_expression(common, read_text), None
     if flavour == "mlflow":
         return _load_mlflow(common, tuple(spec.get("inputs") or ()), workdir)
-    if flavour == "spark_ml":
-        raise ModelError(f"model {model} {version}: flavour spark_ml runs on the Spark engine only")
-    raise ModelError(f"model {model} {version}: flavour {flavour!r} is not one of {', '.join(FLAVOURS)}")
+    if flavour in FLAVOURS:
+        raise ModelError(f"model {model} {version}: flavour {flavour} runs on the Spark engine only")
+    raise unknown_flavour(model, version, flavour)
 
 
 def _load_mlflow(common: dict[str, Any], declared: tuple[str, ...], workdir: str | None) -> tuple[LoadedModel, Any]:

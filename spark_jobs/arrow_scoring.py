@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spark_jobs.flavours import LoadedModel, pick_score
+from spark_jobs.flavours import SINGLE_NODE_FLAVOURS, LoadedModel, pick_score, unknown_flavour
 from spark_jobs.models import LogisticModel
 
 
@@ -68,7 +68,12 @@ def rows_of(features: pa.Table, tenant_column: str, tenants: Iterable[str]) -> p
 def score_model(
     rows: pa.Table, loaded: LoadedModel, keys: Sequence[str], pyfunc: Any = None
 ) -> pa.Table:
-    """Score ``rows`` (one model version's member tenants) with an expression or MLflow model."""
+    """Score ``rows`` (one model version's member tenants) with an expression or MLflow model.
+
+    Raise :class:`~spark_jobs.models.ModelError` for any other flavour: no flavour is scored as another.
+    """
+    if loaded.flavour not in SINGLE_NODE_FLAVOURS:
+        raise unknown_flavour(loaded.model, loaded.version, loaded.flavour, SINGLE_NODE_FLAVOURS)
     if loaded.expression is not None:
         scores, valid = expression_scores(rows, loaded.expression)
         if not valid.all():

@@ -8,11 +8,13 @@
 ``spark_ml``: a saved Spark ML ``PipelineModel``.
 
 Every check happens when the model is loaded, before any row is scored, so a model whose
-inputs the feature table lacks fails only its own members.
+inputs the feature table lacks fails only its own members. A flavour not in :data:`FLAVOURS`
+fails its members with :func:`unknown_flavour`'s message; no flavour stands in for another.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -24,6 +26,13 @@ from typing import Any
 from spark_jobs.models import LogisticModel, ModelError, parse_model
 
 FLAVOURS = ("expression", "mlflow", "spark_ml")
+"""Every flavour the job loads (:func:`load_model`) and scores (:mod:`spark_jobs.scoring`). The
+provider cannot be imported here (on a cluster only ``spark_jobs`` exists), so its registry
+(``warpspeed.models.flavours``) lists them too; ``tests/unit/test_flavours.py`` keeps the two equal."""
+DEFAULT_FLAVOUR = "expression"
+"""The flavour of a model the manifest does not list, or lists without one."""
+SINGLE_NODE_FLAVOURS = ("expression", "mlflow")
+"""The flavours the single-node engine (:mod:`spark_jobs.score_arrow`) loads and scores."""
 _PYFUNC_CACHE: dict[str, Any] = {}
 
 
@@ -52,14 +61,19 @@ def resolve_uri(spec: Mapping[str, Any], model: str, version: str) -> str:
 
 def default_spec(models_uri: str) -> dict[str, Any]:
     """Return the entry of a model the manifest does not list (an expression model in the registry)."""
-    return {"flavour": "expression", "uri": f"{models_uri.rstrip('/')}/{{model}}/{{version}}.json"}
+    return {"flavour": DEFAULT_FLAVOUR, "uri": f"{models_uri.rstrip('/')}/{{model}}/{{version}}.json"}
 
 
 def model_fields(model: str, version: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     """Return the :class:`LoadedModel` fields a manifest's model entry fixes for one version."""
-    return {"model": model, "version": version, "flavour": spec.get("flavour", "expression"),
+    return {"model": model, "version": version, "flavour": spec.get("flavour", DEFAULT_FLAVOUR),
             "uri": resolve_uri(spec, model, version), "output_column": spec.get("output_column"),
             "output_index": spec.get("output_index")}
+
+
+def unknown_flavour(model: str, version: str, flavour: Any, known: Sequence[str] = FLAVOURS) -> ModelError:
+    """Return the error of a model whose flavour is not one of ``known`` (the members fail with it)."""
+    return ModelError(f"model {model} {version}: flavour {flavour!r} is not one of {', '.join(known)}")
 
 
 def load_expression(common: dict[str, Any], read_text: Callable[[str], str]) -> LoadedModel:
@@ -88,7 +102,7 @@ def load_model(spark: Any, model: str, version: str, spec: Mapping[str, Any]) ->
         return _load_mlflow(spark, common, tuple(spec.get("inputs") or ()))
     if flavour == "spark_ml":
         return _load_spark_ml(common, tuple(spec.get("inputs") or ()))
-    raise ModelError(f"model {model} {version}: flavour {flavour!r} is not one of {', '.join(FLAVOURS)}")
+    raise unknown_flavour(model, version, flavour)
 
 
 def _load_mlflow(spark: Any, common: dict[str, Any], declared: tuple[str, ...]) -> LoadedModel:
@@ -160,12 +174,17 @@ def signature_inputs(folder: str) -> tuple[str, ...]:
 
     Reads the YAML document directly: importing MLflow in the driver costs seconds per job.
     """
-    import json
-
     import yaml
 
     with open(os.path.join(folder, "MLmodel"), encoding="utf-8") as fh:
-        meta = yaml.safe_load(fh)
+        return signature_names(yaml.safe_load(fh))
+
+
+def signature_names(meta: Any) -> tuple[str, ...]:
+    """Return the named inputs of a parsed ``MLmodel`` document's signature (empty without one).
+
+    Pure, so the provider's plan-time probe reads a signature the way the job does.
+    """
     signature = meta.get("signature") if isinstance(meta, dict) else None
     spec = signature.get("inputs") if isinstance(signature, dict) else None
     columns = json.loads(spec) if isinstance(spec, str) else []

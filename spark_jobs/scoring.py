@@ -16,7 +16,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StructField, StructType
 
-from spark_jobs.flavours import LoadedModel, cached_pyfunc, pick_score
+from spark_jobs.flavours import LoadedModel, cached_pyfunc, pick_score, unknown_flavour
 from spark_jobs.models import LogisticModel
 
 SCORE_COLUMNS = ("tenant_id", "model", "model_version", "account_id", "score")
@@ -133,6 +133,23 @@ def score_spark_ml(
     return _label(out.select(tenant_column, *entity_key, score.alias("score")), loaded, tenant_column, entity_key)
 
 
+PER_MODEL_SCORERS: Mapping[str, Callable[[DataFrame, LoadedModel, str, Sequence[str]], DataFrame]] = {
+    "mlflow": score_mlflow,
+    "spark_ml": score_spark_ml,
+}
+"""The transform of each flavour scored one (model, version) at a time; ``expression`` models
+score together (:func:`score_accounts`). With ``expression`` these are exactly
+:data:`spark_jobs.flavours.FLAVOURS`."""
+
+
+def scorer_for(loaded: LoadedModel) -> Callable[[DataFrame, LoadedModel, str, Sequence[str]], DataFrame]:
+    """Return the transform scoring ``loaded`` alone; raise ``ModelError`` for a flavour without one."""
+    scorer = PER_MODEL_SCORERS.get(loaded.flavour)
+    if scorer is None:
+        raise unknown_flavour(loaded.model, loaded.version, loaded.flavour, tuple(PER_MODEL_SCORERS))
+    return scorer
+
+
 def _label(scored: DataFrame, loaded: LoadedModel, tenant_column: str, entity_key: Sequence[str]) -> DataFrame:
     return scored.select(
         tenant_column, F.lit(loaded.model).alias("model"), F.lit(loaded.version).alias("model_version"),
@@ -191,8 +208,7 @@ def score_members(
         if not tenants:
             continue
         rows = features.where(F.col(tenant_column).isin(tenants))
-        scorer = score_mlflow if model.flavour == "mlflow" else score_spark_ml
-        parts.append(scorer(observe(rows) if observe else rows, model, tenant_column, entity_key))
+        parts.append(scorer_for(model)(observe(rows) if observe else rows, model, tenant_column, entity_key))
     return reduce(DataFrame.unionByName, parts)
 
 

@@ -59,7 +59,8 @@ def test_an_unreadable_feature_table_makes_its_models_unavailable(tmp_path: Path
 
 def test_refusals_spare_requests_a_valid_one_supersedes_and_those_the_probe_could_not_judge() -> None:
     from warpspeed.intake.schema import ScoringRequest
-    from warpspeed.models.probe import Unavailable, refusals
+    from warpspeed.models.probe import Unavailable
+    from warpspeed.planning.refusals import refusals
 
     def req(rid: str, tenant: str, version: str, model: str = "churn") -> ScoringRequest:
         return ScoringRequest(rid, tenant, model, version, "scoring", "2026-11-21T08:00:00+00:00", "normal", 10)

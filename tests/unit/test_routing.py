@@ -12,8 +12,8 @@ from warpspeed.compute.base import SparkJob
 from warpspeed.config.workloads import DEFAULT_SINGLE_NODE_MAX_ROWS, PlanningSettings, WorkloadCatalog
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.intake.schema import ScoringRequest
-from warpspeed.operators.plan import batch_manifests, plan_document
 from warpspeed.planning.batches import plan_window
+from warpspeed.planning.documents import batch_manifests, plan_document
 from warpspeed.planning.routing import ARROW, SPARK, engine_for, route_plan
 from warpspeed.window.manifests import BatchManifest
 from warpspeed.window.rule import Window

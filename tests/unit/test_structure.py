@@ -12,7 +12,7 @@ MAX_LINES = 400
 LOOSE_MODULES = {"warpspeed", "warpspeed.exceptions", "warpspeed.cli", "warpspeed.provider_info"}
 """The only modules that sit directly in ``provider/warpspeed/``; everything else lives in a room."""
 SERVICES_AND_ABOVE = ("warpspeed.operators", "warpspeed.sensors", "warpspeed.intake.service",
-                      "warpspeed.planning.refusals", "warpspeed.maintenance.service",
+                      "warpspeed.planning.refusals", "warpspeed.planning.service", "warpspeed.maintenance.service",
                       "warpspeed.preprocessing.service", "warpspeed.compute.", "warpspeed.triggers")
 
 

@@ -4,16 +4,16 @@ The plan task calls :func:`probe_models` before planning: a version that is miss
 inputs its workload's feature table lacks, is *unavailable*. The planner never lets a request
 for an unavailable version supersede one for an available version (issue 13 item 4), and the
 plan document lists each unavailable version with its reason. A request that still names one
-(no valid alternative) is refused by the plan task (:func:`refusals`): it goes to the dead-letter
-queue with the reason and into no batch. A version that passes the probe but fails to load in the
+(no valid alternative) is refused by the plan task (:mod:`warpspeed.planning.refusals`): it goes
+to the dead-letter queue with the reason and into no batch. A version that passes the probe but fails to load in the
 job fails only its batch's members, and that batch is recorded as failed.
 
-What is checked without loading the model (no MLflow or Spark on the Airflow worker):
-``expression``: the JSON document parses and its features are columns of the table;
-``mlflow``: ``MLmodel`` exists and its signature's inputs (or the configured ``inputs``) are
-columns of the table; ``spark_ml``: the pipeline's ``metadata`` folder exists and the
-configured ``inputs``, if any, are columns. ``models:/`` URIs need the registry and are left to
-the Spark job.
+Each flavour's registry entry (:mod:`warpspeed.models.flavours`) reads a version's inputs
+without loading the model (no MLflow or Spark on the Airflow worker); this module compares them
+with the feature table's columns and sorts the failures into unavailable (for good) and
+undecided (the table or the storage could not be read). ``models:/`` URIs need the registry and
+are left to the Spark job. A flavour the registry does not know cannot reach here (the workloads
+file is refused when loaded); if one does, the probe raises instead of guessing.
 """
 
 from __future__ import annotations
@@ -21,15 +21,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
-import yaml
-
 from warpspeed.config.workloads import WorkloadCatalog
-from warpspeed.intake.schema import ScoringRequest
-from warpspeed.models.specs import ModelSpec
-from warpspeed.storage.documents import Storage, join_uri
+from warpspeed.models.flavours import flavour_named
+from warpspeed.storage.documents import Storage
 
 log = logging.getLogger(__name__)
 
@@ -47,28 +43,6 @@ class Unavailable:
     such a request is not refused, its batch decides."""
 
 
-def model_inputs(spec: ModelSpec, uri: str, storage: Storage) -> tuple[str, ...]:
-    """Return the columns one model version reads; raise ``FileNotFoundError``/``ValueError`` if unusable."""
-    from spark_jobs.models import parse_model
-
-    if spec.flavour == "expression":
-        return parse_model(storage.read_text(uri), expect_model=spec.name).features
-    if spec.flavour == "mlflow":
-        doc = yaml.safe_load(storage.read_text(join_uri(uri, "MLmodel")))
-        if spec.inputs:
-            return spec.inputs
-        import json
-
-        raw = ((doc or {}).get("signature") or {}).get("inputs")
-        names = tuple(str(c["name"]) for c in json.loads(raw) if "name" in c) if raw else ()
-        if not names:
-            raise ValueError(f"{uri} has no input signature; set models.{spec.name}.inputs in workloads.yaml")
-        return names
-    if not storage.list(join_uri(uri, "metadata")):
-        raise FileNotFoundError(join_uri(uri, "metadata"))
-    return spec.inputs
-
-
 def probe_models(
     workloads: WorkloadCatalog,
     requested: Iterable[tuple[str, str, str]],
@@ -79,6 +53,8 @@ def probe_models(
     """Return the requested (workload, model, version) triples that cannot be scored, with reasons.
 
     :param table_columns: feature table identifier -> its column names (raises if missing).
+    :raises WarpSpeedConfigError: a model's flavour is not in the registry (loading the workloads
+        file refuses one, so only a spec changed after loading gets here); no check is guessed.
     """
     columns: dict[str, Collection[str] | str] = {}
     found = []
@@ -87,6 +63,7 @@ def probe_models(
         spec = workload.models.get(model) if workload else None
         if workload is None or spec is None:
             continue  # intake refuses these; nothing to probe
+        flavour = flavour_named(spec.flavour, f"workloads.{workload_name}: models.{model}.flavour")
         uri = spec.resolve(models_uri, version)
         if uri.startswith("models:/"):
             continue
@@ -99,7 +76,7 @@ def probe_models(
         reason, permanent = None, True
         have = columns[table]
         try:
-            inputs = model_inputs(spec, uri, storage)
+            inputs = flavour.read_inputs(model, uri, spec.inputs, storage)
             if isinstance(have, str):
                 reason, permanent = have, False
             elif missing := [c for c in inputs if c not in have]:
@@ -126,37 +103,3 @@ def unavailable_document(found: Iterable[Unavailable]) -> list[Mapping[str, Any]
     """Return the plan document's ``unavailable_models`` list."""
     return [{"workload": u.workload, "model": u.model, "model_version": u.version, "reason": u.reason}
             for u in found]
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """A request the plan task refuses: its version is unavailable and no valid request supersedes it."""
-
-    request: ScoringRequest
-    reason: str
-
-
-def refusals(requests: Iterable[ScoringRequest], found: Iterable[Unavailable],
-             already: Mapping[str, str] = MappingProxyType({})) -> list[Refusal]:
-    """Return the requests the plan must refuse (to the DLQ), sorted by request id.
-
-    A request for a version that is unavailable for good (``permanent``: missing, unusable, or
-    lacking inputs) is refused unless its (workload, tenant, model) has a request for an
-    available version, which supersedes it with a record. When the probe could not tell (the
-    feature table or storage could not be read) nothing is refused: the batch decides. A request an earlier
-    attempt refused (``already``: request id -> reason) stays refused: it is in the DLQ already.
-    """
-    found = list(found)
-    unusable = {(u.workload, u.model, u.version) for u in found}
-    reasons = {(u.workload, u.model, u.version): u.reason for u in found if u.permanent}
-    requests = list(requests)
-    available = {(r.workload, r.tenant_id, r.model) for r in requests
-                 if (r.workload, r.model, r.model_version) not in unusable}
-    out = []
-    for r in requests:
-        if r.request_id in already:
-            out.append(Refusal(r, already[r.request_id]))
-        elif (reason := reasons.get((r.workload, r.model, r.model_version))) and (
-                (r.workload, r.tenant_id, r.model) not in available):
-            out.append(Refusal(r, reason))
-    return sorted(out, key=lambda x: x.request.request_id)

@@ -1,7 +1,10 @@
 """What a workload scores: its tables (feature, scores) and its models (flavour and URI).
 
 Pure module: config objects that validate in ``__post_init__``; the messages name the field,
-and :mod:`warpspeed.config.workloads` prefixes the file and the workload.
+and :mod:`warpspeed.config.workloads` prefixes the file and the workload. What a flavour means
+(its default URI, its engine, how its inputs are read) is defined in
+:mod:`warpspeed.models.flavours`; whether a requested version exists and fits its table is
+checked at plan time by :mod:`warpspeed.models.probe`.
 
 A model's URI is a template: ``{models_uri}`` is the deployment's model registry folder
 (``<storage prefix>/models``), ``{model}`` the model's name, ``{version}`` the requested
@@ -18,15 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from warpspeed.exceptions import WarpSpeedConfigError
+from warpspeed.models.flavours import DEFAULT_FLAVOUR, flavour_named
 
-FLAVOURS = ("expression", "mlflow", "spark_ml")
-"""Model flavours the scoring job knows (see docs/scoring.md)."""
-
-DEFAULT_URIS = {
-    "expression": "{models_uri}/{model}/{version}.json",
-    "mlflow": "{models_uri}/{model}/{version}",
-    "spark_ml": "{models_uri}/{model}/{version}",
-}
 URI_FIELDS = frozenset({"models_uri", "model", "version", "version_number"})
 SCORE_COLUMNS = ("model", "model_version", "score", "batch_id", "scored_at")
 """Columns the scores table adds to the tenant column and the entity key."""
@@ -55,8 +51,9 @@ class ModelSpec:
     """One model a workload runs.
 
     :param name: the model's name, as requests spell it.
-    :param flavour: ``expression`` (JSON logistic model compiled to Spark SQL), ``mlflow``
-        (any MLflow pyfunc model) or ``spark_ml`` (a saved ``PipelineModel``).
+    :param flavour: a name of :data:`warpspeed.models.flavours.REGISTRY`: ``expression`` (JSON
+        logistic model compiled to Spark SQL), ``mlflow`` (any MLflow pyfunc model) or
+        ``spark_ml`` (a saved ``PipelineModel``).
     :param uri: where version ``{version}`` lives (a template, see the module docstring).
     :param output_column: which prediction output is the score: for ``mlflow`` a column of a
         DataFrame prediction, for ``spark_ml`` the output column (default ``probability``).
@@ -68,7 +65,7 @@ class ModelSpec:
     """
 
     name: str
-    flavour: str = "expression"
+    flavour: str = DEFAULT_FLAVOUR
     uri: str = ""
     output_column: str | None = None
     output_index: int | None = None
@@ -80,9 +77,8 @@ class ModelSpec:
             raise WarpSpeedConfigError(
                 f"model name {self.name!r} must match [a-z][a-z0-9_]* (as requests spell it)"
             )
-        if self.flavour not in FLAVOURS:
-            raise WarpSpeedConfigError(f"{where}.flavour must be one of {', '.join(FLAVOURS)}, got {self.flavour!r}")
-        uri = self.uri or DEFAULT_URIS[self.flavour]
+        flavour = flavour_named(self.flavour, f"{where}.flavour")
+        uri = self.uri or flavour.default_uri
         if not isinstance(uri, str):
             raise WarpSpeedConfigError(f"{where}.uri must be a string, got {uri!r}")
         try:

@@ -1,6 +1,8 @@
-"""Pure planning (no Airflow, no AWS): what to do, returned as dataclasses.
+"""Planning a scoring window: which requests run in which batch, on which engine.
 
-``batches`` plans a scoring window into batches (``packing`` packs tenants under the row cap),
-``maintenance`` decides which Iceberg maintenance is due, ``refresh`` which raw partitions a
-feature refresh reprocesses.
+Pure (no Airflow, no AWS, no I/O), returning dataclasses: ``batches`` plans a window into
+batches (``packing`` packs tenants under the row cap), ``routing`` picks each batch's engine,
+``documents`` turns a plan into batch manifests and ``plan.json``. ``service`` runs a window's
+plan with storage and hooks (carry-over, model probe, refusals, the documents) for the plan
+task; ``refusals`` sends refused requests to the dead-letter queue once across retries.
 """

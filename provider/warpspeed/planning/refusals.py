@@ -1,8 +1,10 @@
-"""Send the requests the plan task refuses to the dead-letter queue, once, across retries.
+"""Refuse requests for unusable model versions: decide which, then dead-letter them once across retries.
 
-A request for a model version that does not exist (or whose inputs its feature table lacks)
-and that no valid request supersedes is refused at plan time (:func:`warpspeed.models.probe.refusals`).
-The order makes a retry of the plan task lose nothing:
+A request for a model version that does not exist (or whose inputs its feature table lacks,
+:func:`warpspeed.models.probe.probe_models`) and that no valid request supersedes is refused at
+plan time: :func:`refusals` decides which (pure), :meth:`PlanRefusals.refuse` records and sends
+them (:mod:`warpspeed.planning.service` calls it before planning). The order makes a retry of the
+plan task lose nothing:
 
 1. Write the window's refusal record (``refused.json``) with every refusal, ``dead_lettered:
    false`` for those not yet sent. A retry reads it first and refuses the same requests again,
@@ -19,19 +21,57 @@ only, with the same ``warpspeed_source_message_id`` (as for intake, docs/intake.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from warpspeed.intake.rules import HeldMessage
-from warpspeed.models.probe import Refusal
+from warpspeed.intake.schema import ScoringRequest
+from warpspeed.models.probe import Unavailable
 from warpspeed.storage.documents import Storage
 
 if TYPE_CHECKING:
     from warpspeed.hooks.sqs import SqsIntakeHook
 
-__all__ = ["PlanRefusals"]
+__all__ = ["PlanRefusals", "Refusal", "refusals"]
 
 SCHEMA = "warpspeed.refused/v1"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A request the plan task refuses: its version is unavailable and no valid request supersedes it."""
+
+    request: ScoringRequest
+    reason: str
+
+
+def refusals(requests: Iterable[ScoringRequest], found: Iterable[Unavailable],
+             already: Mapping[str, str] = MappingProxyType({})) -> list[Refusal]:
+    """Return the requests the plan must refuse (to the DLQ), sorted by request id.
+
+    A request for a version that is unavailable for good (``permanent``: missing, unusable, or
+    lacking inputs) is refused unless its (workload, tenant, model) has a request for an
+    available version, which supersedes it with a record. When the probe could not tell (the
+    feature table or storage could not be read) nothing is refused: the batch decides. A request
+    an earlier attempt refused (``already``: request id -> reason) stays refused: it is in the
+    DLQ already.
+    """
+    found = list(found)
+    unusable = {(u.workload, u.model, u.version) for u in found}
+    reasons = {(u.workload, u.model, u.version): u.reason for u in found if u.permanent}
+    requests = list(requests)
+    available = {(r.workload, r.tenant_id, r.model) for r in requests
+                 if (r.workload, r.model, r.model_version) not in unusable}
+    out = []
+    for r in requests:
+        if r.request_id in already:
+            out.append(Refusal(r, already[r.request_id]))
+        elif (reason := reasons.get((r.workload, r.model, r.model_version))) and (
+                (r.workload, r.tenant_id, r.model) not in available):
+            out.append(Refusal(r, reason))
+    return sorted(out, key=lambda x: x.request.request_id)
 
 
 class PlanRefusals:
@@ -49,15 +89,19 @@ class PlanRefusals:
             return {}
         return {e["request_id"]: e for e in json.loads(self.storage.read_text(self.record_uri))["refused"]}
 
-    def refuse(self, window_id: str, dlq_url: Callable[[], str], found: Sequence[Refusal],
-               sources: Mapping[str, str]) -> list[dict[str, Any]]:
-        """Record, send and mark ``found``; return the record's entries (for the plan document).
+    def refuse(self, window_id: str, dlq_url: Callable[[], str], requests: Sequence[ScoringRequest],
+               unavailable: Sequence[Unavailable], sources: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Record, send and mark the refusals of ``requests``; return the record's entries (for the plan document).
 
+        What is refused is :func:`refusals` of ``requests`` given the
+        ``unavailable`` versions and what an earlier attempt recorded (still refused).
+
+        :param dlq_url: the dead-letter queue's URL (only asked when something must be sent).
         :param sources: request id -> SQS message id that carried it (the intake manifest's);
             a request without one (carried over) is named ``request:<id>``.
         """
         entries = self.recorded()
-        for f in found:
+        for f in refusals(requests, unavailable, {rid: e["reason"] for rid, e in entries.items()}):
             r = f.request
             entries.setdefault(r.request_id, {
                 "request_id": r.request_id, "tenant_id": r.tenant_id, "workload": r.workload, "model": r.model,
