@@ -31,10 +31,11 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, Asset, CronTriggerTimetable
 
+from warpspeed.operators.clusters import EnsureClustersOperator
 from warpspeed.operators.collect import CollectRequestsOperator
 from warpspeed.operators.plan import PlanBatchesOperator
 from warpspeed.operators.publish import PublishBatchesOperator
-from warpspeed.operators.score import EnsureClustersOperator, ScoreBatchesOperator
+from warpspeed.operators.score import ScoreBatchesOperator
 from warpspeed.sensors.sqs import ScoringWindowSensor
 from warpspeed.window.rule import configured_retry_delay, configured_window_minutes, window_cron
 

@@ -1,17 +1,16 @@
-"""Operators that make sure clusters exist and run scoring batches on them."""
+"""Operator of the window's score step: run every batch of one workload on its cluster."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from airflow.sdk import Context, XComArg
+from airflow.sdk import Context
 
 from warpspeed.compute.base import ClusterRef, SparkJob, StepStatus
 from warpspeed.compute.flow import JobFlow, failure_message
-from warpspeed.config.workloads import WorkloadCatalog
 from warpspeed.exceptions import ComputeError
 from warpspeed.links.emr import (
     EmrPoolClusterLink,
@@ -19,7 +18,7 @@ from warpspeed.links.emr import (
     EmrPoolStepLogsLink,
     step_logs_prefix,
 )
-from warpspeed.operators._compute import ComputeOperator, FlowOperator
+from warpspeed.operators._compute import FlowOperator
 from warpspeed.window.manifests import BatchManifest, BatchRun
 
 SCORE_SCRIPT = "score_batch.py"
@@ -36,62 +35,6 @@ def score_job(manifest_uri: str, batch_id: str, catalog_name: str, engine: str =
         args=("--batch-manifest", manifest_uri, "--catalog", catalog_name),
         engine=engine,
     )
-
-
-class EnsureClustersOperator(ComputeOperator):
-    """Reuse or create one cluster per workload that has work; return ``{workload: cluster_id}``.
-
-    :param workload_batches: the plan task's output.
-    :param workloads_file: workloads YAML (maps a workload to its cluster profile).
-    :param cluster_profiles_file: cluster profiles YAML for the ``emr`` backend; default:
-        ``cluster_profiles.yaml`` beside ``workloads_file``.
-    """
-
-    template_fields = ("workload_batches", "workloads_file", "cluster_profiles_file")
-    ui_color = "#f9e79f"
-
-    def __init__(
-        self,
-        *,
-        workload_batches: Sequence[Mapping[str, Any]] | XComArg,
-        workloads_file: str,
-        cluster_profiles_file: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(workloads_file=workloads_file, cluster_profiles_file=cluster_profiles_file, **kwargs)
-        self.workload_batches = workload_batches
-
-    def execute(self, context: Context) -> dict[str, str]:
-        """Ensure a cluster for every workload in the plan, one ListClusters for all of them.
-
-        A cluster created now starts with the workload's scoring jobs already on it;
-        :class:`ScoreBatchesOperator` finds them by name instead of
-        submitting them again.
-        """
-        catalog = WorkloadCatalog.load(cast("str", self.workloads_file))  # required here
-        batches = cast("Sequence[Mapping[str, Any]]", self.workload_batches)  # resolved by now
-        needs = {
-            item["workload"]: (
-                catalog[item["workload"]].profile,
-                [self._job(uri) for uri in item.get("batch_manifest_uris") or ()],
-            )
-            for item in batches or []
-        }
-        clusters = {}
-        for workload, ref in self.backend.ensure_clusters(needs).items():
-            self.log.info(
-                "Workload %s: %s cluster %s on %s",
-                workload,
-                "created" if ref.created else "reusing",
-                ref.cluster_id,
-                ref.backend,
-            )
-            clusters[workload] = ref.cluster_id
-        return clusters
-
-    def _job(self, uri: str) -> SparkJob:
-        manifest = BatchManifest.from_json(self.storage.read_text(uri))
-        return score_job(uri, manifest.batch_id, self.settings.catalog.name, manifest.engine)
 
 
 @dataclass(frozen=True)
@@ -157,7 +100,7 @@ class ScoreBatchesOperator(FlowOperator):
     :param workload: the workload whose batches these are.
     :param batch_manifest_uris: the batches' manifests.
     :param clusters: ``{workload: cluster_id}`` from
-        :class:`EnsureClustersOperator`.
+        :class:`~warpspeed.operators.clusters.EnsureClustersOperator`.
     :param workloads_file: workloads YAML; the ``cluster_profiles.yaml`` beside it is the default
         ``cluster_profiles_file`` (as for the ensure-clusters task, so both read the same profiles).
     :param cluster_profiles_file: cluster profiles YAML for the ``emr`` backend.
