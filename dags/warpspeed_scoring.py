@@ -61,7 +61,10 @@ with DAG(
         task_id="ensure_clusters", workload_batches=plan.output, workloads_file=WORKLOADS_FILE
     )
     score = ScoreBatchesOperator.partial(
-        task_id="score_batches", clusters=clusters.output, map_index_template="{{ task.workload }}"
+        task_id="score_batches",
+        clusters=clusters.output,
+        workloads_file=WORKLOADS_FILE,
+        map_index_template="{{ task.workload }}",
     ).expand_kwargs(plan.output)
     publish = PublishBatchesOperator(
         task_id="publish", run_uris=score.output, outlets=[SCORES_ASSET], trigger_rule="all_done"
