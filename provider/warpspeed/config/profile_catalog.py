@@ -9,6 +9,7 @@ from typing import Any
 
 from warpspeed.config.cluster_profiles import (
     DEFAULT_APPLICATIONS,
+    DEFAULT_PYTHON,
     DEFAULT_RELEASE,
     BootstrapAction,
     ClusterProfile,
@@ -35,6 +36,7 @@ _PROFILE_KEYS = {
     "step_concurrency",
     "action_on_failure",
     "node_labels",
+    "python",
     "bootstrap_actions",
     "spark_defaults",
     "tags",
@@ -138,6 +140,7 @@ def profile_from_dict(name: str, spec: Mapping[str, Any], source: str = "cluster
         step_concurrency=_int(spec.get("step_concurrency", 10), source, f"{path}.step_concurrency"),
         action_on_failure=str(spec.get("action_on_failure", "CONTINUE")),
         node_labels=bool(spec.get("node_labels", True)),
+        python=str(spec.get("python", DEFAULT_PYTHON)),
         bootstrap_actions=tuple(actions),
         spark_defaults={str(k): str(v) for k, v in (spec.get("spark_defaults") or {}).items()},
         tags={str(k): str(v) for k, v in (spec.get("tags") or {}).items()},
