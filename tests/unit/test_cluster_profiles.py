@@ -59,7 +59,7 @@ def test_request_shape() -> None:
     assert fleets["TASK"]["TargetOnDemandCapacity"] == 0 and fleets["TASK"]["TargetSpotCapacity"] == 32
     assert {t["WeightedCapacity"] for t in fleets["TASK"]["InstanceTypeConfigs"]} == {8, 16}
     limits = req["ManagedScalingPolicy"]["ComputeLimits"]
-    assert limits["MaximumOnDemandCapacityUnits"] == 49 and limits["UnitType"] == "InstanceFleetUnits"
+    assert limits["MaximumOnDemandCapacityUnits"] == 48 and limits["UnitType"] == "InstanceFleetUnits"
     assert req["AutoTerminationPolicy"] == {"IdleTimeout": 1800}
     assert req["StepConcurrencyLevel"] == 10
     assert req["Instances"]["KeepJobFlowAliveWhenNoSteps"] is True

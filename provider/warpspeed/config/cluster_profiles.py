@@ -193,7 +193,12 @@ class ManagedScaling:
     unit_type: str = "InstanceFleetUnits"
 
     def validate(self, source: str, path: str, core_units: int) -> None:
-        """Check the limits are consistent; raise naming the field."""
+        """Check the limits are consistent; raise naming the field.
+
+        EMR's ``ComputeLimits`` count core and task nodes only, never the primary node, so the
+        floor is at most the core fleet's units: a floor above it keeps extra nodes for the
+        cluster's whole life.
+        """
         if self.unit_type not in UNIT_TYPES:
             raise config_error(
                 source,
@@ -202,6 +207,14 @@ class ManagedScaling:
             )
         if self.min_units < 1:
             raise config_error(source, f"{path}.min_units", "must be at least 1")
+        if self.unit_type == "InstanceFleetUnits" and self.min_units > core_units:
+            raise config_error(
+                source,
+                f"{path}.min_units",
+                f"={self.min_units} is above the core fleet's {core_units} on-demand units; managed scaling "
+                "counts core and task nodes only (not the primary node), so set it to at most "
+                f"{core_units}",
+            )
         if self.max_units < self.min_units:
             raise config_error(source, f"{path}.max_units", f"={self.max_units} is below min_units={self.min_units}")
         if not 0 < self.max_on_demand_units <= self.max_units:
@@ -265,6 +278,8 @@ class ClusterProfile:
     :param python: the interpreter on the nodes that runs the Spark driver and executors
         (``spark-env`` and ``spark.pyspark.python``), the Python steps on the primary node and the
         bootstrap's ``pip`` (``{python}`` expands in bootstrap paths and arguments).
+    :param subnet_ids: EC2 subnets the fleets may use; several (one per Availability Zone) let
+        Spot capacity come from any of them. Empty: EMR's default subnet of the account.
     """
 
     name: str
@@ -298,6 +313,11 @@ class ClusterProfile:
             raise config_error(
                 src, f"{path}.python", f"={self.python!r} must be an absolute path such as {DEFAULT_PYTHON}"
             )
+        for i, subnet in enumerate(self.subnet_ids):
+            if not subnet.startswith("subnet-"):
+                raise config_error(src, f"{path}.subnet_ids[{i}]", f"={subnet!r} is not an EC2 subnet id (subnet-…)")
+        if not self.log_uri.startswith(("s3://", "s3n://", "{storage_prefix}")):
+            raise config_error(src, f"{path}.log_uri", f"={self.log_uri!r} must be an s3:// URI")
         self.master.validate(src, f"{path}.master")
         self.core.validate(src, f"{path}.core")
         if self.task is not None:

@@ -111,6 +111,9 @@ def profile_from_dict(name: str, spec: Mapping[str, Any], source: str = "cluster
         scaling = ManagedScaling(**ms)
     except TypeError as err:
         raise config_error(source, f"{path}.managed_scaling", str(err)) from err
+    subnets = spec.get("subnet_ids") or ()
+    if not isinstance(subnets, Sequence) or isinstance(subnets, str):
+        raise config_error(source, f"{path}.subnet_ids", f"must be a list of subnet ids, got {subnets!r}")
     actions = []
     for i, b in enumerate(spec.get("bootstrap_actions") or ()):
         if not isinstance(b, Mapping) or "path" not in b:
@@ -133,7 +136,7 @@ def profile_from_dict(name: str, spec: Mapping[str, Any], source: str = "cluster
         applications=tuple(str(a) for a in spec.get("applications") or DEFAULT_APPLICATIONS),
         service_role=str(spec.get("service_role", "EMR_DefaultRole")),
         job_flow_role=str(spec.get("job_flow_role", "EMR_EC2_DefaultRole")),
-        subnet_ids=tuple(str(s) for s in spec.get("subnet_ids") or ()),
+        subnet_ids=tuple(str(s) for s in subnets),
         idle_timeout_seconds=_int(
             spec.get("idle_timeout_seconds", 1800), source, f"{path}.idle_timeout_seconds"
         ),

@@ -49,12 +49,13 @@ def spark_step(
     """Return the AddJobFlowSteps entry that runs ``job`` with spark-submit in cluster mode.
 
     :param action_on_failure: the cluster profile's ``action_on_failure``.
-    :param on_demand_only: pin executors (and the AM) to ON_DEMAND-labelled nodes: how a step
-        lost to Spot reclamation is retried.
+    :param on_demand_only: the retry of a step lost to Spot reclamation. With ``node_labels`` its
+        executors (and AM) are pinned to ON_DEMAND-labelled nodes; without, it is resubmitted as
+        is (YARN rejects a label expression for a label the cluster does not have).
     :param node_labels: whether the cluster profile turns YARN node labels on.
     """
     conf = dict(job.conf)
-    if on_demand_only:
+    if on_demand_only and node_labels:
         conf |= {
             "spark.yarn.executor.nodeLabelExpression": ON_DEMAND_LABEL,
             "spark.yarn.am.nodeLabelExpression": ON_DEMAND_LABEL,
