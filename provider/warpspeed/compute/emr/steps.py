@@ -12,13 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from warpspeed.compute.base import SparkJob
+from warpspeed.config.catalog import is_secret
 from warpspeed.config.cluster_profiles import DEFAULT_PYTHON, ON_DEMAND_LABEL
 from warpspeed.storage.documents import join_uri
 
 ON_DEMAND_RETRY_SUFFIX = "#on-demand"
-SECRET_MARKERS = ("credential", "token", "secret", "password")
-"""Catalog properties with these in their name never go on a step's command line (EMR lists step
-arguments): the primary node gets them from ``~/.pyiceberg.yaml`` or ``PYICEBERG_CATALOG__*``."""
 
 
 @dataclass(frozen=True)
@@ -74,10 +72,12 @@ def spark_step(
 def catalog_args(properties: Mapping[str, str], *, public_only: bool = False) -> list[str]:
     """Return ``--catalog-property KEY=VALUE`` arguments of ``score_arrow`` (sorted).
 
-    :param public_only: leave out properties that look like secrets (:data:`SECRET_MARKERS`).
+    :param public_only: leave out properties that look like secrets
+        (:data:`~warpspeed.config.catalog.SECRET_MARKERS`): EMR lists step arguments, so the primary
+        node gets those from ``~/.pyiceberg.yaml`` or ``PYICEBERG_CATALOG__*``.
     """
     keep = {k: v for k, v in properties.items()
-            if not (public_only and any(marker in k.lower() for marker in SECRET_MARKERS))}
+            if not (public_only and is_secret(k))}
     return [arg for key, value in sorted(keep.items()) for arg in ("--catalog-property", f"{key}={value}")]
 
 
