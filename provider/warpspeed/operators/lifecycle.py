@@ -56,7 +56,7 @@ class ApplyS3LifecycleOperator(WarpSpeedOperator):
         super().__init__(**kwargs)
         self.rules_file = rules_file
         self.policy_file = policy_file
-        self.protected_uris = protected_uris
+        self.protected_uris = list(protected_uris)
 
     @cached_property
     def hook(self) -> S3LifecycleHook:
