@@ -49,8 +49,7 @@ def _stop_warm_spark_engines(tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
-    """Run one embedded PostgreSQL server on loopback for the whole session."""
-    # Under /tmp rather than pytest's 0700 basetemp: as root the server runs as ``nobody``.
+    """Run one embedded PostgreSQL server on loopback for the whole session (passwords, supervised)."""
     with tempfile.TemporaryDirectory(prefix="warpspeed-pg-") as tmp, embedded_postgres(Path(tmp) / "data") as server:
         yield server
 
