@@ -183,9 +183,10 @@ class LiveStack:
         if self.producer is not None:
             self.producer.stopped.set()
             self.producer.join(timeout=30)
-        for name in ("scheduler", "triggerer", "dag-processor", "api-server"):
-            if name in self.components:
-                self.components[name].stop()
+        with self._lock:  # a revival under way finishes first; none starts after this
+            for name in ("scheduler", "triggerer", "dag-processor", "api-server"):
+                if name in self.components:
+                    self.components[name].stop()
         stop_engine(self.home)  # the warm local Spark engine the score tasks started
         self._exit.close()
 
