@@ -35,7 +35,7 @@ from pathlib import Path
 
 from warpspeed.embedded.server import ServerProcess
 from warpspeed.embedded.state import LOOPBACK, private_dir, secret, stable_port
-from warpspeed.embedded.supervisor import Supervisor
+from warpspeed.embedded.supervisor import Supervisor, supervised
 from warpspeed.exceptions import WarpSpeedError
 
 log = logging.getLogger(__name__)
@@ -231,17 +231,8 @@ def embedded_postgres(folder: Path, supervisor: Supervisor | None = None) -> Ite
     :param supervisor: the stack's supervisor (one of its own if not given): it starts the
         server and restarts it on the same port if it dies.
     """
-    own = supervisor is None
-    sup = supervisor or Supervisor("warpspeed-postgres")
-    process: ServerProcess | None = None
-    try:
-        process, server = postgres_process(folder)
-        sup.start_server(process)
-        _ensure_app_role(server.host, server.port, secret(Path(folder).resolve() / "superuser.pw"), server.password)
+    folder = Path(folder).resolve()
+    with supervised(functools.partial(postgres_process, folder), supervisor, "warpspeed-postgres") as server:
+        _ensure_app_role(server.host, server.port, secret(folder / "superuser.pw"), server.password)
         log.info("embedded PostgreSQL on %s:%s (cluster %s)", server.host, server.port, server.data_dir)
         yield server
-    finally:
-        if own:
-            sup.close()
-        elif process is not None and sup.servers.get(process.name) is process:
-            sup.stop_server(process.name)

@@ -13,6 +13,7 @@ concurrent commits are serialised by PostgreSQL and retried by Iceberg's optimis
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -29,7 +30,7 @@ from warpspeed.embedded.jvm import classpath, java_process
 from warpspeed.embedded.postgres import PostgresServer
 from warpspeed.embedded.server import ServerProcess
 from warpspeed.embedded.state import private_dir, secret, stable_port, write_private
-from warpspeed.embedded.supervisor import Supervisor
+from warpspeed.embedded.supervisor import Supervisor, supervised
 from warpspeed.exceptions import WarpSpeedConfigError
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class RestCatalogServer:
     warehouse: str
     database: str
     token: str = field(default="", repr=False)
+    token_file: Path | None = None
 
     def catalog_config(self) -> CatalogConfig:
         """Return the catalog config that points Spark and pyiceberg at this server (token included)."""
@@ -125,7 +127,7 @@ def rest_catalog_process(pg: PostgresServer, home: Path, jars_dir: Path) -> tupl
                            / "rest-catalog.log", ready_path="/v1/config", home=home, heap="384m", jvm_args=jvm_args,
                            env=env)
     server = RestCatalogServer(uri=f"http://127.0.0.1:{port}", warehouse=warehouse.as_uri(), database=database,
-                               token=token)
+                               token=token, token_file=token_file)
     return process, server
 
 
@@ -140,20 +142,13 @@ def rest_catalog_server(
 
     :param supervisor: the stack's supervisor (one of its own if not given).
     """
-    own = supervisor is None
-    sup = supervisor or Supervisor("warpspeed-rest-catalog")
     endpoint = embedded_endpoint_file(home.resolve())
-    process: ServerProcess | None = None
+    describe = functools.partial(rest_catalog_process, pg, home, jars_dir)
     try:
-        process, server = rest_catalog_process(pg, home, jars_dir)
-        sup.start_server(process)
-        write_private(endpoint, json.dumps({"uri": server.uri, "warehouse": server.warehouse,
-                                            "token_file": process.env["WARPSPEED_REST_TOKEN_FILE"]}))
-        log.info("Iceberg REST catalog on %s (metadata in PostgreSQL database %s)", server.uri, server.database)
-        yield server
+        with supervised(describe, supervisor, "warpspeed-rest-catalog") as server:
+            write_private(endpoint, json.dumps({"uri": server.uri, "warehouse": server.warehouse,
+                                                "token_file": str(server.token_file)}))
+            log.info("Iceberg REST catalog on %s (metadata in PostgreSQL database %s)", server.uri, server.database)
+            yield server
     finally:
         endpoint.unlink(missing_ok=True)
-        if own:
-            sup.close()
-        elif process is not None and sup.servers.get(process.name) is process:
-            sup.stop_server(process.name)

@@ -25,7 +25,7 @@ from typing import Any
 from warpspeed.embedded.jvm import classpath, java_process
 from warpspeed.embedded.server import ServerProcess
 from warpspeed.embedded.state import private_dir, stable_port, write_private
-from warpspeed.embedded.supervisor import Supervisor
+from warpspeed.embedded.supervisor import Supervisor, supervised
 
 log = logging.getLogger(__name__)
 
@@ -132,21 +132,15 @@ def sqs_server(jars_dir: Path, work_dir: Path | None = None, supervisor: Supervi
     :param work_dir: its folder (config, port, messages, log); a temporary one if not given.
     :param supervisor: the stack's supervisor (one of its own if not given).
     """
-    own = supervisor is None
-    sup = supervisor or Supervisor("warpspeed-sqs")
-    process: ServerProcess | None = None
     with tempfile.TemporaryDirectory(prefix="warpspeed-sqs-") as tmp:
-        try:
+
+        def describe() -> tuple[ServerProcess, str]:
             process = sqs_process(jars_dir, work_dir or Path(tmp))
-            sup.start_server(process)
-            endpoint = f"http://127.0.0.1:{process.port}"
+            return process, f"http://127.0.0.1:{process.port}"
+
+        with supervised(describe, supervisor, "warpspeed-sqs") as endpoint:
             log.info("ElasticMQ SQS server on %s", endpoint)
             yield endpoint
-        finally:
-            if own:
-                sup.close()
-            elif process is not None and sup.servers.get(process.name) is process:
-                sup.stop_server(process.name)
 
 
 def queues_on(endpoint_url: str, queue_name: str = "warpspeed-requests") -> LocalSqs:

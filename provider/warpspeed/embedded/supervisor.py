@@ -16,8 +16,9 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from warpspeed.embedded.server import ServerError, ServerProcess
@@ -178,3 +179,25 @@ class Supervisor(threading.Thread):
             self.stop_server(name)
         if self.is_alive() and threading.current_thread() is not self:
             self.join(timeout=60)
+
+
+@contextmanager
+def supervised(
+    describe: Callable[[], tuple[ServerProcess, T]], supervisor: Supervisor | None, name: str
+) -> Iterator[T]:
+    """Start the server ``describe`` returns (with what its users need); stop it on exit.
+
+    :param describe: prepares the server's folder and returns ``(process, what to yield)``.
+    :param supervisor: the stack's supervisor; None: one of its own, named ``name``, closed on exit.
+    """
+    sup = supervisor or Supervisor(name)
+    process: ServerProcess | None = None
+    try:
+        process, value = describe()
+        sup.start_server(process)
+        yield value
+    finally:
+        if supervisor is None:
+            sup.close()
+        elif process is not None and sup.servers.get(process.name) is process:
+            sup.stop_server(process.name)
