@@ -1,7 +1,18 @@
 """Java servers from jars that ``make setup`` fetched from Maven Central, on loopback.
 
 :func:`java_process` describes one such server as a :class:`~warpspeed.embedded.server.ServerProcess`
-(the REST catalog and ElasticMQ use it; a further JVM server is one more call).
+(the REST catalog and ElasticMQ use it). Adding one more JVM server is a module with
+
+- a ``maven/<name>/pom.xml`` (``make setup`` copies its classpath into ``<jars_dir>/<name>``);
+- ``<name>_process(jars_dir, folder) -> tuple[ServerProcess, <what clients need>]``: make the
+  folder private (:func:`~warpspeed.embedded.state.private_dir`), take its port
+  (:func:`~warpspeed.embedded.state.stable_port`) and credential
+  (:func:`~warpspeed.embedded.state.secret`), write its config with
+  :func:`~warpspeed.embedded.state.write_private`, return :func:`java_process` with its readiness
+  path and environment (secrets go in files or the environment, never in ``jvm_args``);
+- a context manager over :func:`~warpspeed.embedded.supervisor.supervised`, and one line in
+  :func:`warpspeed.embedded.stack.embedded_stack`. Parent death and restarts on the same port
+  come with the supervisor.
 """
 
 from __future__ import annotations
