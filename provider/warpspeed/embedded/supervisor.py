@@ -56,13 +56,22 @@ class Supervisor(threading.Thread):
         """Run ``fn`` in this thread (where every server is spawned) and return its result."""
         if threading.current_thread() is self:
             return fn()
-        if not self.is_alive():
-            if self.closing.is_set():
-                raise ServerError(f"{self.name} is closed")
-            self.start()
+        self._ensure_running()
         done: Future[T] = Future()
         self._calls.put((fn, done))
-        return done.result()
+        while True:
+            try:
+                return done.result(timeout=1.0)
+            except TimeoutError:
+                if not self.is_alive() and not done.running():  # closed after we queued the call
+                    raise ServerError(f"{self.name} is closed") from None
+
+    def _ensure_running(self) -> None:
+        with self._lock:
+            if self.ident is None and not self.closing.is_set():
+                self.start()
+        if not self.is_alive():
+            raise ServerError(f"{self.name} is closed")
 
     def run(self) -> None:
         """Serve :meth:`call` requests and restart dead servers until :meth:`close`."""
@@ -158,8 +167,7 @@ class Supervisor(threading.Thread):
         Whatever ``check`` starts gets this thread as its parent-death thread: it lives until :meth:`close`.
         """
         self._checks.append(check)
-        if not self.is_alive() and not self.closing.is_set():
-            self.start()
+        self._ensure_running()
 
     def stop_server(self, name: str, timeout: float = 60.0) -> None:
         """Stop one server and stop watching it."""
