@@ -31,10 +31,11 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, Asset, CronTriggerTimetable
 
+from warpspeed.operators.clusters import EnsureClustersOperator
 from warpspeed.operators.collect import CollectRequestsOperator
 from warpspeed.operators.plan import PlanBatchesOperator
 from warpspeed.operators.publish import PublishBatchesOperator
-from warpspeed.operators.score import EnsureClustersOperator, ScoreBatchesOperator
+from warpspeed.operators.score import ScoreBatchesOperator
 from warpspeed.sensors.sqs import ScoringWindowSensor
 from warpspeed.window.rule import configured_retry_delay, configured_window_minutes, window_cron
 
@@ -60,7 +61,10 @@ with DAG(
         task_id="ensure_clusters", workload_batches=plan.output, workloads_file=WORKLOADS_FILE
     )
     score = ScoreBatchesOperator.partial(
-        task_id="score_batches", clusters=clusters.output, map_index_template="{{ task.workload }}"
+        task_id="score_batches",
+        clusters=clusters.output,
+        workloads_file=WORKLOADS_FILE,
+        map_index_template="{{ task.workload }}",
     ).expand_kwargs(plan.output)
     publish = PublishBatchesOperator(
         task_id="publish", run_uris=score.output, outlets=[SCORES_ASSET], trigger_rule="all_done"

@@ -4,7 +4,8 @@ Modules moved in 0.2.0 (one folder per stage of the window, see ``docs/architect
 still be imported by their old paths, with a :class:`DeprecationWarning`: DAG files that import
 ``warpspeed.operators.scoring``, serialized DAGs that name ``warpspeed.triggers.sqs_intake``
 classes and producers that import ``warpspeed.request_schema`` keep working. The table of old
-and new paths is :data:`MOVED_MODULES` (and ``docs/CHANGELOG.md``).
+and new paths is :data:`MOVED_MODULES` (and ``docs/CHANGELOG.md``); an old module split in two
+also forwards to the homes in :data:`SPLIT_MODULES`.
 """
 
 from __future__ import annotations
@@ -80,32 +81,44 @@ MOVED_MODULES: dict[str, str] = {
 }
 """Old module path -> new module path. ``warpspeed.services`` itself is an empty namespace now."""
 
+SPLIT_MODULES: dict[str, tuple[str, ...]] = {
+    "warpspeed.operators.scoring": ("warpspeed.operators.clusters",),
+}
+"""Old module paths whose contents went to more than one module: the homes besides the one in
+:data:`MOVED_MODULES`, searched after it (``EnsureClustersOperator`` left ``operators.scoring``
+for ``operators.clusters``, ``ScoreBatchesOperator`` for ``operators.score``)."""
+
 
 class _MovedModuleLoader(importlib.abc.Loader):
-    """Load an old module path as a thin module that forwards every attribute to the new one."""
+    """Load an old module path as a thin module that forwards every attribute to its new home(s)."""
 
-    def __init__(self, new: str) -> None:
+    def __init__(self, new: str, also: tuple[str, ...] = ()) -> None:
         self.new = new
+        self.also = also
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
         """Use the default module object."""
         return None
 
     def exec_module(self, module: ModuleType) -> None:
-        """Warn once and forward attribute reads to the module's new home."""
-        warnings.warn(f"{module.__name__} moved to {self.new}; import it from there", DeprecationWarning,
+        """Warn once and forward attribute reads to the module's new home (the first that has the name)."""
+        homes = " and ".join((self.new, *self.also))
+        warnings.warn(f"{module.__name__} moved to {homes}; import it from there", DeprecationWarning,
                       stacklevel=2)
-        target = importlib.import_module(self.new)
+        targets = [importlib.import_module(new) for new in (self.new, *self.also)]
 
         def __getattr__(name: str) -> Any:
-            return getattr(target, name)
+            for target in targets:
+                if hasattr(target, name):
+                    return getattr(target, name)
+            raise AttributeError(f"module {module.__name__!r} (moved to {homes}) has no attribute {name!r}")
 
         def __dir__() -> list[str]:
-            return dir(target)
+            return sorted({name for target in targets for name in dir(target)})
 
         module.__getattr__ = __getattr__  # type: ignore[method-assign]
         module.__dir__ = __dir__  # type: ignore[method-assign]
-        module.__doc__ = f"Moved to :mod:`{self.new}`."
+        module.__doc__ = f"Moved to {homes}."
 
 
 class _MovedModuleFinder(importlib.abc.MetaPathFinder):
@@ -116,7 +129,9 @@ class _MovedModuleFinder(importlib.abc.MetaPathFinder):
         if fullname == "warpspeed.services":
             return importlib.util.spec_from_loader(fullname, None, is_package=True)
         new = MOVED_MODULES.get(fullname)
-        return importlib.util.spec_from_loader(fullname, _MovedModuleLoader(new)) if new else None
+        if new is None:
+            return None
+        return importlib.util.spec_from_loader(fullname, _MovedModuleLoader(new, SPLIT_MODULES.get(fullname, ())))
 
 
 if not any(isinstance(f, _MovedModuleFinder) for f in sys.meta_path):

@@ -81,7 +81,7 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "operators": [
             {"integration-name": "Warp Speed", "python-modules": [
-                "warpspeed.operators.collect", "warpspeed.operators.plan",
+                "warpspeed.operators.collect", "warpspeed.operators.plan", "warpspeed.operators.clusters",
                 "warpspeed.operators.score", "warpspeed.operators.publish",
                 "warpspeed.operators.maintenance", "warpspeed.operators.lifecycle",
                 "warpspeed.operators.preprocess"]},

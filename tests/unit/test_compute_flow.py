@@ -15,7 +15,8 @@ from airflow.sdk.exceptions import TaskDeferred
 from tests.paths import BUNDLE_CONFIG
 from tests.unit.test_emr_operators import FakeTI, _manifests, _operator
 from tests.unit.test_emr_pool import Calls, aws_env, finish_steps, jobs, make_backend, moto_cluster  # noqa: F401
-from warpspeed.compute.base import ClusterRef, StepStatus, outcome_of, should_retry_on_demand
+from warpspeed.compute.base import ClusterRef
+from warpspeed.compute.flow import StepStatus, outcome_of, should_retry_on_demand
 from warpspeed.config.settings import WarpSpeedSettings, default_home
 from warpspeed.operators.maintenance import IcebergMaintenanceOperator
 

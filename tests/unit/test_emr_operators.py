@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from airflow.sdk.exceptions import TaskDeferred
 from airflow.sdk.module_loading import import_string
 
+from tests.paths import BUNDLE_CONFIG, DAGS
 from tests.unit.test_emr_pool import BUCKET, aws_env, failure_details, finish_steps, make_backend  # noqa: F401
 from warpspeed.compute.emr.backend import EmrComputeBackend
 from warpspeed.exceptions import ComputeError
 from warpspeed.hooks.emr import EmrPoolHook
 from warpspeed.intake.schema import ScoringRequest
 from warpspeed.links.emr import EmrPoolSparkHistoryLink, EmrPoolStepLogsLink, step_logs_prefix
+from warpspeed.operators.clusters import EnsureClustersOperator
 from warpspeed.operators.score import ScoreBatchesOperator
 from warpspeed.triggers.emr import EmrStepsTrigger
 from warpspeed.window.manifests import BatchManifest, BatchRun, WindowLayout, window_id_for
@@ -207,3 +212,53 @@ async def _first(trigger: EmrStepsTrigger, hook: EmrPoolHook) -> dict[str, Any]:
     async for event in trigger.run():
         return dict(event.payload)
     raise AssertionError("no event")
+
+
+def _scoring_dag_with(tmp_path: Path, profiles: dict[str, Any]) -> Any:
+    """Load a copy of the scoring DAG whose bundle config holds ``profiles`` beside the shipped workloads."""
+    folder = tmp_path / "dags"
+    (folder / "config").mkdir(parents=True)
+    shutil.copy(DAGS / "warpspeed_scoring.py", folder)
+    shutil.copy(BUNDLE_CONFIG / "workloads.yaml", folder / "config")
+    (folder / "config" / "cluster_profiles.yaml").write_text(yaml.safe_dump(profiles))
+    spec = importlib.util.spec_from_file_location("_dag_scoring_copy", folder / "warpspeed_scoring.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag
+
+
+def test_steps_of_the_score_task_take_the_profile_action_on_failure_like_the_cluster_first_steps(
+    tmp_path: Path,
+) -> None:
+    """Issue 23: the score task found no profiles (the ensure task found them beside the workloads),
+    so its steps and Spot retries fell back to ActionOnFailure CONTINUE."""
+    doc = yaml.safe_load((BUNDLE_CONFIG / "cluster_profiles.yaml").read_text())
+    doc["profiles"]["scoring"] |= {"step_concurrency": 1, "action_on_failure": "CANCEL_AND_WAIT"}
+    dag = _scoring_dag_with(tmp_path, doc)
+    files = {k: v for k, v in dag.get_task("score_batches").partial_kwargs.items() if k.endswith("_file")}
+    dag_ensure = dag.get_task("ensure_clusters")
+    moto = make_backend(tmp_path)  # only its moto clients and its settings are used
+    uris = _manifests(moto, 2)
+    ensure = EnsureClustersOperator(task_id="ensure", workloads_file=dag_ensure.workloads_file,
+                                    cluster_profiles_file=dag_ensure.cluster_profiles_file,
+                                    workload_batches=[{"workload": "scoring", "batch_manifest_uris": uris[:1]}])
+    clusters: dict[str, str] = {}
+    score = ScoreBatchesOperator(task_id="score", workload="scoring", batch_manifest_uris=uris, clusters=clusters,
+                                 deferrable=True, **files)
+    for op in (ensure, score):
+        op.__dict__.update(settings=moto.settings, storage=moto.storage)
+        op.backend.__dict__.update(hook=moto.hook, s3=moto.s3)  # the operator chose the profiles file
+    context: Any = {"logical_date": WINDOW_START, "ti": FakeTI()}
+    clusters.update(ensure.execute(context))  # creates the cluster with the first batch's step on it
+    with pytest.raises(TaskDeferred) as deferred:
+        score.execute(context)
+    ids = deferred.value.trigger.step_ids
+    failure_details(moto.hook.emr, {ids[1]: {"Reason": "Spot instance interruption", "Message": "node lost"}})
+    finish_steps(clusters["scoring"], {ids[1]: "FAILED"})
+    event = asyncio.run(_first(deferred.value.trigger, moto.hook))
+    with pytest.raises(TaskDeferred):  # the Spot-lost batch again, on on-demand nodes
+        score.execute_complete(context, event=event, pending=deferred.value.kwargs["pending"])
+    steps = moto.hook.emr.list_steps(ClusterId=clusters["scoring"])["Steps"]
+    assert len(steps) == 3
+    assert {s["ActionOnFailure"] for s in steps} == {"CANCEL_AND_WAIT"}

@@ -38,3 +38,16 @@ def test_every_new_path_exists_and_no_old_path_is_a_file() -> None:
         spec = importlib.machinery.PathFinder.find_spec(old.rsplit(".", 1)[-1],
                                                         importlib.import_module(old.rsplit(".", 1)[0]).__path__)
         assert spec is None, f"{old} is still a module file"
+
+
+def test_an_old_module_split_in_two_forwards_to_both_homes() -> None:
+    from warpspeed.operators.clusters import EnsureClustersOperator
+    from warpspeed.operators.score import ScoreBatchesOperator
+
+    sys.modules.pop("warpspeed.operators.scoring", None)
+    with pytest.warns(DeprecationWarning, match="operators.score and warpspeed.operators.clusters"):
+        old = importlib.import_module("warpspeed.operators.scoring")
+    assert old.EnsureClustersOperator is EnsureClustersOperator and old.ScoreBatchesOperator is ScoreBatchesOperator
+    assert {"EnsureClustersOperator", "ScoreBatchesOperator"} <= set(dir(old))
+    with pytest.raises(ImportError):
+        from warpspeed.operators.scoring import NoSuchOperator  # type: ignore[import-not-found]  # noqa: F401

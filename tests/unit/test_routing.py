@@ -121,7 +121,8 @@ def test_local_dispatch_keeps_job_order_and_hands_spark_jobs_on(monkeypatch: pyt
 
 def test_scoring_operators_build_each_batch_job_on_its_manifest_engine(tmp_path: Path) -> None:
     from warpspeed.config.settings import WarpSpeedSettings
-    from warpspeed.operators.score import ARROW_SCRIPT, SCORE_SCRIPT, EnsureClustersOperator, ScoreBatchesOperator
+    from warpspeed.operators.clusters import EnsureClustersOperator
+    from warpspeed.operators.score import ARROW_SCRIPT, SCORE_SCRIPT, ScoreBatchesOperator
     from warpspeed.storage.documents import LocalStorage
 
     settings = WarpSpeedSettings.from_mapping({"home": str(tmp_path)})

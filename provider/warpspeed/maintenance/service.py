@@ -10,7 +10,7 @@ table again and records the before/after figures in ``warpspeed.maintenance_runs
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from functools import cached_property
@@ -18,15 +18,9 @@ from typing import Any
 
 from airflow.utils.log.logging_mixin import LoggingMixin
 
-from warpspeed.compute.base import (
-    ClusterRef,
-    ComputeBackend,
-    SparkJob,
-    StepStatus,
-    outcome_of,
-    should_retry_on_demand,
-)
+from warpspeed.compute.base import ClusterRef, ComputeBackend, SparkJob
 from warpspeed.compute.factory import compute_backend_for
+from warpspeed.compute.flow import JobFlow, StepStatus, drive, outcome_of
 from warpspeed.config.maintenance_policy import MaintenancePolicy
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.exceptions import ComputeError
@@ -39,6 +33,7 @@ from warpspeed.maintenance.plan import (
     read_table_state,
 )
 from warpspeed.maintenance.report import MaintenanceRunRecord, TableStats, format_report, table_stats
+from warpspeed.maintenance.s3_tables import SKIP_REASON, maintenance_requests
 from warpspeed.storage.documents import Storage, join_uri, run_key, storage_for
 
 MAINTENANCE_SCRIPT = "iceberg_maintenance.py"
@@ -126,8 +121,14 @@ class IcebergMaintenanceService(LoggingMixin):
     def plan(
         self, policy: MaintenancePolicy, trigger: TriggerKind, key: str, now: datetime | None = None
     ) -> list[dict[str, str]]:
-        """Plan every registered table; write the plans; return ``{table, plan_uri}`` of those with work."""
+        """Plan every registered table; write the plans; return ``{table, plan_uri}`` of those with work.
+
+        On an S3 Tables catalog nothing is due: every table's plan is written with
+        :data:`~warpspeed.maintenance.s3_tables.SKIP_REASON` and no table is loaded.
+        """
         now = now or datetime.now(UTC)
+        if self.settings.catalog.is_s3_tables():
+            return self._skip_s3_tables(policy, trigger, key, now)
         partial_progress = self.settings.catalog.kind != "sql"
         todo = []
         for table_policy in policy.tables:
@@ -146,6 +147,19 @@ class IcebergMaintenanceService(LoggingMixin):
                 todo.append({"table": identifier, "plan_uri": uri})
         self.log.info("%d of %d registered tables have maintenance due", len(todo), len(policy.tables))
         return todo
+
+    def _skip_s3_tables(
+        self, policy: MaintenancePolicy, trigger: TriggerKind, key: str, now: datetime
+    ) -> list[dict[str, str]]:
+        """Write a skipped plan per table, log why and the equivalent S3 Tables settings; return no work."""
+        bucket = self.settings.catalog.warehouse or "<table bucket ARN>"
+        for table_policy in policy.tables:
+            plan = TablePlan(table_policy.identifier, now, trigger, (), skipped_reason=SKIP_REASON)
+            self.storage.write_text(join_uri(self.folder(key), f"{plan.identifier}.plan.json"), plan.to_json())
+            self.log.warning("%s: skipped. %s. Equivalent settings: %s", plan.identifier, SKIP_REASON,
+                             json.dumps(maintenance_requests(table_policy, bucket)))
+        self.log.info("0 of %d registered tables have maintenance due (S3 Tables catalog)", len(policy.tables))
+        return []
 
     def stats(self, identifier: str) -> TableStats:
         """Measure a freshly loaded table."""
@@ -167,8 +181,7 @@ class IcebergMaintenanceService(LoggingMixin):
                                       on_demand_only=on_demand_only)
         pending = {"plan_uri": plan_uri, "run_id": run_id, "workload": cluster.workload,
                    "cluster_id": cluster.cluster_id, "backend": cluster.backend,
-                   "started_at": datetime.now(UTC).isoformat(), "before": before,
-                   "retried": on_demand_only}
+                   "started_at": datetime.now(UTC).isoformat(), "before": before}
         return pending, status
 
     def job(self, plan_uri: str, identifier: str, run_id: str) -> SparkJob:
@@ -189,16 +202,13 @@ class IcebergMaintenanceService(LoggingMixin):
         return ClusterRef(pending["workload"], pending["cluster_id"], pending["backend"])
 
     def run(self, plan_uri: str, run_id: str) -> MaintenanceOutcome:
-        """Run one table's plan to the end (blocking; Spot loss retried once): start, wait, finish."""
+        """Run one table's plan to the end (blocking, the flow without deferring): start, wait, finish."""
+        started_at = datetime.now(UTC)
         pending, status = self.start(plan_uri, run_id)
-        cluster = self.cluster_of(pending)
-        if not status.terminal:
-            (status,) = self.backend.wait(cluster, [status.step_id])
-        if should_retry_on_demand(status, retried=False):
-            pending, status = self.start(plan_uri, run_id, on_demand_only=True, before=pending["before"])
-            if not status.terminal:
-                (status,) = self.backend.wait(cluster, [status.step_id])
-        return self.finish(pending, status)
+        flow = drive(JobFlow.begin([status], started_at), [status], resubmit=on_demand_restart(self, pending),
+                     wait=lambda step_ids: self.backend.wait(self.cluster_of(pending), step_ids))
+        (job,) = flow.finals()
+        return self.finish(pending, job)
 
     def finish(self, pending: Mapping[str, Any], job: StepStatus) -> MaintenanceOutcome:
         """Measure the table again, write the report, record the row; raise if an action failed."""
@@ -275,3 +285,21 @@ class IcebergMaintenanceService(LoggingMixin):
         table.overwrite(data, overwrite_filter=condition)
         self.log.info("Recorded %d rows in %s", len(records), MAINTENANCE_RUNS_TABLE)
         return len(records)
+
+
+def on_demand_restart(
+    service: IcebergMaintenanceService, pending: dict[str, Any]
+) -> Callable[[list[int]], list[StepStatus]]:
+    """Return the flow's resubmit for one table's job: start its plan again on on-demand nodes.
+
+    The table is not measured again (the first measurement stays the "before"); ``pending`` is
+    updated in place, so what the task defers with and finishes from names the new job.
+    """
+
+    def resubmit(lost: list[int]) -> list[StepStatus]:
+        fresh, status = service.start(pending["plan_uri"], pending["run_id"], on_demand_only=True,
+                                      before=pending["before"])
+        pending.update(fresh)
+        return [status]
+
+    return resubmit

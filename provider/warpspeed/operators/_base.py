@@ -1,12 +1,15 @@
-"""What every Warp Speed operator shares: lazily loaded settings and the run's window."""
+"""What every Warp Speed operator shares: lazily loaded settings, the run's window, trigger event checks."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
+from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
 from warpspeed.config.settings import WarpSpeedSettings, load_settings
+from warpspeed.exceptions import WarpSpeedError
 from warpspeed.storage.documents import Storage, storage_for
 from warpspeed.window.rule import Window, window_from_context
 
@@ -42,3 +45,29 @@ class WarpSpeedOperator(BaseOperator, WarpSpeedSettingsMixin):
     def window(self, context: Context) -> Window:
         """Return the run's scoring window."""
         return window_from_context(context, self.settings.window_minutes)
+
+
+def checked_event(
+    event: Mapping[str, Any] | None,
+    *,
+    status: str,
+    failed: str,
+    error: type[WarpSpeedError] = WarpSpeedError,
+    **expected: Any,
+) -> Mapping[str, Any]:
+    """Return a trigger's event when it says ``status`` (and carries the ``expected`` values); else raise.
+
+    The one check at the top of every ``execute_complete``: a missing event, a trigger's error
+    event or one about something else (another cluster) fails the task with ``failed`` and why.
+
+    :param failed: what failed, e.g. ``waiting for steps on j-1 failed``.
+    :raises WarpSpeedError: ``error``, naming the trigger's message or the mismatch.
+    """
+    if not event:
+        raise error(f"{failed}: the trigger sent no event")
+    if event.get("status") != status:
+        raise error(f"{failed}: {event.get('message') or dict(event)}")
+    for key, value in expected.items():
+        if event.get(key) != value:
+            raise error(f"{failed}: the event is for {key} {event.get(key)!r}, not {value!r}")
+    return event

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
 from airflow.sdk import Context
 
-from warpspeed.compute.base import ClusterRef, StepStatus, should_retry_on_demand
+from warpspeed.compute.base import ComputeBackend
+from warpspeed.compute.flow import JobFlow, StepStatus
 from warpspeed.config.maintenance_policy import MaintenancePolicy
-from warpspeed.exceptions import ComputeError
 from warpspeed.maintenance.plan import TriggerKind
-from warpspeed.maintenance.service import IcebergMaintenanceService
+from warpspeed.maintenance.service import IcebergMaintenanceService, on_demand_restart
 from warpspeed.operators._base import WarpSpeedOperator
+from warpspeed.operators._compute import FlowOperator
 from warpspeed.storage.documents import run_key
 
 _RUN_TYPES: dict[str, TriggerKind] = {"scheduled": "scheduled", "asset_triggered": "asset"}
@@ -57,85 +60,56 @@ class PlanIcebergMaintenanceOperator(WarpSpeedOperator):
         return self.service.plan(policy, trigger, run_key(context["run_id"]))
 
 
-class IcebergMaintenanceOperator(WarpSpeedOperator):
+class IcebergMaintenanceOperator(FlowOperator):
     """Run one table's due actions in order in a single Spark application; return the report URI.
 
     One task per table (mapped over the plan's output) is what keeps two maintenance actions
     off the same table at once: compaction, expiry, manifests and orphans run one after another
-    inside the job.
+    inside the job. The job follows the one flow of :mod:`warpspeed.compute.flow`: deferring
+    while it runs on EMR, resubmitted once on on-demand nodes after a Spot loss (the table is
+    not measured again).
 
     :param table: the table identifier (``namespace.table``).
     :param plan_uri: the table's plan document from :class:`PlanIcebergMaintenanceOperator`.
+    :param cluster_profiles_file: cluster profiles YAML for the ``emr`` backend.
     """
 
     template_fields = ("table", "plan_uri", "cluster_profiles_file")
     ui_color = "#aed6f1"
 
-    def __init__(
-        self,
-        *,
-        table: str,
-        plan_uri: str,
-        cluster_profiles_file: str | None = None,
-        poll_interval: float = 30.0,
-        deferrable: bool = True,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, table: str, plan_uri: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.table = table
         self.plan_uri = plan_uri
-        self.cluster_profiles_file = cluster_profiles_file
-        self.poll_interval = poll_interval
-        self.deferrable = deferrable
-        self._started: tuple[ClusterRef, str] | None = None
 
     @cached_property
     def service(self) -> IcebergMaintenanceService:
         """Build the maintenance service lazily."""
-        return IcebergMaintenanceService(self.settings, self.storage, self.cluster_profiles_file)
+        return IcebergMaintenanceService(self.settings, self.storage, self.profiles_file)
+
+    @cached_property
+    def backend(self) -> ComputeBackend:
+        """Return the service's compute backend."""
+        return self.service.backend
 
     def execute(self, context: Context) -> str:
         """Start the plan; finish now (local) or after deferring while it runs (EMR)."""
+        started_at = datetime.now(UTC)
         pending, job = self.service.start(self.plan_uri, context["run_id"])
-        return self._advance(pending, job)
-
-    def _advance(self, pending: dict[str, Any], job: StepStatus) -> str:
-        cluster = self.service.cluster_of(pending)
-        if should_retry_on_demand(job, pending["retried"]):
-            self.log.warning("Maintenance job %s lost to Spot; retrying once on on-demand nodes", job.step_id)
-            pending, job = self.service.start(
-                self.plan_uri, pending["run_id"], on_demand_only=True, before=pending["before"]
-            )
-        self._started = (cluster, job.step_id)
-        if not job.terminal:
-            if self.deferrable:
-                self.defer(
-                    trigger=self.service.backend.wait_trigger(cluster, [job.step_id], poll_interval=self.poll_interval),
-                    method_name="execute_complete",
-                    kwargs={"pending": pending},
-                    timeout=self.execution_timeout,
-                )
-            (job,) = self.service.backend.wait(cluster, [job.step_id])
-            return self._advance(pending, job)
-        self._started = None
-        return self.service.finish(pending, job).report_uri
+        return self._run(pending, JobFlow.begin([job], started_at), [job])
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, pending: dict[str, Any] | None = None
     ) -> str:
         """Check the trigger's event, then retry a Spot loss once or finish (measure, report, record)."""
-        if not pending:
-            raise ComputeError("execute_complete called without the started maintenance job")
-        if not event or event.get("status") != "done" or event.get("cluster_id") != pending["cluster_id"]:
-            message = (event or {}).get("message", event)
-            raise ComputeError(f"waiting for maintenance of {self.table} failed: {message}")
-        steps = [StepStatus.from_dict(s) for s in event.get("steps", [])]
-        if len(steps) != 1:
-            raise ComputeError(f"trigger event lacks the maintenance step of {self.table}: {event}")
-        return self._advance(pending, steps[0])
+        checked, statuses = self.resume(event, pending, lambda: self.service.cluster_of(pending or {}),
+                                        f"maintenance of {self.table}")
+        return self._run(dict(checked), JobFlow.from_dict(checked["flow"]), statuses)
 
-    def on_kill(self) -> None:
-        """Cancel the maintenance job this task started."""
-        if self._started:
-            cluster, job_id = self._started
-            self.service.backend.cancel(cluster, [job_id])
+    def _run(self, pending: dict[str, Any], flow: JobFlow, statuses: Sequence[StepStatus]) -> str:
+        """Take the job to its end (deferring while it runs), then measure, report and record."""
+        self.run_flow(lambda: self.service.cluster_of(pending), flow, statuses,
+                      resubmit=on_demand_restart(self.service, pending),
+                      pending=lambda: {**pending, "flow": flow.to_dict()}, timeout=self.execution_timeout)
+        (job,) = flow.finals()
+        return self.service.finish(pending, job).report_uri

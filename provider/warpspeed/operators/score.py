@@ -1,27 +1,16 @@
-"""Operators that make sure clusters exist and run scoring batches on them."""
+"""Operator of the window's score step: run every batch of one workload on its cluster."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from airflow.sdk import Context, XComArg
+from airflow.sdk import Context
 
-from warpspeed.compute.base import (
-    ClusterRef,
-    ComputeBackend,
-    JobOutcome,
-    SparkJob,
-    StepStatus,
-    failure_message,
-    outcome_of,
-    should_retry_on_demand,
-)
-from warpspeed.compute.factory import compute_backend_for
-from warpspeed.config.workloads import WorkloadCatalog
+from warpspeed.compute.base import ClusterRef, SparkJob, StepStatus
+from warpspeed.compute.flow import JobFlow, failure_message
 from warpspeed.exceptions import ComputeError
 from warpspeed.links.emr import (
     EmrPoolClusterLink,
@@ -29,13 +18,13 @@ from warpspeed.links.emr import (
     EmrPoolStepLogsLink,
     step_logs_prefix,
 )
-from warpspeed.operators._base import WarpSpeedOperator
+from warpspeed.operators._compute import FlowOperator
 from warpspeed.window.manifests import BatchManifest, BatchRun
 
 SCORE_SCRIPT = "score_batch.py"
 ARROW_SCRIPT = "score_arrow.py"
 """The single-node engine's entry point (small batches, see :mod:`warpspeed.planning.routing`)."""
-PROFILES_FILE_NAME = "cluster_profiles.yaml"
+DEFER_TIMEOUT = timedelta(hours=12)
 
 
 def score_job(manifest_uri: str, batch_id: str, catalog_name: str, engine: str = "spark") -> SparkJob:
@@ -48,166 +37,99 @@ def score_job(manifest_uri: str, batch_id: str, catalog_name: str, engine: str =
     )
 
 
-def _profiles_file(workloads_file: str | None, cluster_profiles_file: str | None) -> str | None:
-    if cluster_profiles_file:
-        return cluster_profiles_file
-    return str(Path(workloads_file).with_name(PROFILES_FILE_NAME)) if workloads_file else None
+@dataclass(frozen=True)
+class ScoreBatch:
+    """One batch the task runs: where its manifest and run record are, and what the task needs of the manifest.
 
-
-class EnsureClustersOperator(WarpSpeedOperator):
-    """Reuse or create one cluster per workload that has work; return ``{workload: cluster_id}``.
-
-    :param workload_batches: the plan task's output.
-    :param workloads_file: workloads YAML (maps a workload to its cluster profile).
-    :param cluster_profiles_file: cluster profiles YAML for the ``emr`` backend; default:
-        ``cluster_profiles.yaml`` beside ``workloads_file``.
+    The task reads each manifest once per try (in ``execute``) and carries these fields across
+    deferrals, so a resubmit after Spot loss and the run records need no second read.
     """
 
-    template_fields = ("workload_batches", "workloads_file", "cluster_profiles_file")
-    ui_color = "#f9e79f"
+    manifest_uri: str
+    run_uri: str
+    batch_id: str
+    window_id: str
+    workload: str
+    engine: str
+    summary_uri: str
 
-    def __init__(
-        self,
-        *,
-        workload_batches: Sequence[Mapping[str, Any]] | XComArg,
-        workloads_file: str,
-        cluster_profiles_file: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.workload_batches = workload_batches
-        self.workloads_file = workloads_file
-        self.cluster_profiles_file = cluster_profiles_file
-
-    @cached_property
-    def backend(self) -> ComputeBackend:
-        """Build the configured compute backend lazily."""
-        return compute_backend_for(
-            self.settings, _profiles_file(self.workloads_file, self.cluster_profiles_file)
-        )
-
-    def execute(self, context: Context) -> dict[str, str]:
-        """Ensure a cluster for every workload in the plan, one ListClusters for all of them.
-
-        A cluster created now starts with the workload's scoring jobs already on it;
-        :class:`ScoreBatchesOperator` finds them by name instead of submitting them again.
-        """
-        catalog = WorkloadCatalog.load(self.workloads_file)
-        batches = cast("Sequence[Mapping[str, Any]]", self.workload_batches)  # resolved by now
-        needs = {
-            item["workload"]: (
-                catalog[item["workload"]].profile,
-                [self._job(uri) for uri in item.get("batch_manifest_uris") or ()],
-            )
-            for item in batches or []
-        }
-        clusters = {}
-        for workload, ref in self.backend.ensure_clusters(needs).items():
-            self.log.info(
-                "Workload %s: %s cluster %s on %s",
-                workload,
-                "created" if ref.created else "reusing",
-                ref.cluster_id,
-                ref.backend,
-            )
-            clusters[workload] = ref.cluster_id
-        return clusters
-
-    def _job(self, uri: str) -> SparkJob:
-        manifest = BatchManifest.from_json(self.storage.read_text(uri))
-        return score_job(uri, manifest.batch_id, self.settings.catalog.name, manifest.engine)
+    @classmethod
+    def of(cls, manifest_uri: str, run_uri: str, manifest: BatchManifest) -> ScoreBatch:
+        """Keep what the task needs of ``manifest``."""
+        return cls(manifest_uri, run_uri, manifest.batch_id, manifest.window_id, manifest.workload,
+                   manifest.engine, manifest.summary_uri)
 
 
-class ScoreBatchesOperator(WarpSpeedOperator):
+@dataclass
+class ScoreState:
+    """What the score task carries across a deferral (``pending``): its batches and their flow.
+
+    :param run_uris: every batch's run record, finished in an earlier try or not (the task's result).
+    :param batches: the batches this try runs, in the order of ``flow.jobs``.
+    """
+
+    cluster_created: bool
+    run_uris: list[str]
+    batches: list[ScoreBatch]
+    flow: JobFlow
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form (``defer(kwargs={"pending": ...})``)."""
+        return {"cluster_created": self.cluster_created, "run_uris": list(self.run_uris),
+                "batches": [asdict(b) for b in self.batches], "flow": self.flow.to_dict()}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ScoreState:
+        """Rebuild from :meth:`to_dict`."""
+        return cls(bool(raw["cluster_created"]), [str(u) for u in raw["run_uris"]],
+                   [ScoreBatch(**b) for b in raw["batches"]], JobFlow.from_dict(raw["flow"]))
+
+
+class ScoreBatchesOperator(FlowOperator):
     """Run every batch of one workload on its cluster; return the batch run record URIs.
 
     A retry skips batches an earlier attempt finished (their run record says SUCCEEDED) and
     reruns the rest; a rerun of a batch overwrites exactly its slices, so it is idempotent.
 
-    One flow for every backend: start the jobs (the local backend runs them to completion; EMR
-    submits them as steps in as few AddJobFlowSteps calls as possible, adopting same-named steps
-    still running from an earlier attempt), then, while any runs, defer on the backend's trigger
-    (or wait blocking when not ``deferrable``); a job lost to Spot reclamation is resubmitted
-    once pinned to on-demand nodes (:func:`~warpspeed.compute.base.should_retry_on_demand`).
-    ``on_kill`` cancels the jobs the task started.
+    The jobs follow the one flow of :mod:`warpspeed.compute.flow` (:class:`FlowOperator`): the
+    local backend runs them to completion in ``start``; EMR submits them as steps in as few
+    AddJobFlowSteps calls as possible, adopting same-named steps still running from an earlier
+    attempt, and the task defers while they run; a job lost to Spot reclamation is resubmitted
+    once on on-demand nodes. ``on_kill`` cancels the jobs the task started.
 
     :param workload: the workload whose batches these are.
     :param batch_manifest_uris: the batches' manifests.
-    :param clusters: ``{workload: cluster_id}`` from :class:`EnsureClustersOperator`.
+    :param clusters: ``{workload: cluster_id}`` from
+        :class:`~warpspeed.operators.clusters.EnsureClustersOperator`.
+    :param workloads_file: workloads YAML; the ``cluster_profiles.yaml`` beside it is the default
+        ``cluster_profiles_file`` (as for the ensure-clusters task, so both read the same profiles).
     :param cluster_profiles_file: cluster profiles YAML for the ``emr`` backend.
     :param poll_interval: seconds before the first step poll (the interval then grows).
     :param deferrable: wait for steps in the triggerer instead of a worker slot.
     """
 
-    template_fields = ("workload", "batch_manifest_uris", "clusters", "cluster_profiles_file")
+    template_fields = ("workload", "batch_manifest_uris", "clusters", "workloads_file", "cluster_profiles_file")
     ui_color = "#fadbd8"
     operator_extra_links = (EmrPoolClusterLink(), EmrPoolStepLogsLink(), EmrPoolSparkHistoryLink())
 
     def __init__(
-        self,
-        *,
-        workload: str,
-        batch_manifest_uris: Sequence[str],
-        clusters: Mapping[str, str],
-        cluster_profiles_file: str | None = None,
-        poll_interval: float = 30.0,
-        deferrable: bool = True,
-        **kwargs: Any,
+        self, *, workload: str, batch_manifest_uris: Sequence[str], clusters: Mapping[str, str], **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self.workload = workload
         self.batch_manifest_uris = batch_manifest_uris
         self.clusters = clusters
-        self.cluster_profiles_file = cluster_profiles_file
-        self.poll_interval = poll_interval
-        self.deferrable = deferrable
-        self._started: tuple[ClusterRef, list[str]] | None = None
-
-    @cached_property
-    def backend(self) -> ComputeBackend:
-        """Build the configured compute backend lazily."""
-        return compute_backend_for(self.settings, self.cluster_profiles_file)
 
     def _finished_earlier(self, run_uri: str) -> bool:
         if not self.storage.exists(run_uri):
             return False
         return BatchRun.from_json(self.storage.read_text(run_uri)).state == "SUCCEEDED"
 
-    def _cluster(self) -> ClusterRef:
-        return ClusterRef(self.workload, self.clusters[self.workload], self.backend.name)
+    def _cluster(self, created: bool = False) -> ClusterRef:
+        return ClusterRef(self.workload, self.clusters[self.workload], self.backend.name, created)
 
-    def _job(self, uri: str, manifest: BatchManifest) -> SparkJob:
-        return score_job(uri, manifest.batch_id, self.settings.catalog.name, manifest.engine)
-
-    def _record(
-        self,
-        *,
-        cluster: ClusterRef,
-        uri: str,
-        manifest: BatchManifest,
-        run_uri: str,
-        outcome: JobOutcome,
-        started: datetime,
-    ) -> str | None:
-        """Write the batch's run record; return a failure line if it failed."""
-        run = BatchRun(
-            batch_id=manifest.batch_id,
-            window_id=manifest.window_id,
-            workload=manifest.workload,
-            batch_manifest_uri=uri,
-            summary_uri=manifest.summary_uri,
-            backend=cluster.backend,
-            cluster_id=cluster.cluster_id,
-            cluster_created=cluster.created,
-            state=outcome.state,
-            started_at=started.isoformat(),
-            finished_at=datetime.now(UTC).isoformat(),
-            run_seconds=round(outcome.seconds, 3),
-            log_uri=outcome.log_uri,
-            reason=outcome.reason,
-        )
-        self.storage.write_text(run_uri, run.to_json())
-        return None if outcome.succeeded else f"{manifest.batch_id}: {outcome.reason} (log {outcome.log_uri})"
+    def _job(self, uri: str, batch: BatchManifest | ScoreBatch) -> SparkJob:
+        return score_job(uri, batch.batch_id, self.settings.catalog.name, batch.engine)
 
     def _persist_links(self, context: Context, cluster: ClusterRef) -> None:
         links = self.backend.links(cluster)
@@ -229,136 +151,66 @@ class ScoreBatchesOperator(WarpSpeedOperator):
         cluster = self._cluster()
         layout = self.window(context).layout(self.settings.storage_prefix)
         manifests = [BatchManifest.from_json(self.storage.read_text(u)) for u in self.batch_manifest_uris]
-        run_uris = [layout.run_uri(m.batch_id) for m in manifests]
-        todo = [
-            (uri, m, run_uri)
-            for uri, m, run_uri in zip(self.batch_manifest_uris, manifests, run_uris, strict=True)
-            if not self._finished_earlier(run_uri)
-        ]
-        if len(todo) < len(manifests):
-            self.log.info(
-                "%d of %d batches finished in an earlier attempt; skipping them",
-                len(manifests) - len(todo),
-                len(manifests),
-            )
+        batches = [ScoreBatch.of(uri, layout.run_uri(m.batch_id), m)
+                   for uri, m in zip(self.batch_manifest_uris, manifests, strict=True)]
+        todo = [(b, m) for b, m in zip(batches, manifests, strict=True) if not self._finished_earlier(b.run_uri)]
+        if len(todo) < len(batches):
+            self.log.info("%d of %d batches finished in an earlier attempt; skipping them",
+                          len(batches) - len(todo), len(batches))
+        run_uris = [b.run_uri for b in batches]
         if not todo:
             return run_uris
         self._persist_links(context, cluster)
-        for index, (_, manifest, _) in enumerate(todo, start=1):
-            self.log.info(
-                "Batch %d/%d %s: %d tenants, ~%d rows, %s engine",
-                index,
-                len(todo),
-                manifest.batch_id,
-                len(manifest.tenants),
-                manifest.estimated_rows,
-                manifest.engine,
-            )
-        started = datetime.now(UTC)
-        statuses = self._start(cluster, [self._job(uri, m) for uri, m, _ in todo])
-        pending = {
-            "started_at": started.isoformat(),
-            "cluster_created": cluster.created,
-            "run_uris": run_uris,
-            "batches": [
-                {"manifest_uri": uri, "run_uri": run_uri, "step_id": status.step_id, "retried": False}
-                for (uri, _, run_uri), status in zip(todo, statuses, strict=True)
-            ],
-            "finished": {},
-        }
-        return self._advance(context, cluster, pending, {s.step_id: s for s in statuses})
-
-    def _start(
-        self, cluster: ClusterRef, jobs: Sequence[SparkJob], *, on_demand_only: bool = False
-    ) -> list[StepStatus]:
-        statuses = self.backend.start(cluster, jobs, on_demand_only=on_demand_only)
-        self._started = (cluster, [s.step_id for s in statuses if not s.terminal])
-        return statuses
-
-    def _advance(
-        self, context: Context, cluster: ClusterRef, pending: dict[str, Any], statuses: Mapping[str, StepStatus]
-    ) -> list[str]:
-        """Settle what ended, resubmit Spot losses once, then wait (defer or block) or record every batch."""
-        while True:
-            waiting = [b for b in pending["batches"] if b["step_id"] not in pending["finished"]]
-            missing = [b["step_id"] for b in waiting if b["step_id"] not in statuses]
-            if missing:
-                raise ComputeError(f"trigger event lacks steps {missing} on {cluster.cluster_id}")
-            lost = []
-            for batch in waiting:
-                status = statuses[batch["step_id"]]
-                if should_retry_on_demand(status, batch["retried"]):
-                    lost.append(batch)
-                elif status.terminal:
-                    pending["finished"][batch["step_id"]] = status.to_dict()
-            if lost:
-                self.log.warning(
-                    "%d steps lost to Spot reclamation (%s); retrying once on on-demand nodes",
-                    len(lost),
-                    ", ".join(b["step_id"] for b in lost),
-                )
-                manifests = [BatchManifest.from_json(self.storage.read_text(b["manifest_uri"])) for b in lost]
-                jobs = [self._job(b["manifest_uri"], m) for b, m in zip(lost, manifests, strict=True)]
-                retried = self._start(cluster, jobs, on_demand_only=True)
-                for batch, status in zip(lost, retried, strict=True):
-                    batch["step_id"], batch["retried"] = status.step_id, True
-                statuses = {**statuses, **{s.step_id: s for s in retried}}
-                continue
-            running = [b["step_id"] for b in waiting if b["step_id"] not in pending["finished"]]
-            if not running:
-                return self._complete(cluster, pending)
-            if self.deferrable:
-                self.log.info("%d batches running on %s; deferring", len(running), cluster.cluster_id)
-                self.defer(
-                    trigger=self.backend.wait_trigger(cluster, running, poll_interval=self.poll_interval),
-                    method_name="execute_complete",
-                    kwargs={"pending": pending},
-                    timeout=timedelta(hours=12),
-                )
-            self.log.info("Waiting for %d batches on %s (blocking)", len(running), cluster.cluster_id)
-            statuses = {**statuses, **{s.step_id: s for s in self.backend.wait(cluster, running)}}
-
-    def _complete(self, cluster: ClusterRef, pending: Mapping[str, Any]) -> list[str]:
-        started = datetime.fromisoformat(pending["started_at"])
-        seconds = (datetime.now(UTC) - started).total_seconds()
-        cluster = ClusterRef(
-            cluster.workload, cluster.cluster_id, cluster.backend, bool(pending["cluster_created"])
-        )
-        failed = []
-        for batch in pending["batches"]:
-            manifest = BatchManifest.from_json(self.storage.read_text(batch["manifest_uri"]))
-            outcome = outcome_of(StepStatus.from_dict(pending["finished"][batch["step_id"]]), seconds)
-            if failure := self._record(
-                cluster=cluster,
-                uri=batch["manifest_uri"],
-                manifest=manifest,
-                run_uri=batch["run_uri"],
-                outcome=outcome,
-                started=started,
-            ):
-                failed.append(failure)
-        self._started = None
-        if failed:
-            raise ComputeError(failure_message(failed, len(pending["batches"])))
-        return list(pending["run_uris"])
+        for index, (_, manifest) in enumerate(todo, start=1):
+            self.log.info("Batch %d/%d %s: %d tenants, ~%d rows, %s engine", index, len(todo), manifest.batch_id,
+                          len(manifest.tenants), manifest.estimated_rows, manifest.engine)
+        started_at = datetime.now(UTC)
+        statuses = self.backend.start(cluster, [self._job(b.manifest_uri, m) for b, m in todo])
+        state = ScoreState(cluster.created, run_uris, [b for b, _ in todo], JobFlow.begin(statuses, started_at))
+        return self._run(state, statuses)
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, pending: dict[str, Any] | None = None
     ) -> list[str]:
-        """Check the trigger's event, then settle, retry or record as :meth:`execute` does."""
-        if not pending:
-            raise ComputeError("execute_complete called without the submitted batches")
-        cluster = self._cluster()
-        if not event or event.get("status") != "done" or event.get("cluster_id") != cluster.cluster_id:
-            message = (event or {}).get("message", event)
-            raise ComputeError(f"waiting for steps on {cluster.cluster_id} failed: {message}")
-        statuses = {s["step_id"]: StepStatus.from_dict(s) for s in event.get("steps", [])}
-        return self._advance(context, cluster, pending, statuses)
+        """Check the trigger's event, then resubmit, defer again or record as :meth:`execute` does."""
+        checked, statuses = self.resume(event, pending, self._cluster, f"steps on {self.clusters[self.workload]}")
+        return self._run(ScoreState.from_dict(checked), statuses)
 
-    def on_kill(self) -> None:
-        """Cancel the jobs this task started that are still running."""
-        started = self._started
-        if started:
-            cluster, job_ids = started
-            self.log.warning("Task killed: cancelling %d jobs on %s", len(job_ids), cluster.cluster_id)
-            self.backend.cancel(cluster, job_ids)
+    def _run(self, state: ScoreState, statuses: Sequence[StepStatus]) -> list[str]:
+        """Take the batches' jobs to their end (deferring while they run), then record every batch."""
+        cluster = self._cluster(state.cluster_created)
+
+        def resubmit(lost: list[int]) -> list[StepStatus]:
+            jobs = [self._job(state.batches[i].manifest_uri, state.batches[i]) for i in lost]
+            return self.backend.start(cluster, jobs, on_demand_only=True)
+
+        self.run_flow(lambda: cluster, state.flow, statuses, resubmit=resubmit, pending=state.to_dict,
+                      timeout=DEFER_TIMEOUT)
+        return self._record(cluster, state)
+
+    def _record(self, cluster: ClusterRef, state: ScoreState) -> list[str]:
+        """Write every batch's run record; raise one failure message for the batches that failed."""
+        failed = []
+        for batch, outcome in zip(state.batches, state.flow.outcomes(), strict=True):
+            run = BatchRun(
+                batch_id=batch.batch_id,
+                window_id=batch.window_id,
+                workload=batch.workload,
+                batch_manifest_uri=batch.manifest_uri,
+                summary_uri=batch.summary_uri,
+                backend=cluster.backend,
+                cluster_id=cluster.cluster_id,
+                cluster_created=cluster.created,
+                state=outcome.state,
+                started_at=state.flow.started_at.isoformat(),
+                finished_at=datetime.now(UTC).isoformat(),
+                run_seconds=round(outcome.seconds, 3),
+                log_uri=outcome.log_uri,
+                reason=outcome.reason,
+            )
+            self.storage.write_text(batch.run_uri, run.to_json())
+            if not outcome.succeeded:
+                failed.append(f"{batch.batch_id}: {outcome.reason} (log {outcome.log_uri})")
+        if failed:
+            raise ComputeError(failure_message(failed, len(state.batches)))
+        return list(state.run_uris)

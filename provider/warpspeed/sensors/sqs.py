@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, Context
 
-from warpspeed.exceptions import WarpSpeedError
-from warpspeed.operators._base import WarpSpeedSettingsMixin
+from warpspeed.operators._base import WarpSpeedSettingsMixin, checked_event
 from warpspeed.triggers.sqs import ScoringWindowTrigger
 from warpspeed.window.rule import window_from_context
 
@@ -91,9 +91,8 @@ class ScoringWindowSensor(BaseSensorOperator, WarpSpeedSettingsMixin):
         )
         return None
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+    def execute_complete(self, context: Context, event: Mapping[str, Any] | None = None) -> str:
         """Check the trigger's event and return why the window closed."""
-        if not event or event.get("status") != "closed":
-            raise WarpSpeedError(f"window trigger ended without closing the window: {event!r}")
+        event = checked_event(event, status="closed", failed="window trigger ended without closing the window")
         self.log.info("Window closed by %s (depth %s)", event.get("reason"), event.get("depth"))
         return str(event["reason"])
