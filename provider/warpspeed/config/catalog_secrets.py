@@ -1,7 +1,8 @@
 """Keep catalog secrets off command lines: anyone on the host can read a process's command line.
 
-Catalog properties and Spark settings whose names say they hold a secret (a token, a
-credential, a password, a secret key) travel another way to the processes that need them:
+Catalog properties and Spark settings whose names say they hold a secret
+(:func:`warpspeed.config.catalog.is_secret`: a token, a credential, a password, a secret key)
+travel another way to the processes that need them:
 
 - a pyiceberg subprocess gets them as ``PYICEBERG_CATALOG__<NAME>__<KEY>`` environment variables
   (a process's environment is readable by its own user only), which ``load_catalog`` merges in;
@@ -18,15 +19,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from warpspeed.config.catalog import is_secret
+
 log = logging.getLogger(__name__)
-
-SECRET_MARKERS = ("credential", "token", "secret", "password")
-"""A property with one of these in its name never goes on a command line."""
-
-
-def is_secret(key: str) -> bool:
-    """Tell whether catalog property or Spark setting ``key`` holds a secret."""
-    return any(marker in key.lower() for marker in SECRET_MARKERS)
 
 
 def split_secrets(conf: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
