@@ -19,7 +19,7 @@ WINDOW_MINUTES ?= 2
 
 .PHONY: setup demo airflow soak test lint typecheck unit bench clean chromium wheel-smoke
 
-setup: $(VENV)/.installed $(JARS)/.fetched
+setup: $(VENV)/.installed $(JARS)/.fetched $(JARS)/iceberg-rest-launcher/source.sha256
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,16 @@ $(JARS)/.fetched: Makefile $(SERVER_POMS)
 	    -DoutputDirectory=$$dir || exit 1; \
 	done
 	touch $@
+
+# Our launcher of the embedded REST catalog (loopback only, a bearer token, no stack traces in
+# answers), compiled against the catalog's classpath. The stamp is the first 16 hex digits of the
+# source's SHA-256: the provider compiles it again on first use when the stamp does not match.
+LAUNCHER_SRC := provider/warpspeed/embedded/maven/iceberg-rest/WarpspeedRestCatalog.java
+
+$(JARS)/iceberg-rest-launcher/source.sha256: $(LAUNCHER_SRC) $(JARS)/.fetched
+	rm -rf $(JARS)/iceberg-rest-launcher
+	javac -nowarn -d $(JARS)/iceberg-rest-launcher -cp "$(JARS)/iceberg-rest/*" $(LAUNCHER_SRC)
+	sha256sum $(LAUNCHER_SRC) | cut -c1-16 > $@
 
 demo: setup
 	$(PY) -m warpspeed.embedded.demo

@@ -5,8 +5,9 @@ connection; without one, the ``catalog_*`` keys of ``[warpspeed]`` apply):
 
 - ``rest``: any Iceberg REST catalog (S3 Tables, Polaris, Nessie, Glue's REST endpoint). The
   embedded default is Iceberg's own REST catalog server on the embedded PostgreSQL
-  (:mod:`warpspeed.embedded.rest_catalog`); it records its URL in the state folder, which is
-  where a ``rest`` catalog without a URI looks for it.
+  (:mod:`warpspeed.embedded.rest_catalog`); it records its URL and token file in the state
+  folder, which is where a ``rest`` catalog without a URI looks for them (the token then goes to
+  Spark and pyiceberg as ``token`` plus ``oauth2-server-uri``).
 - ``glue``: the AWS Glue Data Catalog with S3FileIO.
 - ``sql``: an Iceberg JDBC/SQL catalog in a database (``iceberg_tables`` layout shared by Spark's
   ``JdbcCatalog`` and pyiceberg's ``SqlCatalog``): a SQLite file or a PostgreSQL database.
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
 CatalogKind = Literal["rest", "glue", "sql"]
 _KINDS: tuple[str, ...] = ("rest", "glue", "sql")
 EMBEDDED_ENDPOINT_FILE = "catalog/rest-endpoint"
-"""Where, under the state folder, the running embedded REST catalog records its URL."""
+"""Where, under the state folder, the running embedded REST catalog records its URL (and token file)."""
+OAUTH_TOKENS_PATH = "/v1/oauth/tokens"
+"""The REST catalog's OAuth2 token endpoint, relative to its URL."""
 _CONNECTION_FIELDS = frozenset({"type", "uri", "warehouse", "region", "name"})
 SECRET_MARKERS = ("credential", "token", "secret", "password")
 """Catalog properties with these in their name are secrets: they never go where AWS lists them (EMR step
@@ -153,19 +156,39 @@ class CatalogConfig:
         except WarpSpeedConfigError as err:
             raise WarpSpeedConfigError(f"{where}: {err}") from err
 
+    def _embedded_endpoint(self, home: Path) -> dict[str, str]:
+        endpoint = embedded_endpoint_file(home)
+        try:
+            doc = json.loads(endpoint.read_text(encoding="utf-8"))
+            return {"uri": str(doc["uri"]), "token_file": str(doc.get("token_file") or "")}
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise WarpSpeedConfigError(
+                f"[warpspeed] catalog_uri is empty and no embedded REST catalog runs for {home} "
+                f"({endpoint} missing): start the embedded stack (make demo, make airflow), or set "
+                "[warpspeed] catalog_conn_id / catalog_uri to your catalog"
+            ) from err
+
     def rest_uri(self) -> str:
         """Return the REST catalog URL, looking up the running embedded server if none is set."""
         if self.uri or self.embedded_home is None:
             return self.uri
-        endpoint = embedded_endpoint_file(self.embedded_home)
+        return self._embedded_endpoint(self.embedded_home)["uri"]
+
+    def rest_auth(self) -> dict[str, str]:
+        """Return the embedded REST catalog's ``token`` and ``oauth2-server-uri`` (empty for any other catalog)."""
+        if self.kind != "rest" or self.uri or self.embedded_home is None:
+            return {}
+        endpoint = self._embedded_endpoint(self.embedded_home)
+        if not endpoint["token_file"]:
+            return {}
         try:
-            return str(json.loads(endpoint.read_text(encoding="utf-8"))["uri"])
-        except (OSError, ValueError, KeyError) as err:
+            token = Path(endpoint["token_file"]).read_text(encoding="utf-8").strip()
+        except OSError as err:
             raise WarpSpeedConfigError(
-                f"[warpspeed] catalog_uri is empty and no embedded REST catalog runs for {self.embedded_home} "
-                f"({endpoint} missing): start the embedded stack (make demo, make airflow), or set "
-                "[warpspeed] catalog_conn_id / catalog_uri to your catalog"
+                f"the embedded REST catalog of {self.embedded_home} needs its token, and "
+                f"{endpoint['token_file']} cannot be read ({err.strerror}): run as the user who started the stack"
             ) from err
+        return {"token": token, "oauth2-server-uri": endpoint["uri"] + OAUTH_TOKENS_PATH}
 
     def catalog_properties(self) -> dict[str, str]:
         """Return the configured properties, with ``rest.signing-region`` from ``region`` for a SigV4 REST catalog."""
@@ -216,6 +239,7 @@ class CatalogConfig:
             conf |= {f"{prefix}.{k}": v for k, v in self._jdbc().items()}
         elif self.kind == "rest":
             conf |= {f"{prefix}.type": "rest", f"{prefix}.uri": self.rest_uri()}
+            conf |= {f"{prefix}.{k}": v for k, v in self.rest_auth().items()}
         else:
             conf |= {
                 f"{prefix}.type": "glue",
@@ -229,7 +253,7 @@ class CatalogConfig:
         if self.kind == "sql":
             props = {"type": "sql", "uri": self._sql_url(), "warehouse": self.warehouse}
         elif self.kind == "rest":
-            props = {"type": "rest", "uri": self.rest_uri()}
+            props = {"type": "rest", "uri": self.rest_uri()} | self.rest_auth()
             if self.warehouse:
                 props["warehouse"] = self.warehouse
         else:

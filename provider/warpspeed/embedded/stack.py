@@ -14,7 +14,9 @@ from pathlib import Path
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
 from warpspeed.embedded.rest_catalog import RestCatalogServer, rest_catalog_server
-from warpspeed.embedded.sqs_server import LocalSqs, local_sqs
+from warpspeed.embedded.sqs_server import LocalSqs, queues_on, sqs_process
+from warpspeed.embedded.state import private_dir
+from warpspeed.embedded.supervisor import Supervisor
 
 AWS_CONN_ID = "warpspeed_aws"
 
@@ -38,6 +40,7 @@ def airflow_env(
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder or default_dags_folder()),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_PRE_PING": "True",  # reconnect after a PostgreSQL restart
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW__WARPSPEED__HOME": str(home),
         "AIRFLOW__WARPSPEED__AWS_CONN_ID": AWS_CONN_ID,
@@ -55,17 +58,26 @@ def airflow_env(
 
 @dataclass(frozen=True)
 class EmbeddedStack:
-    """The embedded servers of one state folder, running."""
+    """The embedded servers of one state folder, running (and supervised: see :attr:`supervisor`)."""
 
     home: Path
     postgres: PostgresServer
     sqs: LocalSqs
     catalog: RestCatalogServer
     airflow_db_url: str
+    supervisor: Supervisor
 
     def airflow_env(self, dags_folder: Path | None = None) -> dict[str, str]:
         """Return the environment that runs Airflow on these servers."""
         return airflow_env(self.home, self.sqs, dags_folder, db_url=self.airflow_db_url)
+
+
+def private_state_folder(home: Path) -> Path:
+    """Create state folder ``home`` and its ``run/`` and ``logs/`` folders, all 0700; return it resolved."""
+    home = private_dir(home.resolve())
+    private_dir(home / "run")
+    private_dir(home / "logs")
+    return home
 
 
 @contextmanager
@@ -73,14 +85,22 @@ def embedded_stack(home: Path, jars_dir: Path) -> Iterator[EmbeddedStack]:
     """Start PostgreSQL (``<home>/postgres``), the REST catalog on it and the SQS server; stop all on exit.
 
     Airflow's metadata database is ``airflow`` on that PostgreSQL; the catalog keeps its metadata
-    there too, its data under ``<home>/warehouse``.
+    there too, its data under ``<home>/warehouse``; SQS keeps its messages in ``<home>/sqs``. One
+    :class:`~warpspeed.embedded.supervisor.Supervisor` starts the three and restarts any that dies.
     """
-    with (
-        embedded_postgres(home / "postgres") as pg,
-        rest_catalog_server(pg, home, jars_dir) as catalog,
-        local_sqs(jars_dir) as sqs,
-    ):
-        yield EmbeddedStack(home, pg, sqs, catalog, pg.sqlalchemy_url(pg.create_database("airflow")))
+    home = private_state_folder(home)
+    supervisor = Supervisor()
+    try:
+        sqs = supervisor.start_server(sqs_process(jars_dir, home / "sqs"), wait=False)  # starts while PostgreSQL does
+        with (
+            embedded_postgres(home / "postgres", supervisor) as pg,
+            rest_catalog_server(pg, home, jars_dir, supervisor) as catalog,
+        ):
+            supervisor.wait_ready(sqs)
+            yield EmbeddedStack(home, pg, queues_on(f"http://127.0.0.1:{sqs.port}"), catalog,
+                                pg.sqlalchemy_url(pg.create_database("airflow")), supervisor)
+    finally:
+        supervisor.close()
 
 
 @contextmanager
@@ -90,8 +110,16 @@ def embedded_catalog(home: Path, jars_dir: Path) -> Iterator[RestCatalogServer]:
     Enough for tools that only read and write tables (benchmarks, scripts): settings whose
     ``home`` is this folder find the catalog through its endpoint file.
     """
-    with embedded_postgres(home / "postgres") as pg, rest_catalog_server(pg, home, jars_dir) as catalog:
-        yield catalog
+    home = private_state_folder(home)
+    supervisor = Supervisor()
+    try:
+        with (
+            embedded_postgres(home / "postgres", supervisor) as pg,
+            rest_catalog_server(pg, home, jars_dir, supervisor) as catalog,
+        ):
+            yield catalog
+    finally:
+        supervisor.close()
 
 
 @contextmanager

@@ -12,6 +12,7 @@ commit, so either every slice of the batch changed or none did, and a retry reru
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from warpspeed.compute.base import SparkJob, StepStatus
 from warpspeed.compute.emr.steps import catalog_args
+from warpspeed.config.catalog_secrets import pyiceberg_env
 from warpspeed.config.settings import WarpSpeedSettings
 
 log = logging.getLogger(__name__)
@@ -56,10 +58,12 @@ def run_in_process(settings: WarpSpeedSettings, job: SparkJob, log_path: Path) -
 
 def run_subprocess(settings: WarpSpeedSettings, job: SparkJob, log_path: Path) -> tuple[int, str | None]:
     """Score ``job``'s batch with ``python -m spark_jobs.score_arrow``; return (exit code, failure reason)."""
-    command = [sys.executable, "-m", "spark_jobs.score_arrow", *job.args,
-               *catalog_args(settings.catalog.pyiceberg_properties())]
+    # secrets (the embedded catalog's token) go through the environment, not the command line
+    public, secret_env = pyiceberg_env(settings.catalog.name, settings.catalog.pyiceberg_properties())
+    command = [sys.executable, "-m", "spark_jobs.score_arrow", *job.args, *catalog_args(public)]
     with log_path.open("w", encoding="utf-8") as out:
-        proc = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, text=True, check=False)
+        proc = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, text=True, check=False,
+                              env=os.environ | secret_env)
     if proc.returncode == 0:
         return 0, None
     lines = log_path.read_text(encoding="utf-8").splitlines()

@@ -22,6 +22,7 @@ from warpspeed.compute.base import ClusterRef, ComputeBackend, SparkJob, StepSta
 from warpspeed.compute.local.engine import EngineHandle, EngineSpec, EngineUnavailable, ensure_engine
 from warpspeed.compute.local.runs import EngineRun, EngineWatch, LocalRun, SubmitRun, wait_all
 from warpspeed.compute.staging import package_spark_jobs, spark_jobs_script
+from warpspeed.config.catalog_secrets import spark_secret_env, split_secrets
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.exceptions import WarpSpeedConfigError
 
@@ -94,7 +95,7 @@ class LocalSparkBackend(ComputeBackend):
             "--jars", ",".join(str(j) for j in find_jars(self.settings.jars_dir)),
             "--py-files", str(py_files),
         ]
-        for key, value in sorted(self.spark_conf(job).items()):
+        for key, value in sorted(split_secrets(self.spark_conf(job))[0].items()):  # secrets: see _start_one
             cmd += ["--conf", f"{key}={value}"]
         return [*cmd, str(spark_jobs_script(job.script)), *job.args]
 
@@ -151,6 +152,7 @@ class LocalSparkBackend(ComputeBackend):
             except (EngineUnavailable, OSError) as err:
                 log.warning("%s: %s; running with spark-submit instead", job.name, err)
         env = os.environ | {"PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
+        env |= spark_secret_env(self.spark_conf(job), self.settings.home / "run")[1]  # not on the command line
         step_id = f"local-{job.name}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
         return SubmitRun(step_id, job.name, self.command(job, py_files), env, log_path)
 
