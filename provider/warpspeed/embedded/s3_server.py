@@ -1,0 +1,163 @@
+"""A real S3 server on loopback (S3Proxy 4.0.0, from Maven Central) for the embedded stack and the tests.
+
+S3Proxy (``org.gaul:s3proxy``) serves the S3 REST API from a folder (its ``filesystem-nio2``
+backend: one file per object, metadata in extended attributes) and checks SigV4 signatures. The
+same boto3, pyarrow, pyiceberg and ``S3FileIO`` code as production talks to it, path-style
+(``http://127.0.0.1:<port>/<bucket>/<key>``: no ``<bucket>.localhost`` resolves on loopback).
+
+Why 4.0.0: today's SDKs send request checksums by default (``x-amz-checksum-crc32`` from boto3
+and the Java SDK 2, ``crc64nvme`` from pyarrow's aws-sdk-cpp). S3Proxy 3.0.0 refuses them; it
+works only with ``AWS_REQUEST_CHECKSUM_CALCULATION=when_required`` in every client (pyarrow
+reads it from the environment only) and ``s3proxy.ignore-unknown-headers=true`` on the server.
+4.0.0 accepts every client's defaults, answers ``GET /healthz`` and hides unfinished multipart
+uploads from listings. Its one gap: pyarrow's bulk ``DeleteObjects`` (``delete_dir_contents``)
+sends a ``crc64nvme`` checksum it refuses; nothing here deletes that way.
+
+Every component has an access key of its own (one ``--properties`` file per identity, all on
+the same folder, so each sees every object): the key in a request's signature says who made it
+(:mod:`warpspeed.embedded.s3_proxy` counts by it). Keys and secrets are generated per state
+folder into 0600 files; nothing secret is on the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import socket
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from warpspeed.config.s3 import COMPONENTS, DEFAULT_REGION, EmbeddedS3, embedded_bucket, embedded_endpoint_file
+from warpspeed.embedded.jvm import classpath, java_server
+
+log = logging.getLogger(__name__)
+
+S3PROXY_MAIN = "org.gaul.s3proxy.Main"
+S3PROXY_JARS = "s3proxy"
+LOGBACK = """<configuration>
+  <appender name="OUT" class="ch.qos.logback.core.ConsoleAppender">
+    <encoder><pattern>%d{HH:mm:ss.SSS} %-5level %logger{30} %msg%n</pattern></encoder>
+  </appender>
+  <root level="WARN"><appender-ref ref="OUT"/></root>
+</configuration>
+"""
+"""S3Proxy ships no logging config and logs every request at DEBUG without one."""
+
+
+def _private_folder(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.chmod(0o700)
+    return path
+
+
+def _write_private(path: Path, text: str) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:  # mkstemp creates it 0600
+        fh.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+def component_keys(folder: Path, components: Sequence[str] = COMPONENTS) -> Path:
+    """Return ``<folder>/credentials.json`` (0600), generating a key and secret for each missing component."""
+    path = folder / "credentials.json"
+    try:
+        keys = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        keys = {}
+    missing = [c for c in components if c not in keys]
+    for component in missing:
+        keys[component] = {"access_key_id": f"WS{component.upper()}{secrets.token_hex(6).upper()}",
+                           "secret_access_key": secrets.token_urlsafe(30)}
+    if missing or not path.exists():
+        _write_private(path, json.dumps(keys, indent=1, sort_keys=True))
+    return path
+
+
+def identity_properties(port: int, basedir: Path, access_key_id: str, secret: str) -> str:
+    """Return one S3Proxy ``--properties`` file: SigV4 with this identity, objects under ``basedir``."""
+    return "\n".join([
+        f"s3proxy.endpoint=http://127.0.0.1:{port}",
+        "s3proxy.authorization=aws-v2-or-v4",
+        f"s3proxy.identity={access_key_id}",
+        f"s3proxy.credential={secret}",
+        "jclouds.provider=filesystem-nio2",
+        f"jclouds.filesystem.basedir={basedir}",
+        "",
+    ])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A running S3Proxy: its URL, where its objects live and the file of its keys."""
+
+    endpoint_url: str
+    basedir: Path
+    credentials_file: Path
+    region: str = DEFAULT_REGION
+
+    def attach(self, home: Path, endpoint_url: str | None = None) -> EmbeddedS3:
+        """Give state folder ``home`` its bucket here and record this server in ``<home>/s3/endpoint``.
+
+        :param endpoint_url: the address clients use (a counting proxy in front), default the server's.
+        """
+        home = home.resolve()
+        bucket = embedded_bucket(home)
+        (self.basedir / bucket).mkdir(exist_ok=True)  # a folder under the basedir is a bucket
+        server = EmbeddedS3(endpoint_url or self.endpoint_url, self.region, self.credentials_file, bucket)
+        target = embedded_endpoint_file(home)
+        _private_folder(target.parent)
+        _write_private(target, server.to_json())
+        return server
+
+    def client(self, component: str = "stack") -> object:
+        """Return a boto3 S3 client of ``component`` talking to the server directly."""
+        return EmbeddedS3(self.endpoint_url, self.region, self.credentials_file, "").access(component).boto3_client()
+
+
+@contextmanager
+def s3_server(folder: Path, jars_dir: Path) -> Iterator[S3Server]:
+    """Run S3Proxy on a free loopback port with its objects under ``folder/buckets``; stop it on exit.
+
+    :param folder: the server's folder (``<home>/s3`` for a state folder): keys, config, log, objects.
+    :param jars_dir: the folder whose ``s3proxy/`` holds the server's jars (``make setup``).
+    """
+    cp = classpath(jars_dir, S3PROXY_JARS)
+    folder = _private_folder(folder.resolve())
+    basedir = _private_folder(folder / "buckets")
+    credentials_file = component_keys(folder)
+    keys = json.loads(credentials_file.read_text(encoding="utf-8"))
+    port = _free_port()
+    args = ["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            f"-Dlogback.configurationFile={_write_private(folder / 'logback.xml', LOGBACK)}", "-cp", cp, S3PROXY_MAIN]
+    for component in sorted(keys):
+        props = identity_properties(port, basedir, keys[component]["access_key_id"],
+                                    keys[component]["secret_access_key"])
+        args += ["--properties", str(_write_private(folder / f"identity-{component}.properties", props))]
+    endpoint_url = f"http://127.0.0.1:{port}"
+    with java_server(args, ready_url=f"{endpoint_url}/healthz", log_path=folder / "s3proxy.log"):
+        log.info("S3Proxy S3 server on %s (objects under %s)", endpoint_url, basedir)
+        yield S3Server(endpoint_url, basedir, credentials_file)
+
+
+@contextmanager
+def embedded_s3(home: Path, jars_dir: Path) -> Iterator[EmbeddedS3]:
+    """Run the S3 server of state folder ``home`` (objects under ``<home>/s3``) with its bucket; stop it on exit."""
+    home = home.resolve()
+    with s3_server(home / "s3", jars_dir) as server:
+        attached = server.attach(home)
+        try:
+            yield attached
+        finally:
+            embedded_endpoint_file(home).unlink(missing_ok=True)
