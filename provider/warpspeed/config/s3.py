@@ -27,6 +27,8 @@ from warpspeed.exceptions import WarpSpeedConfigError
 
 ENDPOINT_FILE = "s3/endpoint"
 """Where, under the state folder, the running embedded S3 server records its address (JSON)."""
+REQUEST_LOG = "requests.jsonl"
+"""The counting proxy's log of every request, beside the server's keys (one JSON line per request)."""
 DEFAULT_REGION = "us-east-1"
 STACK = "stack"
 """The component of everything that is not a window step: seeding, tests, tools, the dashboard."""
@@ -168,6 +170,11 @@ class EmbeddedS3:
         key = keys.get(component) or keys[STACK]
         return S3Access(self.endpoint_url, self.region, True, key["access_key_id"], key["secret_access_key"],
                         component if component in keys else STACK)
+
+    @property
+    def request_log(self) -> Path:
+        """Return the log in which the counting proxy in front of the server records every request."""
+        return self.credentials_file.parent / REQUEST_LOG
 
     def to_json(self) -> str:
         """Serialise for the endpoint file."""

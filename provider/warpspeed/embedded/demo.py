@@ -21,7 +21,6 @@ from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded import seed
 from warpspeed.embedded.stack import EmbeddedStack, dags_test, embedded_stack, ensure_airflow_db
 from warpspeed.ledger.tables import BATCH_RUNS_TABLE, FEATURES_TABLE, SCORES_TABLE, ensure_tables
-from warpspeed.storage.documents import storage_for
 from warpspeed.window.manifests import IntakeManifest, WindowLayout, window_id_for
 from warpspeed.window.rule import floor_to_window
 
@@ -88,7 +87,7 @@ def _run_window(
     home = settings.home
     catalog = settings.catalog.load()
     created = ensure_tables(catalog)
-    seed.publish_seed_models(settings.storage_prefix)
+    seed.publish_seed_models(settings.storage_prefix, settings.storage())
     tenant_list = seed.tenant_ids(tenants)
     feature_rows = seed.write_features(catalog, seed.feature_rows(tenant_list))
     print(f"state folder {home}; tables created: {created or 'none (already there)'}; "
@@ -118,7 +117,7 @@ def _run_window(
         raise SystemExit("warpspeed_scoring failed:\n" + "\n".join(tail))
 
     layout = WindowLayout(settings.storage_prefix, window_id)
-    storage = storage_for(settings.storage_prefix)
+    storage = settings.storage()
     intake = IntakeManifest.from_json(storage.read_text(layout.intake_uri))
     plan = json.loads(storage.read_text(layout.plan_uri))
     pairs = {(d["tenant_id"], d["model"]) for d in docs}

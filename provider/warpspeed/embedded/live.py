@@ -37,6 +37,7 @@ from warpspeed.embedded import seed
 from warpspeed.embedded.postgres import PostgresServer
 from warpspeed.embedded.process_group import Component
 from warpspeed.embedded.rest_catalog import RestCatalogServer, catalog_database, rest_catalog_server
+from warpspeed.embedded.s3_server import LocalS3, embedded_s3
 from warpspeed.embedded.sqs_server import LocalSqs, free_port, local_sqs
 from warpspeed.embedded.stack import airflow_bin, airflow_env, embedded_stack, ensure_airflow_db
 
@@ -142,6 +143,7 @@ class LiveStack:
         self.components: dict[str, Component] = {}
         self.env: dict[str, str] = {}
         self.sqs: LocalSqs | None = None
+        self.s3: LocalS3 | None = None
         self.producer: Producer | None = None
         self.tenants: list[str] = []
         self._exit = ExitStack()
@@ -167,9 +169,12 @@ class LiveStack:
         if self.postgres is None:  # the whole embedded stack of this state folder
             servers = self._exit.enter_context(embedded_stack(self.home, jars_dir))
             self.postgres, self.sqs, self.catalog = servers.postgres, servers.sqs, servers.catalog
+            self.s3 = servers.s3
             self.db_url = self.db_url or servers.airflow_db_url
-        else:  # a PostgreSQL shared with others (tests): this folder's catalog and queues on it
-            self.catalog = self._exit.enter_context(rest_catalog_server(self.postgres, self.home, jars_dir))
+        else:  # a PostgreSQL shared with others (tests): this folder's S3 server, catalog and queues on it
+            self.s3 = self._exit.enter_context(embedded_s3(self.home, jars_dir))
+            self.catalog = self._exit.enter_context(
+                rest_catalog_server(self.postgres, self.home, jars_dir, self.s3.endpoint))
             self.sqs = self._exit.enter_context(local_sqs(jars_dir))
             self.db_url = self.db_url or self.postgres.sqlalchemy_url(
                 self.postgres.create_database("airflow_" + catalog_database(self.home).removeprefix("iceberg_"))
@@ -241,7 +246,7 @@ class LiveStack:
         settings = WarpSpeedSettings.from_mapping({"home": str(self.home)})
         catalog = settings.catalog.load()
         ensure_tables(catalog)
-        seed.publish_seed_models(settings.storage_prefix)
+        seed.publish_seed_models(settings.storage_prefix, settings.storage())
         count = self.seed_tenants or (self.producer_config.tenants if self.producer_config else 4)
         self.tenants = seed.tenant_ids(count)
         base, spread = self.seed_accounts

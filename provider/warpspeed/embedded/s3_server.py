@@ -15,7 +15,7 @@ sends a ``crc64nvme`` checksum it refuses; nothing here deletes that way.
 
 Every component has an access key of its own (one ``--properties`` file per identity, all on
 the same folder, so each sees every object): the key in a request's signature says who made it
-(:mod:`warpspeed.embedded.s3_proxy` counts by it). Keys and secrets are generated per state
+(:mod:`warpspeed.embedded.s3_proxy`, in front of the server, counts by it). Keys and secrets are generated per state
 folder into 0600 files; nothing secret is on the command line.
 """
 
@@ -32,8 +32,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from warpspeed.config.s3 import COMPONENTS, DEFAULT_REGION, EmbeddedS3, embedded_bucket, embedded_endpoint_file
+from warpspeed.config.s3 import (
+    COMPONENTS,
+    DEFAULT_REGION,
+    REQUEST_LOG,
+    EmbeddedS3,
+    embedded_bucket,
+    embedded_endpoint_file,
+)
 from warpspeed.embedded.jvm import classpath, java_server
+from warpspeed.embedded.s3_proxy import S3CountingProxy, S3Faults
 
 log = logging.getLogger(__name__)
 
@@ -151,13 +159,42 @@ def s3_server(folder: Path, jars_dir: Path) -> Iterator[S3Server]:
         yield S3Server(endpoint_url, basedir, credentials_file)
 
 
+@dataclass(frozen=True)
+class LocalS3:
+    """The S3 server of a state folder, running, with the counting proxy every client goes through."""
+
+    endpoint: EmbeddedS3
+    """What clients use: the proxy's URL, the bucket, the keys' file."""
+    server: S3Server
+    proxy: S3CountingProxy
+
+    @property
+    def request_log(self) -> Path:
+        """Return the proxy's request log (one JSON line per request)."""
+        return request_log_path(self.server.credentials_file.parent)
+
+
+def request_log_path(folder: Path) -> Path:
+    """Return the request log of the S3 server whose folder is ``folder`` (``<home>/s3``)."""
+    return folder / REQUEST_LOG
+
+
 @contextmanager
-def embedded_s3(home: Path, jars_dir: Path) -> Iterator[EmbeddedS3]:
-    """Run the S3 server of state folder ``home`` (objects under ``<home>/s3``) with its bucket; stop it on exit."""
+def embedded_s3(home: Path, jars_dir: Path, faults: S3Faults | None = None) -> Iterator[LocalS3]:
+    """Run the S3 server of state folder ``home`` (objects under ``<home>/s3``) with its bucket; stop it on exit.
+
+    Clients reach it through a counting proxy (:mod:`warpspeed.embedded.s3_proxy`) that logs every
+    request to ``<home>/s3/requests.jsonl`` and injects ``faults`` if given.
+    """
     home = home.resolve()
     with s3_server(home / "s3", jars_dir) as server:
-        attached = server.attach(home)
-        try:
-            yield attached
-        finally:
-            embedded_endpoint_file(home).unlink(missing_ok=True)
+        keys = json.loads(server.credentials_file.read_text(encoding="utf-8"))
+        owners = {key["access_key_id"]: component for component, key in keys.items()}
+        log_path = request_log_path(server.credentials_file.parent)
+        with S3CountingProxy(server.endpoint_url, owners, log_path, faults) as proxy:
+            attached = server.attach(home, proxy.endpoint_url)
+            log.info("S3 requests of %s counted by the proxy on %s (log %s)", home, proxy.endpoint_url, log_path)
+            try:
+                yield LocalS3(attached, server, proxy)
+            finally:
+                embedded_endpoint_file(home).unlink(missing_ok=True)

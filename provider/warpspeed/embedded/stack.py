@@ -11,9 +11,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from warpspeed.config.s3 import EmbeddedS3, embedded_bucket
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
 from warpspeed.embedded.rest_catalog import RestCatalogServer, rest_catalog_server
+from warpspeed.embedded.s3_server import LocalS3, embedded_s3
 from warpspeed.embedded.sqs_server import LocalSqs, local_sqs
 
 AWS_CONN_ID = "warpspeed_aws"
@@ -62,35 +64,64 @@ class EmbeddedStack:
     sqs: LocalSqs
     catalog: RestCatalogServer
     airflow_db_url: str
+    s3: LocalS3 | None = None
+    """The state folder's S3 server and its counting proxy (None: storage in ``file://`` folders)."""
 
     def airflow_env(self, dags_folder: Path | None = None) -> dict[str, str]:
-        """Return the environment that runs Airflow on these servers."""
-        return airflow_env(self.home, self.sqs, dags_folder, db_url=self.airflow_db_url)
+        """Return the environment that runs Airflow on these servers (``file://`` storage without an S3 server)."""
+        env = airflow_env(self.home, self.sqs, dags_folder, db_url=self.airflow_db_url)
+        if self.s3 is None:
+            env["AIRFLOW__WARPSPEED__STORAGE_PREFIX"] = (self.home / "storage").as_uri()
+        return env
 
 
 @contextmanager
-def embedded_stack(home: Path, jars_dir: Path) -> Iterator[EmbeddedStack]:
-    """Start PostgreSQL (``<home>/postgres``), the REST catalog on it and the SQS server; stop all on exit.
+def embedded_storage(home: Path, jars_dir: Path, s3: bool) -> Iterator[LocalS3 | None]:
+    """Run the S3 server of state folder ``home`` when ``s3`` (else yield None: ``file://`` storage)."""
+    if not s3:
+        yield None
+        return
+    with embedded_s3(home, jars_dir) as server:
+        yield server
+
+
+def _endpoint(storage: LocalS3 | None) -> EmbeddedS3 | None:
+    return storage.endpoint if storage is not None else None
+
+
+@contextmanager
+def embedded_stack(home: Path, jars_dir: Path, *, s3: bool = True) -> Iterator[EmbeddedStack]:
+    """Start the S3 server, PostgreSQL (``<home>/postgres``), the REST catalog on it and the SQS server.
 
     Airflow's metadata database is ``airflow`` on that PostgreSQL; the catalog keeps its metadata
-    there too, its data under ``<home>/warehouse``.
+    there too, its data in the state folder's bucket on the S3 server (objects under
+    ``<home>/s3``). All stop on exit.
+
+    :param s3: run the S3 server (settings with a ``file://`` storage prefix need none: the
+        warehouse is then the folder ``<home>/warehouse``).
     """
     with (
+        embedded_storage(home, jars_dir, s3) as storage,
         embedded_postgres(home / "postgres") as pg,
-        rest_catalog_server(pg, home, jars_dir) as catalog,
+        rest_catalog_server(pg, home, jars_dir, _endpoint(storage)) as catalog,
         local_sqs(jars_dir) as sqs,
     ):
-        yield EmbeddedStack(home, pg, sqs, catalog, pg.sqlalchemy_url(pg.create_database("airflow")))
+        yield EmbeddedStack(home, pg, sqs, catalog, pg.sqlalchemy_url(pg.create_database("airflow")), storage)
 
 
 @contextmanager
-def embedded_catalog(home: Path, jars_dir: Path) -> Iterator[RestCatalogServer]:
-    """Start PostgreSQL (``<home>/postgres``) and the REST catalog on it; stop both on exit.
+def embedded_catalog(home: Path, jars_dir: Path, *, s3: bool = True) -> Iterator[RestCatalogServer]:
+    """Start the S3 server, PostgreSQL (``<home>/postgres``) and the REST catalog on it; stop all on exit.
 
-    Enough for tools that only read and write tables (benchmarks, scripts): settings whose
-    ``home`` is this folder find the catalog through its endpoint file.
+    Enough for tools that only read and write tables and documents (benchmarks, scripts):
+    settings whose ``home`` is this folder find the catalog and the S3 server through their
+    endpoint files.
     """
-    with embedded_postgres(home / "postgres") as pg, rest_catalog_server(pg, home, jars_dir) as catalog:
+    with (
+        embedded_storage(home, jars_dir, s3) as storage,
+        embedded_postgres(home / "postgres") as pg,
+        rest_catalog_server(pg, home, jars_dir, _endpoint(storage)) as catalog,
+    ):
         yield catalog
 
 
@@ -102,8 +133,14 @@ def scratch_settings(**values: str) -> Iterator[WarpSpeedSettings]:
     """
     with tempfile.TemporaryDirectory(prefix="warpspeed-scratch-") as tmp:
         settings = WarpSpeedSettings.from_mapping({"home": tmp, **values})
-        with embedded_catalog(settings.home, settings.jars_dir):
+        with embedded_catalog(settings.home, settings.jars_dir, s3=uses_embedded_s3(settings)):
             yield settings
+
+
+def uses_embedded_s3(settings: WarpSpeedSettings) -> bool:
+    """Tell whether ``settings`` keep documents or tables on the state folder's embedded S3 server."""
+    bucket = f"s3://{embedded_bucket(settings.home)}/"
+    return settings.storage_prefix.startswith(bucket) or settings.catalog.warehouse.startswith(bucket)
 
 
 def airflow_bin() -> str:

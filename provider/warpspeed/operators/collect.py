@@ -30,6 +30,8 @@ class CollectRequestsOperator(WarpSpeedOperator):
     :param receivers: parallel receive loops.
     """
 
+    s3_component = "intake"
+
     template_fields = ("workloads_file", "queue_url", "dead_letter_queue_url")
     ui_color = "#fdebd0"
 
