@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from warpspeed.config.catalog import CatalogConfig
-from warpspeed.config.s3 import S3Access, embedded_access, embedded_bucket, running_embedded_s3
+from warpspeed.config.s3 import (
+    S3Access,
+    embedded_access,
+    embedded_bucket,
+    embedded_endpoint_file,
+    running_embedded_s3,
+)
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.storage.documents import Storage, local_path, storage_for
 from warpspeed.window.length import check_window_minutes
@@ -145,6 +151,28 @@ class WarpSpeedSettings:
         if self.storage_prefix.startswith(f"s3://{embedded_bucket(self.home)}/"):
             return embedded_access(self.home, self.catalog.s3_component)
         return self.catalog.s3_access()
+
+    def storage_settings_named(self) -> dict[str, str]:
+        """Return what sets storage's ``endpoint``, ``bucket`` and ``credentials``, as an error message names it."""
+        bucket = f"[warpspeed] storage_prefix={self.storage_prefix!r}"
+        if self.storage_prefix.startswith(f"s3://{embedded_bucket(self.home)}/"):
+            server = running_embedded_s3(self.home)
+            keys = server.credentials_file if server is not None else self.home / "s3" / "credentials.json"
+            return {"endpoint": f"the embedded S3 server of {self.home} (its address in "
+                                f"{embedded_endpoint_file(self.home)}: is the stack running?)",
+                    "bucket": bucket, "credentials": f"the embedded S3 server's keys in {keys}"}
+        access = self.catalog.s3_access()
+        if not access.is_aws:
+            return {"endpoint": f"catalog property s3.endpoint={access.endpoint_url!r}", "bucket": bucket,
+                    "credentials": "catalog properties s3.access-key-id and s3.secret-access-key"}
+        conn = f"the Airflow connection [warpspeed] aws_conn_id={self.aws_conn_id!r}"
+        return {"endpoint": f"{conn} (its region_name / endpoint_url)", "bucket": bucket, "credentials": conn}
+
+    def check_storage(self, storage: Storage | None = None) -> None:
+        """Make one request to storage; raise a config error naming the setting to fix if it fails."""
+        from warpspeed.storage.preflight import check_storage
+
+        check_storage(storage or self.storage(), self.storage_prefix, self.storage_settings_named())
 
     def s3_request_log(self) -> Path | None:
         """Return the request log of the embedded S3 server storage is on (None: not on one; AWS logs elsewhere)."""
