@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from warpspeed.compute.base import ClusterRef, ComputeBackend, SparkJob, StepStatus
+from warpspeed.compute.local.code import staged_code
 from warpspeed.compute.local.engine import EngineHandle, EngineSpec, EngineUnavailable, ensure_engine
 from warpspeed.compute.local.runs import EngineRun, EngineWatch, LocalRun, SubmitRun, wait_all
-from warpspeed.compute.staging import package_spark_jobs, spark_jobs_script
+from warpspeed.compute.staging import spark_jobs_script
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.exceptions import WarpSpeedConfigError
 
@@ -128,7 +129,7 @@ class LocalSparkBackend(ComputeBackend):
             from warpspeed.compute.local.arrow import start_routed
 
             return start_routed(self.settings, jobs, lambda spark_jobs: self.start(cluster, spark_jobs))
-        py_files = package_spark_jobs(self.settings.home / "build" / "spark_jobs.zip")
+        py_files = staged_code(self.settings)
         logs_dir = self.settings.home / "logs"
         logs_dir.mkdir(parents=True, exist_ok=True)
         engine = self._engine(py_files, jobs)
