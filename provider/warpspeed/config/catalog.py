@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from warpspeed.config.s3 import S3FILEIO, STACK, S3Access, embedded_access, embedded_bucket
+from warpspeed.config.s3 import S3FILEIO, STACK, S3Access, embedded_access, embedded_bucket, running_embedded_s3
 from warpspeed.exceptions import WarpSpeedConfigError
 
 if TYPE_CHECKING:
@@ -137,10 +137,12 @@ class CatalogConfig:
     def s3_access(self) -> S3Access:
         """Return how Spark and pyiceberg reach this catalog's S3 storage.
 
-        The embedded catalog's ``s3://`` warehouse: the state folder's S3 server with
-        :attr:`s3_component`'s key. Any other catalog: its ``s3.*`` properties (none: AWS).
+        The embedded catalog whose warehouse is ``s3://`` or whose state folder runs an S3 server:
+        that server, with :attr:`s3_component`'s key. Any other catalog: its ``s3.*`` properties
+        (none: AWS).
         """
-        if self.embedded_home is not None and self.warehouse.startswith("s3://"):
+        if self.embedded_home is not None and (
+                self.warehouse.startswith("s3://") or running_embedded_s3(self.embedded_home) is not None):
             return embedded_access(self.embedded_home, self.s3_component)
         return S3Access.from_properties(self.properties, self.s3_component)
 
