@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO
 
 from warpspeed.embedded.s3_relay import access_key_of, classify, parse_head, read_head, relay_body, reset
+from warpspeed.embedded.serving import ServingThread
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class S3Faults:
             raise ValueError(f"unknown S3 fault actions {sorted(unknown)}; use {', '.join(FAULT_ACTIONS)}")
 
 
-class S3CountingProxy:
+class S3CountingProxy(ServingThread):
     """Relay S3 requests to ``upstream`` (``http://127.0.0.1:<port>``), counting and logging each one.
 
     :param components: access key id -> component (who signs with it).
@@ -91,12 +92,9 @@ class S3CountingProxy:
             request_queue_size = 128
 
         self.server = Server(("127.0.0.1", 0), Handler)
+        self.endpoint_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        """The proxy's URL: what clients are given."""
         self.thread = threading.Thread(target=self.server.serve_forever, name="s3-counting-proxy", daemon=True)
-
-    @property
-    def endpoint_url(self) -> str:
-        """Return the proxy's URL (what clients are given)."""
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     @property
     def requests(self) -> int:
@@ -118,14 +116,8 @@ class S3CountingProxy:
             self.faults = faults
             self._rng = random.Random(faults.seed)
 
-    def __enter__(self) -> S3CountingProxy:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
+    def closed(self) -> None:
+        """Close the request log."""
         if self._log is not None:
             self._log.close()
 

@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import secrets
-import socket
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -42,6 +41,7 @@ from warpspeed.config.s3 import (
 )
 from warpspeed.embedded.jvm import classpath, java_server
 from warpspeed.embedded.s3_proxy import S3CountingProxy, S3Faults
+from warpspeed.embedded.sqs_server import free_port
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +100,6 @@ def identity_properties(port: int, basedir: Path, access_key_id: str, secret: st
     ])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass(frozen=True)
 class S3Server:
     """A running S3Proxy: its URL, where its objects live and the file of its keys."""
@@ -146,7 +140,7 @@ def s3_server(folder: Path, jars_dir: Path) -> Iterator[S3Server]:
     basedir = _private_folder(folder / "buckets")
     credentials_file = component_keys(folder)
     keys = json.loads(credentials_file.read_text(encoding="utf-8"))
-    port = _free_port()
+    port = free_port()
     args = ["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
             f"-Dlogback.configurationFile={_write_private(folder / 'logback.xml', LOGBACK)}", "-cp", cp, S3PROXY_MAIN]
     for component in sorted(keys):
