@@ -12,8 +12,14 @@ export WARPSPEED_HOME ?= $(CURDIR)/.warpspeed
 export WARPSPEED_JARS_DIR ?= $(CURDIR)/$(JARS)
 export WARPSPEED_DAGS_FOLDER ?= $(CURDIR)/dags
 export WARPSPEED_WORKLOADS_FILE ?= $(CURDIR)/dags/config/workloads.yaml
+# Local Spark's jars: the Iceberg runtime, SQLite JDBC, Iceberg's S3FileIO SDK (iceberg-aws-bundle) for
+# tables on S3, and Hadoop's S3A (hadoop-aws + the SDK v1 bundle it is built against; 3.3.4 = pyspark
+# 3.5's Hadoop) for the s3:// documents and raw data the jobs read, as EMRFS serves them on EMR.
 MAVEN_ARTIFACTS := org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:$(ICEBERG_VERSION) \
-                   org.xerial:sqlite-jdbc:$(SQLITE_JDBC_VERSION)
+                   org.xerial:sqlite-jdbc:$(SQLITE_JDBC_VERSION) \
+                   org.apache.iceberg:iceberg-aws-bundle:$(ICEBERG_VERSION) \
+                   org.apache.hadoop:hadoop-aws:3.3.4 \
+                   com.amazonaws:aws-java-sdk-bundle:1.12.262
 
 WINDOW_MINUTES ?= 2
 
@@ -31,7 +37,7 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/uv pip install --python $(PY) --quiet -e ".[dev,models,embedded]"
 	touch $@
 
-# The embedded servers' classpaths (ElasticMQ = SQS, Iceberg REST catalog), one folder each.
+# The embedded servers' classpaths (ElasticMQ = SQS, Iceberg REST catalog, S3Proxy = S3), one folder each.
 SERVER_POMS := $(wildcard provider/warpspeed/embedded/maven/*/pom.xml)
 
 $(JARS)/.fetched: Makefile $(SERVER_POMS)

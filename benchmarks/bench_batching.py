@@ -34,7 +34,6 @@ from warpspeed.ledger.tables import ensure_tables
 from warpspeed.operators.score import score_job
 from warpspeed.planning.batches import dedupe_latest, plan_window
 from warpspeed.planning.routing import SPARK, route_plan
-from warpspeed.storage.documents import storage_for
 from warpspeed.window.manifests import BatchManifest, WindowLayout, models_uri
 
 TENANTS, REQUESTS, SAMPLE = 40, 120, 3
@@ -47,14 +46,14 @@ def run() -> Iterator[dict]:
     with scratch_settings() as settings:
         catalog = settings.catalog.load()
         ensure_tables(catalog)
-        publish_seed_models(settings.storage_prefix)
+        publish_seed_models(settings.storage_prefix, settings.storage())
         tenants = tenant_ids(TENANTS)
         write_features(catalog, feature_rows(tenants))
         requests, _ = dedupe_latest(
             ScoringRequest.from_dict(d) for d in scoring_requests(RequestMix(TENANTS, REQUESTS, 0), tenants)
         )
         workloads = WorkloadCatalog.load(REPO_ROOT / "dags" / "config" / "workloads.yaml")
-        storage = storage_for(settings.storage_prefix)
+        storage = settings.storage()
         backend = LocalSparkBackend(settings)  # the product's local backend: the warm engine
         plain = LocalSparkBackend(settings, warm=False)  # one spark-submit per job
         cluster = backend.ensure_cluster("scoring", "scoring")

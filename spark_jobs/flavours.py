@@ -119,25 +119,38 @@ def _load_mlflow(spark: Any, common: dict[str, Any], declared: tuple[str, ...]) 
     """
     model, version, uri = common["model"], common["version"], common["uri"]
     # a name unique to this run: SparkContext.addFile ships the folder under its base name
-    path = fetch_mlflow_model(model, version, uri, tempfile.mkdtemp(prefix="warpspeed-models-"))
+    from spark_jobs.jobio import copy_to_local
+
+    path = fetch_mlflow_model(model, version, uri, tempfile.mkdtemp(prefix="warpspeed-models-"),
+                              lambda src, dst: copy_to_local(spark, src, dst))
     inputs, types = mlflow_inputs(model, version, uri, path, declared)
     spark.sparkContext.addFile(path, recursive=True)
     return LoadedModel(**common, inputs=inputs, input_types=types, shipped_name=os.path.basename(path))
 
 
-def fetch_mlflow_model(model: str, version: str, uri: str, folder: str) -> str:
+def fetch_mlflow_model(model: str, version: str, uri: str, folder: str,
+                       copy_folder: Callable[[str, str], None] | None = None) -> str:
     """Fetch an MLflow model's folder into ``folder`` under a unique name; return its path.
 
-    A local folder (``file://`` or a path) is copied without importing MLflow; other URIs
-    (``s3://``, ``models:/``) go through ``mlflow.artifacts``. Shared by both engines, so a
-    missing model reads the same in every result summary.
+    A local folder (``file://`` or a path) is copied without importing MLflow; an ``s3://``
+    folder with ``copy_folder(uri, path)`` when the engine gives one (its own S3 client: Hadoop's
+    file system in Spark, pyarrow's in the single-node engine); other URIs (``models:/``) go
+    through ``mlflow.artifacts``. Shared by both engines, so a missing model reads the same in
+    every result summary.
     """
     path = os.path.join(folder, f"warpspeed-{model}-{version}-{uuid.uuid4().hex[:8]}")
     local = _local_folder(uri)
+    if local is None and copy_folder is not None and uri.startswith(("s3://", "s3a://")):
+        try:
+            copy_folder(uri, path)
+        except Exception as err:  # every copy failure means "not found" to the member
+            raise ModelError(f"model {model} {version} not found at {uri}: {type(err).__name__}: {err}") from None
+        local = path
     if local is not None:
         if not os.path.isfile(os.path.join(local, "MLmodel")):
             raise ModelError(f"model {model} {version} not found at {uri}: no MLmodel file")
-        shutil.copytree(local, path)
+        if local != path:
+            shutil.copytree(local, path)
         return path
     try:
         import mlflow.artifacts

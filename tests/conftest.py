@@ -21,6 +21,7 @@ from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.control_planes import moto_server
 from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
 from warpspeed.embedded.rest_catalog import RestCatalogServer, rest_catalog_server
+from warpspeed.embedded.s3_server import S3Server, s3_server
 from warpspeed.embedded.sqs_server import LocalSqs, queues_on, sqs_server
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -115,15 +116,29 @@ def sqs(sqs_endpoint: str) -> LocalSqs:
 
 
 @pytest.fixture(scope="session")
-def rest_catalog_for(postgres: PostgresServer, jars_dir: Path) -> Iterator[Callable[[Path], RestCatalogServer]]:
-    """Return a function that runs the embedded REST catalog of a state folder until the session ends."""
+def s3(jars_dir: Path) -> Iterator[S3Server]:
+    """Run one real S3 server (S3Proxy) on loopback for the whole session; each state folder gets a bucket."""
+    with tempfile.TemporaryDirectory(prefix="warpspeed-s3-") as tmp, s3_server(Path(tmp), jars_dir) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def rest_catalog_for(
+    postgres: PostgresServer, s3: S3Server, jars_dir: Path
+) -> Iterator[Callable[[Path], RestCatalogServer]]:
+    """Return a function that runs the embedded REST catalog of a state folder until the session ends.
+
+    The state folder gets its bucket on the session's S3 server (the embedded default: storage and
+    warehouse in ``s3://``); ``s3=False`` keeps its warehouse in ``<home>/warehouse`` (``file://``).
+    """
     with ExitStack() as stack:
         running: dict[Path, RestCatalogServer] = {}
 
-        def start(home: Path) -> RestCatalogServer:
+        def start(home: Path, *, s3_storage: bool = True) -> RestCatalogServer:
             home = home.resolve()
             if home not in running:
-                running[home] = stack.enter_context(rest_catalog_server(postgres, home, jars_dir))
+                bucket = s3.attach(home) if s3_storage else None
+                running[home] = stack.enter_context(rest_catalog_server(postgres, home, jars_dir, s3=bucket))
             return running[home]
 
         yield start

@@ -72,7 +72,7 @@ def test_preprocessing_dags_refresh_features_and_rerun_incrementally(
     home = tmp_path / "home"
     rest_catalog_for(home)
     settings = WarpSpeedSettings.from_mapping({"home": str(home)})
-    write_days(settings.storage_prefix, date(2026, 1, 1), 5, MIX)
+    write_days(settings.storage_prefix, date(2026, 1, 1), 5, MIX, settings.storage())
     env = airflow_env(home, None, db_url=airflow_db_url)
     ensure_airflow_db(env)
     logs = tmp_path / "logs"
@@ -100,7 +100,7 @@ def test_preprocessing_dags_refresh_features_and_rerun_incrementally(
 
     # 2. a new day arrives, with activity of tenant-001 only
     write_day(settings.storage_prefix, date(2026, 1, 6), MIX, sources=(ENGAGEMENT_EVENTS, INTENT_SIGNALS),
-              tenants=["tenant-001"])
+              tenants=["tenant-001"], storage=settings.storage())
     _run(ACTIVITY, "2026-01-07T06:00:00+00:00", env, logs)
 
     features = catalog.load_table(FEATURES_TABLE)

@@ -26,7 +26,7 @@ from warpspeed.embedded.seed import publish_seed_models
 from warpspeed.intake.schema import ScoringRequest
 from warpspeed.ledger.tables import FEATURE_COLUMNS
 from warpspeed.operators.score import SCORE_SCRIPT, score_job
-from warpspeed.storage.documents import join_uri, storage_for
+from warpspeed.storage.documents import join_uri
 from warpspeed.window.manifests import BatchManifest, WindowLayout, models_uri
 
 REPO_WORKLOADS = Path(__file__).parents[2] / "dags" / "config" / "workloads.yaml"
@@ -81,7 +81,7 @@ def engine_settings(
     settings = WarpSpeedSettings.from_mapping({"home": str(home)})
     features_table(settings)
     publish_seed_models(settings.storage_prefix)
-    storage_for(settings.storage_prefix).write_text(
+    settings.storage().write_text(
         join_uri(models_uri(settings.storage_prefix), "churn_risk", "v2.json"), json.dumps(EDGE_MODEL)
     )
     return settings
@@ -106,7 +106,7 @@ def manifest_for(settings: WarpSpeedSettings, engine: str) -> tuple[str, BatchMa
     manifest = BatchManifest("scoring-same-batch", layout.window_id, "scoring", requests, 3000, registry,
                              layout.summary_uri("scoring-same-batch"), **fields)
     uri = layout.batch_uri(manifest.batch_id)
-    storage_for(settings.storage_prefix).write_text(uri, manifest.to_json())
+    settings.storage().write_text(uri, manifest.to_json())
     return uri, manifest
 
 
@@ -128,12 +128,12 @@ def test_spark_and_arrow_write_identical_rows_and_summaries(engine_settings: War
     cluster = backend.ensure_cluster("scoring", "scoring")
     (outcome,) = backend.run_jobs(cluster, [SparkJob("arrowtest-spark", SCORE_SCRIPT, ("--batch-manifest", spark_uri))])
     assert not outcome.succeeded  # partial: the missing version fails its member (exit 3)
-    spark_summary = json.loads(storage_for(settings.storage_prefix).read_text(spark_manifest.summary_uri))
+    spark_summary = json.loads(settings.storage().read_text(spark_manifest.summary_uri))
 
     arrow_uri, arrow_manifest = manifest_for(settings, "arrow")
     code, arrow_summary = score_manifest(arrow_uri, settings.catalog.name, settings.catalog.pyiceberg_properties())
     assert code == 3
-    assert json.loads(storage_for(settings.storage_prefix).read_text(arrow_manifest.summary_uri)) == arrow_summary
+    assert json.loads(settings.storage().read_text(arrow_manifest.summary_uri)) == arrow_summary
 
     assert arrow_summary["status"] == "partial"
     assert [m["status"] for m in arrow_summary["members"]] == ["scored"] * 3 + ["failed"] + ["scored"] * 2
@@ -162,7 +162,7 @@ def test_local_backend_runs_arrow_jobs_without_spark_and_isolates_a_failing_batc
     engine_settings: WarpSpeedSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = engine_settings
-    storage = storage_for(settings.storage_prefix)
+    storage = settings.storage()
     good_uri, partial = manifest_for(settings, "arrow")
     members = tuple(m for m in partial.members if m.model_version != "v9")
     good = BatchManifest(**{**partial.__dict__, "members": members})
@@ -201,7 +201,7 @@ def test_a_commit_conflict_with_a_writer_of_another_slice_is_retried(
     from pyiceberg.table import Table
 
     settings = engine_settings
-    storage = storage_for(settings.storage_prefix)
+    storage = settings.storage()
     _, base = manifest_for(settings, "arrow")
     members = tuple(m for m in base.members if m.tenant_id == "ar-t0")
     manifest = BatchManifest(**{**base.__dict__, "batch_id": "conflict", "members": members,
@@ -254,7 +254,7 @@ def typed_manifest(settings: WarpSpeedSettings, engine: str) -> tuple[str, Batch
                                 "features_table": TYPED, "scores_table": f"arrowtest.typed_scores_{engine}",
                                 "summary_uri": layout.summary_uri(f"typed-{engine}")})
     uri = layout.batch_uri(manifest.batch_id)
-    storage_for(settings.storage_prefix).write_text(uri, manifest.to_json())
+    settings.storage().write_text(uri, manifest.to_json())
     return uri, manifest
 
 
@@ -277,7 +277,7 @@ def test_a_string_feature_fails_only_its_members_the_same_way_on_both_engines(
     table.overwrite(pa.table({"tenant_id": [r[0] for r in rows], "account_id": [r[1] for r in rows],
                               **{c: [r[2] for r in rows] if c == "engagement_7d" else [1.5 * i for i in range(5)]
                                  for c in FEATURE_COLUMNS}}).cast(table.schema().as_arrow()))
-    storage_for(settings.storage_prefix).write_text(
+    settings.storage().write_text(
         join_uri(models_uri(settings.storage_prefix), "churn_risk", "v3.json"), json.dumps(INTENT_ONLY))
 
     spark_uri, spark_manifest = typed_manifest(settings, "spark")
@@ -285,7 +285,7 @@ def test_a_string_feature_fails_only_its_members_the_same_way_on_both_engines(
     cluster = backend.ensure_cluster("scoring", "scoring")
     (outcome,) = backend.run_jobs(cluster, [SparkJob("typed-spark", SCORE_SCRIPT, ("--batch-manifest", spark_uri))])
     assert not outcome.succeeded  # partial: exit 3
-    spark_summary = json.loads(storage_for(settings.storage_prefix).read_text(spark_manifest.summary_uri))
+    spark_summary = json.loads(settings.storage().read_text(spark_manifest.summary_uri))
     arrow_uri, _ = typed_manifest(settings, "arrow")
     code, arrow_summary = score_manifest(arrow_uri, settings.catalog.name, settings.catalog.pyiceberg_properties())
     assert code == 3

@@ -29,7 +29,8 @@ def test_bogus_version_loses_to_the_valid_request_and_is_listed(
 ) -> None:
     rest_catalog_for(tmp_path / "home")
     monkeypatch.setenv("AIRFLOW__WARPSPEED__HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("AIRFLOW__WARPSPEED__STORAGE_PREFIX", raising=False)
+    # these tests read and write documents in the state folder: the file:// setting
+    monkeypatch.setenv("AIRFLOW__WARPSPEED__STORAGE_PREFIX", (tmp_path / "home" / "storage").as_uri())
     settings = load_settings()
     ensure_tables(settings.catalog.load())
     publish_seed_models(settings.storage_prefix)
@@ -60,7 +61,8 @@ def _plan_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rest_catalog_for:
               sqs: LocalSqs) -> tuple[WindowLayout, LocalStorage]:
     rest_catalog_for(tmp_path / "home")
     monkeypatch.setenv("AIRFLOW__WARPSPEED__HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("AIRFLOW__WARPSPEED__STORAGE_PREFIX", raising=False)
+    # these tests read and write documents in the state folder: the file:// setting
+    monkeypatch.setenv("AIRFLOW__WARPSPEED__STORAGE_PREFIX", (tmp_path / "home" / "storage").as_uri())
     monkeypatch.setenv("AIRFLOW_CONN_WARPSPEED_TEST", sqs.airflow_connection())
     monkeypatch.setenv("AIRFLOW__WARPSPEED__AWS_CONN_ID", "warpspeed_test")
     monkeypatch.setenv("AIRFLOW__WARPSPEED__QUEUE_URL", sqs.queue_url)

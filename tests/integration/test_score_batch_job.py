@@ -19,7 +19,6 @@ from warpspeed.config.workloads import WorkloadCatalog
 from warpspeed.intake.schema import ScoringRequest
 from warpspeed.ledger.tables import SCORES_TABLE
 from warpspeed.operators.score import SCORE_SCRIPT
-from warpspeed.storage.documents import storage_for
 from warpspeed.window.manifests import BatchManifest, WindowLayout, models_uri
 
 REPO_WORKLOADS = Path(__file__).parents[2] / "dags" / "config" / "workloads.yaml"
@@ -47,7 +46,7 @@ def run_batch(settings: WarpSpeedSettings, batch_id: str, members: list[tuple[st
     manifest = BatchManifest(batch_id, "20261120T2100Z", "scoring", requests, 50 * len(requests),
                              registry, layout.summary_uri(batch_id),
                              **WorkloadCatalog.load(REPO_WORKLOADS)["scoring"].manifest_fields(registry))
-    storage = storage_for(settings.storage_prefix)
+    storage = settings.storage()
     storage.write_text(layout.batch_uri(batch_id), manifest.to_json())
     backend = LocalSparkBackend(settings)
     cluster = backend.ensure_cluster("scoring", "scoring")

@@ -30,7 +30,6 @@ from warpspeed.config.workloads import WorkloadCatalog
 from warpspeed.intake.schema import ScoringRequest
 from warpspeed.ledger.tables import SCORES_TABLE
 from warpspeed.operators.score import SCORE_SCRIPT
-from warpspeed.storage.documents import storage_for
 from warpspeed.window.manifests import BatchManifest, WindowLayout, models_uri
 
 REPO_WORKLOADS = Path(__file__).parents[2] / "dags" / "config" / "workloads.yaml"
@@ -58,7 +57,7 @@ def batch_job(settings: WarpSpeedSettings, batch_id: str, tenants: list[str], mo
     manifest = BatchManifest(batch_id, WINDOW, "scoring", requests, 50 * len(requests), registry,
                              layout.summary_uri(batch_id),
                              **WorkloadCatalog.load(REPO_WORKLOADS)["scoring"].manifest_fields(registry))
-    storage_for(settings.storage_prefix).write_text(layout.batch_uri(batch_id), manifest.to_json())
+    settings.storage().write_text(layout.batch_uri(batch_id), manifest.to_json())
     return SparkJob(f"warm-{batch_id}", SCORE_SCRIPT, ("--batch-manifest", layout.batch_uri(batch_id)))
 
 

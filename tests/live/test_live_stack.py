@@ -24,7 +24,6 @@ from warpspeed.embedded.demo import check_pairs
 from warpspeed.embedded.live import LiveStack, ProducerConfig
 from warpspeed.embedded.live_audit import audit_runs
 from warpspeed.embedded.postgres import PostgresServer
-from warpspeed.storage.documents import storage_for
 from warpspeed.window.manifests import IntakeManifest, WindowLayout
 from warpspeed.window.rule import window_for
 
@@ -89,7 +88,7 @@ def test_two_windows_through_exactly_once_no_retries_overlapping_deferred(live_s
     # Every request sent before the last window's collect started is in one window's intake
     # manifest, and every (tenant, model) pair those windows took has exactly one score per account.
     settings = WarpSpeedSettings.from_mapping({"home": str(stack.home)})
-    storage = storage_for(settings.storage_prefix)
+    storage = settings.storage()
     done_ids = {a.run_id for a in done}
     collected = []
     for run in stack.dag_runs():

@@ -99,7 +99,8 @@ def test_firmographics_plan_has_no_as_of() -> None:
 
 
 def test_hook_plans_from_storage_and_publish_moves_the_watermark(tmp_path: Path) -> None:
-    settings = WarpSpeedSettings.from_mapping({"home": str(tmp_path)})
+    settings = WarpSpeedSettings.from_mapping(
+        {"home": str(tmp_path), "storage_prefix": (tmp_path / "storage").as_uri()})
     mix = RawDataMix(tenants=1, accounts_per_tenant=5)
     write_day(settings.storage_prefix, date(2026, 1, 1), mix, sources=(FIRMOGRAPHICS,), full_firmographics=True)
     hook = GluePreprocessingHook(settings)
@@ -121,7 +122,8 @@ def test_hook_plans_from_storage_and_publish_moves_the_watermark(tmp_path: Path)
 
 
 def test_publish_refuses_a_summary_of_another_run(tmp_path: Path) -> None:
-    settings = WarpSpeedSettings.from_mapping({"home": str(tmp_path)})
+    settings = WarpSpeedSettings.from_mapping(
+        {"home": str(tmp_path), "storage_prefix": (tmp_path / "storage").as_uri()})
     write_day(settings.storage_prefix, date(2026, 1, 1), RawDataMix(tenants=1, accounts_per_tenant=3),
               sources=(ENGAGEMENT_EVENTS,))
     hook = GluePreprocessingHook(settings)

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from warpspeed.config.s3 import S3FILEIO, STACK, S3Access, embedded_access, embedded_bucket, running_embedded_s3
 from warpspeed.exceptions import WarpSpeedConfigError
 
 if TYPE_CHECKING:
@@ -66,7 +67,9 @@ class CatalogConfig:
     :param properties: further catalog properties given to Spark and pyiceberg alike
         (e.g. ``credential``, ``token``, ``rest.sigv4-enabled``, ``rest.signing-name``).
     :param embedded_home: state folder whose embedded REST catalog a ``rest`` config without a
-        URI uses.
+        URI uses (and whose embedded S3 server an ``s3://`` warehouse of it is on).
+    :param s3_component: who uses this catalog (``intake``, ``score``...): on the embedded S3
+        server each component signs with a key of its own (:mod:`warpspeed.config.s3`).
     """
 
     name: str = "warpspeed"
@@ -78,6 +81,7 @@ class CatalogConfig:
     properties: Mapping[str, str] = field(default_factory=dict)
     extra_spark_conf: dict[str, str] = field(default_factory=dict)
     embedded_home: Path | None = None
+    s3_component: str = STACK
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -119,10 +123,31 @@ class CatalogConfig:
         )
 
     @classmethod
-    def embedded_rest(cls, home: Path) -> CatalogConfig:
-        """Return the default: the embedded REST catalog server of state folder ``home``."""
+    def embedded_rest(cls, home: Path, *, s3: bool = True) -> CatalogConfig:
+        """Return the default: the embedded REST catalog server of state folder ``home``.
+
+        :param s3: its warehouse is ``s3://<bucket>/warehouse`` on the state folder's embedded S3
+            server (the default), else the folder ``<home>/warehouse`` (``file://``).
+        """
         home = home.resolve()
-        return cls(kind="rest", warehouse=(home / "warehouse").as_uri(), embedded_home=home)
+        warehouse = f"s3://{embedded_bucket(home)}/warehouse" if s3 else (home / "warehouse").as_uri()
+        return cls(kind="rest", warehouse=warehouse, embedded_home=home)
+
+    def for_component(self, component: str) -> CatalogConfig:
+        """Return this catalog as ``component`` uses it (its own key on the embedded S3 server)."""
+        return replace(self, s3_component=component)
+
+    def s3_access(self) -> S3Access:
+        """Return how Spark and pyiceberg reach this catalog's S3 storage.
+
+        The embedded catalog whose warehouse is ``s3://`` or whose state folder runs an S3 server:
+        that server, with :attr:`s3_component`'s key. Any other catalog: its ``s3.*`` properties
+        (none: AWS).
+        """
+        if self.embedded_home is not None and (
+                self.warehouse.startswith("s3://") or running_embedded_s3(self.embedded_home) is not None):
+            return embedded_access(self.embedded_home, self.s3_component)
+        return S3Access.from_properties(self.properties, self.s3_component)
 
     @classmethod
     def from_connection(
@@ -246,6 +271,10 @@ class CatalogConfig:
                 f"{prefix}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
             }
         conf |= {f"{prefix}.{k}": v for k, v in self.catalog_properties().items()}
+        access = self.s3_access()
+        if not access.is_aws:  # an S3-compatible server: S3FileIO for tables, S3A for documents and raw data
+            io = {"io-impl": S3FILEIO} | access.catalog_properties()
+            conf |= {f"{prefix}.{k}": v for k, v in io.items()} | access.hadoop_conf()
         return conf | self.extra_spark_conf
 
     def pyiceberg_properties(self) -> dict[str, str]:
@@ -260,7 +289,7 @@ class CatalogConfig:
             props = {"type": "glue", "warehouse": self.warehouse}
             if self.region:
                 props["glue.region"] = self.region
-        return props | self.catalog_properties()
+        return props | self.catalog_properties() | self.s3_access().catalog_properties()
 
     def load(self) -> Catalog:
         """Open the catalog with pyiceberg."""

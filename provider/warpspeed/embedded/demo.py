@@ -19,9 +19,8 @@ from typing import Any
 from warpspeed.compute.local.engine import stop_engine
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded import seed
-from warpspeed.embedded.stack import EmbeddedStack, dags_test, embedded_stack, ensure_airflow_db
+from warpspeed.embedded.stack import EmbeddedStack, dags_test, embedded_stack, ensure_airflow_db, uses_embedded_s3
 from warpspeed.ledger.tables import BATCH_RUNS_TABLE, FEATURES_TABLE, SCORES_TABLE, ensure_tables
-from warpspeed.storage.documents import storage_for
 from warpspeed.window.manifests import IntakeManifest, WindowLayout, window_id_for
 from warpspeed.window.rule import floor_to_window
 
@@ -67,16 +66,20 @@ def check_pairs(catalog: Any, pairs: set[tuple[str, str]]) -> list[PairCheck]:
 
 
 def run_demo(
-    tenants: int = 20, requests: int = 50, invalid: int = 2, stack: EmbeddedStack | None = None
+    tenants: int = 20, requests: int = 50, invalid: int = 2, stack: EmbeddedStack | None = None,
+    settings: WarpSpeedSettings | None = None,
 ) -> dict[str, Any]:
     """Run one window end to end; return the summary (raises if the DAG run fails).
 
     :param stack: running embedded servers of the state folder; started (and stopped) here if not given.
+    :param settings: the state folder and its storage (default: ``[warpspeed]`` defaults, everything on
+        the state folder's S3 server; a ``file://`` storage prefix runs the window on local folders).
     """
-    settings = WarpSpeedSettings.from_mapping({})
+    settings = settings or WarpSpeedSettings.from_mapping({})
     with ExitStack() as servers:
         if stack is None:
-            stack = servers.enter_context(embedded_stack(settings.home, settings.jars_dir))
+            stack = servers.enter_context(
+                embedded_stack(settings.home, settings.jars_dir, s3=uses_embedded_s3(settings)))
             servers.callback(stop_engine, settings.home)  # the warm Spark engine goes with the stack it used
         return _run_window(settings, stack, tenants, requests, invalid)
 
@@ -88,7 +91,7 @@ def _run_window(
     home = settings.home
     catalog = settings.catalog.load()
     created = ensure_tables(catalog)
-    seed.publish_seed_models(settings.storage_prefix)
+    seed.publish_seed_models(settings.storage_prefix, settings.storage())
     tenant_list = seed.tenant_ids(tenants)
     feature_rows = seed.write_features(catalog, seed.feature_rows(tenant_list))
     print(f"state folder {home}; tables created: {created or 'none (already there)'}; "
@@ -118,7 +121,7 @@ def _run_window(
         raise SystemExit("warpspeed_scoring failed:\n" + "\n".join(tail))
 
     layout = WindowLayout(settings.storage_prefix, window_id)
-    storage = storage_for(settings.storage_prefix)
+    storage = settings.storage()
     intake = IntakeManifest.from_json(storage.read_text(layout.intake_uri))
     plan = json.loads(storage.read_text(layout.plan_uri))
     pairs = {(d["tenant_id"], d["model"]) for d in docs}

@@ -1,7 +1,7 @@
 """Java servers from jars that ``make setup`` fetched from Maven Central, on loopback.
 
 :func:`java_process` describes one such server as a :class:`~warpspeed.embedded.server.ServerProcess`
-(the REST catalog and ElasticMQ use it). Adding one more JVM server is a module with
+(the REST catalog, ElasticMQ and S3Proxy use it). Adding one more JVM server is a module with
 
 - a ``maven/<name>/pom.xml`` (``make setup`` copies its classpath into ``<jars_dir>/<name>``);
 - ``<name>_process(jars_dir, folder) -> tuple[ServerProcess, <what clients need>]``: make the
@@ -66,13 +66,16 @@ def http_answers(url: str) -> bool:
 def java_process(
     name: str, main_class: str, cp: str, *, port: int, log_path: Path, ready_path: str, home: Path,
     heap: str = "256m", jvm_args: Sequence[str] = (), env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
 ) -> ServerProcess:
     """Describe a JVM server: ``java -Xmx<heap> ... -cp <cp> <main_class>`` on ``127.0.0.1:port``.
 
     :param ready_path: path (and query) whose HTTP answer means the server is up.
     :param home: the state folder it belongs to (``-Dwarpspeed.home``: how its process is found).
+    :param args: the program's own arguments, after ``main_class`` (no secrets: they are visible).
     """
-    argv = [java_bin(), f"-Xmx{heap}", *JVM_DEFAULTS, f"-Dwarpspeed.home={home}", *jvm_args, "-cp", cp, main_class]
+    argv = [java_bin(), f"-Xmx{heap}", *JVM_DEFAULTS, f"-Dwarpspeed.home={home}", *jvm_args, "-cp", cp, main_class,
+            *args]
     return ServerProcess(
         name=name, command=lambda: list(argv), port=port, log_path=log_path,
         ready=lambda: http_answers(f"http://127.0.0.1:{port}{ready_path}"), env=dict(env or {}),

@@ -36,6 +36,7 @@ from warpspeed.embedded.postgres import PostgresServer
 from warpspeed.embedded.process_group import Component, Revival
 from warpspeed.embedded.producer import Producer, ProducerConfig
 from warpspeed.embedded.rest_catalog import RestCatalogServer, catalog_database, rest_catalog_server
+from warpspeed.embedded.s3_server import LocalS3, embedded_s3
 from warpspeed.embedded.sqs_server import LocalSqs, local_sqs
 from warpspeed.embedded.stack import (
     airflow_bin,
@@ -113,6 +114,7 @@ class LiveStack:
         self.components: dict[str, Component] = {}
         self.env: dict[str, str] = {}
         self.sqs: LocalSqs | None = None
+        self.s3: LocalS3 | None = None
         self.producer: Producer | None = None
         self.tenants: list[str] = []
         self.supervisor: Supervisor | None = None
@@ -142,13 +144,16 @@ class LiveStack:
         if self.postgres is None:  # the whole embedded stack of this state folder
             servers = self._exit.enter_context(embedded_stack(self.home, jars_dir))
             self.postgres, self.sqs, self.catalog = servers.postgres, servers.sqs, servers.catalog
+            self.s3 = servers.s3
             self.db_url = self.db_url or servers.airflow_db_url
             self.supervisor = servers.supervisor
-        else:  # a PostgreSQL shared with others (tests): this folder's catalog and queues on it
+        else:  # a PostgreSQL shared with others (tests): this folder's S3 server, catalog and queues on it
             private_state_folder(self.home)
             self.supervisor = sup = Supervisor("warpspeed-live")
             self._exit.callback(sup.close)
-            self.catalog = self._exit.enter_context(rest_catalog_server(self.postgres, self.home, jars_dir, sup))
+            self.s3 = self._exit.enter_context(embedded_s3(self.home, jars_dir, supervisor=sup))
+            self.catalog = self._exit.enter_context(
+                rest_catalog_server(self.postgres, self.home, jars_dir, sup, self.s3.endpoint))
             self.sqs = self._exit.enter_context(local_sqs(jars_dir, work_dir=self.home / "sqs", supervisor=sup))
             self.db_url = self.db_url or self.postgres.sqlalchemy_url(
                 self.postgres.create_database("airflow_" + catalog_database(self.home).removeprefix("iceberg_"))
@@ -235,7 +240,7 @@ class LiveStack:
         settings = WarpSpeedSettings.from_mapping({"home": str(self.home)})
         catalog = settings.catalog.load()
         ensure_tables(catalog)
-        seed.publish_seed_models(settings.storage_prefix)
+        seed.publish_seed_models(settings.storage_prefix, settings.storage())
         count = self.seed_tenants or (self.producer_config.tenants if self.producer_config else 4)
         self.tenants = seed.tenant_ids(count)
         base, spread = self.seed_accounts

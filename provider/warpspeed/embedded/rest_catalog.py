@@ -9,6 +9,12 @@ the state folder's token (``<home>/catalog/rest-token``, 0600) as a bearer token
 carry no Java stack. Spark (``RESTCatalog``) and pyiceberg (``rest``) speak to it exactly as to
 S3 Tables, Polaris, Nessie or Glue's REST endpoint, with ``token`` and ``oauth2-server-uri``;
 concurrent commits are serialised by PostgreSQL and retried by Iceberg's optimistic commits.
+
+With the state folder's embedded S3 server (:mod:`warpspeed.embedded.s3_server`) the warehouse is
+``s3://<bucket>/warehouse`` and the server reads and writes metadata through Iceberg's
+``S3FileIO`` (``iceberg-aws`` and its bundle are on its classpath) with a key of its own. The
+server hands no S3 settings to clients (its ``/v1/config`` has none): Spark and pyiceberg set
+endpoint, path-style access, region and their own keys themselves (:class:`~warpspeed.config.catalog.CatalogConfig`).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from warpspeed.config.catalog import OAUTH_TOKENS_PATH, CatalogConfig, embedded_endpoint_file
+from warpspeed.config.s3 import CATALOG_SERVER, S3FILEIO, EmbeddedS3
 from warpspeed.embedded.jvm import classpath, java_process
 from warpspeed.embedded.postgres import PostgresServer
 from warpspeed.embedded.server import ServerProcess
@@ -52,16 +59,31 @@ class RestCatalogServer:
     database: str
     token: str = field(default="", repr=False)
     token_file: Path | None = None
+    home: Path | None = None
 
     def catalog_config(self) -> CatalogConfig:
-        """Return the catalog config that points Spark and pyiceberg at this server (token included)."""
-        return CatalogConfig(kind="rest", uri=self.uri, warehouse=self.warehouse,
+        """Return the catalog config that points Spark and pyiceberg at this server (token, state folder's S3)."""
+        return CatalogConfig(kind="rest", uri=self.uri, warehouse=self.warehouse, embedded_home=self.home,
                              properties={"token": self.token, "oauth2-server-uri": self.uri + OAUTH_TOKENS_PATH})
 
 
 def catalog_database(home: Path) -> str:
     """Return the PostgreSQL database that holds the catalog of state folder ``home``."""
     return "iceberg_" + hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
+
+
+def s3_environment(s3: EmbeddedS3) -> dict[str, str]:
+    """Return the server's ``CATALOG_*`` settings for an ``s3://`` warehouse in ``s3``'s bucket (S3FileIO)."""
+    access = s3.access(CATALOG_SERVER)
+    return {
+        "CATALOG_WAREHOUSE": f"s3://{s3.bucket}/warehouse",
+        "CATALOG_IO__IMPL": S3FILEIO,
+        "CATALOG_S3_ENDPOINT": s3.endpoint_url,
+        "CATALOG_S3_PATH__STYLE__ACCESS": "true",
+        "CATALOG_CLIENT_REGION": s3.region,
+        "CATALOG_S3_ACCESS__KEY__ID": access.access_key_id or "",
+        "CATALOG_S3_SECRET__ACCESS__KEY": access.secret_access_key or "",  # environment: not on a command line
+    }
 
 
 def _source_digest() -> str:
@@ -99,8 +121,13 @@ def launcher_classes(jars_dir: Path) -> Path:
     return target
 
 
-def rest_catalog_process(pg: PostgresServer, home: Path, jars_dir: Path) -> tuple[ServerProcess, RestCatalogServer]:
-    """Prepare the catalog of state folder ``home`` (database, token, port) and describe its server."""
+def rest_catalog_process(
+    pg: PostgresServer, home: Path, jars_dir: Path, s3: EmbeddedS3 | None = None
+) -> tuple[ServerProcess, RestCatalogServer]:
+    """Prepare the catalog of state folder ``home`` (database, token, port) and describe its server.
+
+    :param s3: where the warehouse is (``s3://<bucket>/warehouse``); None: the folder ``<home>/warehouse``.
+    """
     if pg.password_file is None:
         raise WarpSpeedConfigError("the embedded REST catalog needs a PostgreSQL with a password file")
     home = private_dir(home.resolve())
@@ -109,7 +136,6 @@ def rest_catalog_process(pg: PostgresServer, home: Path, jars_dir: Path) -> tupl
     token = secret(token_file)
     cp = classpath(jars_dir, REST_CATALOG_JARS, launcher_classes(jars_dir))
     database = pg.create_database(catalog_database(home))
-    warehouse = private_dir(home / "warehouse")
     port = stable_port(folder / "port")
     env = {
         "WARPSPEED_REST_PORT": str(port),
@@ -119,31 +145,37 @@ def rest_catalog_process(pg: PostgresServer, home: Path, jars_dir: Path) -> tupl
         "CATALOG_JDBC_USER": pg.user,
         "CATALOG_JDBC_PASSWORD_FILE": str(pg.password_file),
         "CATALOG_JDBC_SCHEMA__VERSION": "V1",
-        "CATALOG_WAREHOUSE": warehouse.as_uri(),
     }
+    if s3 is not None:
+        env |= s3_environment(s3)
+    else:
+        env["CATALOG_WAREHOUSE"] = private_dir(home / "warehouse").as_uri()
     jvm_args = ["-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
                 "-Dorg.slf4j.simpleLogger.log.org.apache.iceberg.rest.RESTCatalogServlet=off"]
     process = java_process("rest-catalog", REST_CATALOG_MAIN, cp, port=port, log_path=private_dir(home / "logs")
                            / "rest-catalog.log", ready_path="/v1/config", home=home, heap="384m", jvm_args=jvm_args,
                            env=env)
-    server = RestCatalogServer(uri=f"http://127.0.0.1:{port}", warehouse=warehouse.as_uri(), database=database,
-                               token=token, token_file=token_file)
+    server = RestCatalogServer(uri=f"http://127.0.0.1:{port}", warehouse=env["CATALOG_WAREHOUSE"], database=database,
+                               token=token, token_file=token_file, home=home)
     return process, server
 
 
 @contextmanager
 def rest_catalog_server(
-    pg: PostgresServer, home: Path, jars_dir: Path, supervisor: Supervisor | None = None
+    pg: PostgresServer, home: Path, jars_dir: Path, supervisor: Supervisor | None = None,
+    s3: EmbeddedS3 | None = None,
 ) -> Iterator[RestCatalogServer]:
-    """Run the REST catalog of state folder ``home`` (warehouse ``<home>/warehouse``); stop it on exit.
+    """Run the REST catalog of state folder ``home``; stop it on exit.
 
     While it runs, ``<home>/catalog/rest-endpoint`` (0600) records its URL and token file, so
     settings with no ``catalog_uri`` (the embedded default) find it from any process.
 
     :param supervisor: the stack's supervisor (one of its own if not given).
+    :param s3: the state folder's embedded S3 server: the warehouse is ``s3://<bucket>/warehouse``
+        there; without one it is the folder ``<home>/warehouse``.
     """
     endpoint = embedded_endpoint_file(home.resolve())
-    describe = functools.partial(rest_catalog_process, pg, home, jars_dir)
+    describe = functools.partial(rest_catalog_process, pg, home, jars_dir, s3)
     try:
         with supervised(describe, supervisor, "warpspeed-rest-catalog") as server:
             write_private(endpoint, json.dumps({"uri": server.uri, "warehouse": server.warehouse,

@@ -34,7 +34,7 @@ from warpspeed.maintenance.plan import (
 )
 from warpspeed.maintenance.report import MaintenanceRunRecord, TableStats, format_report, table_stats
 from warpspeed.maintenance.s3_tables import SKIP_REASON, maintenance_requests
-from warpspeed.storage.documents import Storage, join_uri, run_key, storage_for
+from warpspeed.storage.documents import Storage, join_uri, run_key
 
 MAINTENANCE_SCRIPT = "iceberg_maintenance.py"
 MAINTENANCE_WORKLOAD = "maintenance"
@@ -89,7 +89,7 @@ class IcebergMaintenanceService(LoggingMixin):
     @cached_property
     def storage(self) -> Storage:
         """Return the storage of plans, results and reports."""
-        return self._storage or storage_for(self.settings.storage_prefix)
+        return self._storage or self.settings.storage()
 
     @cached_property
     def backend(self) -> ComputeBackend:

@@ -48,6 +48,8 @@ class ApplyS3LifecycleOperator(WarpSpeedOperator):
     :param protected_uris: extra prefixes no rule may cover.
     """
 
+    s3_component = "maintenance"
+
     template_fields = ("rules_file", "policy_file", "protected_uris")
     ui_color = "#fdebd0"
 

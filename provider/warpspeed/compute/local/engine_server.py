@@ -151,7 +151,9 @@ class Engine:
                 # the active session of this thread: what Iceberg's source and SparkSession.active() see
                 sc._jvm.org.apache.spark.sql.SparkSession.setActiveSession(session._jsparkSession)
                 for key, value in job.conf.items():
-                    if session.conf.isModifiable(key):
+                    # a catalog's settings are read when a session first uses it: each job's session
+                    # loads the catalog afresh, with the job's S3 key
+                    if session.conf.isModifiable(key) or key.startswith("spark.sql.catalog."):
                         session.conf.set(key, value)
                     else:
                         print(f"conf {key} cannot change per job on the warm engine; ignored", flush=True)

@@ -28,7 +28,7 @@ from warpspeed.embedded.soak.audit import (
 from warpspeed.embedded.soak.producer import SentMessage
 from warpspeed.intake.rules import REASONS_ATTRIBUTE
 from warpspeed.ledger.tables import BATCH_RUNS_TABLE, SCORES_TABLE
-from warpspeed.storage.documents import local_path
+from warpspeed.storage.documents import Storage, join_uri, storage_for
 from warpspeed.window.manifests import BatchManifest, IntakeManifest
 
 SOURCE_ATTRIBUTE = "warpspeed_source_message_id"
@@ -56,25 +56,34 @@ def dlq_entries(messages: Sequence[Mapping[str, Any]]) -> list[DlqEntry]:
     return [DlqEntry(str(m["MessageId"]), attr(m, SOURCE_ATTRIBUTE), attr(m, REASONS_ATTRIBUTE)) for m in messages]
 
 
-def read_windows(storage_prefix: str) -> tuple[list[WindowIntake], list[PlanRecord], list[BatchRecord]]:
-    """Read every window's intake manifest, plan document and batch manifests (local storage)."""
-    root = local_path(storage_prefix) / "windows"
+def read_windows(storage_prefix: str, storage: Storage | None = None
+                 ) -> tuple[list[WindowIntake], list[PlanRecord], list[BatchRecord]]:
+    """Read every window's intake manifest, plan document and batch manifests.
+
+    :param storage: the storage of ``storage_prefix`` (default: :func:`storage_for` it, for a local folder).
+    """
+    storage = storage or storage_for(storage_prefix)
+    root = join_uri(storage_prefix, "windows") + "/"
+    folders: dict[str, dict[str, list[str]]] = {}
+    for uri in storage.list(root.rstrip("/")):
+        window, _, rest = uri.partition(root)[2].partition("/")
+        kind = "batches" if rest.startswith("batches/") and rest.endswith(".json") else rest
+        folders.setdefault(window, {}).setdefault(kind, []).append(uri)
     intakes, plans, batches = [], [], []
-    for folder in sorted(p for p in root.glob("*") if p.is_dir()):
-        intake_file = folder / "intake.json"
-        if intake_file.exists():
-            m = IntakeManifest.from_json(intake_file.read_text(encoding="utf-8"))
+    for window in sorted(folders):
+        files = folders[window]
+        for uri in files.get("intake.json", []):
+            m = IntakeManifest.from_json(storage.read_text(uri))
             sources = {r.request_id: m.sources.get(r.request_id, "") for r in m.requests}
             intakes.append(WindowIntake(m.window_id, sources, frozenset(d.message_id for d in m.duplicates),
                                         frozenset(r.message_id for r in m.rejected)))
-        plan_file = folder / "plan.json"
-        if plan_file.exists():
-            doc = json.loads(plan_file.read_text(encoding="utf-8"))
+        for uri in files.get("plan.json", []):
+            doc = json.loads(storage.read_text(uri))
             superseded = {s["request_id"]: s["reason"] for s in doc.get("superseded", [])}
             refused = {r["request_id"]: r["reason"] for r in doc.get("refused", [])}
             plans.append(PlanRecord(doc["window_id"], superseded, refused))
-        for path in sorted((folder / "batches").glob("*.json")):
-            b = BatchManifest.from_json(path.read_text(encoding="utf-8"))
+        for uri in sorted(files.get("batches", [])):
+            b = BatchManifest.from_json(storage.read_text(uri))
             batches.append(BatchRecord(b.batch_id, b.window_id,
                                        tuple(Member(r.request_id, r.tenant_id, r.model) for r in b.members)))
     return intakes, plans, batches
@@ -108,9 +117,10 @@ def read_slices(catalog: Any) -> tuple[dict[tuple[str, str], Slice], dict[str, i
 
 
 def gather(*, sent: Sequence[SentMessage], storage_prefix: str, catalog: Any, sqs_client: Any, queue_url: str,
-           dlq_url: str, run_states: Mapping[str, str], kills: int, faults: int) -> Evidence:
-    """Read every record into :class:`Evidence`."""
-    intakes, plans, batches = read_windows(storage_prefix)
+           dlq_url: str, run_states: Mapping[str, str], kills: int, faults: int,
+           storage: Storage | None = None) -> Evidence:
+    """Read every record into :class:`Evidence` (``storage``: that of ``storage_prefix``, e.g. S3)."""
+    intakes, plans, batches = read_windows(storage_prefix, storage)
     slices, features = read_slices(catalog)
     return Evidence(
         sent=sent, intakes=intakes, plans=plans, batches=batches, ledger=read_ledger(catalog),
