@@ -17,7 +17,7 @@ MAVEN_ARTIFACTS := org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:$(ICEBERG_V
 
 WINDOW_MINUTES ?= 2
 
-.PHONY: setup demo airflow soak test lint typecheck unit bench clean chromium wheel-smoke
+.PHONY: setup demo airflow soak test lint typecheck unit integration live bench clean chromium wheel-smoke
 
 setup: $(VENV)/.installed $(JARS)/.fetched
 
@@ -67,8 +67,18 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
+# Test tiers (pyproject.toml's markers say what each proves). `make unit` is the fast lane: no
+# server, Spark session or JVM, under a minute (it draws a fifth of the planner's property
+# examples); `make integration` runs the real pieces on loopback and a smoke run of every
+# benchmark; `make live` the live Airflow stack (minutes, mostly waiting for windows).
 unit: setup
-	$(VENV)/bin/pytest tests
+	WARPSPEED_FAST_LANE=1 $(VENV)/bin/pytest -p no:cacheprovider -m unit tests/unit tests/dags
+
+integration: setup
+	$(VENV)/bin/pytest -p no:cacheprovider -m integration tests
+
+live: setup chromium
+	$(VENV)/bin/pytest -p no:cacheprovider -m live tests/live
 
 # Headless Chromium for the dashboard test (Debian package; the test skips, saying why, without it).
 chromium:

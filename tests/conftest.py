@@ -167,3 +167,29 @@ def spark(tmp_path_factory: pytest.TempPathFactory, rest_catalog_for: Callable[[
 def catalog_config(settings: WarpSpeedSettings) -> CatalogConfig:
     """Return the session's embedded catalog."""
     return settings.catalog
+
+
+# Tiers: a test's folder gives its tier unless it carries a tier marker itself (pyproject.toml
+# says what each proves). The unit tier may not ask for anything that starts a server or a JVM.
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "integration", "live")
+SERVER_FIXTURES = frozenset({
+    "postgres", "airflow_template_db", "new_airflow_db", "airflow_db_url", "sqs_endpoint", "sqs", "moto_endpoint",
+    "rest_catalog_for", "warehouse_home", "settings", "catalog_config", "spark",
+})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test with its tier; refuse a unit test that needs a server, Spark or a JVM."""
+    wrong = []
+    for item in items:
+        tier = next((t for t in TIERS if item.get_closest_marker(t)), None)
+        if tier is None:
+            folder = item.path.relative_to(TESTS).parts[0]
+            tier = folder if folder in TIERS else "integration"
+            item.add_marker(tier)
+        if tier == "unit" and (needs := SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ()))):
+            wrong.append(f"{item.nodeid} ({', '.join(sorted(needs))})")
+    if wrong:
+        raise pytest.UsageError("unit tests may not start servers, Spark or a JVM; mark them integration "
+                                "or move them to tests/integration: " + "; ".join(wrong))

@@ -20,25 +20,14 @@ from warpspeed.preprocessing.raw_sources import (
     INTENT_SIGNALS,
 )
 
-DAGS = Path(__file__).resolve().parents[2] / "dags"
 ACTIVITY, FIRMO = "warpspeed_features_activity", "warpspeed_features_firmographics"
-
-
-@pytest.fixture(scope="module")
-def dagbag(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("WARPSPEED_HOME", str(tmp_path_factory.mktemp("parse-home")))
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(str(DAGS))
-    mp.undo()
-    return bag
 
 
 def _asset_names(condition: Any) -> set[str]:
     return {asset.name for asset in condition.objects}
 
 
+@pytest.mark.unit
 def test_dags_parse_with_tasks_in_order(dagbag: Any) -> None:
     assert dagbag.import_errors == {}
     for dag_id in (ACTIVITY, FIRMO):
@@ -56,6 +45,7 @@ def test_dags_parse_with_tasks_in_order(dagbag: Any) -> None:
         assert glue.deferrable is True and glue.aws_hook_class.__name__ == "ConcurrencyAwareGlueJobHook"
 
 
+@pytest.mark.unit
 def test_activity_needs_both_sources_firmographics_its_own(dagbag: Any) -> None:
     from airflow.sdk import AssetAll
 
