@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from warpspeed.embedded.stack import airflow_bin, airflow_env, ensure_airflow_db
+from warpspeed.embedded.stack import airflow_env
 from warpspeed.preprocessing.raw_sources import (
     ENGAGEMENT_EVENTS,
     FEATURES_ASSET_NAME,
@@ -59,6 +59,7 @@ def test_activity_needs_both_sources_firmographics_its_own(dagbag: Any) -> None:
 
 SCHEDULER_CHECK = """
 import json, sys
+from airflow.cli import cli_parser
 from sqlalchemy import select
 from airflow.assets.manager import AssetManager
 from airflow.models.asset import AssetDagRunQueue, AssetModel
@@ -70,6 +71,8 @@ def state(session):
     _query, ready = DagModel.dags_needing_dagruns(session)
     return {"queued": queued, "ready": sorted(ready)}
 
+args = cli_parser.get_parser().parse_args(["dags", "reserialize"])  # `airflow dags reserialize`, in this process
+args.func(args)
 out = {}
 with create_session() as session:
     for step, name in enumerate(sys.argv[1:]):
@@ -82,13 +85,10 @@ print("RESULT " + json.dumps(out))
 
 
 def test_raw_asset_events_queue_the_right_dags(tmp_path: Path, airflow_db_url: str) -> None:
-    """Register the bundle in a fresh metadata DB, post raw asset events, ask the scheduler's model."""
+    """Register the bundle in a copy of the migrated metadata DB, post raw asset events, ask the scheduler's model."""
     env = airflow_env(tmp_path / "home", None, db_url=airflow_db_url) | {
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False"
     }
-    ensure_airflow_db(env)
-    subprocess.run([airflow_bin(), "dags", "reserialize"], env=os.environ | env, check=True,
-                   capture_output=True, text=True, timeout=300)
     proc = subprocess.run(
         [sys.executable, "-c", SCHEDULER_CHECK, ENGAGEMENT_EVENTS.asset_name, INTENT_SIGNALS.asset_name,
          FIRMOGRAPHICS.asset_name],
