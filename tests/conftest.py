@@ -8,14 +8,14 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.paths import REPO_ROOT
-from warpspeed.compute.local.engine import stop_engines_under
+from warpspeed.compute.local.engine import stop_engine
 from warpspeed.config.catalog import CatalogConfig
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.control_planes import moto_server
@@ -37,14 +37,27 @@ if not hasattr(np, "NaN"):
     np.NaN = np.nan  # type: ignore[attr-defined]
 
 
+_SESSION_ENGINES: set[Path] = set()
+"""State folders whose warm Spark engine serves the whole session (their fixture stops it)."""
+
+
+@pytest.fixture(scope="session")
+def keep_warm_engine() -> Callable[[Path], None]:
+    """Return a function that keeps a state folder's warm Spark engine after each module (its fixture stops it)."""
+    return lambda home: _SESSION_ENGINES.add(home.resolve())
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _stop_warm_spark_engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Stop the warm local Spark engines that a module's score jobs started in their state folders.
 
-    After every module rather than once per session, so idle engines never pile up in memory.
+    After every module rather than once per session, so idle engines never pile up in memory;
+    only the session's shared scoring folder keeps its engine.
     """
     yield
-    stop_engines_under(tmp_path_factory.getbasetemp())
+    for path in sorted(tmp_path_factory.getbasetemp().glob("**/run/spark-engine.json")):
+        if (home := path.parent.parent.resolve()) not in _SESSION_ENGINES:
+            stop_engine(home)
 
 
 @pytest.fixture(scope="session")
@@ -109,26 +122,74 @@ def sqs(sqs_endpoint: str) -> LocalSqs:
     return queues_on(sqs_endpoint, f"req-{uuid.uuid4().hex[:12]}")
 
 
+_CATALOG_SCOPES: list[ExitStack] = []
+"""The scopes open now, innermost last: the session's, the running module's, the running test's."""
+
+
+class RestCatalogs:
+    """The embedded REST catalogs of the session's state folders, one per folder.
+
+    Calling it with a folder starts that folder's catalog (once) and stops it when the scope that
+    asked first ends: a test's body or function fixtures, a module's fixtures, or, through
+    :meth:`for_session`, the session. So only the catalogs still in use stay resident.
+    """
+
+    def __init__(self, postgres: PostgresServer, jars_dir: Path, session: ExitStack) -> None:
+        self.postgres, self.jars_dir, self.session = postgres, jars_dir, session
+        self.running: dict[Path, RestCatalogServer] = {}
+
+    def __call__(self, home: Path) -> RestCatalogServer:
+        """Return the running catalog of ``home``, started now (for the innermost open scope) if needed."""
+        return self._start(home, _CATALOG_SCOPES[-1] if _CATALOG_SCOPES else self.session)
+
+    def for_session(self, home: Path) -> RestCatalogServer:
+        """Return the running catalog of ``home``, kept until the session ends."""
+        return self._start(home, self.session)
+
+    def _start(self, home: Path, scope: ExitStack) -> RestCatalogServer:
+        home = home.resolve()
+        if home not in self.running:
+            self.running[home] = scope.enter_context(rest_catalog_server(self.postgres, home, self.jars_dir))
+            scope.callback(self.running.pop, home)
+        return self.running[home]
+
+
+@contextmanager
+def _catalog_scope() -> Iterator[None]:
+    with ExitStack() as scope:
+        _CATALOG_SCOPES.append(scope)
+        try:
+            yield
+        finally:
+            _CATALOG_SCOPES.remove(scope)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_catalogs() -> Iterator[None]:
+    """Stop the REST catalogs that this module's fixtures started when the module ends."""
+    with _catalog_scope():
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _test_catalogs() -> Iterator[None]:
+    """Stop the REST catalogs that a test (its body, its function fixtures) started when it ends."""
+    with _catalog_scope():
+        yield
+
+
 @pytest.fixture(scope="session")
-def rest_catalog_for(postgres: PostgresServer, jars_dir: Path) -> Iterator[Callable[[Path], RestCatalogServer]]:
-    """Return a function that runs the embedded REST catalog of a state folder until the session ends."""
-    with ExitStack() as stack:
-        running: dict[Path, RestCatalogServer] = {}
-
-        def start(home: Path) -> RestCatalogServer:
-            home = home.resolve()
-            if home not in running:
-                running[home] = stack.enter_context(rest_catalog_server(postgres, home, jars_dir))
-            return running[home]
-
-        yield start
+def rest_catalog_for(postgres: PostgresServer, jars_dir: Path) -> Iterator[RestCatalogs]:
+    """Return the session's :class:`RestCatalogs`: call it with a state folder to run that folder's catalog."""
+    with ExitStack() as session:
+        yield RestCatalogs(postgres, jars_dir, session)
 
 
 @pytest.fixture(scope="session")
-def warehouse_home(tmp_path_factory: pytest.TempPathFactory, rest_catalog_for: Callable[[Path], object]) -> Path:
+def warehouse_home(tmp_path_factory: pytest.TempPathFactory, rest_catalog_for: RestCatalogs) -> Path:
     """Return a state folder for the session's storage, with its embedded REST catalog running."""
     home = tmp_path_factory.mktemp("warpspeed-home")
-    rest_catalog_for(home)
+    rest_catalog_for.for_session(home)
     return home
 
 
@@ -139,19 +200,25 @@ def settings(warehouse_home: Path) -> WarpSpeedSettings:
 
 
 @pytest.fixture(scope="session")
-def spark(tmp_path_factory: pytest.TempPathFactory, rest_catalog_for: Callable[[Path], object]):  # type: ignore[no-untyped-def]
+def spark_home(tmp_path_factory: pytest.TempPathFactory, rest_catalog_for: RestCatalogs) -> Path:
+    """Return the state folder of the session's SparkSession, with its embedded REST catalog running."""
+    home = tmp_path_factory.mktemp("spark-home")
+    rest_catalog_for.for_session(home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def spark(spark_home: Path):  # type: ignore[no-untyped-def]
     """Return one local SparkSession with the Iceberg runtime and an embedded REST catalog of its own.
 
-    The catalog lives in its own state folder, so the transform tests' tables never meet the
-    tables that ``spark-submit`` runs create in the ``settings`` catalog.
+    The catalog lives in its own state folder (``spark_home``), so the transform tests' tables
+    never meet the tables that ``spark-submit`` runs create in the ``settings`` catalog.
     """
     from pyspark.sql import SparkSession
 
     from warpspeed.compute.local.backend import LOCAL_SPARK_CONF, find_jars
 
-    home = tmp_path_factory.mktemp("spark-home")
-    rest_catalog_for(home)
-    settings = WarpSpeedSettings.from_mapping({"home": str(home)})
+    settings = WarpSpeedSettings.from_mapping({"home": str(spark_home)})
     jars = ",".join(str(p) for p in find_jars(REPO_ROOT / ".jars"))
     builder = SparkSession.builder.master("local[2]").appName("warpspeed-tests").config("spark.jars", jars)
     conf = LOCAL_SPARK_CONF | settings.catalog.spark_conf() | {"spark.sql.shuffle.partitions": "2"}
@@ -175,7 +242,7 @@ TESTS = Path(__file__).resolve().parent
 TIERS = ("unit", "integration", "live")
 SERVER_FIXTURES = frozenset({
     "postgres", "airflow_template_db", "new_airflow_db", "airflow_db_url", "sqs_endpoint", "sqs", "moto_endpoint",
-    "rest_catalog_for", "warehouse_home", "settings", "catalog_config", "spark",
+    "rest_catalog_for", "warehouse_home", "settings", "catalog_config", "spark", "spark_home",
 })
 
 
