@@ -78,16 +78,18 @@ integration: setup
 	$(VENV)/bin/pytest -p no:cacheprovider -m integration tests
 
 live: setup chromium
-	$(VENV)/bin/pytest -p no:cacheprovider -m live tests/live
+	$(VENV)/bin/pytest -p no:cacheprovider -m live tests/live tests/bench
 
-# Headless Chromium for the dashboard test (Debian package; the test skips, saying why, without it).
+# Headless Chromium for the dashboard and live UI tests (Debian package; they skip, saying why, without it).
 chromium:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); } || \
 	  echo "chromium not installed: the dashboard's browser check will skip"
 
-test: lint typecheck chromium
-	$(VENV)/bin/pytest tests -p no:cacheprovider
+# Every check: ruff, then the live tier in the background while mypy and all other tests run
+# (tests/lanes.sh); fails if any fails. `--durations=25` (pyproject) lists the slowest tests.
+test: setup chromium
+	VENV=$(VENV) bash tests/lanes.sh
 
 bench: setup
 	$(PY) benchmarks/run.py
