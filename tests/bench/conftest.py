@@ -93,7 +93,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the smoke run of every selected bench module, slowest first, one at a time."""
     selected = {m for item in session.items if (m := _module_of(item))}
-    if selected:
+    if selected and not session.config.option.collectonly:
         logs = Path(tempfile.mkdtemp(prefix="warpspeed-bench-smoke-"))
         for module in (m for m in SMOKE if m in selected):
             _RUNS[module] = _POOL.submit(_run, module, logs)
