@@ -23,7 +23,7 @@ MAVEN_ARTIFACTS := org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:$(ICEBERG_V
 
 WINDOW_MINUTES ?= 2
 
-.PHONY: setup demo airflow soak test lint typecheck unit bench clean chromium wheel-smoke
+.PHONY: setup demo airflow soak test lint typecheck unit integration live bench clean chromium wheel-smoke
 
 setup: $(VENV)/.installed $(JARS)/.fetched $(JARS)/iceberg-rest-launcher/source.sha256
 
@@ -83,17 +83,29 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
+# Test tiers (pyproject.toml's markers say what each proves). `make unit` is the fast lane: no
+# server, Spark session or JVM, under a minute (it draws a fifth of the planner's property
+# examples); `make integration` runs the real pieces on loopback and a smoke run of every
+# benchmark; `make live` the live Airflow stack (minutes, mostly waiting for windows).
 unit: setup
-	$(VENV)/bin/pytest tests
+	WARPSPEED_FAST_LANE=1 $(VENV)/bin/pytest -p no:cacheprovider -m unit tests/unit tests/dags
 
-# Headless Chromium for the dashboard test (Debian package; the test skips, saying why, without it).
+integration: setup
+	$(VENV)/bin/pytest -p no:cacheprovider -m integration tests
+
+live: setup chromium
+	$(VENV)/bin/pytest -p no:cacheprovider -m live tests/live tests/bench
+
+# Headless Chromium for the dashboard and live UI tests (Debian package; they skip, saying why, without it).
 chromium:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); } || \
 	  echo "chromium not installed: the dashboard's browser check will skip"
 
-test: lint typecheck chromium
-	$(VENV)/bin/pytest tests -p no:cacheprovider
+# Every check: ruff, then the live tier in the background while mypy and all other tests run
+# (tests/lanes.sh); fails if any fails. `--durations=25` (pyproject) lists the slowest tests.
+test: setup chromium
+	VENV=$(VENV) bash tests/lanes.sh
 
 bench: setup
 	$(PY) benchmarks/run.py

@@ -12,6 +12,7 @@ Before it, the same batches forced onto Spark: in the window that starts the war
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -36,11 +37,14 @@ from warpspeed.planning.batches import dedupe_latest, plan_window
 from warpspeed.planning.routing import SPARK, route_plan
 from warpspeed.window.manifests import BatchManifest, WindowLayout, models_uri
 
-TENANTS, REQUESTS, SAMPLE = 40, 120, 3
-
-
+TENANTS = int(os.environ.get("WARPSPEED_BENCH_BATCHING_TENANTS", "40"))
+REQUESTS = int(os.environ.get("WARPSPEED_BENCH_BATCHING_REQUESTS", "120"))
+SAMPLE = int(os.environ.get("WARPSPEED_BENCH_BATCHING_SAMPLE", "3"))
+"""Requests over tenants, and how many of them run one spark-submit each (the smoke run uses a few)."""
 REPO_ROOT = Path(__file__).resolve().parents[1]
 """This checkout: the benchmark passes the bundle's config and jars explicitly."""
+
+
 def run() -> Iterator[dict]:
     """Time batched runs for all requests and sampled single-request runs; report the ratio."""
     with scratch_settings() as settings:

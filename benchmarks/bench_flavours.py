@@ -50,8 +50,8 @@ PEER_NOTE = ("Spark job rate (its own timing: JVM and session start excluded) / 
 MODELS = {"expression": "churn_risk", "mlflow": "upsell_propensity", "spark_ml": "fit_pipeline"}
 #: which flavours to run (comma-separated), e.g. ``WARPSPEED_BENCH_FLAVOURS=expression`` while tuning one
 FLAVOURS = os.environ.get("WARPSPEED_BENCH_FLAVOURS", ",".join(MODELS)).split(",")
-#: measured runs of each side after the first (alternating plain, Spark)
-STEADY = 3
+#: measured runs of each side after the first (alternating plain, Spark); the suite's smoke run uses 1
+STEADY = int(os.environ.get("WARPSPEED_BENCH_FLAVOUR_STEADY", "3"))
 
 
 def save_pipeline(spark: Any, catalog: Any, uri: str) -> Any:

@@ -31,7 +31,7 @@ from warpspeed.operators.score import score_job
 from warpspeed.planning.routing import engine_for
 from warpspeed.window.manifests import BatchManifest, WindowLayout, models_uri
 
-ROWS = 5_000
+ROWS = int(os.environ.get("WARPSPEED_BENCH_ROUTING_ROWS", "5000"))
 RUNS = int(os.environ.get("WARPSPEED_BENCH_ROUTING_RUNS", "7"))
 SPARK_RUNS = int(os.environ.get("WARPSPEED_BENCH_ROUTING_SPARK_RUNS", "3"))
 WORKLOADS = Path(__file__).resolve().parents[1] / "dags" / "config" / "workloads.yaml"

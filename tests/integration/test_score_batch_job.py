@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from pyiceberg.expressions import In
 
-from tests.integration.scoring_state import seeded_settings
 from warpspeed.compute.base import SparkJob
 from warpspeed.compute.local.backend import LocalSparkBackend
 from warpspeed.config.settings import WarpSpeedSettings
@@ -27,12 +26,8 @@ TENANTS = ["job-t0", "job-t1", "job-t2"]
 
 
 @pytest.fixture(scope="module")
-def job_settings(
-    tmp_path_factory: pytest.TempPathFactory, rest_catalog_for: Callable[[Path], object]
-) -> WarpSpeedSettings:
-    home = tmp_path_factory.mktemp("job-home")
-    rest_catalog_for(home)
-    return seeded_settings(home, TENANTS)
+def job_settings(scoring_home: Callable[[list[str]], WarpSpeedSettings]) -> WarpSpeedSettings:
+    return scoring_home(TENANTS)
 
 
 def run_batch(settings: WarpSpeedSettings, batch_id: str, members: list[tuple[str, str, str]],

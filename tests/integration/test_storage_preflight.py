@@ -10,17 +10,21 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.paths import REPO_ROOT
 from warpspeed.config.catalog import CatalogConfig
 from warpspeed.config.settings import WarpSpeedSettings
-from warpspeed.embedded.s3_server import S3Server
 from warpspeed.embedded.seed import send_bodies
-from warpspeed.embedded.sqs_server import LocalSqs, free_port
+from warpspeed.embedded.sqs_server import LocalSqs
+from warpspeed.embedded.state import free_port
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.operators.collect import CollectRequestsOperator
+
+if TYPE_CHECKING:
+    from tests.conftest import SessionS3
 
 WINDOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 REQUEST = json.dumps({
@@ -56,7 +60,7 @@ def _collect(settings: WarpSpeedSettings, monkeypatch: pytest.MonkeyPatch, sqs: 
 
 @pytest.mark.parametrize("case", ["wrong endpoint", "missing bucket", "bad credentials"])
 def test_bad_storage_fails_collect_naming_the_setting_and_leaves_the_queue_alone(
-    case: str, tmp_path: Path, s3: S3Server, sqs: LocalSqs, monkeypatch: pytest.MonkeyPatch,
+    case: str, tmp_path: Path, s3: SessionS3, sqs: LocalSqs, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     server = s3.attach(tmp_path / "owner")  # another state folder's bucket: these settings name it explicitly
     key = server.access("intake")
@@ -78,7 +82,7 @@ def test_bad_storage_fails_collect_naming_the_setting_and_leaves_the_queue_alone
     assert _visible(sqs) == (1, 0)  # nothing was received: the message is still there, visible
 
 
-def test_good_storage_passes_the_check_with_one_request(tmp_path: Path, s3: S3Server) -> None:
+def test_good_storage_passes_the_check_with_one_request(tmp_path: Path, s3: SessionS3) -> None:
     server = s3.attach(tmp_path / "owner")
     key = server.access("intake")
     settings = WarpSpeedSettings.from_mapping(

@@ -27,7 +27,7 @@ from warpspeed.embedded.postgres import PostgresServer
 from warpspeed.window.manifests import IntakeManifest, WindowLayout
 from warpspeed.window.rule import window_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.live]
+pytestmark = pytest.mark.live
 
 WINDOW_MINUTES = 2
 DOCS = Path(__file__).resolve().parents[2] / "docs"

@@ -21,7 +21,7 @@ from warpspeed.embedded.soak.chaos import ChaosPlan
 from warpspeed.embedded.soak.producer import SoakLoad
 from warpspeed.embedded.soak.run import SoakConfig, run_soak
 
-pytestmark = [pytest.mark.integration, pytest.mark.live]
+pytestmark = pytest.mark.live
 
 SHORT = SoakConfig(
     load=SoakLoad(requests=500, windows=3, chunks_per_window=4),

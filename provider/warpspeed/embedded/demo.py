@@ -11,18 +11,24 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from warpspeed.compute.local.engine import stop_engine
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded import seed
+from warpspeed.embedded.sqs_server import LocalSqs
 from warpspeed.embedded.stack import EmbeddedStack, dags_test, embedded_stack, ensure_airflow_db, uses_embedded_s3
 from warpspeed.ledger.tables import BATCH_RUNS_TABLE, FEATURES_TABLE, SCORES_TABLE, ensure_tables
 from warpspeed.window.manifests import IntakeManifest, WindowLayout, window_id_for
 from warpspeed.window.rule import floor_to_window
+
+DagRunner = Callable[[str, str, dict[str, str], Path], int]
+"""Runs ``airflow dags test`` (dag id, logical date, environment, log file); returns the exit code."""
 
 
 @dataclass(frozen=True)
@@ -81,12 +87,21 @@ def run_demo(
             stack = servers.enter_context(
                 embedded_stack(settings.home, settings.jars_dir, s3=uses_embedded_s3(settings)))
             servers.callback(stop_engine, settings.home)  # the warm Spark engine goes with the stack it used
-        return _run_window(settings, stack, tenants, requests, invalid)
+        return run_window(settings, stack.sqs, stack.airflow_env(), tenants, requests, invalid=invalid)
 
 
-def _run_window(
-    settings: WarpSpeedSettings, stack: EmbeddedStack, tenants: int, requests: int, invalid: int
+def run_window(
+    settings: WarpSpeedSettings, sqs: LocalSqs, env: dict[str, str], tenants: int = 20, requests: int = 50,
+    *, invalid: int = 2, migrate: bool = True, run_dag: DagRunner = dags_test,
 ) -> dict[str, Any]:
+    """Seed the state folder and the queue, run the window that just ended; return the summary.
+
+    :param sqs: the request queue and its DLQ, running.
+    :param env: the Airflow environment of the DAG run (:func:`warpspeed.embedded.stack.airflow_env`).
+    :param migrate: migrate Airflow's metadata database first (``False``: it is already migrated).
+    :param run_dag: runs the DAG (:data:`DagRunner`); another runner may keep one interpreter for
+        several runs.
+    """
     started = time.monotonic()
     home = settings.home
     catalog = settings.catalog.load()
@@ -101,16 +116,15 @@ def _run_window(
         minutes=settings.window_minutes
     )
     window_id = window_id_for(window_start)
-    sqs = stack.sqs
     docs = list(seed.scoring_requests(seed.RequestMix(tenants, requests, invalid), tenant_list))
     bodies = [json.dumps(d) for d in docs] + seed.invalid_bodies(invalid)
     seed.send_bodies(sqs.client(), sqs.queue_url, bodies)
     print(f"SQS server {sqs.endpoint_url}: sent {len(docs)} requests and {invalid} invalid messages")
-    env = stack.airflow_env()
-    ensure_airflow_db(env)
+    if migrate:
+        ensure_airflow_db(env)
     log_path = home / "logs" / f"dags_test_{window_id}.log"
     print(f"airflow dags test warpspeed_scoring {window_start.isoformat()} (log: {log_path})")
-    code = dags_test("warpspeed_scoring", window_start.isoformat(), env, log_path)
+    code = run_dag("warpspeed_scoring", window_start.isoformat(), env, log_path)
     dlq_depth = int(
         sqs.client().get_queue_attributes(
             QueueUrl=sqs.dead_letter_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
