@@ -7,13 +7,15 @@ PY := $(VENV)/bin/python
 JARS := .jars
 ICEBERG_VERSION := 1.10.1
 SQLITE_JDBC_VERSION := 3.46.1.3
+OPENLINEAGE_SPARK_VERSION := 1.53.0
 # The provider never resolves paths inside this checkout; the repo's targets say where things are.
 export WARPSPEED_HOME ?= $(CURDIR)/.warpspeed
 export WARPSPEED_JARS_DIR ?= $(CURDIR)/$(JARS)
 export WARPSPEED_DAGS_FOLDER ?= $(CURDIR)/dags
 export WARPSPEED_WORKLOADS_FILE ?= $(CURDIR)/dags/config/workloads.yaml
 MAVEN_ARTIFACTS := org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:$(ICEBERG_VERSION) \
-                   org.xerial:sqlite-jdbc:$(SQLITE_JDBC_VERSION)
+                   org.xerial:sqlite-jdbc:$(SQLITE_JDBC_VERSION) \
+                   io.openlineage:openlineage-spark_2.12:$(OPENLINEAGE_SPARK_VERSION)
 
 WINDOW_MINUTES ?= 2
 
