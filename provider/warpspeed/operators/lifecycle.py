@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from warpspeed.config.lifecycle import load_rules
 from warpspeed.hooks.s3 import S3LifecycleHook
-from warpspeed.operators._base import WarpSpeedOperator
+from warpspeed.operators._base import WarpSpeedOperator, aws_template_fields
 
 
 def table_locations(catalog: Any) -> list[str]:
@@ -39,7 +39,7 @@ class ApplyS3LifecycleOperator(WarpSpeedOperator):
         location in the catalog are always protected).
     """
 
-    template_fields = ("rules_file", "protected_uris")
+    template_fields = aws_template_fields("rules_file", "protected_uris")
     ui_color = "#fdebd0"
 
     def __init__(self, *, rules_file: str, protected_uris: Sequence[str] = (), **kwargs: Any) -> None:
@@ -50,7 +50,7 @@ class ApplyS3LifecycleOperator(WarpSpeedOperator):
     @cached_property
     def hook(self) -> S3LifecycleHook:
         """Build the lifecycle hook lazily."""
-        return S3LifecycleHook(aws_conn_id=self.settings.aws_conn_id)
+        return S3LifecycleHook(aws_conn_id=self.settings.aws_conn_id, region_name=self.settings.region_name)
 
     def protected(self) -> list[str]:
         """Return every prefix the rules must stay away from."""
