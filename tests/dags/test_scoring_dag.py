@@ -1,7 +1,8 @@
-"""``airflow dags test warpspeed_scoring`` on the embedded stack, twice: exact and idempotent."""
+"""``airflow dags test warpspeed_scoring`` on the embedded stack, twice: exact and idempotent, no ERROR line."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,8 +23,19 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedS
         yield running
 
 
+ERROR_LINE = re.compile(r"\[error\s*\]|\bERROR\b|level=error")
+
+
+def error_lines(window_id: str) -> list[str]:
+    """Return the ERROR lines of the demo's ``airflow dags test`` log of a window (task logs included)."""
+    log = WarpSpeedSettings.from_mapping({}).home / "logs" / f"dags_test_{window_id}.log"
+    return [line for line in log.read_text(encoding="utf-8").splitlines() if ERROR_LINE.search(line)]
+
+
 def test_two_windows_score_every_pair_exactly_once(stack: EmbeddedStack) -> None:
     first = run_demo(tenants=6, requests=16, invalid=3, stack=stack)
+    # issue 25: a local window alarms nobody (the EMR links and the mapped XCom read logged errors)
+    assert error_lines(first["window_id"]) == []
     assert first["requests_in_manifest"] == 16
     assert first["dead_lettered"] == 3
     assert first["pairs_exact"] == first["pairs"] > 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -23,8 +23,14 @@ from warpspeed.window.manifests import PLAN_SCHEMA, BatchManifest, BatchRun, Win
 
 
 def _flatten(nested: Iterable[Any] | None) -> list[str]:
+    """Return the strings of a list of lists, however deep.
+
+    A mapped task's output (a lazy XCom sequence) is read in one slice: iterating it asks for one
+    item past its end, which Airflow logs as an "XCom not found" ERROR.
+    """
     out: list[str] = []
-    for item in nested or []:
+    items = nested[:] if isinstance(nested, Sequence) and not isinstance(nested, str) else nested
+    for item in items or []:
         if isinstance(item, str):
             out.append(item)
         elif item is not None:
