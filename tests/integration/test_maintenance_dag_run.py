@@ -8,14 +8,18 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.loopback import LineageSink, lineage_sink
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.stack import airflow_bin, airflow_env, ensure_airflow_db
 from warpspeed.ledger.tables import MAINTENANCE_RUNS_TABLE, SCORES_TABLE, TABLES
+from warpspeed.lineage.datasets import iceberg_table
+from warpspeed.lineage.spark import JAR_GLOB, listener_jar
 from warpspeed.storage.documents import local_path
 
 pytestmark = pytest.mark.integration
@@ -93,9 +97,32 @@ def small_commit_table(settings: WarpSpeedSettings) -> dict[str, Any]:
     }
 
 
+@pytest.fixture
+def sink() -> Iterator[LineageSink]:
+    """Receive the run's OpenLineage events (the tasks' and the maintenance job's Spark application's)."""
+    with lineage_sink() as running:
+        yield running
+
+
+def check_lineage(sink: LineageSink, settings: WarpSpeedSettings) -> None:
+    """Issue 25: the maintain task reports the table before and after; its spark-submit run hangs under it."""
+    task = "warpspeed_iceberg_maintenance.maintain"
+    events = sink.snapshot()
+    (maintain,) = [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"] == task]
+    table = iceberg_table(settings.catalog, TABLE)
+    (out,) = [o for o in maintain["outputs"] if (o["namespace"], o["name"]) == (table.namespace, table.name)]
+    assert out["outputFacets"]["outputStatistics"] == {**out["outputFacets"]["outputStatistics"],
+                                                       "rowCount": COMMITS * 3, "fileCount": len(PARTITIONS)}
+    spark = [e for e in events if (e["run"].get("facets") or {}).get("parent", {}).get("job", {}).get("name") == task]
+    assert spark, f"no Spark event under {task}: {sorted({e['job']['name'] for e in events})}"
+    assert {e["run"]["facets"]["parent"]["run"]["runId"] for e in spark} == {maintain["run"]["runId"]}
+
+
 def test_maintenance_dag_compacts_expires_and_removes_only_old_orphans(
-    settings: WarpSpeedSettings, small_commit_table: dict[str, Any], tmp_path: Path, airflow_db_url: str
+    settings: WarpSpeedSettings, small_commit_table: dict[str, Any], tmp_path: Path, airflow_db_url: str,
+    sink: LineageSink,
 ) -> None:
+    assert listener_jar(settings.jars_dir), f"no {JAR_GLOB} in {settings.jars_dir}: run make setup"
     data_dir = small_commit_table["location"] / "data" / "tenant_id=t-000" / "model=churn_risk"
     old_orphan = data_dir / "00000-0-orphan-from-a-crashed-write.parquet"
     young_orphan = data_dir / "00000-0-orphan-of-a-running-write.parquet"
@@ -107,7 +134,8 @@ def test_maintenance_dag_compacts_expires_and_removes_only_old_orphans(
 
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(POLICY, encoding="utf-8")
-    env = airflow_env(settings.home, None, db_url=airflow_db_url)
+    env = airflow_env(settings.home, None, db_url=airflow_db_url) | {
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": sink.transport(), "AIRFLOW__OPENLINEAGE__NAMESPACE": "warpspeed-test"}
     ensure_airflow_db(env)
     log_path = tmp_path / "dags_test.log"
     with log_path.open("w", encoding="utf-8") as fh:
@@ -139,6 +167,7 @@ def test_maintenance_dag_compacts_expires_and_removes_only_old_orphans(
     assert run["records_before"] == run["records_after"] == COMMITS * 3
     assert run["orphans_removed"] == 1
     assert "Maintenance report for maint_e2e.account_scores" in log
+    check_lineage(sink, settings)
 
     # rows unchanged: count and checksum
     table = catalog.load_table(TABLE)
