@@ -89,14 +89,14 @@ def _load_mlflow(common: dict[str, Any], declared: tuple[str, ...], workdir: str
     """Fetch and load an MLflow pyfunc model once (the Spark job's fetch and inputs rules)."""
     model, version, uri = common["model"], common["version"], common["uri"]
     path = fetch_mlflow_model(model, version, uri, tempfile.mkdtemp(prefix="warpspeed-models-", dir=workdir))
-    inputs = mlflow_inputs(model, version, uri, path, declared)
+    inputs, types = mlflow_inputs(model, version, uri, path, declared)
     try:
         import mlflow.pyfunc
 
         pyfunc = mlflow.pyfunc.load_model(path)
     except Exception as err:  # a missing library or any load failure fails only this model's members
         raise ModelError(f"model {model} {version} at {uri} failed to load: {type(err).__name__}: {err}") from None
-    return LoadedModel(**common, inputs=inputs), pyfunc
+    return LoadedModel(**common, inputs=inputs, input_types=types), pyfunc
 
 
 def load_catalog(name: str, properties: Mapping[str, str]) -> Any:

@@ -8,7 +8,8 @@
 ``spark_ml``: a saved Spark ML ``PipelineModel``.
 
 Every check happens when the model is loaded, before any row is scored, so a model whose
-inputs the feature table lacks fails only its own members. A flavour not in :data:`FLAVOURS`
+inputs the feature table lacks, or holds as something other than numbers
+(:mod:`spark_jobs.feature_types`), fails only its own members. A flavour not in :data:`FLAVOURS`
 fails its members with :func:`unknown_flavour`'s message; no flavour stands in for another.
 """
 
@@ -19,10 +20,11 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from spark_jobs.feature_types import non_numeric, non_numeric_reason
 from spark_jobs.models import LogisticModel, ModelError, parse_model
 
 FLAVOURS = ("expression", "mlflow", "spark_ml")
@@ -50,6 +52,8 @@ class LoadedModel:
     shipped_name: str | None = None
     output_column: str | None = None
     output_index: int | None = None
+    input_types: tuple[tuple[str, str], ...] = ()
+    """(input, type) as the model's own signature declares them (MLflow); a non-numeric one is its choice."""
 
 
 def resolve_uri(spec: Mapping[str, Any], model: str, version: str) -> str:
@@ -116,9 +120,9 @@ def _load_mlflow(spark: Any, common: dict[str, Any], declared: tuple[str, ...]) 
     model, version, uri = common["model"], common["version"], common["uri"]
     # a name unique to this run: SparkContext.addFile ships the folder under its base name
     path = fetch_mlflow_model(model, version, uri, tempfile.mkdtemp(prefix="warpspeed-models-"))
-    inputs = mlflow_inputs(model, version, uri, path, declared)
+    inputs, types = mlflow_inputs(model, version, uri, path, declared)
     spark.sparkContext.addFile(path, recursive=True)
-    return LoadedModel(**common, inputs=inputs, shipped_name=os.path.basename(path))
+    return LoadedModel(**common, inputs=inputs, input_types=types, shipped_name=os.path.basename(path))
 
 
 def fetch_mlflow_model(model: str, version: str, uri: str, folder: str) -> str:
@@ -147,15 +151,17 @@ def fetch_mlflow_model(model: str, version: str, uri: str, folder: str) -> str:
     return path
 
 
-def mlflow_inputs(model: str, version: str, uri: str, path: str, declared: tuple[str, ...]) -> tuple[str, ...]:
-    """Return the model's inputs: ``declared`` (workloads.yaml), else its ``MLmodel`` signature's."""
+def mlflow_inputs(model: str, version: str, uri: str, path: str,
+                  declared: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """Return the model's inputs (``declared`` in workloads.yaml, else its signature's) and the signature's types."""
     try:
-        inputs = declared or signature_inputs(path)
+        meta = _mlmodel(path)
+        inputs, types = declared or signature_names(meta), tuple(signature_types(meta).items())
     except (OSError, ValueError, TypeError, KeyError) as err:
         raise ModelError(f"model {model} {version} at {uri} failed to load: {type(err).__name__}: {err}") from None
     if not inputs:
         raise ModelError(f"model {model} {version} at {uri} has no input signature; set its inputs in workloads.yaml")
-    return inputs
+    return inputs, types
 
 
 def _local_folder(uri: str) -> str | None:
@@ -174,10 +180,23 @@ def signature_inputs(folder: str) -> tuple[str, ...]:
 
     Reads the YAML document directly: importing MLflow in the driver costs seconds per job.
     """
+    return signature_names(_mlmodel(folder))
+
+
+def _mlmodel(folder: str) -> Any:
+    """Return the parsed ``MLmodel`` file of a model folder."""
     import yaml
 
     with open(os.path.join(folder, "MLmodel"), encoding="utf-8") as fh:
-        return signature_names(yaml.safe_load(fh))
+        return yaml.safe_load(fh)
+
+
+def _signature_columns(meta: Any) -> list[dict[str, Any]]:
+    """Return the named column specs of a parsed ``MLmodel`` document's input signature."""
+    signature = meta.get("signature") if isinstance(meta, dict) else None
+    spec = signature.get("inputs") if isinstance(signature, dict) else None
+    columns = json.loads(spec) if isinstance(spec, str) else []
+    return [c for c in columns if isinstance(c, dict) and isinstance(c.get("name"), str)]
 
 
 def signature_names(meta: Any) -> tuple[str, ...]:
@@ -185,10 +204,12 @@ def signature_names(meta: Any) -> tuple[str, ...]:
 
     Pure, so the provider's plan-time probe reads a signature the way the job does.
     """
-    signature = meta.get("signature") if isinstance(meta, dict) else None
-    spec = signature.get("inputs") if isinstance(signature, dict) else None
-    columns = json.loads(spec) if isinstance(spec, str) else []
-    return tuple(c["name"] for c in columns if isinstance(c, dict) and isinstance(c.get("name"), str))
+    return tuple(c["name"] for c in _signature_columns(meta))
+
+
+def signature_types(meta: Any) -> dict[str, str]:
+    """Return input -> type (``double``, ``string``...) of a parsed ``MLmodel`` document's signature."""
+    return {c["name"]: str(c["type"]) for c in _signature_columns(meta) if isinstance(c.get("type"), str)}
 
 
 def warm_pyfunc_models(spark: Any, shipped_names: Sequence[str]) -> dict[str, str]:
@@ -254,14 +275,20 @@ def _stage_inputs(pipeline: Any) -> list[str]:
     return needed
 
 
-def check_inputs(loaded: LoadedModel, columns: Sequence[str], table: str) -> None:
-    """Refuse a model that reads columns the feature table lacks."""
-    missing = [c for c in loaded.inputs if c not in set(columns)]
+def check_inputs(loaded: LoadedModel, columns: Mapping[str, str] | Collection[str], table: str) -> None:
+    """Refuse a model that reads columns the feature table lacks, or that are not numbers.
+
+    :param columns: column -> type name (Spark SQL or Iceberg); a plain collection of names
+        checks presence only.
+    """
+    missing = [c for c in loaded.inputs if c not in columns]
     if missing:
         raise ModelError(
             f"model {loaded.model} {loaded.version} needs columns {missing} that {table} lacks "
             f"(it has {sorted(columns)})"
         )
+    if isinstance(columns, Mapping) and (found := non_numeric(loaded.inputs, columns, dict(loaded.input_types))):
+        raise ModelError(non_numeric_reason(loaded.model, loaded.version, table, found))
 
 
 def cached_pyfunc(shipped_name: str) -> Any:

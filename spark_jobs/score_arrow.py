@@ -49,9 +49,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def load_models(manifest: Mapping[str, Any], keys: set[tuple[str, str]], columns: Sequence[str],
+def load_models(manifest: Mapping[str, Any], keys: set[tuple[str, str]], columns: Mapping[str, str],
                 table: str, workdir: str | None = None) -> tuple[dict, dict, dict]:
-    """Load and check each (model, version); return (loaded, pyfuncs, errors) keyed by (model, version)."""
+    """Load and check each (model, version); return (loaded, pyfuncs, errors) keyed by (model, version).
+
+    ``columns`` (name -> Iceberg type) is checked as the Spark job checks it
+    (:func:`spark_jobs.flavours.check_inputs`): a missing or non-numeric input fails only its members.
+    """
     from spark_jobs.arrow_io import load_model
     from spark_jobs.flavours import check_inputs, default_spec
     from spark_jobs.models import ModelError
@@ -103,12 +107,13 @@ def _run_batch(catalog: Any, manifest: Mapping[str, Any], workdir: str) -> dict[
     tenants = sorted({m["tenant_id"] for m in members})
     features_table, scores_table = manifest["features_table"], manifest["scores_table"]
     source = catalog.load_table(features_table)
-    all_columns = [f.name for f in source.schema().fields]
+    all_columns = {f.name: str(f.field_type) for f in source.schema().fields}
     for column in (tenant_column, *entity_key):
         if column not in all_columns:
             raise ValueError(f"{features_table} has no column {column!r} (tenant_column/entity_key of the workload)")
-    models, pyfuncs, model_errors = load_models(
-        manifest, {(m["model"], m["model_version"]) for m in members}, all_columns, features_table, workdir
+    models, pyfuncs, model_errors = load_models(  # the table named as the Spark job names it: same reasons
+        manifest, {(m["model"], m["model_version"]) for m in members}, all_columns,
+        f"{catalog.name}.{features_table}", workdir,
     )
     feature_columns = sorted({f for model in models.values() for f in model.inputs})
     wanted = list(dict.fromkeys([tenant_column, *entity_key, *feature_columns]))

@@ -9,6 +9,7 @@ from typing import Any
 
 from warpspeed.config.cluster_profiles import (
     DEFAULT_APPLICATIONS,
+    DEFAULT_PYTHON,
     DEFAULT_RELEASE,
     BootstrapAction,
     ClusterProfile,
@@ -35,6 +36,7 @@ _PROFILE_KEYS = {
     "step_concurrency",
     "action_on_failure",
     "node_labels",
+    "python",
     "bootstrap_actions",
     "spark_defaults",
     "tags",
@@ -57,6 +59,18 @@ def _int(value: Any, source: str, path: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise config_error(source, path, f"must be an integer, got {value!r}")
     return value
+
+
+def _tags(raw: Any, source: str, path: str) -> dict[str, str]:
+    """Return the profile's EMR tags as strings; a value must be a scalar (``[a]`` is not the tag ``"['a']"``)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise config_error(source, path, f"must be a mapping of tag name to value, got {type(raw).__name__}")
+    for key, value in raw.items():
+        if not isinstance(value, str | int | float | bool):
+            raise config_error(source, f"{path}.{key}", f"must be a string, number or boolean, got {value!r}")
+    return {str(k): str(v) for k, v in raw.items()}
 
 
 def _fleet(raw: Any, role: str, source: str, path: str) -> FleetSpec:
@@ -109,6 +123,9 @@ def profile_from_dict(name: str, spec: Mapping[str, Any], source: str = "cluster
         scaling = ManagedScaling(**ms)
     except TypeError as err:
         raise config_error(source, f"{path}.managed_scaling", str(err)) from err
+    subnets = spec.get("subnet_ids") or ()
+    if not isinstance(subnets, Sequence) or isinstance(subnets, str):
+        raise config_error(source, f"{path}.subnet_ids", f"must be a list of subnet ids, got {subnets!r}")
     actions = []
     for i, b in enumerate(spec.get("bootstrap_actions") or ()):
         if not isinstance(b, Mapping) or "path" not in b:
@@ -131,16 +148,17 @@ def profile_from_dict(name: str, spec: Mapping[str, Any], source: str = "cluster
         applications=tuple(str(a) for a in spec.get("applications") or DEFAULT_APPLICATIONS),
         service_role=str(spec.get("service_role", "EMR_DefaultRole")),
         job_flow_role=str(spec.get("job_flow_role", "EMR_EC2_DefaultRole")),
-        subnet_ids=tuple(str(s) for s in spec.get("subnet_ids") or ()),
+        subnet_ids=tuple(str(s) for s in subnets),
         idle_timeout_seconds=_int(
             spec.get("idle_timeout_seconds", 1800), source, f"{path}.idle_timeout_seconds"
         ),
         step_concurrency=_int(spec.get("step_concurrency", 10), source, f"{path}.step_concurrency"),
         action_on_failure=str(spec.get("action_on_failure", "CONTINUE")),
         node_labels=bool(spec.get("node_labels", True)),
+        python=str(spec.get("python", DEFAULT_PYTHON)),
         bootstrap_actions=tuple(actions),
         spark_defaults={str(k): str(v) for k, v in (spec.get("spark_defaults") or {}).items()},
-        tags={str(k): str(v) for k, v in (spec.get("tags") or {}).items()},
+        tags=_tags(spec.get("tags"), source, f"{path}.tags"),
         source=source,
     )
 

@@ -2,8 +2,10 @@
 
 Only durable records: the request queue and the DLQ (read directly from the SQS server, not
 through the fault proxy), the intake manifests and plan documents, the batch manifests, the
-ledger table and the scores table (pyiceberg). Reading the queues receives their messages (hidden
-for ``hide_seconds``), so call it once the pipeline is stopped or paused.
+ledger table, the scores table and the features table (pyiceberg; each slice is counted against
+its tenant's accounts by the live test's :func:`warpspeed.embedded.demo.check_pairs`). Reading
+the queues receives their messages (hidden for ``hide_seconds``), so call it once the pipeline
+is stopped or paused.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from warpspeed.embedded.demo import check_pairs
 from warpspeed.embedded.soak.audit import (
     BatchRecord,
     DlqEntry,
@@ -85,28 +88,33 @@ def read_ledger(catalog: Any) -> list[LedgerRow]:
             for r in rows]
 
 
-def read_slices(catalog: Any) -> dict[tuple[str, str], Slice]:
-    """Read the scores table: per (tenant, model), the batch ids it holds, its rows and distinct accounts."""
-    table = catalog.load_table(SCORES_TABLE).scan(
-        selected_fields=("tenant_id", "model", "batch_id", "account_id")).to_arrow()
-    by_batch = table.group_by(["tenant_id", "model", "batch_id"]).aggregate([]).to_pylist()
-    counts = table.group_by(["tenant_id", "model"]).aggregate(
-        [("account_id", "count"), ("account_id", "count_distinct")]).to_pylist()
+def read_slices(catalog: Any) -> tuple[dict[tuple[str, str], Slice], dict[str, int]]:
+    """Read the scores table's (tenant, model) slices and their tenants' accounts in the features table.
+
+    Return (slices: the batch ids each holds, its rows and distinct accounts; tenant -> accounts
+    in the features table), the counts from :func:`~warpspeed.embedded.demo.check_pairs`, the
+    rule the live test holds a window to.
+    """
+    rows = catalog.load_table(SCORES_TABLE).scan(selected_fields=("tenant_id", "model", "batch_id")).to_arrow()
     ids: dict[tuple[str, str], set[str]] = {}
-    for r in by_batch:
+    for r in rows.group_by(["tenant_id", "model", "batch_id"]).aggregate([]).to_pylist():
         ids.setdefault((r["tenant_id"], r["model"]), set()).add(str(r["batch_id"]))
-    return {(r["tenant_id"], r["model"]): Slice(frozenset(ids.get((r["tenant_id"], r["model"]), set())),
-                                                 int(r["account_id_count"]), int(r["account_id_count_distinct"]))
-            for r in counts}
+    if not ids:
+        return {}, {}
+    checks = check_pairs(catalog, set(ids))
+    slices = {(c.tenant_id, c.model): Slice(frozenset(ids[(c.tenant_id, c.model)]), c.scores, c.distinct_accounts)
+              for c in checks}
+    return slices, {c.tenant_id: c.accounts for c in checks}
 
 
 def gather(*, sent: Sequence[SentMessage], storage_prefix: str, catalog: Any, sqs_client: Any, queue_url: str,
            dlq_url: str, run_states: Mapping[str, str], kills: int, faults: int) -> Evidence:
     """Read every record into :class:`Evidence`."""
     intakes, plans, batches = read_windows(storage_prefix)
+    slices, features = read_slices(catalog)
     return Evidence(
         sent=sent, intakes=intakes, plans=plans, batches=batches, ledger=read_ledger(catalog),
-        slices=read_slices(catalog),
+        slices=slices, features=features,
         queue_left=[str(m.get("Body", "")) for m in drain_queue(sqs_client, queue_url, hide_seconds=60)],
         dlq=dlq_entries(drain_queue(sqs_client, dlq_url)), run_states=dict(run_states), kills=kills, faults=faults,
     )
