@@ -11,7 +11,7 @@ from warpspeed.compute.base import ClusterRef, ComputeBackend
 from warpspeed.compute.factory import compute_backend_for, profiles_file_for
 from warpspeed.compute.flow import JobFlow, Resubmit, StepStatus, drive
 from warpspeed.exceptions import ComputeError
-from warpspeed.lineage.spark import parent_conf, step_conf
+from warpspeed.lineage.spark import lineage_active, parent_conf, step_conf
 from warpspeed.operators._base import WarpSpeedOperator, checked_event
 
 
@@ -46,6 +46,8 @@ class ComputeOperator(WarpSpeedOperator):
         EMR steps also get Airflow's transport when ``[openlineage] spark_inject_transport_info`` is
         true; local runs get it from the backend (:mod:`warpspeed.lineage.spark`).
         """
+        if not lineage_active():
+            return {}
         return step_conf(context) if self.backend.name == "emr" else parent_conf(context)
 
 

@@ -67,6 +67,6 @@ class EnsureClustersOperator(ComputeOperator):
             clusters[workload] = ref.cluster_id
         return clusters
 
-    def _job(self, uri: str, conf: dict[str, str]) -> SparkJob:
+    def _job(self, uri: str, conf: dict[str, str] | None = None) -> SparkJob:
         manifest = BatchManifest.from_json(self.storage.read_text(uri))
         return score_job(uri, manifest.batch_id, self.settings.catalog.name, manifest.engine, conf)
