@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 JARS := .jars
 ICEBERG_VERSION := 1.10.1
 SQLITE_JDBC_VERSION := 3.46.1.3
+OPENLINEAGE_SPARK_VERSION := 1.53.0
 # The provider never resolves paths inside this checkout; the repo's targets say where things are.
 export WARPSPEED_HOME ?= $(CURDIR)/.warpspeed
 export WARPSPEED_JARS_DIR ?= $(CURDIR)/$(JARS)
@@ -19,7 +20,8 @@ MAVEN_ARTIFACTS := org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:$(ICEBERG_V
                    org.xerial:sqlite-jdbc:$(SQLITE_JDBC_VERSION) \
                    org.apache.iceberg:iceberg-aws-bundle:$(ICEBERG_VERSION) \
                    org.apache.hadoop:hadoop-aws:3.3.4 \
-                   com.amazonaws:aws-java-sdk-bundle:1.12.262
+                   com.amazonaws:aws-java-sdk-bundle:1.12.262 \
+                   io.openlineage:openlineage-spark_2.12:$(OPENLINEAGE_SPARK_VERSION)
 
 WINDOW_MINUTES ?= 2
 

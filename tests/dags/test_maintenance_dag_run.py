@@ -6,15 +6,18 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.loopback import LineageSink, lineage_sink
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.stack import airflow_env
 from warpspeed.ledger.tables import MAINTENANCE_RUNS_TABLE, SCORES_TABLE, TABLES
+from warpspeed.lineage.datasets import iceberg_table
+from warpspeed.lineage.spark import JAR_GLOB, listener_jar
 from warpspeed.storage.documents import local_path
 
 if TYPE_CHECKING:
@@ -76,10 +79,32 @@ def small_commit_table(spark: Any, maint_settings: WarpSpeedSettings) -> dict[st
     }
 
 
+@pytest.fixture
+def sink() -> Iterator[LineageSink]:
+    """Receive the run's OpenLineage events (the tasks' and the maintenance job's Spark application's)."""
+    with lineage_sink() as running:
+        yield running
+
+
+def check_lineage(sink: LineageSink, settings: WarpSpeedSettings) -> None:
+    """Issue 25: the maintain task reports the table before and after; its spark-submit run hangs under it."""
+    task = "warpspeed_iceberg_maintenance.maintain"
+    events = sink.snapshot()
+    (maintain,) = [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"] == task]
+    table = iceberg_table(settings.catalog, TABLE)
+    (out,) = [o for o in maintain["outputs"] if (o["namespace"], o["name"]) == (table.namespace, table.name)]
+    assert out["outputFacets"]["outputStatistics"] == {**out["outputFacets"]["outputStatistics"],
+                                                       "rowCount": COMMITS * 3, "fileCount": len(PARTITIONS)}
+    spark = [e for e in events if (e["run"].get("facets") or {}).get("parent", {}).get("job", {}).get("name") == task]
+    assert spark, f"no Spark event under {task}: {sorted({e['job']['name'] for e in events})}"
+    assert {e["run"]["facets"]["parent"]["run"]["runId"] for e in spark} == {maintain["run"]["runId"]}
+
+
 def test_maintenance_dag_compacts_expires_and_removes_only_old_orphans(
     maint_settings: WarpSpeedSettings, small_commit_table: dict[str, Any], tmp_path: Path, airflow_db_url: str,
-    airflow_commands: Callable[[dict[str, str]], AirflowCommands],
+    airflow_commands: Callable[[dict[str, str]], AirflowCommands], sink: LineageSink,
 ) -> None:
+    assert listener_jar(maint_settings.jars_dir), f"no {JAR_GLOB} in {maint_settings.jars_dir}: run make setup"
     data_dir = small_commit_table["location"] / "data" / "tenant_id=t-000" / "model=churn_risk"
     old_orphan = data_dir / "00000-0-orphan-from-a-crashed-write.parquet"
     young_orphan = data_dir / "00000-0-orphan-of-a-running-write.parquet"
@@ -91,7 +116,8 @@ def test_maintenance_dag_compacts_expires_and_removes_only_old_orphans(
 
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(POLICY, encoding="utf-8")
-    env = airflow_env(maint_settings.home, None, db_url=airflow_db_url)  # a copy of the migrated template
+    env = airflow_env(maint_settings.home, None, db_url=airflow_db_url) | {  # a copy of the migrated template
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": sink.transport(), "AIRFLOW__OPENLINEAGE__NAMESPACE": "warpspeed-test"}
     code, log = airflow_commands(env).run(
         ["dags", "test", "warpspeed_iceberg_maintenance", "2026-11-20T03:00:00+00:00",
          "-c", json.dumps({"policy_file": str(policy_file)})], tmp_path / "dags_test.log")
@@ -117,6 +143,7 @@ def test_maintenance_dag_compacts_expires_and_removes_only_old_orphans(
     assert run["records_before"] == run["records_after"] == COMMITS * 3
     assert run["orphans_removed"] == 1
     assert "Maintenance report for maint_e2e.account_scores" in log
+    check_lineage(sink, maint_settings)
 
     # rows unchanged: count and checksum
     table = catalog.load_table(TABLE)

@@ -80,6 +80,8 @@ class IcebergMaintenanceService(LoggingMixin):
         self.settings = settings
         self._storage = storage
         self.profiles_file = profiles_file
+        self.job_conf: dict[str, str] = {}
+        """Spark conf of the jobs it starts (the task's OpenLineage parent, set by the operator)."""
 
     @cached_property
     def catalog(self) -> Any:
@@ -190,6 +192,7 @@ class IcebergMaintenanceService(LoggingMixin):
             name=f"warpspeed-maintenance-{run_key(identifier)}-{run_key(run_id)[-40:]}",
             script=MAINTENANCE_SCRIPT,
             args=("--plan", plan_uri, "--result", self.result_uri(plan_uri), "--catalog", self.settings.catalog.name),
+            conf=dict(self.job_conf),
         )
 
     @staticmethod

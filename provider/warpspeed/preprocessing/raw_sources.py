@@ -105,9 +105,10 @@ def raw_source(key: str) -> RawSource:
 
 def features_asset() -> Asset:
     """Return the asset of ``features.account_features`` (emitted by every preprocessing run)."""
-    from airflow.sdk import Asset
+    from warpspeed.assets.iceberg import DEFAULT_CATALOG, table_asset
+    from warpspeed.ledger.tables import FEATURES_TABLE
 
-    return Asset(name=FEATURES_ASSET_NAME, uri=FEATURES_ASSET_URI)
+    return table_asset(DEFAULT_CATALOG, FEATURES_TABLE)
 
 
 def partition_files(uris: Iterable[str]) -> dict[str, list[str]]:

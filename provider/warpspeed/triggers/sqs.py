@@ -24,6 +24,7 @@ class ScoringWindowTrigger(BaseTrigger):
         time only.
     :param size_limit: depth that closes the window.
     :param aws_conn_id: AWS connection for the queue.
+    :param region_name: AWS region (None: the connection's).
     :param poll_interval: seconds between depth checks.
     """
 
@@ -35,6 +36,7 @@ class ScoringWindowTrigger(BaseTrigger):
         size_limit: int,
         aws_conn_id: str | None = "aws_default",
         poll_interval: float = 30.0,
+        region_name: str | None = None,
     ) -> None:
         super().__init__()
         self.window_end = window_end
@@ -42,6 +44,7 @@ class ScoringWindowTrigger(BaseTrigger):
         self.size_limit = size_limit
         self.aws_conn_id = aws_conn_id
         self.poll_interval = poll_interval
+        self.region_name = region_name
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Return the classpath and the arguments that rebuild this trigger."""
@@ -53,12 +56,14 @@ class ScoringWindowTrigger(BaseTrigger):
                 "size_limit": self.size_limit,
                 "aws_conn_id": self.aws_conn_id,
                 "poll_interval": self.poll_interval,
+                "region_name": self.region_name,
             },
         )
 
     def _depth(self) -> int:
         assert self.queue_url is not None
-        return SqsIntakeHook(aws_conn_id=self.aws_conn_id).approximate_depth(self.queue_url)
+        hook = SqsIntakeHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        return hook.approximate_depth(self.queue_url)
 
     def check(self, now: datetime) -> CloseCheck:
         """Look at the window once: its end, then (while open) the queue depth; never raise."""
