@@ -18,7 +18,7 @@ from airflow.sdk import BaseHook
 from warpspeed.config.catalog import CatalogConfig
 from warpspeed.ledger.commits import commit_with_retries
 from warpspeed.ledger.records import BatchRecord
-from warpspeed.ledger.tables import BATCH_RUNS_SCHEMA, BATCH_RUNS_TABLE, evolve_schema
+from warpspeed.ledger.tables import BATCH_RUNS, BATCH_RUNS_SCHEMA, BATCH_RUNS_TABLE, ensure_table, evolve_schema
 
 
 class IcebergLedgerHook(BaseHook):
@@ -37,11 +37,17 @@ class IcebergLedgerHook(BaseHook):
         return self.catalog_config.load()
 
     def record_batches(self, records: Sequence[BatchRecord]) -> int:
-        """Upsert rows by batch id (a retried publish rewrites, never doubles); return the count."""
+        """Upsert rows by batch id (a retried publish rewrites, never doubles); return the count.
+
+        The ledger table is created on the first write to a catalog that has none.
+        """
         if not records:
             return 0
         import pyarrow as pa
         from pyiceberg.expressions import In
+
+        if ensure_table(self.catalog, BATCH_RUNS):
+            self.log.info("Created the batch ledger %s", BATCH_RUNS_TABLE)
 
         def load() -> Any:
             return self.catalog.load_table(BATCH_RUNS_TABLE)
