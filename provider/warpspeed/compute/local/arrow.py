@@ -12,6 +12,7 @@ commit, so either every slice of the batch changed or none did, and a retry reru
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from pathlib import Path
 from warpspeed.compute.base import SparkJob, StepStatus
 from warpspeed.compute.emr.steps import catalog_args
 from warpspeed.config.settings import WarpSpeedSettings
+from warpspeed.jobs import job_code_root
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +60,10 @@ def run_subprocess(settings: WarpSpeedSettings, job: SparkJob, log_path: Path) -
     """Score ``job``'s batch with ``python -m spark_jobs.score_arrow``; return (exit code, failure reason)."""
     command = [sys.executable, "-m", "spark_jobs.score_arrow", *job.args,
                *catalog_args(settings.catalog.pyiceberg_properties())]
+    path = os.pathsep.join(filter(None, (str(job_code_root()), os.environ.get("PYTHONPATH"))))
     with log_path.open("w", encoding="utf-8") as out:
-        proc = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, text=True, check=False)
+        proc = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, text=True, check=False,
+                              env=os.environ | {"PYTHONPATH": path})
     if proc.returncode == 0:
         return 0, None
     lines = log_path.read_text(encoding="utf-8").splitlines()
