@@ -5,15 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 JARS := .jars
-ICEBERG_VERSION := 1.10.1
-SQLITE_JDBC_VERSION := 3.46.1.3
 # The provider never resolves paths inside this checkout; the repo's targets say where things are.
 export WARPSPEED_HOME ?= $(CURDIR)/.warpspeed
 export WARPSPEED_JARS_DIR ?= $(CURDIR)/$(JARS)
 export WARPSPEED_DAGS_FOLDER ?= $(CURDIR)/dags
 export WARPSPEED_WORKLOADS_FILE ?= $(CURDIR)/dags/config/workloads.yaml
-MAVEN_ARTIFACTS := org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:$(ICEBERG_VERSION) \
-                   org.xerial:sqlite-jdbc:$(SQLITE_JDBC_VERSION)
 
 WINDOW_MINUTES ?= 2
 
@@ -31,23 +27,16 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/uv pip install --python $(PY) --quiet -e ".[dev,models,embedded]"
 	touch $@
 
-# The embedded servers' classpaths (ElasticMQ = SQS, Iceberg REST catalog), one folder each.
+# `warpspeed setup`, as a wheel user runs it: the jars of local Spark (warpspeed.embedded.jars
+# lists them) and the embedded servers' classpaths (ElasticMQ = SQS, Iceberg REST catalog) from
+# the poms shipped in the package, with Maven; it writes the stamp and skips what is up to date.
 SERVER_POMS := $(wildcard provider/warpspeed/embedded/maven/*/pom.xml)
 
-$(JARS)/.fetched: Makefile $(SERVER_POMS)
-	mkdir -p $(JARS)
-	for artifact in $(MAVEN_ARTIFACTS); do \
-	  mvn --batch-mode --quiet dependency:copy -Dartifact=$$artifact -DoutputDirectory=$(JARS) || exit 1; \
-	done
-	for pom in $(SERVER_POMS); do \
-	  dir=$(abspath $(JARS))/$$(basename $$(dirname $$pom)); rm -rf $$dir; \
-	  mvn --batch-mode --quiet -f $$pom dependency:copy-dependencies -DincludeScope=runtime \
-	    -DoutputDirectory=$$dir || exit 1; \
-	done
-	touch $@
+$(JARS)/.fetched: $(VENV)/.installed provider/warpspeed/embedded/jars.py $(SERVER_POMS)
+	$(PY) -m warpspeed.cli setup --jars-dir $(JARS)
 
 demo: setup
-	$(PY) -m warpspeed.embedded.demo
+	$(PY) -m warpspeed.cli demo
 
 # A real Airflow 3 (api-server, scheduler, dag-processor, triggerer) on the embedded stack with a
 # request producer; prints the UI URL and login. Ctrl-C stops everything; state stays in .warpspeed/.
