@@ -68,6 +68,33 @@ def test_the_job_code_finder_claims_spark_jobs_only(tmp_path: Path) -> None:
     assert _JobCodeFinder(package).find_spec("spark_jobs_other") is None
 
 
+def test_a_spark_jobs_on_sys_path_wins_over_the_shipped_copy(tmp_path: Path) -> None:
+    """A warm engine runs from its copy of spark_jobs.zip, put first on sys.path: that copy must be the one imported."""
+    for name in ("zip_copy", "shipped"):
+        (tmp_path / name / "spark_jobs").mkdir(parents=True)
+        (tmp_path / name / "spark_jobs" / "__init__.py").write_text(f"WHERE = {name!r}\n")
+    code = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        import warpspeed.jobs as jobs
+        sys.modules.pop("spark_jobs", None)
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, jobs._JobCodeFinder)]
+        jobs.shipped_folder = lambda name: Path({str(tmp_path / "shipped" / "spark_jobs")!r})
+        jobs.make_job_code_importable()
+        sys.path.insert(0, {str(tmp_path / "zip_copy")!r})
+        import spark_jobs
+        first = spark_jobs.WHERE
+        sys.path.pop(0)
+        del sys.modules["spark_jobs"]
+        import spark_jobs
+        print(first, spark_jobs.WHERE)
+    """)
+    # -S: no site-packages, so no editable install's finder takes part
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=False,
+                         cwd=tmp_path, env={"PYTHONPATH": str(REPO_ROOT / "provider"), "PATH": "/usr/bin:/bin"})
+    assert out.stdout.split() == ["zip_copy", "shipped"], out.stderr
+
+
 HIDE_PYSPARK = textwrap.dedent("""
     import importlib, pkgutil, runpy, sys
     from pathlib import Path

@@ -72,10 +72,13 @@ class _JobCodeFinder(importlib.abc.MetaPathFinder):
 
 
 def make_job_code_importable() -> None:
-    """Let ``import spark_jobs`` find the job code that ships with this provider, wherever it was installed.
+    """Let ``import spark_jobs`` find the job code that ships with this provider when ``sys.path`` has none.
 
-    Nothing changes when ``spark_jobs`` is already imported or the finder is in place, or when the
-    job code cannot be found (the first import of it then fails, naming the module).
+    The finder comes after the path finder: a ``spark_jobs`` on ``sys.path`` wins, as the copy of
+    ``spark_jobs.zip`` a warm Spark engine runs from must (a running engine keeps its code when
+    the installed files change), and a checkout's own folder does. Nothing changes when
+    ``spark_jobs`` is imported already, the finder is in place, or the job code cannot be found
+    (the first import of it then fails, naming the module).
     """
     if "spark_jobs" in sys.modules or any(isinstance(f, _JobCodeFinder) for f in sys.meta_path):
         return
@@ -83,4 +86,4 @@ def make_job_code_importable() -> None:
         folder = shipped_folder("spark_jobs")
     except FileNotFoundError:
         return
-    sys.meta_path.insert(0, _JobCodeFinder(folder))
+    sys.meta_path.append(_JobCodeFinder(folder))
