@@ -98,15 +98,14 @@ def work() -> Iterator[Path]:
 
 
 def test_a_new_user_brings_their_own_models_and_table_from_the_wheel(work: Path) -> None:
-    tmp_path = work
     build_env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    subprocess.run([str(UV), "build", "--wheel", "--quiet", "--out-dir", str(tmp_path / "dist"), str(REPO_ROOT)],
-                   check=True, env=build_env, cwd=tmp_path)
-    (wheel,) = (tmp_path / "dist").glob("warpspeed_airflow_provider-*.whl")
-    venv = tmp_path / "venv"
+    subprocess.run([str(UV), "build", "--wheel", "--quiet", "--out-dir", str(work / "dist"), str(REPO_ROOT)],
+                   check=True, env=build_env, cwd=work)
+    (wheel,) = (work / "dist").glob("warpspeed_airflow_provider-*.whl")
+    venv = work / "venv"
     subprocess.run([str(UV), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True, env=build_env)
 
-    terminal = Terminal(tmp_path, venv, wheel)
+    terminal = Terminal(work, venv, wheel)
     outputs = []
     try:
         for index, (language, code) in enumerate(doc_blocks(DOC.read_text(encoding="utf-8"))):
