@@ -60,3 +60,14 @@ def test_the_state_file_is_json_with_what_clients_need(tmp_path: Path) -> None:
     state = json.loads(daemon.state_path(tmp_path).read_text())
     assert {"pid", "home", "servers", "env", "started_at"} <= set(state)
     assert "catalog     http://127.0.0.1:4002" in daemon.describe(state)
+
+
+def test_the_demo_is_refused_while_the_background_stack_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from warpspeed.cli import main
+
+    monkeypatch.setenv("WARPSPEED_HOME", str(tmp_path))
+    monkeypatch.delenv("AIRFLOW__WARPSPEED__HOME", raising=False)
+    _record(tmp_path, os.getpid())
+    assert main(["demo"]) == 2
+    assert "`warpspeed stack down` first" in capsys.readouterr().err

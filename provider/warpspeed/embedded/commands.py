@@ -224,7 +224,13 @@ def run_scores(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Run ``make demo``'s window."""
+    """Run ``make demo``'s window (on servers of its own: refused while ``warpspeed stack up`` runs them)."""
+    from warpspeed.embedded.daemon import read_state
     from warpspeed.embedded.demo import main as demo_main
+    from warpspeed.exceptions import WarpSpeedConfigError
 
+    home = env_settings().home
+    if read_state(home) is not None:
+        raise WarpSpeedConfigError(f"the stack of {home} runs in the background and the demo starts servers of "
+                                   "its own: `warpspeed stack down` first, or set WARPSPEED_HOME to another folder")
     return demo_main()
