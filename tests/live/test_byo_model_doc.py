@@ -117,6 +117,7 @@ def test_a_new_user_brings_their_own_models_and_table_from_the_wheel(work: Path)
         print("\n".join(f"{seconds:7.1f} s  {first}" for first, seconds in terminal.timings))
         print(f"{sum(s for _, s in terminal.timings):7.1f} s  in all")
     checked = [line for line in outputs[-2].splitlines() if "largest difference from the model's own" in line]
+    print("\n".join(checked))
     assert [line.split(":")[0] for line in checked] == ["health_risk", "health_gbm", "health_fit", "health_rule"]
     assert "stopped the stack" in outputs[-1]
 
