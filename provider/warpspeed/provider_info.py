@@ -43,7 +43,9 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
                          "https://sqs.eu-west-1.amazonaws.com/123456789012/warpspeed-requests"),
     "dead_letter_queue_url": _option("SQS queue receiving invalid requests with reasons.", "",
                                      "https://sqs.eu-west-1.amazonaws.com/123456789012/warpspeed-dlq"),
-    "compute_backend": _option("Where Spark runs: local (spark-submit) or emr.", "local", "emr"),
+    "compute_backend": _option("Where Spark jobs run: local (a warm local Spark engine per state folder, "
+                               "small batches in the worker; needs the spark extra) or emr (the EMR cluster "
+                               "pool).", "local", "emr"),
     "window_minutes": _option("Length of a scoring window in minutes.", "30"),
     "window_size_limit": _option("Queue depth that closes a window early.", "2000"),
     "window_deadline_minutes": _option("Minutes after a window's end by which it must be published, else its "
@@ -59,7 +61,7 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
                                         '{"target_arn": "arn:aws:sns:eu-west-1:123456789012:ops", '
                                         '"message": "window {{ window.id }} is late"}'),
     "jars_dir": _option("Folder with the Iceberg Spark runtime and JDBC jars for local Spark. "
-                        "Empty: $WARPSPEED_JARS_DIR or <home>/jars (make setup fills .jars/ and exports it).", ""),
+                        "Empty: $WARPSPEED_JARS_DIR or <home>/jars (`warpspeed setup` fills it).", ""),
     "spark_master": _option("Spark master for the local backend.", "local[*]"),
     "local_spark_idle_seconds": _option("The local backend's warm Spark engine stops after this many idle "
                                         "seconds (like EMR idle auto-termination; the default outlives two 30-minute "
