@@ -55,7 +55,7 @@ def test_setup_fetches_artifacts_and_each_shipped_pom_once(tmp_path: Path) -> No
     (tmp_path / "elasticmq" / "old-version.jar").write_bytes(b"old")
     made = jars.fetch(tmp_path, run=fake_mvn, mvn="mvn")
     poms = [Path(c[c.index("-f") + 1]) for c in calls if "-f" in c]
-    assert sorted(p.parent.name for p in poms) == ["elasticmq", "iceberg-rest"]
+    assert sorted(p.parent.name for p in poms) == ["elasticmq", "iceberg-rest", "s3proxy"]
     assert all(p.is_file() and p.is_relative_to(jars.MAVEN_POMS) for p in poms)
     artifacts = [a.removeprefix("-Dartifact=") for c in calls for a in c if a.startswith("-Dartifact=")]
     assert artifacts == list(jars.MAVEN_ARTIFACTS) and len(made) == len(calls)
@@ -63,7 +63,7 @@ def test_setup_fetches_artifacts_and_each_shipped_pom_once(tmp_path: Path) -> No
     assert not list(tmp_path.glob(".*.new")) and not list(tmp_path.glob(".*.old"))
     calls.clear()
     assert jars.fetch(tmp_path, run=fake_mvn, mvn="mvn") == [] and calls == []  # up to date
-    assert len(jars.fetch(tmp_path, run=fake_mvn, mvn="mvn", force=True)) == 4
+    assert len(jars.fetch(tmp_path, run=fake_mvn, mvn="mvn", force=True)) == len(jars.MAVEN_ARTIFACTS) + len(poms)
 
 
 def test_setup_without_maven_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

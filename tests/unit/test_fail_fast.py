@@ -125,6 +125,7 @@ def test_publish_fails_fast_when_nothing_was_planned(tmp_path: Path, monkeypatch
 
     monkeypatch.setenv("AIRFLOW__WARPSPEED__HOME", str(tmp_path))
     monkeypatch.setenv("AIRFLOW__WARPSPEED__CATALOG_TYPE", "sql")
+    monkeypatch.setenv("AIRFLOW__WARPSPEED__STORAGE_PREFIX", (tmp_path / "storage").as_uri())  # no S3 server here
     from warpspeed.config.settings import load_settings
     from warpspeed.ledger.tables import ensure_tables
 
