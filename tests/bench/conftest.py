@@ -38,7 +38,7 @@ SMOKE: dict[str, tuple[dict[str, str], set[str]]] = {
                                                   "manifests_before", "manifests_after", "metadata_bytes_ratio",
                                                   "plan_time_ratio", "spark_s")}),
     "bench_s3": ({"WARPSPEED_BENCH_S3_TENANTS": "2", "WARPSPEED_BENCH_S3_REQUESTS": "3",
-                  "WARPSPEED_BENCH_S3_COMMITS": "12"},
+                  "WARPSPEED_BENCH_S3_COMMITS": "12", "WARPSPEED_BENCH_S3_WARM": "0"},
                  {"s3_requests_per_window", "s3_demo_window_seconds", "file_demo_window_seconds",
                   "s3_vs_file_demo_window", "s3_get_head_per_window_before_maintenance",
                   "s3_get_head_per_window_after_maintenance", "s3_get_head_cut_by_maintenance"}),
