@@ -21,6 +21,7 @@ from warpspeed.lineage.spark import JAR_GLOB, listener_jar
 from warpspeed.storage.documents import local_path
 
 if TYPE_CHECKING:
+    from tests.conftest import SessionS3
     from tests.dags.conftest import AirflowCommands
 
 pytestmark = pytest.mark.integration
@@ -75,8 +76,16 @@ def small_commit_table(spark: Any, maint_settings: WarpSpeedSettings) -> dict[st
         "snapshots": snapshots,
         # expected contents of the newest snapshots (the ones retention keeps)
         "as_of": {s: _checksum(table, s) for s in snapshots[-RETAIN_LAST:]},
-        "location": local_path(table.location()),
+        "location": table.location(),
     }
+
+
+def backing_file(uri: str, s3: SessionS3) -> Path:
+    """Return the file that holds the object (or file) at ``uri``: S3Proxy keeps ``<basedir>/<bucket>/<key>``."""
+    if uri.startswith("s3://"):
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        return s3.server.basedir / bucket / key
+    return local_path(uri)
 
 
 @pytest.fixture
@@ -102,14 +111,16 @@ def check_lineage(sink: LineageSink, settings: WarpSpeedSettings) -> None:
 
 def test_maintenance_dag_compacts_expires_and_removes_only_old_orphans(
     maint_settings: WarpSpeedSettings, small_commit_table: dict[str, Any], tmp_path: Path, airflow_db_url: str,
-    airflow_commands: Callable[[dict[str, str]], AirflowCommands], sink: LineageSink,
+    airflow_commands: Callable[[dict[str, str]], AirflowCommands], sink: LineageSink, s3: SessionS3,
 ) -> None:
     assert listener_jar(maint_settings.jars_dir), f"no {JAR_GLOB} in {maint_settings.jars_dir}: run make setup"
-    data_dir = small_commit_table["location"] / "data" / "tenant_id=t-000" / "model=churn_risk"
-    old_orphan = data_dir / "00000-0-orphan-from-a-crashed-write.parquet"
-    young_orphan = data_dir / "00000-0-orphan-of-a-running-write.parquet"
-    for path in (old_orphan, young_orphan):
-        path.write_bytes(b"PAR1 not referenced by any snapshot")
+    data_dir = f"{small_commit_table['location']}/data/tenant_id=t-000/model=churn_risk"
+    orphans = [f"{data_dir}/00000-0-orphan-from-a-crashed-write.parquet",
+               f"{data_dir}/00000-0-orphan-of-a-running-write.parquet"]
+    storage = maint_settings.storage()
+    for uri in orphans:  # written as a crashed writer would have: through the S3 API
+        storage.write_bytes(uri, b"PAR1 not referenced by any snapshot")
+    old_orphan, young_orphan = (backing_file(uri, s3) for uri in orphans)  # aged by their files' mtime
     ten_days_ago = time.time() - 10 * 86400
     os.utime(old_orphan, (ten_days_ago, ten_days_ago))
     os.utime(young_orphan, (time.time() - 3600, time.time() - 3600))

@@ -86,10 +86,11 @@ class ScoringWindowSensor(BaseSensorOperator, WarpSpeedSettingsMixin):
 
     def _record_close(self, context: Context, at: datetime) -> None:
         """Push when the window closed: ``at``, or the window's end when that was earlier (a late run)."""
-        end = window_from_context(context, self._resolved()[2]).end
         ti = context.get("ti")
-        if ti is not None:
-            ti.xcom_push(key=CLOSED_AT_KEY, value=min(at, end).isoformat())
+        if ti is None:  # nowhere to record it (a direct call outside a task run)
+            return
+        end = window_from_context(context, self._resolved()[2]).end
+        ti.xcom_push(key=CLOSED_AT_KEY, value=min(at, end).isoformat())
 
     def execute(self, context: Context) -> Any:
         """Close at once if the window is over, else defer (or poke) until it is."""
