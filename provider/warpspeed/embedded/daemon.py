@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from warpspeed.embedded.state import write_private
 from warpspeed.exceptions import WarpSpeedConfigError
 
 STATE_FILE = Path("run") / "stack.json"
@@ -69,11 +70,7 @@ def alive(pid: int) -> bool:
 def _write_state(home: Path, state: dict[str, Any]) -> None:
     path = state_path(home)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(state, fh, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    write_private(path, json.dumps(state, indent=1, sort_keys=True))
 
 
 def up(home: Path, jars_dir: Path, timeout: float = UP_TIMEOUT_S) -> int:

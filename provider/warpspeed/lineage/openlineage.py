@@ -30,41 +30,48 @@ RUN_FACET = "warpspeed"
 _SCHEMA = f"{DOCUMENTATION_URL}/ops.md#lineage"
 
 
+class _WarpSpeedFacet:
+    """What Warp Speed's facets share: their schema is a section of the ops guide (``<_SCHEMA>-<_section>``)."""
+
+    _section: ClassVar[str]
+
+    @classmethod
+    def _get_schema(cls) -> str:
+        return f"{_SCHEMA}-{cls._section}"
+
+
 @attr.define
-class TenantRowsOutputDatasetFacet(OutputDatasetFacet):
+class TenantRowsOutputDatasetFacet(_WarpSpeedFacet, OutputDatasetFacet):
     """Rows a task wrote to a scores table, per tenant."""
 
     rowsByTenant: dict[str, int] = attr.field(factory=dict)
     _additional_skip_redact: ClassVar[list[str]] = ["rowsByTenant"]
-
-    @staticmethod
-    def _get_schema() -> str:
-        return f"{_SCHEMA}-tenant-rows"
+    _section: ClassVar[str] = "tenant-rows"
 
 
 @attr.define
-class WarpSpeedRunFacet(RunFacet):
+class WarpSpeedRunFacet(_WarpSpeedFacet, RunFacet):
     """What a Warp Speed task's run was about (window id, workload, batch counts...)."""
 
     details: dict[str, Any] = attr.field(factory=dict)
     _additional_skip_redact: ClassVar[list[str]] = ["details"]
+    _section: ClassVar[str] = "run"
 
-    @staticmethod
-    def _get_schema() -> str:
-        return f"{_SCHEMA}-run"
+
+def _statistics(use: DatasetUse, key: str, facet: Any) -> dict[str, Any]:
+    """Return the standard row and file count facet of a dataset use under ``key``, when it has counts."""
+    if use.rows is None and use.files is None:
+        return {}
+    return {key: facet(rowCount=use.rows, fileCount=use.files)}
 
 
 def _input(use: DatasetUse) -> InputDataset:
-    facets: dict[str, Any] = {}
-    if use.rows is not None or use.files is not None:
-        facets["inputStatistics"] = InputStatisticsInputDatasetFacet(rowCount=use.rows, fileCount=use.files)
+    facets = _statistics(use, "inputStatistics", InputStatisticsInputDatasetFacet)
     return InputDataset(namespace=use.dataset.namespace, name=use.dataset.name, inputFacets=facets)
 
 
 def _output(use: DatasetUse) -> OutputDataset:
-    facets: dict[str, Any] = {}
-    if use.rows is not None or use.files is not None:
-        facets["outputStatistics"] = OutputStatisticsOutputDatasetFacet(rowCount=use.rows, fileCount=use.files)
+    facets = _statistics(use, "outputStatistics", OutputStatisticsOutputDatasetFacet)
     if use.rows_by_tenant is not None:
         facets[TENANT_ROWS_FACET] = TenantRowsOutputDatasetFacet(rowsByTenant=dict(use.rows_by_tenant))
     return OutputDataset(namespace=use.dataset.namespace, name=use.dataset.name, outputFacets=facets)

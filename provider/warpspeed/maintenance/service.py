@@ -55,11 +55,6 @@ class MaintenanceOutcome:
     record: MaintenanceRunRecord
     report_uri: str
 
-    @property
-    def succeeded(self) -> bool:
-        """Tell whether every due action succeeded."""
-        return self.record.status == "succeeded"
-
 
 def _stats_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Return the :class:`TableStats` fields of its ``as_dict()`` form."""

@@ -44,15 +44,24 @@ def hinted_partitions(context: Context, sources: Iterable[str]) -> dict[str, lis
     return {s: sorted(days) for s, days in out.items()}
 
 
-class PlanFeatureRefreshOperator(WarpSpeedOperator):
+class FeatureRefreshOperator(WarpSpeedOperator):
+    """Base of the refresh steps that call the feature refresh service (as S3 component ``preprocess``)."""
+
+    s3_component = "preprocess"
+
+    @cached_property
+    def service(self) -> FeatureRefreshService:
+        """Build the feature refresh service lazily."""
+        return FeatureRefreshService(self.settings, self.storage)
+
+
+class PlanFeatureRefreshOperator(FeatureRefreshOperator):
     """Decide which raw date partitions to reprocess; return the plan URI (skip when none changed).
 
     :param refresh_name: the refresh stream (its watermark document); the DAG id by default.
     :param sources: raw source keys this refresh reads (see :mod:`warpspeed.preprocessing.raw_sources`).
     :param full_refresh: reprocess every partition in the window (also the ``full_refresh`` param).
     """
-
-    s3_component = "preprocess"
 
     template_fields = aws_template_fields("refresh_name", "sources")
     ui_color = "#fdebd0"
@@ -65,11 +74,6 @@ class PlanFeatureRefreshOperator(WarpSpeedOperator):
         self.sources = list(sources)
         self.refresh_name = refresh_name
         self.full_refresh = full_refresh
-
-    @cached_property
-    def service(self) -> FeatureRefreshService:
-        """Build the feature refresh service lazily."""
-        return FeatureRefreshService(self.settings, self.storage)
 
     def execute(self, context: Context) -> str:
         """Write the plan document; raise a skip when no partition changed."""
@@ -114,25 +118,26 @@ class ChoosePreprocessingBackendOperator(BaseBranchOperator):
         return self.glue_task_id if backend == "glue" else self.local_task_id
 
 
-class BuildFeaturesOperator(WarpSpeedOperator):
-    """Run ``spark_jobs/build_features.py`` for a plan on local Spark; return the summary URI.
+class PlanStepOperator(FeatureRefreshOperator):
+    """Base of the steps that follow a refresh plan (build, publish): the plan's URI, templated.
 
     :param plan_uri: the plan from :class:`PlanFeatureRefreshOperator`.
     """
 
-    s3_component = "preprocess"
-
     template_fields = aws_template_fields("plan_uri")
-    ui_color = "#f5cba7"
 
     def __init__(self, *, plan_uri: str | XComArg, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.plan_uri = plan_uri
 
-    @cached_property
-    def service(self) -> FeatureRefreshService:
-        """Build the feature refresh service lazily."""
-        return FeatureRefreshService(self.settings, self.storage)
+
+class BuildFeaturesOperator(PlanStepOperator):
+    """Run ``spark_jobs/build_features.py`` for a plan on local Spark; return the summary URI.
+
+    :param plan_uri: the plan from :class:`PlanFeatureRefreshOperator`.
+    """
+
+    ui_color = "#f5cba7"
 
     def execute(self, context: Context) -> str:
         """Run the job to completion (the local backend is synchronous), this task as its lineage parent."""
@@ -245,7 +250,7 @@ class GlueBuildFeaturesOperator(GlueJobOperator, WarpSpeedSettingsMixin):
                        kwargs={"attempt": attempt + 1})
 
 
-class PublishFeaturesOperator(WarpSpeedOperator):
+class PublishFeaturesOperator(PlanStepOperator):
     """Check the job's summary, move the watermark and emit the features asset event.
 
     The event's extra is ``{snapshot_id, changed_partitions, feature_partitions, changed_rows,
@@ -254,19 +259,7 @@ class PublishFeaturesOperator(WarpSpeedOperator):
     :param plan_uri: the plan the job ran.
     """
 
-    s3_component = "preprocess"
-
-    template_fields = aws_template_fields("plan_uri")
     ui_color = "#d5f5e3"
-
-    def __init__(self, *, plan_uri: str | XComArg, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.plan_uri = plan_uri
-
-    @cached_property
-    def service(self) -> FeatureRefreshService:
-        """Build the feature refresh service lazily."""
-        return FeatureRefreshService(self.settings, self.storage)
 
     def execute(self, context: Context) -> int | None:
         """Publish and attach the extra to the features asset outlet."""

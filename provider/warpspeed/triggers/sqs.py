@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
 from warpspeed.hooks.sqs import SqsIntakeHook
+from warpspeed.triggers._base import DeclaredTrigger
 from warpspeed.window.close import CloseCheck, check_close
 
 
-class ScoringWindowTrigger(BaseTrigger):
+@dataclass(kw_only=True, eq=False, repr=False)
+class ScoringWindowTrigger(DeclaredTrigger):
     """Fire when ``window_end`` has passed or the queue holds ``size_limit`` messages.
 
     Runs in the triggerer, so the waiting sensor holds no worker slot. The rule, a failed depth
@@ -28,37 +30,12 @@ class ScoringWindowTrigger(BaseTrigger):
     :param poll_interval: seconds between depth checks.
     """
 
-    def __init__(
-        self,
-        *,
-        window_end: str,
-        queue_url: str | None,
-        size_limit: int,
-        aws_conn_id: str | None = "aws_default",
-        poll_interval: float = 30.0,
-        region_name: str | None = None,
-    ) -> None:
-        super().__init__()
-        self.window_end = window_end
-        self.queue_url = queue_url
-        self.size_limit = size_limit
-        self.aws_conn_id = aws_conn_id
-        self.poll_interval = poll_interval
-        self.region_name = region_name
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Return the classpath and the arguments that rebuild this trigger."""
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "window_end": self.window_end,
-                "queue_url": self.queue_url,
-                "size_limit": self.size_limit,
-                "aws_conn_id": self.aws_conn_id,
-                "poll_interval": self.poll_interval,
-                "region_name": self.region_name,
-            },
-        )
+    window_end: str
+    queue_url: str | None
+    size_limit: int
+    aws_conn_id: str | None = "aws_default"
+    poll_interval: float = 30.0
+    region_name: str | None = None
 
     def _depth(self) -> int:
         assert self.queue_url is not None
