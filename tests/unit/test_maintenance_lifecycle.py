@@ -128,7 +128,8 @@ def test_a_server_without_bucket_lifecycle_skips_the_task_saying_so(monkeypatch:
                           "GetBucketLifecycleConfiguration")
 
     op = ApplyS3LifecycleOperator(task_id="lifecycle", rules_file=str(RULES_FILE))
-    monkeypatch.setattr(ApplyS3LifecycleOperator, "settings", WarpSpeedSettings.from_mapping({"storage_prefix": PREFIX}))
+    settings = WarpSpeedSettings.from_mapping({"storage_prefix": PREFIX})
+    monkeypatch.setattr(ApplyS3LifecycleOperator, "settings", settings)
     monkeypatch.setattr(ApplyS3LifecycleOperator, "hook", S3LifecycleHook(client=object()))
     monkeypatch.setattr(S3LifecycleHook, "apply", not_implemented)
     monkeypatch.setattr(ApplyS3LifecycleOperator, "protected", lambda self: PROTECTED)
