@@ -232,3 +232,23 @@ def test_an_invalid_receipt_without_a_retried_call_still_fails_a_strict_delete(m
     with pytest.raises(WarpSpeedError, match="could not delete 1 messages after 4 attempts"):
         SqsIntakeHook(aws_conn_id=None).delete("q", ["h0", "h1"])
     assert stale.calls == 4
+
+
+def test_the_last_slots_are_kept_for_the_kills_still_owed() -> None:
+    """Other kills take free slots only: with one slot left and one owed kill, the slot waits for it."""
+
+    class Scripted(Chaos):
+        sqs_tries = 0
+
+        def strike(self, action: str) -> bool:
+            if action == "sqs":
+                self.sqs_tries += 1
+                if self.sqs_tries < 6:  # the server cannot be killed yet (a running task lost a try)
+                    return False
+            self._note(action, f"kill {action}")
+            return True
+
+    plan = ChaosPlan(kills=2, min_gap=0.01, max_gap=0.02, weights={"task": 1}, at_least={"sqs": 1}, owed_wait=0.01)
+    chaos = Scripted({}, lambda _: None, plan)
+    chaos.run()
+    assert chaos.error is None and dict(chaos.kills) == {"task": 1, "sqs": 1} and chaos.sqs_tries == 6

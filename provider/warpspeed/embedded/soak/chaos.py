@@ -326,6 +326,10 @@ class Chaos(threading.Thread):
         """Return the actions that still owe kills to :attr:`ChaosPlan.at_least`."""
         return [a for a, n in sorted((self.plan.at_least or {}).items()) if self.kills[a] < n]
 
+    def _owed_count(self) -> int:
+        """Return how many kills :attr:`ChaosPlan.at_least` still owes."""
+        return sum(max(0, n - self.kills[a]) for a, n in (self.plan.at_least or {}).items())
+
     def _strike_owed(self) -> bool:
         """Try the owed actions for up to :attr:`ChaosPlan.owed_wait` seconds; return whether one struck."""
         deadline = time.monotonic() + self.plan.owed_wait
@@ -352,8 +356,8 @@ class Chaos(threading.Thread):
         try:
             while self.total < self.plan.kills and not self.stopped.wait(
                     self.rng.uniform(self.plan.min_gap, self.plan.max_gap)):
-                if self._strike_owed():
-                    continue
+                if self._strike_owed() or self._owed_count() >= self.plan.kills - self.total:
+                    continue  # the slots left are the owed kills': none goes to another action
                 # several tries: a task or compute process may not be running at this moment
                 for _ in range(40):
                     action = self.rng.choices(actions, [weights[a] for a in actions])[0]
