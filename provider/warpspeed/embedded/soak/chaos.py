@@ -97,7 +97,8 @@ class ChaosPlan:
     :param recover_timeout: seconds to wait for a killed server or revived component to be back.
     :param at_least: kills each action must get (e.g. ``{"engine": 1}``): while one is owed, each
         kill slot first waits up to ``owed_wait`` seconds for that action to find a target (the
-        engine running a job), then falls back to the weighted draw.
+        engine running a job), then falls back to the weighted draw, unless every kill left is
+        owed (the slot then passes, and the next one tries the owed actions again).
     """
 
     kills: int = 12
