@@ -110,7 +110,7 @@ def run() -> Iterator[dict]:
     """Score ROWS rows per flavour both ways; report the rates and their ratio."""
     from pyspark.sql import SparkSession
 
-    with scratch_settings() as settings:
+    with scratch_settings(local_documents=True) as settings:  # the plain peers load models from folders
         catalog = settings.catalog.load()
         ensure_tables(catalog)
         publish_seed_models(settings.storage_prefix, settings.storage())

@@ -156,13 +156,17 @@ def embedded_catalog(home: Path, jars_dir: Path, *, s3: bool = True) -> Iterator
 
 
 @contextmanager
-def scratch_settings(**values: str) -> Iterator[WarpSpeedSettings]:
+def scratch_settings(*, local_documents: bool = False, **values: str) -> Iterator[WarpSpeedSettings]:
     """Yield settings on a new temporary state folder with its embedded catalog running; remove both on exit.
 
+    :param local_documents: keep documents (and models) in ``<home>/storage`` (``file://``) rather
+        than in the state folder's S3 bucket: for code that hands model folders to libraries
+        that read local paths (MLflow, Spark ML in a single process).
     :param values: other ``[warpspeed]`` keys (e.g. ``spark_master``).
     """
     with tempfile.TemporaryDirectory(prefix="warpspeed-scratch-") as tmp:
-        settings = WarpSpeedSettings.from_mapping({"home": tmp, **values})
+        local = {"storage_prefix": (Path(tmp) / "storage").as_uri()} if local_documents else {}
+        settings = WarpSpeedSettings.from_mapping({"home": tmp, **local, **values})
         with embedded_catalog(settings.home, settings.jars_dir, s3=uses_embedded_s3(settings)):
             yield settings
 
