@@ -11,6 +11,7 @@ import yaml
 
 from tests.paths import REPO_ROOT
 from warpspeed.compute.emr.request import build_run_job_flow_request, profile_hash, request_hash
+from warpspeed.compute.staging import bootstrap_root
 from warpspeed.config.catalog import CatalogConfig
 from warpspeed.config.cluster_profiles import DEFAULT_RELEASE, TAG_PROFILE_HASH, TAG_WORKLOAD
 from warpspeed.config.profile_catalog import ProfileCatalog
@@ -58,7 +59,7 @@ def test_request_shape() -> None:
     assert fleets["TASK"]["TargetOnDemandCapacity"] == 0 and fleets["TASK"]["TargetSpotCapacity"] == 32
     assert {t["WeightedCapacity"] for t in fleets["TASK"]["InstanceTypeConfigs"]} == {8, 16}
     limits = req["ManagedScalingPolicy"]["ComputeLimits"]
-    assert limits["MaximumOnDemandCapacityUnits"] == 49 and limits["UnitType"] == "InstanceFleetUnits"
+    assert limits["MaximumOnDemandCapacityUnits"] == 48 and limits["UnitType"] == "InstanceFleetUnits"
     assert req["AutoTerminationPolicy"] == {"IdleTimeout": 1800}
     assert req["StepConcurrencyLevel"] == 10
     assert req["Instances"]["KeepJobFlowAliveWhenNoSteps"] is True
@@ -81,7 +82,7 @@ def test_request_shape() -> None:
 def test_bootstrap_actions_expand_storage_prefix() -> None:
     req = build(doc(), "preprocessing", "prep")
     (action,) = req["BootstrapActions"]
-    assert action["ScriptBootstrapAction"]["Path"] == "s3://bkt-ws/warpspeed/bootstrap/install_python_deps.sh"
+    assert action["ScriptBootstrapAction"]["Path"] == f"{bootstrap_root('s3://bkt-ws/warpspeed')}/install_python_deps.sh"
 
 
 def test_hash_changes_with_profile_and_not_with_workload() -> None:

@@ -12,6 +12,7 @@ from tests.unit.test_emr_pool import BUCKET, aws_env, finish_steps, jobs, make_b
 from warpspeed.compute.base import SparkJob
 from warpspeed.compute.emr.steps import CodeLocation, catalog_args, job_step, python_step
 from warpspeed.compute.staging import package_spark_jobs
+from warpspeed.config.cluster_profiles import DEFAULT_PYTHON
 from warpspeed.operators.score import ARROW_SCRIPT, score_job
 
 
@@ -35,7 +36,7 @@ def test_python_step_runs_the_staged_zip_with_python_on_the_primary_node() -> No
     script = script_of(step)
     assert f"aws s3 cp --only-show-errors s3://{BUCKET}/code/abc/spark_jobs.zip" in script
     command = shlex.split(script.split("; ")[-1])
-    assert command[1:5] == ["python3", "-m", "spark_jobs.score_arrow", "--batch-manifest"]
+    assert command[1:5] == [DEFAULT_PYTHON, "-m", "spark_jobs.score_arrow", "--batch-manifest"]
     assert "type=glue" in command and "warehouse=s3://w/it's" in command  # quoted, not injected
     assert "t0p" not in script  # secrets never go on the command line
     assert "spark-submit" not in script
@@ -59,7 +60,7 @@ def test_mixed_batches_become_spark_and_python_steps_on_the_cluster(tmp_path: Pa
     steps = {s.name: s for s in moto_cluster(ref.cluster_id).steps}
     assert steps["warpspeed-b0000"].args[0] == "spark-submit"
     script = script_of({"HadoopJarStep": {"Args": steps["warpspeed-a0001"].args}})
-    assert "python3 -m spark_jobs.score_arrow" in script and "type=glue" in script
+    assert f"{DEFAULT_PYTHON} -m spark_jobs.score_arrow" in script and "type=glue" in script
     assert f"code/{Path(backend.code.root).name}/spark_jobs.zip" in script
     finish_steps(ref.cluster_id, {statuses[1].step_id: "FAILED"})
     waited = backend.wait(ref, [s.step_id for s in statuses])

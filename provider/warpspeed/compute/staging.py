@@ -4,13 +4,17 @@ The job packages are ``spark_jobs`` (scoring, feature preprocessing) and ``maint
 maintenance). Local Spark, EMR steps and the Glue job all run the same scripts with the same
 ``spark_jobs.zip`` (both packages inside); :func:`package_spark_jobs` builds it and
 :func:`stage_to_s3` uploads it (with the scripts) under a folder, skipping what is already there
-when the folder is content-addressed.
+when the folder is content-addressed. :func:`stage_bootstrap` stages the EMR bootstrap action
+(``install_python_deps.sh``, shipped in the wheel) the same way, in a folder named by its own
+content, so a changed script makes new clusters (the cluster profile hash covers its path) while
+changed job code does not.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.resources
 import tempfile
 import zipfile
 from pathlib import Path
@@ -24,6 +28,7 @@ from warpspeed.storage.documents import join_uri
 
 ZIP_NAME = "spark_jobs.zip"
 JOB_PACKAGES = ("spark_jobs", "maintenance")
+BOOTSTRAP_SCRIPT = "install_python_deps.sh"
 
 
 def job_package_dirs() -> list[Path]:
@@ -78,19 +83,13 @@ def code_digest() -> str:
     return digest.hexdigest()[:16]
 
 
-def stage_to_s3(s3: Any, root: str, *, replace: bool = False) -> str:
-    """Upload ``spark_jobs.zip`` and the job scripts under ``root`` (``s3://``); return ``root``.
-
-    :param replace: upload even when an object exists (a fixed, not content-addressed, root).
-    """
+def _upload(s3: Any, root: str, files: dict[str, bytes], replace: bool) -> str:
+    """Put ``files`` under ``root`` (``s3://``), skipping those already there unless ``replace``."""
     parsed = urlparse(root)
     if parsed.scheme not in ("s3", "s3a"):
         raise WarpSpeedConfigError(
             f"{root!r}: the emr and glue backends stage code on S3; use an s3:// storage prefix"
         )
-    with tempfile.TemporaryDirectory() as tmp:
-        files = {ZIP_NAME: package_spark_jobs(Path(tmp) / ZIP_NAME).read_bytes()}
-    files |= {p.name: p.read_bytes() for p in job_scripts()}
     for name, body in files.items():
         key = f"{parsed.path.strip('/')}/{name}"
         if not replace:
@@ -101,6 +100,32 @@ def stage_to_s3(s3: Any, root: str, *, replace: bool = False) -> str:
                 pass
         s3.put_object(Bucket=parsed.netloc, Key=key, Body=body)
     return root
+
+
+def stage_to_s3(s3: Any, root: str, *, replace: bool = False) -> str:
+    """Upload ``spark_jobs.zip`` and the job scripts under ``root`` (``s3://``); return ``root``.
+
+    :param replace: upload even when an object exists (a fixed, not content-addressed, root).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {ZIP_NAME: package_spark_jobs(Path(tmp) / ZIP_NAME).read_bytes()}
+    files |= {p.name: p.read_bytes() for p in job_scripts()}
+    return _upload(s3, root, files, replace)
+
+
+def bootstrap_script() -> bytes:
+    """Return the EMR bootstrap action shipped in the wheel (``compute/emr/bootstrap/``)."""
+    return (importlib.resources.files("warpspeed.compute.emr") / "bootstrap" / BOOTSTRAP_SCRIPT).read_bytes()
+
+
+def bootstrap_root(storage_prefix: str) -> str:
+    """Return the content-addressed folder of the bootstrap action under the storage prefix."""
+    return join_uri(storage_prefix, "bootstrap", hashlib.sha256(bootstrap_script()).hexdigest()[:16])
+
+
+def stage_bootstrap(s3: Any, storage_prefix: str) -> str:
+    """Upload the bootstrap action to :func:`bootstrap_root` unless it is there; return that folder."""
+    return _upload(s3, bootstrap_root(storage_prefix), {BOOTSTRAP_SCRIPT: bootstrap_script()}, replace=False)
 
 
 def content_addressed_root(storage_prefix: str) -> str:

@@ -31,6 +31,15 @@ _KINDS: tuple[str, ...] = ("rest", "glue", "sql")
 EMBEDDED_ENDPOINT_FILE = "catalog/rest-endpoint"
 """Where, under the state folder, the running embedded REST catalog records its URL."""
 _CONNECTION_FIELDS = frozenset({"type", "uri", "warehouse", "region", "name"})
+SECRET_MARKERS = ("credential", "token", "secret", "password")
+"""Catalog properties with these in their name are secrets: they never go where AWS lists them (EMR step
+arguments, Glue job arguments)."""
+SIGNING_REGION = "rest.signing-region"
+
+
+def is_secret(key: str) -> bool:
+    """Tell whether a catalog property looks like a secret (:data:`SECRET_MARKERS`)."""
+    return any(marker in key.lower() for marker in SECRET_MARKERS)
 
 
 def embedded_endpoint_file(home: Path) -> Path:
@@ -49,7 +58,8 @@ class CatalogConfig:
     :param uri: ``rest``: the catalog URL (empty: the embedded server under ``embedded_home``);
         ``sql``: a SQLAlchemy URL (``sqlite:///…``, ``postgresql+psycopg2://…``).
     :param sqlite_path: the SQLite catalog file (``sql`` shorthand for ``uri=sqlite:///…``).
-    :param region: AWS region (``glue``, and signing for Glue/S3 Tables REST).
+    :param region: AWS region (``glue``; for a ``rest`` catalog with ``rest.sigv4-enabled`` it is
+        the ``rest.signing-region`` unless that property is set).
     :param properties: further catalog properties given to Spark and pyiceberg alike
         (e.g. ``credential``, ``token``, ``rest.sigv4-enabled``, ``rest.signing-name``).
     :param embedded_home: state folder whose embedded REST catalog a ``rest`` config without a
@@ -157,6 +167,26 @@ class CatalogConfig:
                 "[warpspeed] catalog_conn_id / catalog_uri to your catalog"
             ) from err
 
+    def catalog_properties(self) -> dict[str, str]:
+        """Return the configured properties, with ``rest.signing-region`` from ``region`` for a SigV4 REST catalog."""
+        props = dict(self.properties)
+        sigv4 = str(props.get("rest.sigv4-enabled", "")).lower() == "true"
+        if self.kind == "rest" and sigv4 and self.region and SIGNING_REGION not in props:
+            props[SIGNING_REGION] = self.region
+        return props
+
+    def is_s3_tables(self) -> bool:
+        """Tell whether this is Amazon S3 Tables' Iceberg REST endpoint (which maintains its tables itself).
+
+        Recognised by the endpoint (``s3tables.<region>.amazonaws.com``), a table-bucket ARN
+        warehouse (``arn:aws:s3tables:…``) or SigV4 signing for ``s3tables``.
+        """
+        if self.kind != "rest":
+            return False
+        host = urlsplit(self.uri).hostname or ""
+        return (host.startswith("s3tables.") or self.warehouse.startswith("arn:aws:s3tables:")
+                or self.properties.get("rest.signing-name") == "s3tables")
+
     def _sql_url(self) -> str:
         return self.uri or f"sqlite:///{self.sqlite_path}"
 
@@ -191,7 +221,7 @@ class CatalogConfig:
                 f"{prefix}.type": "glue",
                 f"{prefix}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
             }
-        conf |= {f"{prefix}.{k}": v for k, v in self.properties.items()}
+        conf |= {f"{prefix}.{k}": v for k, v in self.catalog_properties().items()}
         return conf | self.extra_spark_conf
 
     def pyiceberg_properties(self) -> dict[str, str]:
@@ -206,7 +236,7 @@ class CatalogConfig:
             props = {"type": "glue", "warehouse": self.warehouse}
             if self.region:
                 props["glue.region"] = self.region
-        return props | dict(self.properties)
+        return props | self.catalog_properties()
 
     def load(self) -> Catalog:
         """Open the catalog with pyiceberg."""

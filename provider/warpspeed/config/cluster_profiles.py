@@ -15,6 +15,7 @@ API call, with errors that name the offending field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,10 @@ from warpspeed.exceptions import WarpSpeedConfigError
 
 DEFAULT_RELEASE = "emr-7.14.0"
 DEFAULT_APPLICATIONS = ("Spark", "Hadoop")
+DEFAULT_PYTHON = "/usr/bin/python3.11"
+"""The interpreter Spark, the bootstrap and the Python steps use on EMR 7.x nodes: the release ships
+Python 3.9 (the default ``python3``) and 3.11 (Amazon EMR release guide, application versions); the
+job code needs 3.11 (``datetime.UTC``) and so do the model libraries the bootstrap installs."""
 ACTIVE_CLUSTER_STATES = ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING")
 """Cluster states in which a cluster can still take steps."""
 
@@ -188,7 +193,12 @@ class ManagedScaling:
     unit_type: str = "InstanceFleetUnits"
 
     def validate(self, source: str, path: str, core_units: int) -> None:
-        """Check the limits are consistent; raise naming the field."""
+        """Check the limits are consistent; raise naming the field.
+
+        EMR's ``ComputeLimits`` count core and task nodes only, never the primary node, so the
+        floor is at most the core fleet's units: a floor above it keeps extra nodes for the
+        cluster's whole life.
+        """
         if self.unit_type not in UNIT_TYPES:
             raise config_error(
                 source,
@@ -197,6 +207,14 @@ class ManagedScaling:
             )
         if self.min_units < 1:
             raise config_error(source, f"{path}.min_units", "must be at least 1")
+        if self.unit_type == "InstanceFleetUnits" and self.min_units > core_units:
+            raise config_error(
+                source,
+                f"{path}.min_units",
+                f"={self.min_units} is above the core fleet's {core_units} on-demand units; managed scaling "
+                "counts core and task nodes only (not the primary node), so set it to at most "
+                f"{core_units}",
+            )
         if self.max_units < self.min_units:
             raise config_error(source, f"{path}.max_units", f"={self.max_units} is below min_units={self.min_units}")
         if not 0 < self.max_on_demand_units <= self.max_units:
@@ -236,7 +254,7 @@ class BootstrapAction:
     args: tuple[str, ...] = ()
 
     def request(self, variables: Mapping[str, str]) -> dict[str, Any]:
-        """Return the ``BootstrapActions`` entry."""
+        """Return the ``BootstrapActions`` entry (``{storage_prefix}``, ``{bootstrap}``, ``{python}`` expand)."""
         return {
             "Name": self.name,
             "ScriptBootstrapAction": {
@@ -257,6 +275,11 @@ class ClusterProfile:
         allowed when ``step_concurrency`` > 1.
     :param node_labels: turn on YARN node labels and pin application masters to on-demand
         nodes (EMR 7 ships with labels off).
+    :param python: the interpreter on the nodes that runs the Spark driver and executors
+        (``spark-env`` and ``spark.pyspark.python``), the Python steps on the primary node and the
+        bootstrap's ``pip`` (``{python}`` expands in bootstrap paths and arguments).
+    :param subnet_ids: EC2 subnets the fleets may use; several (one per Availability Zone) let
+        Spot capacity come from any of them. Empty: EMR's default subnet of the account.
     """
 
     name: str
@@ -274,6 +297,7 @@ class ClusterProfile:
     step_concurrency: int = 10
     action_on_failure: str = "CONTINUE"
     node_labels: bool = True
+    python: str = DEFAULT_PYTHON
     bootstrap_actions: tuple[BootstrapAction, ...] = ()
     spark_defaults: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -285,6 +309,13 @@ class ClusterProfile:
             raise config_error(src, f"{path}.release_label", f"={self.release_label!r} must look like emr-7.14.0")
         if not self.applications:
             raise config_error(src, f"{path}.applications", "must list at least Spark")
+        if not self.python.startswith("/") or any(c.isspace() for c in self.python):
+            raise config_error(
+                src, f"{path}.python", f"={self.python!r} must be an absolute path such as {DEFAULT_PYTHON}"
+            )
+        for i, subnet in enumerate(self.subnet_ids):
+            if not subnet.startswith("subnet-"):
+                raise config_error(src, f"{path}.subnet_ids[{i}]", f"={subnet!r} is not an EC2 subnet id (subnet-…)")
         if not self.log_uri.startswith(("s3://", "s3n://", "{storage_prefix}")):
             raise config_error(src, f"{path}.log_uri", f"={self.log_uri!r} must be an s3:// URI")
         self.master.validate(src, f"{path}.master")
@@ -321,3 +352,9 @@ class ClusterProfile:
         for key in self.tags:
             if key.startswith("warpspeed:"):
                 raise config_error(src, f"{path}.tags.{key}", "uses the reserved warpspeed: prefix")
+
+    @property
+    def python_version(self) -> tuple[int, int] | None:
+        """Return the interpreter's version read from its name (``python3.11`` -> ``(3, 11)``), if it says."""
+        match = re.search(r"python(\d+)\.(\d+)$", self.python)
+        return (int(match.group(1)), int(match.group(2))) if match else None

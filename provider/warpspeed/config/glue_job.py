@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import math
+import random
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from warpspeed.config.catalog import CatalogConfig, is_secret
 from warpspeed.config.fields import integer, number
 from warpspeed.config.yaml_file import read_mapping
 from warpspeed.exceptions import WarpSpeedConfigError
 
 BUILD_SCRIPT = "build_features.py"
+START_MARGIN_MINUTES = 15
+"""How long a run may wait to start (workers allocated, a queued run) on top of the job's timeout."""
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass(frozen=True)
@@ -22,7 +28,10 @@ class GlueJobSettings:
     :param job_name: one Glue job shared by every preprocessing DAG; with ``max_concurrent_runs``
         1 the refreshes of one table never overlap (a second start waits and retries).
     :param script_bucket: S3 bucket for the uploaded script and ``spark_jobs.zip``.
-    :param concurrency_retry_max_attempts: starts tried while Glue says ConcurrentRunsExceeded.
+    :param concurrency_retry_max_attempts: starts tried while Glue says ConcurrentRunsExceeded;
+        between two starts the task defers (no worker slot held).
+    :param timeout_minutes: the job run's timeout; the task waits (deferred) at least this long
+        plus :data:`START_MARGIN_MINUTES`, polling every ``waiter_delay`` seconds.
     """
 
     job_name: str = "warpspeed-build-features"
@@ -70,6 +79,53 @@ class GlueJobSettings:
         if unknown:
             raise WarpSpeedConfigError(f"{path}: unknown glue keys {', '.join(unknown)}")
         return cls(**section)
+
+    @property
+    def waiter_max_attempts(self) -> int:
+        """Return the polls that cover the job's timeout plus a start margin (``waiter_delay`` apart)."""
+        return math.ceil((self.timeout_minutes + START_MARGIN_MINUTES) * 60 / self.waiter_delay)
+
+    def concurrency_retry_delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Return the wait before start number ``attempt + 1`` after ``attempt`` refused starts (1-based).
+
+        Exponential from ``concurrency_retry_initial_seconds``, capped at
+        ``concurrency_retry_max_seconds``, plus up to half the initial wait of jitter.
+        """
+        initial = self.concurrency_retry_initial_seconds
+        base = min(self.concurrency_retry_max_seconds, initial * 2 ** max(0, attempt - 1))
+        return base + (rng or random).uniform(0, initial / 2)
+
+    @staticmethod
+    def catalog_conf(catalog: CatalogConfig) -> dict[str, str]:
+        """Return the Spark conf that registers ``catalog`` in the Glue job, or say why Glue cannot reach it.
+
+        A ``glue`` catalog and any Iceberg REST catalog (S3 Tables, Glue's Iceberg REST endpoint,
+        Polaris…) go through ``--conf`` as in any Spark; SigV4 properties (``rest.sigv4-enabled``,
+        ``rest.signing-name``, ``rest.signing-region`` from ``region``) with them. A ``sql``
+        catalog, a catalog on loopback, and a secret in a property (Glue shows job arguments in
+        its console and API) are refused with the fix.
+        """
+        if catalog.kind == "sql":
+            raise WarpSpeedConfigError(
+                "[warpspeed] catalog_type = sql: a Glue job cannot reach a JDBC/SQLite catalog; set catalog_type "
+                "= glue, or rest with the catalog's URL, or run preprocessing locally (preprocessing_backend = local)"
+            )
+        conf = catalog.spark_conf()
+        if catalog.kind == "rest":
+            host = (conf.get(f"spark.sql.catalog.{catalog.name}.uri") or "").split("://")[-1].split("/")[0]
+            if host.rsplit(":", 1)[0].strip("[]") in _LOOPBACK:
+                raise WarpSpeedConfigError(
+                    f"the rest catalog is on loopback ({host}): a Glue job cannot reach it; set [warpspeed] "
+                    "catalog_uri (or the catalog_conn_id connection) to the catalog's public URL"
+                )
+        secrets = sorted(k for k in catalog.catalog_properties() if is_secret(k))
+        if secrets:
+            raise WarpSpeedConfigError(
+                f"catalog properties {', '.join(secrets)} would be written into the Glue job's arguments, which "
+                "the Glue console and GetJob show: use SigV4 (rest.sigv4-enabled = true, rest.signing-name = "
+                "s3tables or glue, and the Glue job role's permissions) or run preprocessing on local Spark"
+            )
+        return conf
 
     def require_bucket(self) -> str:
         """Return the script bucket, or say how to configure it."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from warpspeed.config.cluster_profiles import (
     DEFAULT_APPLICATIONS,
+    DEFAULT_PYTHON,
     DEFAULT_RELEASE,
     BootstrapAction,
     ClusterProfile,
@@ -35,6 +36,7 @@ _PROFILE_KEYS = {
     "step_concurrency",
     "action_on_failure",
     "node_labels",
+    "python",
     "bootstrap_actions",
     "spark_defaults",
     "tags",
@@ -109,6 +111,9 @@ def profile_from_dict(name: str, spec: Mapping[str, Any], source: str = "cluster
         scaling = ManagedScaling(**ms)
     except TypeError as err:
         raise config_error(source, f"{path}.managed_scaling", str(err)) from err
+    subnets = spec.get("subnet_ids") or ()
+    if not isinstance(subnets, Sequence) or isinstance(subnets, str):
+        raise config_error(source, f"{path}.subnet_ids", f"must be a list of subnet ids, got {subnets!r}")
     actions = []
     for i, b in enumerate(spec.get("bootstrap_actions") or ()):
         if not isinstance(b, Mapping) or "path" not in b:
@@ -131,13 +136,14 @@ def profile_from_dict(name: str, spec: Mapping[str, Any], source: str = "cluster
         applications=tuple(str(a) for a in spec.get("applications") or DEFAULT_APPLICATIONS),
         service_role=str(spec.get("service_role", "EMR_DefaultRole")),
         job_flow_role=str(spec.get("job_flow_role", "EMR_EC2_DefaultRole")),
-        subnet_ids=tuple(str(s) for s in spec.get("subnet_ids") or ()),
+        subnet_ids=tuple(str(s) for s in subnets),
         idle_timeout_seconds=_int(
             spec.get("idle_timeout_seconds", 1800), source, f"{path}.idle_timeout_seconds"
         ),
         step_concurrency=_int(spec.get("step_concurrency", 10), source, f"{path}.step_concurrency"),
         action_on_failure=str(spec.get("action_on_failure", "CONTINUE")),
         node_labels=bool(spec.get("node_labels", True)),
+        python=str(spec.get("python", DEFAULT_PYTHON)),
         bootstrap_actions=tuple(actions),
         spark_defaults={str(k): str(v) for k, v in (spec.get("spark_defaults") or {}).items()},
         tags={str(k): str(v) for k, v in (spec.get("tags") or {}).items()},

@@ -8,19 +8,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
 from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 from airflow.providers.standard.operators.branch import BaseBranchOperator
+from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
 from airflow.sdk import Context, XComArg
 from airflow.sdk.exceptions import AirflowSkipException
+from botocore.exceptions import ClientError
 
 from warpspeed.compute.staging import spark_jobs_script
 from warpspeed.config.glue_job import BUILD_SCRIPT, GlueJobSettings
 from warpspeed.config.settings import WarpSpeedSettings, load_settings, preprocessing_backend
-from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.hooks.glue import ConcurrencyAwareGlueJobHook
+from warpspeed.hooks.glue import ConcurrencyAwareGlueJobHook, is_concurrent_runs_exceeded
 from warpspeed.operators._base import WarpSpeedOperator, WarpSpeedSettingsMixin
 from warpspeed.preprocessing.raw_sources import FEATURES_ASSET_NAME, RAW_SOURCES, parse_partitions, raw_source
 from warpspeed.preprocessing.service import FeatureRefreshService
@@ -129,8 +131,11 @@ class GlueBuildFeaturesOperator(GlueJobOperator, WarpSpeedSettingsMixin):
 
     At run time it reads the ``glue`` section of ``config_file``, uploads the script and
     ``spark_jobs.zip`` to S3, creates or updates the job (Glue 5.0, ``--datalake-formats
-    iceberg``, the Iceberg catalog as ``--conf``), starts a run with the plan URI (retrying with
-    backoff while Glue answers ConcurrentRunsExceededException) and waits deferred.
+    iceberg``, the Iceberg catalog, Glue or REST, as ``--conf``), starts a run with the plan URI
+    and waits deferred for at least the job's timeout. While Glue answers
+    ConcurrentRunsExceededException the task defers between starts (exponential backoff with
+    jitter, ``concurrency_retry_*``) instead of sleeping in a worker; with ``deferrable=False``
+    the hook retries in the worker.
 
     :param plan_uri: the plan from :class:`PlanFeatureRefreshOperator`.
     :param config_file: the preprocessing YAML (``glue`` section, see :class:`GlueJobSettings`).
@@ -155,16 +160,15 @@ class GlueBuildFeaturesOperator(GlueJobOperator, WarpSpeedSettingsMixin):
             params |= {
                 "concurrency_retry_initial_seconds": self.glue_settings.concurrency_retry_initial_seconds,
                 "concurrency_retry_max_seconds": self.glue_settings.concurrency_retry_max_seconds,
-                "concurrency_retry_max_attempts": self.glue_settings.concurrency_retry_max_attempts,
+                # deferrable: one start per attempt, the task defers between starts (start_again)
+                "concurrency_retry_max_attempts": 1 if self.deferrable
+                else self.glue_settings.concurrency_retry_max_attempts,
             }
         return params
 
     def configure(self, glue: GlueJobSettings, settings: WarpSpeedSettings) -> None:
         """Fill the GlueJobOperator fields from the Glue settings (before the hook is built)."""
-        if settings.catalog.kind != "glue":
-            raise WarpSpeedConfigError(
-                "the Glue preprocessing backend needs [warpspeed] catalog_type = glue (an s3:// warehouse)"
-            )
+        catalog_conf = glue.catalog_conf(settings.catalog)
         self.glue_settings = glue
         self.aws_conn_id = settings.aws_conn_id
         self.job_name = glue.job_name
@@ -176,13 +180,14 @@ class GlueBuildFeaturesOperator(GlueJobOperator, WarpSpeedSettingsMixin):
         self.iam_role_arn = glue.iam_role_arn
         self.concurrent_run_limit = glue.max_concurrent_runs
         self.num_of_dpus = None
-        self.create_job_kwargs = glue.create_job_kwargs(settings.catalog.spark_conf())
+        self.create_job_kwargs = glue.create_job_kwargs(catalog_conf)
         self.create_job_kwargs.pop("Command", None)  # the operator uploads the script and sets it
         self.script_args = {**self.script_args, "--plan-uri": str(self.plan_uri), "--catalog": settings.catalog.name}
         self.update_config = True
         self.replace_script_file = True
         self.stop_job_run_on_kill = True
         self.waiter_delay = glue.waiter_delay
+        self.waiter_max_attempts = glue.waiter_max_attempts
 
     def execute(self, context: Context) -> str | None:
         """Configure, upload ``spark_jobs.zip``, make sure the tables exist, then run the Glue job."""
@@ -194,7 +199,31 @@ class GlueBuildFeaturesOperator(GlueJobOperator, WarpSpeedSettingsMixin):
         prep.ensure_tables()
         uri = prep.upload_artifacts(glue, S3Hook(aws_conn_id=self.aws_conn_id).get_conn())
         self.log.info("Uploaded %s; running Glue job %s for plan %s", uri, self.job_name, self.plan_uri)
-        return super().execute(context)
+        return self._start(context, 1)
+
+    def start_again(self, context: Context, event: Any = None, attempt: int = 2) -> str | None:
+        """Resume after a deferred backoff: configure again (a resumed task is a new instance) and start."""
+        self.configure(GlueJobSettings.load(self.config_file), self.settings)
+        return self._start(context, attempt)
+
+    def _start(self, context: Context, attempt: int) -> str | None:
+        """Start the run (the parent defers on its completion); on ConcurrentRunsExceeded defer, then start again."""
+        try:
+            return super().execute(context)
+        except ClientError as err:
+            glue = self.glue_settings
+            if not (self.deferrable and glue and is_concurrent_runs_exceeded(err)):
+                raise
+            if attempt >= glue.concurrency_retry_max_attempts:
+                self.log.error("Glue job %s still at its %d concurrent runs after %d starts; giving up",
+                               self.job_name, glue.max_concurrent_runs, attempt)
+                raise
+            delay = glue.concurrency_retry_delay(attempt)
+            self.log.warning("Glue job %s already runs %d times (ConcurrentRunsExceeded); start %d of %d in %.0f s "
+                             "(deferred)", self.job_name, glue.max_concurrent_runs, attempt + 1,
+                             glue.concurrency_retry_max_attempts, delay)
+            self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=delay)), method_name="start_again",
+                       kwargs={"attempt": attempt + 1})
 
 
 class PublishFeaturesOperator(WarpSpeedOperator):

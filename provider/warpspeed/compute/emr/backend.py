@@ -29,8 +29,8 @@ from warpspeed.compute.emr.lease import PoolLease, lease_for
 from warpspeed.compute.emr.pool import ClusterPool
 from warpspeed.compute.emr.request import build_run_job_flow_request
 from warpspeed.compute.emr.steps import CodeLocation, job_step, step_name
-from warpspeed.compute.staging import content_addressed_root, stage_to_s3
-from warpspeed.config.cluster_profiles import TAG_PROFILE
+from warpspeed.compute.staging import content_addressed_root, stage_bootstrap, stage_to_s3
+from warpspeed.config.cluster_profiles import TAG_PROFILE, ClusterProfile
 from warpspeed.config.profile_catalog import ProfileCatalog
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.exceptions import WarpSpeedConfigError
@@ -121,18 +121,33 @@ class EmrComputeBackend(ComputeBackend):
         return CodeLocation(stage_to_s3(self.s3, content_addressed_root(self.settings.storage_prefix)))
 
     @cached_property
+    def bootstrap(self) -> str:
+        """Stage the bootstrap action (content-addressed) and return its folder (``{bootstrap}``)."""
+        return stage_bootstrap(self.s3, self.settings.storage_prefix)
+
+    @cached_property
     def arrow_catalog(self) -> dict[str, str]:
         """Return the pyiceberg catalog properties the single-node engine's Python steps get."""
         return self.settings.catalog.pyiceberg_properties()
 
     def request_for(self, workload: str, profile: str) -> dict[str, Any]:
-        """Build the RunJobFlow request of ``workload`` on ``profile``."""
+        """Build the RunJobFlow request of ``workload`` on ``profile`` (staging its bootstrap action first)."""
         return build_run_job_flow_request(
             self.profiles[profile],
             workload,
             catalog=self.settings.catalog,
-            variables={"storage_prefix": self.settings.storage_prefix},
+            variables={"storage_prefix": self.settings.storage_prefix, "bootstrap": self.bootstrap},
         )
+
+    def _steps(self, profile: ClusterProfile | None, jobs: Sequence[SparkJob], *,
+               on_demand_only: bool = False) -> list[dict[str, Any]]:
+        """Return the step definitions of ``jobs`` for a cluster of ``profile`` (None: an unknown profile)."""
+        options: dict[str, Any] = {"action_on_failure": DEFAULT_ACTION_ON_FAILURE}
+        if profile is not None:
+            options = {"action_on_failure": profile.action_on_failure, "python": profile.python,
+                       "node_labels": profile.node_labels}
+        return [job_step(j, self.code, on_demand_only=on_demand_only, catalog_properties=self.arrow_catalog,
+                         **options) for j in jobs]
 
     def registry_uri(self, workload: str) -> str:
         """Return where the pool records a workload's last created cluster."""
@@ -169,9 +184,7 @@ class EmrComputeBackend(ComputeBackend):
     def _ensure(
         self, workload: str, profile: str, needed_steps: int, jobs: Sequence[SparkJob], listing: Any
     ) -> ClusterRef:
-        action = self.profiles[profile].action_on_failure
-        steps = [job_step(j, self.code, action_on_failure=action, catalog_properties=self.arrow_catalog)
-                 for j in jobs]
+        steps = self._steps(self.profiles[profile], jobs)
         choice = self.pool.ensure_cluster(
             workload,
             self.request_for(workload, profile),
@@ -187,21 +200,24 @@ class EmrComputeBackend(ComputeBackend):
             self._launched[choice.cluster_id] = set(choice.launched)
         return ClusterRef(workload=workload, cluster_id=choice.cluster_id, backend=self.name, created=choice.created)
 
-    def action_on_failure(self, cluster: ClusterRef) -> str:
-        """Return the ActionOnFailure of the cluster's profile (from its ``warpspeed:profile`` tag)."""
+    def profile_of(self, cluster: ClusterRef) -> ClusterProfile | None:
+        """Return the profile a cluster was built from (its ``warpspeed:profile`` tag), if it is configured."""
         profile = self.hook.tags(cluster.cluster_id).get(TAG_PROFILE)
         if profile is None or self.profiles_file is None or profile not in self.profiles.names():
-            return DEFAULT_ACTION_ON_FAILURE
-        return self.profiles[profile].action_on_failure
+            return None
+        return self.profiles[profile]
+
+    def action_on_failure(self, cluster: ClusterRef) -> str:
+        """Return the ActionOnFailure of the cluster's profile (from its ``warpspeed:profile`` tag)."""
+        profile = self.profile_of(cluster)
+        return profile.action_on_failure if profile else DEFAULT_ACTION_ON_FAILURE
 
     # -- jobs -------------------------------------------------------------------------------
     def steps_for(
         self, cluster: ClusterRef, jobs: Sequence[SparkJob], *, on_demand_only: bool = False
     ) -> list[dict[str, Any]]:
-        """Return the step definitions of ``jobs``."""
-        action = self.action_on_failure(cluster)
-        return [job_step(j, self.code, action_on_failure=action, on_demand_only=on_demand_only,
-                         catalog_properties=self.arrow_catalog) for j in jobs]
+        """Return the step definitions of ``jobs`` (interpreter, node labels and failure action of its profile)."""
+        return self._steps(self.profile_of(cluster), jobs, on_demand_only=on_demand_only)
 
     def _adoptable(self, cluster_id: str, names: set[str]) -> dict[str, StepStatus]:
         """Return the steps a start adopts by name (newest first), from one ListSteps walk.

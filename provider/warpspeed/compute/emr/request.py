@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from warpspeed.compute.staging import bootstrap_root
 from warpspeed.config.catalog import CatalogConfig
 from warpspeed.config.cluster_profiles import (
     ON_DEMAND_LABEL,
@@ -33,6 +34,29 @@ def _yarn_site(profile: ClusterProfile) -> dict[str, str]:
         "yarn.node-labels.enabled": "true",
         "yarn.node-labels.am.default-node-label-expression": ON_DEMAND_LABEL,
     }
+
+
+def python_conf(profile: ClusterProfile) -> tuple[dict[str, str], dict[str, Any]]:
+    """Return the Spark defaults and the ``spark-env`` classification that make Spark use the profile's Python.
+
+    ``spark.pyspark.python`` / ``spark.pyspark.driver.python`` reach the driver in cluster mode
+    (it runs in the YARN application master, where ``spark-env.sh`` of the submitting node does
+    not apply) and the executors; ``spark-env`` exports the same interpreter for everything else
+    that starts PySpark on the nodes. A profile's own ``spark_defaults`` (a packed virtualenv's
+    ``./environment/bin/python``) win over these.
+    """
+    defaults = {"spark.pyspark.python": profile.python, "spark.pyspark.driver.python": profile.python}
+    env = {
+        "Classification": "spark-env",
+        "Properties": {},
+        "Configurations": [
+            {
+                "Classification": "export",
+                "Properties": {"PYSPARK_PYTHON": profile.python, "PYSPARK_DRIVER_PYTHON": profile.python},
+            }
+        ],
+    }
+    return defaults, env
 
 
 def hashed_request(request: Mapping[str, Any]) -> dict[str, Any]:
@@ -63,7 +87,9 @@ def build_run_job_flow_request(
     """Build the complete RunJobFlow request for ``workload`` on ``profile``.
 
     :param catalog: the Iceberg catalog the cluster's Spark registers (must be ``glue``).
-    :param variables: values for ``{name}`` placeholders in URIs (e.g. ``storage_prefix``).
+    :param variables: values for ``{name}`` placeholders in URIs and bootstrap arguments
+        (``storage_prefix``; ``bootstrap``, the staged bootstrap folder); ``{python}`` is the
+        profile's interpreter.
     :return: the request; its ``warpspeed:profile-hash`` tag fingerprints everything else.
     """
     if catalog.kind != "glue":
@@ -71,7 +97,9 @@ def build_run_job_flow_request(
             f"catalog_type={catalog.kind!r}: EMR clusters need the Glue catalog; set [warpspeed] "
             "catalog_type=glue and an s3:// warehouse"
         )
-    variables = dict(variables or {})
+    variables = {"python": profile.python, **(variables or {})}
+    if "storage_prefix" in variables:
+        variables.setdefault("bootstrap", bootstrap_root(variables["storage_prefix"]))
     fleets = [profile.master.request(), profile.core.request()]
     if profile.task is not None:
         fleets.append(profile.task.request())
@@ -82,10 +110,12 @@ def build_run_job_flow_request(
     }
     if profile.subnet_ids:
         instances["Ec2SubnetIds"] = list(profile.subnet_ids)
-    spark_defaults = dict(catalog.spark_conf()) | dict(profile.spark_defaults)
+    python_defaults, spark_env = python_conf(profile)
+    spark_defaults = dict(catalog.spark_conf()) | python_defaults | dict(profile.spark_defaults)
     configurations: list[dict[str, Any]] = [
         {"Classification": "iceberg-defaults", "Properties": {"iceberg.enabled": "true"}},
         {"Classification": "spark-defaults", "Properties": dict(sorted(spark_defaults.items()))},
+        spark_env,
     ]
     if yarn := _yarn_site(profile):
         configurations.append({"Classification": "yarn-site", "Properties": yarn})
@@ -96,6 +126,17 @@ def build_run_job_flow_request(
             f"profiles.{profile.name}.log_uri",
             f"expands to {log_uri!r}; EMR needs an s3:// log URI (set [warpspeed] storage_prefix to s3://)",
         )
+    bootstrap = [b.request(variables) for b in profile.bootstrap_actions]
+    for i, action in enumerate(bootstrap):
+        script = action["ScriptBootstrapAction"]
+        texts = [script["Path"], *script["Args"]]
+        if not script["Path"].startswith(("s3://", "file:/")) or any("{" in t for t in texts):
+            raise config_error(
+                profile.source,
+                f"profiles.{profile.name}.bootstrap_actions[{i}]",
+                f"expands to {script}; its path must be s3:// (or file:/ on the node) and only "
+                "{storage_prefix}, {bootstrap} and {python} expand",
+            )
     request: dict[str, Any] = {
         "Name": "",
         "ReleaseLabel": profile.release_label,
@@ -105,7 +146,7 @@ def build_run_job_flow_request(
         "JobFlowRole": profile.job_flow_role,
         "Instances": instances,
         "Configurations": configurations,
-        "BootstrapActions": [b.request(variables) for b in profile.bootstrap_actions],
+        "BootstrapActions": bootstrap,
         "ManagedScalingPolicy": profile.managed_scaling.request(),
         "AutoTerminationPolicy": {"IdleTimeout": profile.idle_timeout_seconds},
         "StepConcurrencyLevel": profile.step_concurrency,

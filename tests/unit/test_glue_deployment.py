@@ -1,0 +1,145 @@
+"""The Glue preprocessing task on AWS: waits as long as the job runs, takes REST catalogs, defers while Glue is busy."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from airflow.sdk.exceptions import TaskDeferred
+from botocore.exceptions import ClientError
+
+from tests.paths import BUNDLE_CONFIG
+from tests.unit.test_feature_planning import _count_starts, _glue_hook, _moto_job_run_transition, moto_glue  # noqa: F401
+from warpspeed.config.catalog import CatalogConfig
+from warpspeed.config.glue_job import START_MARGIN_MINUTES, GlueJobSettings
+from warpspeed.config.settings import WarpSpeedSettings
+from warpspeed.embedded.sqs_server import ACCESS_KEY, REGION, SECRET_KEY
+from warpspeed.exceptions import WarpSpeedConfigError
+from warpspeed.hooks.glue import ConcurrencyAwareGlueJobHook, is_concurrent_runs_exceeded
+from warpspeed.operators.preprocess import GlueBuildFeaturesOperator
+from warpspeed.preprocessing.service import FeatureRefreshService
+
+S3_TABLES = CatalogConfig(
+    kind="rest", uri="https://s3tables.eu-west-1.amazonaws.com/iceberg",
+    warehouse="arn:aws:s3tables:eu-west-1:123456789012:bucket/warpspeed", region="eu-west-1",
+    properties={"rest.sigv4-enabled": "true", "rest.signing-name": "s3tables"},
+)
+GLUE_CATALOG = CatalogConfig(kind="glue", warehouse="s3://bucket/warehouse", region=REGION)
+
+
+def settings(catalog: CatalogConfig, tmp_path: Path, conn_id: str = "aws_default") -> WarpSpeedSettings:
+    base = WarpSpeedSettings.from_mapping({"home": str(tmp_path), "storage_prefix": "s3://bucket/ws",
+                                           "compute_backend": "emr", "aws_conn_id": conn_id}, catalog=catalog)
+    return base
+
+
+def operator(config_file: Path | str, ws: WarpSpeedSettings, **kwargs: Any) -> GlueBuildFeaturesOperator:
+    op = GlueBuildFeaturesOperator(task_id="build_features_glue", plan_uri="s3://bucket/ws/plan.json",
+                                   config_file=str(config_file), **kwargs)
+    op.__dict__["settings"] = ws
+    return op
+
+
+@pytest.mark.parametrize("timeout", [None, 5, 60, 240, 2880])
+def test_the_task_waits_at_least_as_long_as_the_glue_job_may_run(tmp_path: Path, timeout: int | None) -> None:
+    """Item 5: waiter_max_attempts stayed at the provider's 75 (37.5 min at 30 s) below a 60-minute timeout."""
+    shipped = GlueJobSettings.load(BUNDLE_CONFIG / "preprocessing.yaml")
+    glue = replace(shipped, script_bucket="bucket") if timeout is None \
+        else GlueJobSettings(script_bucket="bucket", timeout_minutes=timeout)
+    op = operator(BUNDLE_CONFIG / "preprocessing.yaml", settings(GLUE_CATALOG, tmp_path))
+    op.configure(glue, op.settings)
+    assert op.waiter_delay == glue.waiter_delay
+    assert op.waiter_max_attempts * op.waiter_delay >= (glue.timeout_minutes + START_MARGIN_MINUTES) * 60
+    assert op.create_job_kwargs["Timeout"] == glue.timeout_minutes
+
+
+def test_a_rest_catalog_job_definition_signs_with_the_configured_region(tmp_path: Path) -> None:
+    """Item 6: S3 Tables / Glue REST / Polaris through --conf, rest.signing-region from region."""
+    glue = GlueJobSettings(script_bucket="bucket")
+    op = operator(BUNDLE_CONFIG / "preprocessing.yaml", settings(S3_TABLES, tmp_path))
+    op.configure(glue, op.settings)
+    conf = op.create_job_kwargs["DefaultArguments"]["--conf"].split(" --conf ")
+    prefix = "spark.sql.catalog.warpspeed"
+    for item in (f"{prefix}=org.apache.iceberg.spark.SparkCatalog", f"{prefix}.type=rest",
+                 f"{prefix}.uri=https://s3tables.eu-west-1.amazonaws.com/iceberg",
+                 f"{prefix}.warehouse=arn:aws:s3tables:eu-west-1:123456789012:bucket/warpspeed",
+                 f"{prefix}.rest.sigv4-enabled=true", f"{prefix}.rest.signing-name=s3tables",
+                 f"{prefix}.rest.signing-region=eu-west-1"):
+        assert item in conf, (item, conf)
+    assert S3_TABLES.pyiceberg_properties()["rest.signing-region"] == "eu-west-1"
+    explicit = CatalogConfig(kind="rest", uri="https://glue.eu-west-1.amazonaws.com/iceberg", region="eu-west-1",
+                             properties={"rest.sigv4-enabled": "true", "rest.signing-name": "glue",
+                                         "rest.signing-region": "us-east-1"})
+    assert explicit.spark_conf()[f"{prefix}.rest.signing-region"] == "us-east-1"  # what the user set wins
+
+
+@pytest.mark.parametrize(
+    ("catalog", "needle"),
+    [
+        (CatalogConfig(kind="sql", warehouse="file:///tmp/w", uri="sqlite:///tmp/c.db"), "catalog_type = sql"),
+        (CatalogConfig(kind="rest", uri="http://127.0.0.1:8181"), "loopback"),
+        (CatalogConfig(kind="rest", uri="https://polaris.example.com/api/catalog",
+                       properties={"credential": "id:secret"}), "credential"),
+    ],
+)
+def test_catalogs_glue_cannot_use_are_refused_with_the_fix(tmp_path: Path, catalog: CatalogConfig,
+                                                           needle: str) -> None:
+    op = operator(BUNDLE_CONFIG / "preprocessing.yaml", settings(catalog, tmp_path))
+    with pytest.raises(WarpSpeedConfigError, match=needle):
+        op.configure(GlueJobSettings(script_bucket="bucket"), op.settings)
+
+
+class _TI:
+    dag_id, task_id, run_id, map_index, try_number = "d", "build_features_glue", "r", -1, 1
+
+    def xcom_push(self, **_kw: Any) -> None:
+        pass
+
+
+@pytest.mark.usefixtures("moto_glue")
+def test_concurrent_runs_exceeded_defers_between_starts_instead_of_sleeping_in_the_worker(
+    moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Item 7: the ConcurrentRunsExceeded backoff ran inside initialize_job, before defer(), holding a worker."""
+    _moto_job_run_transition(moto_endpoint, {"progression": "manual", "times": 10_000})  # runs never finish
+    name = f"wf-{uuid.uuid4().hex[:8]}"
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name=REGION, aws_access_key_id=ACCESS_KEY,
+                      aws_secret_access_key=SECRET_KEY)
+    s3.create_bucket(Bucket="bucket")
+    _glue_hook(name, attempts=1, initial=0.01).initialize_job({"--plan-uri": "s3://bucket/first.json"})
+    config = tmp_path / "preprocessing.yaml"
+    config.write_text(json.dumps({"glue": {
+        "job_name": name, "script_bucket": "bucket", "iam_role_arn": "arn:aws:iam::123456789012:role/glue",
+        "concurrency_retry_initial_seconds": 0.01, "concurrency_retry_max_seconds": 0.04,
+        "concurrency_retry_max_attempts": 3}}), encoding="utf-8")
+    monkeypatch.setattr(FeatureRefreshService, "ensure_tables", lambda self: None)
+    monkeypatch.setattr(FeatureRefreshService, "upload_artifacts", lambda self, glue, s3: "s3://bucket/zip")
+    # moto implements CreateJob but not UpdateJob: the job exists, so take it as it is
+    monkeypatch.setattr(ConcurrencyAwareGlueJobHook, "create_or_update_glue_job",
+                        ConcurrencyAwareGlueJobHook.get_or_create_glue_job)
+    ws = settings(GLUE_CATALOG, tmp_path, "moto_glue")
+    op = operator(config, ws, deferrable=True)
+    context: Any = {"ti": _TI()}
+    op.configure(GlueJobSettings.load(config), ws)
+    starts = _count_starts(op.hook, monkeypatch)
+
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    assert len(starts) == 1, "a refused start must not be retried in the worker"
+    assert type(deferred.value.trigger).__name__ == "TimeDeltaTrigger"
+    assert deferred.value.method_name == "start_again" and deferred.value.kwargs == {"attempt": 2}
+
+    again = operator(config, ws, deferrable=True)  # a resumed task is a new instance
+    again.configure(GlueJobSettings.load(config), ws)
+    more = _count_starts(again.hook, monkeypatch)
+    with pytest.raises(TaskDeferred) as deferred:
+        again.start_again(context, None, attempt=2)
+    assert len(more) == 1 and deferred.value.kwargs == {"attempt": 3}
+    with pytest.raises(ClientError) as refused:
+        again.start_again(context, None, attempt=3)  # the last start: the task's own retries take over
+    assert is_concurrent_runs_exceeded(refused.value) and len(more) == 2
