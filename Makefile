@@ -17,7 +17,7 @@ MAVEN_ARTIFACTS := org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:$(ICEBERG_V
 
 WINDOW_MINUTES ?= 2
 
-.PHONY: setup demo airflow soak test lint typecheck unit bench clean chromium wheel-smoke
+.PHONY: setup demo airflow rehearsal soak test lint typecheck unit bench clean chromium wheel-smoke
 
 setup: $(VENV)/.installed $(JARS)/.fetched
 
@@ -31,7 +31,8 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/uv pip install --python $(PY) --quiet -e ".[dev,models,embedded]"
 	touch $@
 
-# The embedded servers' classpaths (ElasticMQ = SQS, Iceberg REST catalog), one folder each.
+# The embedded servers' classpaths (ElasticMQ = SQS, Iceberg REST catalog) and the rehearsal's (S3Proxy;
+# hadoop-aws, its SDK and Iceberg's AWS bundle for the Spark nodes), one folder each.
 SERVER_POMS := $(wildcard provider/warpspeed/embedded/maven/*/pom.xml)
 
 $(JARS)/.fetched: Makefile $(SERVER_POMS)
@@ -53,6 +54,14 @@ demo: setup
 # request producer; prints the UI URL and login. Ctrl-C stops everything; state stays in .warpspeed/.
 airflow: setup
 	WINDOW_MINUTES=$(WINDOW_MINUTES) $(PY) -m warpspeed.embedded.live
+
+# The production rehearsal (docs/emr.md): `make airflow` with compute_backend = emr on an EMR and Glue
+# control plane (moto, emulated), S3Proxy and a Spark standalone cluster on loopback; every step's command
+# line runs as EMR would run it. WINDOW_MINUTES (default 5); REHEARSAL_IDLE_SECONDS shortens the profiles'
+# idle auto-termination. A Spot loss on request: `.venv/bin/python -m warpspeed.embedded.rehearsal spot`.
+REHEARSAL_WINDOW_MINUTES ?= 5
+rehearsal: setup
+	WINDOW_MINUTES=$(REHEARSAL_WINDOW_MINUTES) $(PY) -m warpspeed.embedded.rehearsal
 
 # The live stack under hostile load (5,000 requests over 10 one-minute windows, 6% hostile, 6%
 # re-sent), SIGKILLs of scheduler/triggerer/tasks and SQS faults, then an audit: prints

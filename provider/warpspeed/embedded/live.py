@@ -110,6 +110,9 @@ class LiveStack:
         Airflow components reach it (``make soak`` points them at a fault-injecting proxy).
     :param tenants: tenants to seed in the features table; None: the producer's (4 without one).
     :param accounts: (fewest, spread) accounts per seeded tenant (see :func:`seed.accounts_for`).
+    :param seed_data: seeds the tables, models and features of the tenants (given them and
+        ``accounts``) where the stack's settings put them; None: the embedded catalog and folders
+        of ``home`` (``make rehearsal`` seeds its Glue catalog and S3 server instead).
     """
 
     def __init__(
@@ -126,6 +129,7 @@ class LiveStack:
         sqs_env: Callable[[LocalSqs], dict[str, str]] | None = None,
         tenants: int | None = None,
         accounts: tuple[int, int] = (2000, 3000),
+        seed_data: Callable[[list[str], tuple[int, int]], object] | None = None,
     ) -> None:
         self.home = home.resolve()
         self.window_minutes = window_minutes
@@ -137,6 +141,7 @@ class LiveStack:
         self.postgres = postgres
         self.sqs_env = sqs_env
         self.seed_tenants, self.seed_accounts = tenants, accounts
+        self.seed_data = seed_data
         self.catalog: RestCatalogServer | None = None
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.components: dict[str, Component] = {}
@@ -238,12 +243,15 @@ class LiveStack:
         from warpspeed.config.settings import WarpSpeedSettings
         from warpspeed.ledger.tables import ensure_tables
 
+        count = self.seed_tenants or (self.producer_config.tenants if self.producer_config else 4)
+        self.tenants = seed.tenant_ids(count)
+        if self.seed_data is not None:
+            self.seed_data(self.tenants, self.seed_accounts)
+            return
         settings = WarpSpeedSettings.from_mapping({"home": str(self.home)})
         catalog = settings.catalog.load()
         ensure_tables(catalog)
         seed.publish_seed_models(settings.storage_prefix)
-        count = self.seed_tenants or (self.producer_config.tenants if self.producer_config else 4)
-        self.tenants = seed.tenant_ids(count)
         base, spread = self.seed_accounts
         seed.write_features(catalog, seed.feature_rows(self.tenants, base=base, spread=spread))
 

@@ -1,0 +1,77 @@
+"""The rehearsal's settings and demo data: tables in the Glue catalog, models and features in S3.
+
+What ``make airflow`` seeds into the embedded REST catalog and local folders, seeded here into the
+rehearsal's Glue Data Catalog (the control plane) with its data on the S3 server: the ledger and
+features tables, the demo's expression models and its MLflow model (trained here, uploaded).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from warpspeed.config.catalog import CatalogConfig
+from warpspeed.config.settings import WarpSpeedSettings
+from warpspeed.embedded import seed
+from warpspeed.ledger.tables import ensure_tables
+from warpspeed.storage.documents import storage_for
+from warpspeed.window.manifests import models_uri
+
+if TYPE_CHECKING:
+    from warpspeed.embedded.rehearsal.stack import RehearsalStack
+
+
+def rehearsal_settings(stack: RehearsalStack, **values: str) -> WarpSpeedSettings:
+    """Return settings on the rehearsal for this process (its catalog carries the S3 credential, Airflow's does not)."""
+    extra = stack.catalog_extra()
+    secret = {"s3.access-key-id": stack.identity.access_key, "s3.secret-access-key": stack.identity.secret_key,
+              "glue.access-key-id": stack.identity.access_key, "glue.secret-access-key": stack.identity.secret_key}
+    catalog = CatalogConfig(kind="glue", warehouse=extra["warehouse"], region=extra["region"],
+                            properties={k: v for k, v in extra.items() if k not in ("type", "warehouse", "region")}
+                            | secret)
+    return WarpSpeedSettings.from_mapping(
+        {"home": str(stack.home), "storage_prefix": stack.storage_prefix, "compute_backend": "emr", **values},
+        catalog=catalog)
+
+
+def upload_folder(s3: Any, folder: Path, uri: str) -> None:
+    """Upload every file under ``folder`` to the ``s3://`` prefix ``uri``."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        s3.upload_file(str(path), bucket, f"{key.rstrip('/')}/{path.relative_to(folder)}")
+
+
+def publish_models(stack: RehearsalStack) -> list[str]:
+    """Publish the demo's models under the rehearsal's storage prefix (the MLflow one trained here)."""
+    s3 = stack.s3()
+    with tempfile.TemporaryDirectory(prefix="warpspeed-models-") as tmp:
+        local = Path(tmp).as_uri()
+        published = seed.publish_seed_models(local)
+        upload_folder(s3, Path(tmp) / "models", models_uri(stack.storage_prefix))
+    return [u.replace(local, stack.storage_prefix, 1) for u in published]
+
+
+def seed_stack(stack: RehearsalStack, tenants: list[str], accounts: tuple[int, int]) -> WarpSpeedSettings:
+    """Create the tables, publish the models and write the features of ``tenants``; return the settings used."""
+    settings = rehearsal_settings(stack)
+    catalog = settings.catalog.load()
+    ensure_tables(catalog)
+    publish_models(stack)
+    base, spread = accounts
+    seed.write_features(catalog, seed.feature_rows(tenants, base=base, spread=spread))
+    return settings
+
+
+def storage(stack: RehearsalStack) -> Any:
+    """Return the rehearsal's storage (window documents, run records) for this process."""
+    return storage_for(stack.storage_prefix, stack.s3)
+
+
+def log_object(stack: RehearsalStack, uri: str) -> str:
+    """Return the text of a gzipped log object (a step's ``stderr.gz``)."""
+    import gzip
+
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return gzip.decompress(stack.s3().get_object(Bucket=bucket, Key=key)["Body"].read()).decode(errors="replace")
+
