@@ -68,7 +68,7 @@ class Hook:
 
 
 class S3:
-    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803 (boto3's names)
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
         assert f"s3://{Bucket}/{Key}" == LOG
         return {"Body": io.BytesIO(gzip.compress(SAID.encode()))}
 

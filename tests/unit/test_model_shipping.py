@@ -27,12 +27,12 @@ class MasterRules:
         self.files: list[str] = []
         self.archives: list[str] = []
 
-    def addFile(self, path: str, recursive: bool = False) -> None:  # noqa: N802 (Spark's name)
+    def addFile(self, path: str, recursive: bool = False) -> None:
         if not self.master.startswith("local") and os.path.isdir(path):
-            raise RuntimeError(f"[UNSUPPORTED_ADD_FILE.LOCAL_DIRECTORY] {path} is not supported in a non-local master mode")
+            raise RuntimeError(f"[UNSUPPORTED_ADD_FILE.LOCAL_DIRECTORY] {path} is not supported on a non-local master")
         self.files.append(path)
 
-    def addArchive(self, path: str) -> None:  # noqa: N802 (Spark's name)
+    def addArchive(self, path: str) -> None:
         assert os.path.isfile(path), f"an archive is a file, got {path}"
         self.archives.append(path)
 

@@ -31,21 +31,18 @@ RESERVED = {
 
 def spark_defaults_problem(key: str, value: str) -> str | None:
     """Return why ``key: value`` cannot be a spark-defaults entry, or None when it can."""
-    if not key.startswith("spark.") or any(c.isspace() for c in key):
-        return (f"{key!r} is not a Spark property (spark-defaults takes spark.* keys; Spark ignores others), "
-                "e.g. spark.executor.memory")
-    if key in RESERVED:
-        return f"is reserved: {RESERVED[key]}"
     text = value.strip()
-    if not text:
-        return "is empty"
-    if SIZE_KEYS.match(key) and not SIZE.match(text):
-        return f"={value!r} is not a size Spark reads (e.g. 4g, 512m)"
-    if INT_KEYS.match(key) and not text.isdigit():
-        return f"={value!r} is not a whole number"
-    if BOOL_KEYS.match(key) and text.lower() not in ("true", "false"):
-        return f"={value!r} is not true or false"
-    return None
+    checks = (
+        (not key.startswith("spark.") or any(c.isspace() for c in key),
+         f"{key!r} is not a Spark property (spark-defaults takes spark.* keys; Spark ignores others), "
+         "e.g. spark.executor.memory"),
+        (key in RESERVED, f"is reserved: {RESERVED.get(key)}"),
+        (not text, "is empty"),
+        (bool(SIZE_KEYS.match(key)) and not SIZE.match(text), f"={value!r} is not a size Spark reads (e.g. 4g, 512m)"),
+        (bool(INT_KEYS.match(key)) and not text.isdigit(), f"={value!r} is not a whole number"),
+        (bool(BOOL_KEYS.match(key)) and text.lower() not in ("true", "false"), f"={value!r} is not true or false"),
+    )
+    return next((why for failed, why in checks if failed), None)
 
 
 def spark_defaults_problems(defaults: Mapping[str, str]) -> dict[str, str]:

@@ -19,8 +19,8 @@ from an earlier attempt (same name) instead of submitting them twice.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -287,7 +287,7 @@ class EmrComputeBackend(ComputeBackend):
         )
 
     def explain(self, cluster: ClusterRef, statuses: Sequence[StepStatus]) -> list[StepStatus]:
-        """Add why the cluster failed to the steps it took down (one DescribeCluster, only when a step did not complete).
+        """Add why the cluster failed to the steps it took down (one DescribeCluster, only if a step did not complete).
 
         A step of a cluster whose bootstrap failed, or that lost its instances, ends CANCELLED (or
         FAILED) with nothing of its own to say; the cluster's reason, in the terms of its profile

@@ -66,4 +66,5 @@ def _last_words(text: str | None) -> str | None:
     """Return the line a failed script ended on (Warp Speed's bootstrap says ``warpspeed bootstrap: ...``)."""
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
     ours = [line for line in lines if line.startswith("warpspeed bootstrap:")]
-    return (ours or lines or [None])[-1]
+    found = ours or lines
+    return found[-1] if found else None
