@@ -27,6 +27,7 @@ class EmrStepsTrigger(BaseTrigger):
     :param log_uri: the cluster's log URI (to point at each step's logs).
     :param poll_interval: seconds before the second poll.
     :param max_poll_interval: longest wait between polls.
+    :param echo: JSON the task deferred with, returned in every event (see :meth:`echoing`).
     """
 
     def __init__(
@@ -39,6 +40,7 @@ class EmrStepsTrigger(BaseTrigger):
         log_uri: str | None = None,
         poll_interval: float = 30.0,
         max_poll_interval: float = 300.0,
+        echo: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.cluster_id = cluster_id
@@ -48,6 +50,19 @@ class EmrStepsTrigger(BaseTrigger):
         self.log_uri = log_uri
         self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
+        self.echo = echo
+
+    def echoing(self, state: dict[str, Any]) -> EmrStepsTrigger:
+        """Return this trigger carrying ``state`` (what the task deferred with) into its events.
+
+        The triggerer hands a resumed task the deferral's kwargs plus the event; ``airflow dags
+        test`` (Airflow 3.3, triggers run in line) hands it the event alone, so a task that keeps
+        its flow in the kwargs would lose it there. With the state in the event, both resume.
+        """
+        return type(self)(**{**self.serialize()[1], "echo": dict(state)})
+
+    def _event(self, payload: dict[str, Any]) -> TriggerEvent:
+        return TriggerEvent(payload | ({"echo": self.echo} if self.echo is not None else {}))
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Return the classpath and the arguments that rebuild this trigger."""
@@ -61,6 +76,7 @@ class EmrStepsTrigger(BaseTrigger):
                 "log_uri": self.log_uri,
                 "poll_interval": self.poll_interval,
                 "max_poll_interval": self.max_poll_interval,
+                "echo": self.echo,
             },
         )
 
@@ -76,11 +92,11 @@ class EmrStepsTrigger(BaseTrigger):
             try:
                 states = await sync_to_async(hook.step_states)(self.cluster_id, self.step_ids, self.log_uri)
             except Exception as err:
-                yield TriggerEvent({"status": "error", "cluster_id": self.cluster_id, "message": str(err)})
+                yield self._event({"status": "error", "cluster_id": self.cluster_id, "message": str(err)})
                 return
             pending = [s for s in states if not s.terminal]
             if not pending:
-                yield TriggerEvent(
+                yield self._event(
                     {"status": "done", "cluster_id": self.cluster_id, "steps": [s.to_dict() for s in states]}
                 )
                 return
