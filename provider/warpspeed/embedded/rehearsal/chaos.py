@@ -1,17 +1,20 @@
 """Spot interruption on request: a reclaimed Spot node takes the executors of a running step with it.
 
 A rule (``POST /_rehearsal/spot`` on the control plane, :meth:`RehearsalStack.inject_spot
-<warpspeed.embedded.rehearsal.stack.RehearsalStack.inject_spot>`, or ``make rehearsal``'s
-``SPOT=<regex>``) names steps by a regular expression on their name. The next running Spark step
-that matches loses its busy executors (SIGKILL of their JVMs, as when the node disappears) round
-after round until Spark gives up on a task (``spark.task.maxFailures``, 4 by default) and the
-driver aborts the job with ``ExecutorLostFailure``: the step fails as a step on a reclaimed Spot
-fleet does, and the product's Spot-loss rule resubmits it on on-demand capacity. A rule is used
-once. Steps pinned to on-demand nodes (``nodeLabelExpression=ON_DEMAND`` in their Args: YARN node
-labels on EMR) are never hit, as on EMR.
+<warpspeed.embedded.rehearsal.stack.RehearsalStack.inject_spot>`, or ``python -m
+warpspeed.embedded.rehearsal spot <regex>``) names steps by a regular expression on their name. The
+next running Spark step that matches loses its busy executors: their JVMs are SIGKILLed, as when the
+node disappears, ``rounds`` times (Spark sees ``ExecutorLostFailure`` for the tasks they ran and
+retries them). If Spark has not given up on the job ``grace`` seconds after the last round (it
+takes ``spark.task.maxFailures`` = 4 losses of one task, minutes on a loaded machine), the runner
+ends the step as a step whose Spot fleet did not come back: its driver is stopped and the step
+FAILED with :func:`spot_message` (the reclaimed instance, the lost executors, the driver's own
+last loss line). The product's Spot-loss rule then resubmits it on on-demand capacity. A rule is
+used once. Steps pinned to on-demand nodes (``nodeLabelExpression=ON_DEMAND`` in their Args: YARN
+node labels on EMR) are never hit, as on EMR.
 
-Emulated (docs/emr.md): the reclaim itself and its timing; what Spark and the product do with it
-is real.
+Emulated (docs/emr.md): the reclaim, its timing, and that the step does not outlive it; the lost
+executors, Spark's reaction and the product's retry are real.
 """
 
 from __future__ import annotations
@@ -38,17 +41,24 @@ UI_URL = re.compile(r"started at (http://\S+)")
 
 @dataclass
 class SpotRule:
-    """Reclaim the executors of the next matching Spark step, up to ``rounds`` times, ``spacing`` s apart."""
+    """Reclaim the executors of the next matching Spark step ``rounds`` times, ``spacing`` s apart.
+
+    :param grace: seconds after the last round for Spark to fail the job on its own, before the
+        runner ends the step as lost. Short by default: new executors on the surviving workers
+        finish a small job within seconds (seen: 13 s after a second round, with a 15 s grace), and
+        a step that completes was not lost to Spot, so the retry would go unexercised.
+    """
 
     pattern: str = ".*"
-    rounds: int = 20
-    spacing: float = 1.0
+    rounds: int = 1
+    spacing: float = 3.0
     after_seconds: float = 0.0
+    grace: float = 3.0
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> SpotRule:
         """Build from the admin request's JSON body."""
-        return cls(**{k: raw[k] for k in ("pattern", "rounds", "spacing", "after_seconds") if k in raw})
+        return cls(**{k: raw[k] for k in ("pattern", "rounds", "spacing", "after_seconds", "grace") if k in raw})
 
     def matches(self, name: str, args: list[str]) -> bool:
         """Tell whether the rule hits a step of this name and Args (never an on-demand-pinned one)."""
@@ -67,6 +77,11 @@ class Reclaim:
         """Tell whether another round may run now."""
         return (len(self.kills) < self.rule.rounds and ran_for >= self.rule.after_seconds
                 and time.monotonic() - self.last >= self.rule.spacing)
+
+    @property
+    def over(self) -> bool:
+        """Tell whether every round ran and the grace after the last one has passed."""
+        return len(self.kills) >= self.rule.rounds and time.monotonic() - self.last >= self.rule.grace
 
 
 def busy_executors(spark: StandaloneCluster, app_id: str, driver_output: str) -> list[int]:
@@ -104,3 +119,15 @@ def reclaim_round(spark: StandaloneCluster, reclaim: Reclaim, driver_output: str
     reclaim.last = time.monotonic()
     log.info("spot: reclaimed executors %s of %s after %.1f s", pids, found.group(1), ran_for)
     return True
+
+
+LOSS_LINE = re.compile(r"(ExecutorLostFailure.*|Lost executor \S+ on \S+: .*)")
+SPOT_INSTANCE = "i-0rehearsal0spot0task"
+
+
+def spot_message(reclaim: Reclaim, driver_output: str) -> str:
+    """Return the failure of a step whose Spot capacity was reclaimed under it (FailureDetails.Message)."""
+    lost = sorted({pid for _, pids in reclaim.kills for pid in pids})
+    last = LOSS_LINE.findall(driver_output)
+    return (f"Spot instance {SPOT_INSTANCE} terminated (capacity reclaimed): lost node with executors {lost}"
+            + (f"; the driver's last: {last[-1].strip()}" if last else ""))

@@ -242,9 +242,12 @@ class RehearsalStack:
         """Return an S3 client for the rehearsal's S3 server."""
         return s3_client(self.s3_endpoint, self.identity, REGION)
 
-    def inject_spot(self, pattern: str = ".*", rounds: int = 20) -> None:
-        """Reclaim the Spot nodes under the next running Spark step named like ``pattern`` (see :mod:`.chaos`)."""
-        order(self.control_plane, "spot", {"pattern": pattern, "rounds": rounds})
+    def inject_spot(self, pattern: str = ".*", **rule: float) -> None:
+        """Reclaim the Spot nodes under the next running Spark step named like ``pattern`` (see :mod:`.chaos`).
+
+        :param rule: the rule's other fields (``rounds``, ``spacing``, ``after_seconds``, ``grace``).
+        """
+        order(self.control_plane, "spot", {"pattern": pattern, **rule})
 
     def set_idle_timeout(self, seconds: float) -> None:
         """Give every cluster this idle timeout from now on (instead of its profile's)."""

@@ -36,7 +36,7 @@ from typing import Any
 
 from warpspeed.embedded.rehearsal import command_runner as node
 from warpspeed.embedded.rehearsal.bootstrap import BootstrapRun
-from warpspeed.embedded.rehearsal.chaos import Reclaim, SpotRule, reclaim_round
+from warpspeed.embedded.rehearsal.chaos import Reclaim, SpotRule, reclaim_round, spot_message
 from warpspeed.embedded.rehearsal.glue_runs import glue_command, glue_configurations
 from warpspeed.embedded.rehearsal.processes import reap_registered, spawn, stop_group
 from warpspeed.embedded.rehearsal.spark_conf import Node, conf_dir_for
@@ -266,7 +266,9 @@ class StepRunner:
                 self._glue_ended(key, run, code)
                 continue
             log_file = node.upload_logs(self.s3, run.folder, run.log_prefix)
-            if run.stopped_as:
+            if run.stopped_as == "SPOT" and run.reclaim is not None:
+                self._fail(key[0], key[1], spot_message(run.reclaim, node.read_output(run.folder)), log_file)
+            elif run.stopped_as:
                 self.admin("emr/step", cluster_id=key[0], step_id=key[1], state=run.stopped_as)
             elif code == 0:
                 self.admin("emr/step", cluster_id=key[0], step_id=key[1], state="COMPLETED")
@@ -286,9 +288,12 @@ class StepRunner:
             self._terminate(cid, "TERMINATED_WITH_ERRORS", "STEP_FAILURE", "Shut down as step failed")
 
     def _spot(self) -> None:
-        for run in self.running.values():
-            if run.reclaim is not None and run.proc.poll() is None:
-                reclaim_round(self.spark, run.reclaim, node.read_output(run.folder), time.monotonic() - run.started)
+        for run in list(self.running.values()):
+            if run.reclaim is None or run.proc.poll() is not None:
+                continue
+            reclaim_round(self.spark, run.reclaim, node.read_output(run.folder), time.monotonic() - run.started)
+            if run.reclaim.over:  # Spark has not given up yet: the step does not outlive its capacity
+                self._stop(run, "SPOT")
 
     # -- Glue -------------------------------------------------------------------------------
     def _glue(self) -> None:
