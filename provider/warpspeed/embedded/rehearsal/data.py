@@ -22,14 +22,20 @@ if TYPE_CHECKING:
     from warpspeed.embedded.rehearsal.stack import RehearsalStack
 
 
-def rehearsal_settings(stack: RehearsalStack, **values: str) -> WarpSpeedSettings:
-    """Return settings on the rehearsal for this process (its catalog carries the S3 credential, Airflow's does not)."""
+def rehearsal_settings(stack: RehearsalStack, *, credentials: bool = True, **values: str) -> WarpSpeedSettings:
+    """Return settings on the rehearsal for this process.
+
+    :param credentials: give the catalog the S3 server's credential (pyiceberg in this process, which has
+        no instance profile's stand-in in its environment); False: the catalog Airflow gets, so a request
+        built from it is the one the DAG's tasks build (same profile hash, no secret in it).
+    """
     extra = stack.catalog_extra()
     secret = {"s3.access-key-id": stack.identity.access_key, "s3.secret-access-key": stack.identity.secret_key,
               "glue.access-key-id": stack.identity.access_key, "glue.secret-access-key": stack.identity.secret_key}
-    catalog = CatalogConfig(kind="glue", warehouse=extra["warehouse"], region=extra["region"],
-                            properties={k: v for k, v in extra.items() if k not in ("type", "warehouse", "region")}
-                            | secret)
+    catalog = CatalogConfig.from_connection("rehearsal", host=None, login=None, password=None, extra=extra)
+    if credentials:
+        catalog = CatalogConfig(kind="glue", warehouse=catalog.warehouse, region=catalog.region,
+                                properties=dict(catalog.properties) | secret)
     return WarpSpeedSettings.from_mapping(
         {"home": str(stack.home), "storage_prefix": stack.storage_prefix, "compute_backend": "emr", **values},
         catalog=catalog)
