@@ -12,6 +12,7 @@ Before it, the same batches forced onto Spark: in the window that starts the war
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -34,27 +35,29 @@ from warpspeed.ledger.tables import ensure_tables
 from warpspeed.operators.score import score_job
 from warpspeed.planning.batches import dedupe_latest, plan_window
 from warpspeed.planning.routing import SPARK, route_plan
-from warpspeed.storage.documents import storage_for
 from warpspeed.window.manifests import BatchManifest, WindowLayout, models_uri
 
-TENANTS, REQUESTS, SAMPLE = 40, 120, 3
-
-
+TENANTS = int(os.environ.get("WARPSPEED_BENCH_BATCHING_TENANTS", "40"))
+REQUESTS = int(os.environ.get("WARPSPEED_BENCH_BATCHING_REQUESTS", "120"))
+SAMPLE = int(os.environ.get("WARPSPEED_BENCH_BATCHING_SAMPLE", "3"))
+"""Requests over tenants, and how many of them run one spark-submit each (the smoke run uses a few)."""
 REPO_ROOT = Path(__file__).resolve().parents[1]
 """This checkout: the benchmark passes the bundle's config and jars explicitly."""
+
+
 def run() -> Iterator[dict]:
     """Time batched runs for all requests and sampled single-request runs; report the ratio."""
     with scratch_settings() as settings:
         catalog = settings.catalog.load()
         ensure_tables(catalog)
-        publish_seed_models(settings.storage_prefix)
+        publish_seed_models(settings.storage_prefix, settings.storage())
         tenants = tenant_ids(TENANTS)
         write_features(catalog, feature_rows(tenants))
         requests, _ = dedupe_latest(
             ScoringRequest.from_dict(d) for d in scoring_requests(RequestMix(TENANTS, REQUESTS, 0), tenants)
         )
         workloads = WorkloadCatalog.load(REPO_ROOT / "dags" / "config" / "workloads.yaml")
-        storage = storage_for(settings.storage_prefix)
+        storage = settings.storage()
         backend = LocalSparkBackend(settings)  # the product's local backend: the warm engine
         plain = LocalSparkBackend(settings, warm=False)  # one spark-submit per job
         cluster = backend.ensure_cluster("scoring", "scoring")

@@ -26,6 +26,9 @@ from warpspeed.embedded.stack import embedded_stack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STAMP = re.compile(r"^(\S+Z) ")
+TENANTS = int(os.environ.get("WARPSPEED_BENCH_DEMO_TENANTS", "20"))
+REQUESTS = int(os.environ.get("WARPSPEED_BENCH_DEMO_REQUESTS", "50"))
+"""``make demo``'s window (the size knobs: the suite's smoke run uses a few requests)."""
 
 
 def dag_run_seconds(log_path: Path) -> float:
@@ -58,11 +61,11 @@ def run() -> Iterator[dict]:
         settings = WarpSpeedSettings.from_mapping({})
         try:
             with embedded_stack(settings.home, settings.jars_dir) as stack:
-                cold = run_demo(stack=stack)  # its first score task starts the engine; it stays up
+                cold = run_demo(TENANTS, REQUESTS, stack=stack)  # its first score task starts the engine; it stays up
                 cold_s = dag_run_seconds(settings.home / "logs" / f"dags_test_{cold['window_id']}.log")
                 engine = read_handle(settings.home)
                 starts = engine_starts(settings.home)
-                warm = run_demo(stack=stack)
+                warm = run_demo(TENANTS, REQUESTS, stack=stack)
                 warm_s = dag_run_seconds(settings.home / "logs" / f"dags_test_{warm['window_id']}.log")
                 reused = "its tasks reused it" if engine_starts(settings.home) == starts else "an engine was restarted"
         finally:

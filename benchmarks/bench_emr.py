@@ -21,7 +21,8 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 """This checkout: the benchmark passes the bundle's config and jars explicitly."""
-REQUESTS = 2000
+REQUESTS = int(os.environ.get("WARPSPEED_BENCH_EMR_REQUESTS", "2000"))
+"""Requests in the window (the size knob: the suite's smoke run uses a few dozen)."""
 WORKLOADS = ("scoring", "intent", "upsell")
 TENANTS = 600
 REGION = "us-east-1"

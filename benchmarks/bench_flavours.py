@@ -39,7 +39,7 @@ from warpspeed.embedded.stack import scratch_settings
 from warpspeed.intake.schema import ScoringRequest
 from warpspeed.ledger.tables import FEATURE_COLUMNS, FEATURES_TABLE, ensure_tables
 from warpspeed.operators.score import SCORE_SCRIPT
-from warpspeed.storage.documents import local_path, storage_for
+from warpspeed.storage.documents import local_path
 from warpspeed.window.manifests import BatchManifest, WindowLayout, models_uri
 
 ROWS = int(os.environ.get("WARPSPEED_BENCH_FLAVOUR_ROWS", "2000000"))
@@ -50,8 +50,8 @@ PEER_NOTE = ("Spark job rate (its own timing: JVM and session start excluded) / 
 MODELS = {"expression": "churn_risk", "mlflow": "upsell_propensity", "spark_ml": "fit_pipeline"}
 #: which flavours to run (comma-separated), e.g. ``WARPSPEED_BENCH_FLAVOURS=expression`` while tuning one
 FLAVOURS = os.environ.get("WARPSPEED_BENCH_FLAVOURS", ",".join(MODELS)).split(",")
-#: measured runs of each side after the first (alternating plain, Spark)
-STEADY = 3
+#: measured runs of each side after the first (alternating plain, Spark); the suite's smoke run uses 1
+STEADY = int(os.environ.get("WARPSPEED_BENCH_FLAVOUR_STEADY", "3"))
 
 
 def save_pipeline(spark: Any, catalog: Any, uri: str) -> Any:
@@ -80,7 +80,7 @@ def predictors(spark: Any, settings: WarpSpeedSettings) -> dict[str, Any]:
     Like the job, each loads its model from the registry inside the timed run (the MLflow
     model with ``pyfunc.load_model``, the Spark ML pipeline with ``PipelineModel.load``).
     """
-    storage = storage_for(settings.storage_prefix)
+    storage = settings.storage()
     registry = models_uri(settings.storage_prefix)
     expression = parse_model(storage.read_text(f"{registry}/churn_risk/v1.json"))
 
@@ -113,7 +113,7 @@ def run() -> Iterator[dict]:
     with scratch_settings() as settings:
         catalog = settings.catalog.load()
         ensure_tables(catalog)
-        publish_seed_models(settings.storage_prefix)
+        publish_seed_models(settings.storage_prefix, settings.storage())
         tenants = tenant_ids(TENANTS)
         per_tenant = ROWS // TENANTS
         write_features(catalog, feature_rows(tenants, base=per_tenant, spread=1))
@@ -129,7 +129,7 @@ def run() -> Iterator[dict]:
                 "fit_pipeline": {"flavour": "spark_ml"},
             }}}})["bench"]
             plain = predictors(spark, settings)
-            storage = storage_for(settings.storage_prefix)
+            storage = settings.storage()
             backend = LocalSparkBackend(settings)
             cluster = backend.ensure_cluster("bench", "scoring")
             layout = WindowLayout(settings.storage_prefix, "bench")

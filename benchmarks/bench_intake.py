@@ -18,7 +18,8 @@ from warpspeed.intake.service import IntakeOptions, IntakeService
 from warpspeed.storage.documents import LocalStorage
 from warpspeed.window.manifests import IntakeManifest
 
-MESSAGES = 3000
+MESSAGES = int(os.environ.get("WARPSPEED_BENCH_INTAKE_MESSAGES", "3000"))
+"""Messages drained each way (the size knob: the suite's smoke run uses a few dozen)."""
 MODELS = {"scoring": frozenset({"churn_risk"})}
 
 

@@ -1,7 +1,8 @@
 """live_window_seconds: window close -> publish on the live stack under ``make demo``'s load.
 
 Starts :class:`warpspeed.embedded.live.LiveStack` (real scheduler, triggerer, api-server,
-dag-processor) in a temporary state folder with 2-minute windows and the default producer
+dag-processor) in a temporary state folder with 2-minute windows
+(``WARPSPEED_BENCH_LIVE_WINDOW_MINUTES``) and the default producer
 (``make demo``'s load: 50 requests over 20 tenants and 2 invalid messages per window), waits
 for ``WARPSPEED_BENCH_LIVE_WINDOWS`` (default 3) published windows and reports the median wall
 time from a window's end to the end of its ``publish`` task. Side by side, from the same runs:
@@ -23,7 +24,7 @@ from warpspeed.embedded.live import LiveStack, ProducerConfig
 from warpspeed.embedded.live_audit import audit_runs
 
 WINDOWS = int(os.environ.get("WARPSPEED_BENCH_LIVE_WINDOWS", "3"))
-WINDOW_MINUTES = 2
+WINDOW_MINUTES = int(os.environ.get("WARPSPEED_BENCH_LIVE_WINDOW_MINUTES", "2"))
 
 
 def run() -> Iterator[dict[str, Any]]:

@@ -11,6 +11,7 @@ admission path runs).
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 import statistics
 import sys
@@ -27,6 +28,8 @@ from warpspeed.intake.schema import ScoringRequest  # noqa: E402
 from warpspeed.planning.batches import WindowPlan, plan_window  # noqa: E402
 
 T0 = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
+SCALE = float(os.environ.get("WARPSPEED_BENCH_PLANNER_SCALE", "1"))
+"""Window sizes are 1k/10k/100k requests times this (the size knob: the suite's smoke run uses 0.01)."""
 MODELS = {"scoring": ("churn_risk", "upsell_propensity"), "intent": ("intent_surge",)}
 
 
@@ -83,7 +86,7 @@ def run() -> Iterator[dict]:
     unlimited = {w: dataclasses.replace(s, max_batches_per_window=10**9) for w, s in configured.items()}
     results = {}
     for n, repeats in ((1_000, 7), (10_000, 5), (100_000, 3)):
-        requests = window_requests(n)
+        requests = window_requests(max(int(n * SCALE), 6))
         results[n] = (requests, *timed(requests, unlimited, repeats))
     for n, label in ((1_000, "1k"), (10_000, "10k"), (100_000, "100k")):
         requests, wall, cpu, plan = results[n]

@@ -29,10 +29,9 @@ from warpspeed.intake.schema import ScoringRequest
 from warpspeed.ledger.tables import FEATURES_TABLE, ensure_tables
 from warpspeed.operators.score import score_job
 from warpspeed.planning.routing import engine_for
-from warpspeed.storage.documents import storage_for
 from warpspeed.window.manifests import BatchManifest, WindowLayout, models_uri
 
-ROWS = 5_000
+ROWS = int(os.environ.get("WARPSPEED_BENCH_ROUTING_ROWS", "5000"))
 RUNS = int(os.environ.get("WARPSPEED_BENCH_ROUTING_RUNS", "7"))
 SPARK_RUNS = int(os.environ.get("WARPSPEED_BENCH_ROUTING_SPARK_RUNS", "3"))
 WORKLOADS = Path(__file__).resolve().parents[1] / "dags" / "config" / "workloads.yaml"
@@ -45,7 +44,7 @@ def run() -> Iterator[dict]:
     with scratch_settings() as settings:
         catalog = settings.catalog.load()
         ensure_tables(catalog)
-        publish_seed_models(settings.storage_prefix)
+        publish_seed_models(settings.storage_prefix, settings.storage())
         tenants = ["route-a", "route-b"]
         rows = feature_rows(tenants, base=ROWS // 2, spread=1)
         table = catalog.load_table(FEATURES_TABLE)
@@ -61,7 +60,7 @@ def run() -> Iterator[dict]:
                                  layout.summary_uri("bench-routing"), engine=engine,
                                  **workload.manifest_fields(registry))
         uri = layout.batch_uri(manifest.batch_id)
-        storage = storage_for(settings.storage_prefix)
+        storage = settings.storage()
         storage.write_text(uri, manifest.to_json())
         backend = LocalSparkBackend(settings)
         cluster = backend.ensure_cluster("scoring", "scoring")

@@ -37,13 +37,12 @@ from warpspeed.embedded.stack import scratch_settings
 from warpspeed.intake.schema import ScoringRequest
 from warpspeed.ledger.tables import FEATURE_COLUMNS, FEATURES_TABLE, ensure_tables
 from warpspeed.operators.score import SCORE_SCRIPT
-from warpspeed.storage.documents import storage_for
 from warpspeed.window.manifests import BatchManifest, WindowLayout, models_uri
 
 ROWS = int(os.environ.get("WARPSPEED_BENCH_SCORING_ROWS", "10000000"))
 TENANTS = 100
-#: measured runs of each side after the first (alternating plain, Spark)
-STEADY = 3
+#: measured runs of each side after the first (alternating plain, Spark); the suite's smoke run uses 1
+STEADY = int(os.environ.get("WARPSPEED_BENCH_SCORING_STEADY", "3"))
 
 
 def features(rng: np.random.Generator, tenant: int, n: int) -> pa.Table:
@@ -69,7 +68,7 @@ def run() -> Iterator[dict]:
     with scratch_settings() as settings:
         catalog = settings.catalog.load()
         ensure_tables(catalog)
-        publish_seed_models(settings.storage_prefix)
+        publish_seed_models(settings.storage_prefix, settings.storage())
         table = catalog.load_table(FEATURES_TABLE)
         rng = np.random.default_rng(3)
         per_tenant = ROWS // TENANTS
@@ -83,7 +82,7 @@ def run() -> Iterator[dict]:
         if written:
             table.append(pa.concat_tables(written))
 
-        storage = storage_for(settings.storage_prefix)
+        storage = settings.storage()
         model = parse_model(storage.read_text(f"{models_uri(settings.storage_prefix)}/churn_risk/v1.json"))
 
         def numpy_predict(rows: pa.Table) -> np.ndarray:

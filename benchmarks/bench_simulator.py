@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 from warpspeed.sim.engine import simulate
 from warpspeed.sim.traces import Trace
 
+DAYS = float(os.environ.get("WARPSPEED_BENCH_SIM_DAYS", "2"))
+"""Days of trace simulated (the size knob: the suite's smoke run uses a few windows)."""
+
 
 def run() -> Iterator[dict]:
-    """Simulate two days of ~1,750 requests per 30-min window over 400 tenants, scaled to a month."""
-    result = simulate(Trace.generate(days=2, seed=7))
+    """Simulate DAYS (two) days of ~1,750 requests per 30-min window over 400 tenants, scaled to a month."""
+    result = simulate(Trace.generate(days=DAYS, seed=7))
     monthly = {k: v.monthly_total for k, v in result.results.items()}
     basis = (f"{result.requests:,} requests over {result.trace_days:g} days (400 tenants, "
              f"~1,500-2,000 per 30-min window) scaled to a month; assumptions: warpspeed simulate")

@@ -18,7 +18,9 @@ maintained within `trigger.min_interval_minutes`; otherwise it plans nothing and
    mean two maintenance actions never hit one table at once. Before/after figures go to the
    task log and `warpspeed.maintenance_runs`.
 3. **apply_s3_lifecycle** - applies `config/s3_lifecycle.yaml` (intake and batch
-   manifests, maintenance documents, logs) to the storage bucket; skipped on local storage.
+   manifests, maintenance documents, logs) to the storage bucket, refusing any rule over the
+   warehouse, a registered table or an Iceberg table found in S3 under a rule's prefix; skipped
+   on local storage.
 
 Trigger with conf `{"policy_file": "/path/to/policy.yaml"}` to use another policy.
 """
@@ -58,4 +60,5 @@ with DAG(
         task_id="maintain", execution_timeout=timedelta(hours=6), cluster_profiles_file=CLUSTER_PROFILES_FILE,
         map_index_template="{{ task.table }}",
     ).expand_kwargs(plan.output)
-    lifecycle = ApplyS3LifecycleOperator(task_id="apply_s3_lifecycle", rules_file=LIFECYCLE_FILE)
+    lifecycle = ApplyS3LifecycleOperator(task_id="apply_s3_lifecycle", rules_file=LIFECYCLE_FILE,
+                                         policy_file="{{ params.policy_file }}")

@@ -1,17 +1,44 @@
-"""One-time preparation of the compose stack: SQS queues, Iceberg tables, seed models and features.
+"""One-time preparation of the compose stack: secrets, SQS queues, Iceberg tables, seed models and features.
 
-Run by the ``airflow-init`` service after ``airflow db migrate``; safe to run again.
+Run by the ``airflow-init`` service: ``init.py --secrets <folder>`` before ``airflow db migrate``
+(generates the admin password, the API and JWT signing keys and the Fernet key, each in a file
+readable by this user only, once), then ``init.py`` after it. Safe to run again.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import secrets
+import sys
+from pathlib import Path
 
 import boto3
+
+from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded import seed
 from warpspeed.embedded.sqs_server import create_queues
-from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.ledger.tables import ensure_tables
+
+
+def write_secrets(folder: Path) -> None:
+    """Generate the stack's secrets in ``folder`` (0600 files) unless they exist; print the admin password."""
+    values = {
+        "jwt_secret": secrets.token_urlsafe(64),
+        "api_secret_key": secrets.token_urlsafe(64),
+        "fernet_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "simple_auth_passwords.json": json.dumps({"admin": secrets.token_urlsafe(16)}),
+    }
+    for name, value in values.items():
+        try:
+            fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value)
+    password = json.loads((folder / "simple_auth_passwords.json").read_text())["admin"]
+    print(f"Airflow UI login: admin / {password} (kept in the warpspeed-secrets volume)")
 
 
 def main() -> None:
@@ -32,4 +59,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--secrets"]:
+        write_secrets(Path(sys.argv[2]))
+    else:
+        main()

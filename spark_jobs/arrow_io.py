@@ -1,7 +1,8 @@
 """I/O of the single-node Arrow engine: documents, model loading, the scores table, commits.
 
-No Spark and no ``warpspeed``: documents go through ``pyarrow.fs`` (``file://``, ``s3://``),
-tables through pyiceberg. Messages match the Spark job's (:mod:`spark_jobs.flavours`), so a
+No Spark and no ``warpspeed``: documents go through ``pyarrow.fs`` (``file://``, and ``s3://``
+configured by the catalog's ``s3.*`` properties, as pyiceberg's own file IO is), tables through
+pyiceberg. Messages match the Spark job's (:mod:`spark_jobs.flavours`), so a
 result summary reads the same whichever engine wrote it.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from spark_jobs.flavours import (
@@ -24,31 +26,48 @@ from spark_jobs.flavours import (
 from spark_jobs.jobio import SCORES_TABLE_PROPERTIES
 from spark_jobs.models import ModelError
 
+EMPTY: Mapping[str, str] = {}
 
-def _fs_and_path(uri: str) -> tuple[Any, str]:
+
+@lru_cache(maxsize=8)
+def _file_io(properties: tuple[tuple[str, str], ...]) -> Any:
+    from pyiceberg.io.pyarrow import PyArrowFileIO
+
+    return PyArrowFileIO(dict(properties))
+
+
+def _fs_and_path(uri: str, properties: Mapping[str, str] = EMPTY) -> tuple[Any, str]:
+    """Return the pyarrow file system and path of ``uri``; ``s3://`` with the catalog's ``s3.*`` properties."""
     from pyarrow import fs
 
     if "://" not in uri:
         return fs.LocalFileSystem(), os.path.abspath(uri)
-    return fs.FileSystem.from_uri(uri)
+    if uri.startswith("file:"):
+        return fs.FileSystem.from_uri(uri)
+    io = _file_io(tuple(sorted(properties.items())))
+    scheme, netloc, path = io.parse_location(uri, io.properties)
+    return io.fs_by_scheme(scheme, netloc), path
 
 
-def read_text(uri: str) -> str:
-    """Return the text of the document at ``uri``; FileNotFoundError if there is none."""
+def read_text(uri: str, properties: Mapping[str, str] = EMPTY) -> str:
+    """Return the text of the document at ``uri``; FileNotFoundError if there is none.
+
+    :param properties: the catalog's properties (``s3.endpoint``, keys...): how ``s3://`` is reached.
+    """
     from pyarrow import fs
 
-    filesystem, path = _fs_and_path(uri)
+    filesystem, path = _fs_and_path(uri, properties)
     if filesystem.get_file_info(path).type == fs.FileType.NotFound:
         raise FileNotFoundError(uri)
     with filesystem.open_input_stream(path) as stream:
         return bytes(stream.read()).decode("utf-8")
 
 
-def write_text(uri: str, text: str) -> None:
-    """Write ``text`` to ``uri``: a local file through a temporary name and a rename, S3 in one PUT."""
+def write_text(uri: str, text: str, properties: Mapping[str, str] = EMPTY) -> None:
+    """Write ``text`` to ``uri``: a local file through a temporary name and a rename, S3 in one upload."""
     from pyarrow import fs
 
-    filesystem, path = _fs_and_path(uri)
+    filesystem, path = _fs_and_path(uri, properties)
     if isinstance(filesystem, fs.LocalFileSystem):
         folder = os.path.dirname(path)
         os.makedirs(folder, exist_ok=True)
@@ -66,37 +85,52 @@ def write_text(uri: str, text: str) -> None:
 
 
 def load_model(
-    model: str, version: str, spec: Mapping[str, Any], workdir: str | None = None
+    model: str, version: str, spec: Mapping[str, Any], workdir: str | None = None,
+    properties: Mapping[str, str] = EMPTY,
 ) -> tuple[LoadedModel, Any]:
     """Load and check one model version; return it and its pyfunc (None for expression models).
 
     Raise :class:`ModelError` saying why it cannot be used, as the Spark job does: such a
     version fails only its own members. Only :data:`~spark_jobs.flavours.SINGLE_NODE_FLAVOURS`
-    load here (``spark_ml`` needs Spark: the router never sends it here).
+    load here (``spark_ml`` needs Spark: the router never sends it here). ``properties`` (the
+    catalog's) say how ``s3://`` models are reached.
     """
     common = model_fields(model, version, spec)
     flavour = common["flavour"]
     if flavour == "expression":
-        return load_expression(common, read_text), None
+        return load_expression(common, lambda uri: read_text(uri, properties)), None
     if flavour == "mlflow":
-        return _load_mlflow(common, tuple(spec.get("inputs") or ()), workdir)
+        return _load_mlflow(common, tuple(spec.get("inputs") or ()), workdir, properties)
     if flavour in FLAVOURS:
         raise ModelError(f"model {model} {version}: flavour {flavour} runs on the Spark engine only")
     raise unknown_flavour(model, version, flavour)
 
 
-def _load_mlflow(common: dict[str, Any], declared: tuple[str, ...], workdir: str | None) -> tuple[LoadedModel, Any]:
+def copy_to_local(uri: str, dest: str, properties: Mapping[str, str] = EMPTY) -> None:
+    """Copy the folder at ``uri`` (``s3://``) to the local path ``dest`` with pyarrow."""
+    from pyarrow import fs
+
+    filesystem, path = _fs_and_path(uri, properties)
+    if filesystem.get_file_info(path).type == fs.FileType.NotFound:
+        raise FileNotFoundError(uri)
+    os.makedirs(dest, exist_ok=True)  # copy_files makes the subfolders it meets, not the top one
+    fs.copy_files(path, dest, source_filesystem=filesystem, destination_filesystem=fs.LocalFileSystem())
+
+
+def _load_mlflow(common: dict[str, Any], declared: tuple[str, ...], workdir: str | None,
+                 properties: Mapping[str, str]) -> tuple[LoadedModel, Any]:
     """Fetch and load an MLflow pyfunc model once (the Spark job's fetch and inputs rules)."""
     model, version, uri = common["model"], common["version"], common["uri"]
-    path = fetch_mlflow_model(model, version, uri, tempfile.mkdtemp(prefix="warpspeed-models-", dir=workdir))
-    inputs = mlflow_inputs(model, version, uri, path, declared)
+    path = fetch_mlflow_model(model, version, uri, tempfile.mkdtemp(prefix="warpspeed-models-", dir=workdir),
+                              lambda src, dst: copy_to_local(src, dst, properties))
+    inputs, types = mlflow_inputs(model, version, uri, path, declared)
     try:
         import mlflow.pyfunc
 
         pyfunc = mlflow.pyfunc.load_model(path)
     except Exception as err:  # a missing library or any load failure fails only this model's members
         raise ModelError(f"model {model} {version} at {uri} failed to load: {type(err).__name__}: {err}") from None
-    return LoadedModel(**common, inputs=inputs), pyfunc
+    return LoadedModel(**common, inputs=inputs, input_types=types), pyfunc
 
 
 def load_catalog(name: str, properties: Mapping[str, str]) -> Any:

@@ -9,7 +9,8 @@
 ``spark_ml``: a saved Spark ML ``PipelineModel``.
 
 Every check happens when the model is loaded, before any row is scored, so a model whose
-inputs the feature table lacks fails only its own members. A flavour not in :data:`FLAVOURS`
+inputs the feature table lacks, or holds as something other than numbers
+(:mod:`spark_jobs.feature_types`), fails only its own members. A flavour not in :data:`FLAVOURS`
 fails its members with :func:`unknown_flavour`'s message; no flavour stands in for another.
 """
 
@@ -20,10 +21,11 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from spark_jobs.feature_types import non_numeric, non_numeric_reason
 from spark_jobs.models import LogisticModel, ModelError, parse_model
 
 FLAVOURS = ("expression", "mlflow", "spark_ml")
@@ -51,6 +53,8 @@ class LoadedModel:
     shipped_name: str | None = None
     output_column: str | None = None
     output_index: int | None = None
+    input_types: tuple[tuple[str, str], ...] = ()
+    """(input, type) as the model's own signature declares them (MLflow); a non-numeric one is its choice."""
 
 
 def resolve_uri(spec: Mapping[str, Any], model: str, version: str) -> str:
@@ -115,10 +119,13 @@ def _load_mlflow(spark: Any, common: dict[str, Any], declared: tuple[str, ...]) 
     executors' Python workers, which keep it for scoring.
     """
     model, version, uri = common["model"], common["version"], common["uri"]
-    path = fetch_mlflow_model(model, version, uri, tempfile.mkdtemp(prefix="warpspeed-models-"))
-    inputs = mlflow_inputs(model, version, uri, path, declared)
+    from spark_jobs.jobio import copy_to_local
+
+    path = fetch_mlflow_model(model, version, uri, tempfile.mkdtemp(prefix="warpspeed-models-"),
+                              lambda src, dst: copy_to_local(spark, src, dst))
+    inputs, types = mlflow_inputs(model, version, uri, path, declared)
     archive = ship_folder(spark, path)
-    return LoadedModel(**common, inputs=inputs, shipped_name=archive)
+    return LoadedModel(**common, inputs=inputs, input_types=types, shipped_name=archive)
 
 
 def ship_folder(spark: Any, path: str) -> str:
@@ -134,19 +141,29 @@ def ship_folder(spark: Any, path: str) -> str:
     return os.path.basename(archive)
 
 
-def fetch_mlflow_model(model: str, version: str, uri: str, folder: str) -> str:
+def fetch_mlflow_model(model: str, version: str, uri: str, folder: str,
+                       copy_folder: Callable[[str, str], None] | None = None) -> str:
     """Fetch an MLflow model's folder into ``folder`` under a unique name; return its path.
 
-    A local folder (``file://`` or a path) is copied without importing MLflow; other URIs
-    (``s3://``, ``models:/``) go through ``mlflow.artifacts``. Shared by both engines, so a
-    missing model reads the same in every result summary.
+    A local folder (``file://`` or a path) is copied without importing MLflow; an ``s3://``
+    folder with ``copy_folder(uri, path)`` when the engine gives one (its own S3 client: Hadoop's
+    file system in Spark, pyarrow's in the single-node engine); other URIs (``models:/``) go
+    through ``mlflow.artifacts``. Shared by both engines, so a missing model reads the same in
+    every result summary.
     """
     path = os.path.join(folder, f"warpspeed-{model}-{version}-{uuid.uuid4().hex[:8]}")
     local = _local_folder(uri)
+    if local is None and copy_folder is not None and uri.startswith(("s3://", "s3a://")):
+        try:
+            copy_folder(uri, path)
+        except Exception as err:  # every copy failure means "not found" to the member
+            raise ModelError(f"model {model} {version} not found at {uri}: {type(err).__name__}: {err}") from None
+        local = path
     if local is not None:
         if not os.path.isfile(os.path.join(local, "MLmodel")):
             raise ModelError(f"model {model} {version} not found at {uri}: no MLmodel file")
-        shutil.copytree(local, path)
+        if local != path:
+            shutil.copytree(local, path)
         return path
     try:
         import mlflow.artifacts
@@ -160,15 +177,17 @@ def fetch_mlflow_model(model: str, version: str, uri: str, folder: str) -> str:
     return path
 
 
-def mlflow_inputs(model: str, version: str, uri: str, path: str, declared: tuple[str, ...]) -> tuple[str, ...]:
-    """Return the model's inputs: ``declared`` (workloads.yaml), else its ``MLmodel`` signature's."""
+def mlflow_inputs(model: str, version: str, uri: str, path: str,
+                  declared: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """Return the model's inputs (``declared`` in workloads.yaml, else its signature's) and the signature's types."""
     try:
-        inputs = declared or signature_inputs(path)
+        meta = _mlmodel(path)
+        inputs, types = declared or signature_names(meta), tuple(signature_types(meta).items())
     except (OSError, ValueError, TypeError, KeyError) as err:
         raise ModelError(f"model {model} {version} at {uri} failed to load: {type(err).__name__}: {err}") from None
     if not inputs:
         raise ModelError(f"model {model} {version} at {uri} has no input signature; set its inputs in workloads.yaml")
-    return inputs
+    return inputs, types
 
 
 def _local_folder(uri: str) -> str | None:
@@ -187,10 +206,23 @@ def signature_inputs(folder: str) -> tuple[str, ...]:
 
     Reads the YAML document directly: importing MLflow in the driver costs seconds per job.
     """
+    return signature_names(_mlmodel(folder))
+
+
+def _mlmodel(folder: str) -> Any:
+    """Return the parsed ``MLmodel`` file of a model folder."""
     import yaml
 
     with open(os.path.join(folder, "MLmodel"), encoding="utf-8") as fh:
-        return signature_names(yaml.safe_load(fh))
+        return yaml.safe_load(fh)
+
+
+def _signature_columns(meta: Any) -> list[dict[str, Any]]:
+    """Return the named column specs of a parsed ``MLmodel`` document's input signature."""
+    signature = meta.get("signature") if isinstance(meta, dict) else None
+    spec = signature.get("inputs") if isinstance(signature, dict) else None
+    columns = json.loads(spec) if isinstance(spec, str) else []
+    return [c for c in columns if isinstance(c, dict) and isinstance(c.get("name"), str)]
 
 
 def signature_names(meta: Any) -> tuple[str, ...]:
@@ -198,10 +230,12 @@ def signature_names(meta: Any) -> tuple[str, ...]:
 
     Pure, so the provider's plan-time probe reads a signature the way the job does.
     """
-    signature = meta.get("signature") if isinstance(meta, dict) else None
-    spec = signature.get("inputs") if isinstance(signature, dict) else None
-    columns = json.loads(spec) if isinstance(spec, str) else []
-    return tuple(c["name"] for c in columns if isinstance(c, dict) and isinstance(c.get("name"), str))
+    return tuple(c["name"] for c in _signature_columns(meta))
+
+
+def signature_types(meta: Any) -> dict[str, str]:
+    """Return input -> type (``double``, ``string``...) of a parsed ``MLmodel`` document's signature."""
+    return {c["name"]: str(c["type"]) for c in _signature_columns(meta) if isinstance(c.get("type"), str)}
 
 
 def warm_pyfunc_models(spark: Any, shipped_names: Sequence[str]) -> dict[str, str]:
@@ -267,14 +301,20 @@ def _stage_inputs(pipeline: Any) -> list[str]:
     return needed
 
 
-def check_inputs(loaded: LoadedModel, columns: Sequence[str], table: str) -> None:
-    """Refuse a model that reads columns the feature table lacks."""
-    missing = [c for c in loaded.inputs if c not in set(columns)]
+def check_inputs(loaded: LoadedModel, columns: Mapping[str, str] | Collection[str], table: str) -> None:
+    """Refuse a model that reads columns the feature table lacks, or that are not numbers.
+
+    :param columns: column -> type name (Spark SQL or Iceberg); a plain collection of names
+        checks presence only.
+    """
+    missing = [c for c in loaded.inputs if c not in columns]
     if missing:
         raise ModelError(
             f"model {loaded.model} {loaded.version} needs columns {missing} that {table} lacks "
             f"(it has {sorted(columns)})"
         )
+    if isinstance(columns, Mapping) and (found := non_numeric(loaded.inputs, columns, dict(loaded.input_types))):
+        raise ModelError(non_numeric_reason(loaded.model, loaded.version, table, found))
 
 
 def cached_pyfunc(shipped_name: str) -> Any:

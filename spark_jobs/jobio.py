@@ -51,6 +51,14 @@ def write_text(spark: Any, uri: str, text: str) -> None:
         raise OSError(f"could not move {tmp} to {uri}")
 
 
+def copy_to_local(spark: Any, uri: str, dest: str) -> None:
+    """Copy the folder (or file) at ``uri`` to the local path ``dest`` through Hadoop's FileSystem."""
+    fs, path = _fs_and_path(spark, uri)
+    if not fs.exists(path):
+        raise FileNotFoundError(uri)
+    fs.copyToLocalFile(False, path, spark.sparkContext._jvm.org.apache.hadoop.fs.Path(f"file://{dest}"), True)
+
+
 def read_document(spark: Any, uri: str, schema: str) -> dict[str, Any]:
     """Return the JSON document at ``uri``, refusing one that is not of ``schema``."""
     doc = json.loads(read_text(spark, uri))

@@ -49,9 +49,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def load_models(manifest: Mapping[str, Any], keys: set[tuple[str, str]], columns: Sequence[str],
-                table: str, workdir: str | None = None) -> tuple[dict, dict, dict]:
-    """Load and check each (model, version); return (loaded, pyfuncs, errors) keyed by (model, version)."""
+def load_models(manifest: Mapping[str, Any], keys: set[tuple[str, str]], columns: Mapping[str, str],
+                table: str, workdir: str | None = None, *, properties: Mapping[str, str] | None = None
+                ) -> tuple[dict, dict, dict]:
+    """Load and check each (model, version); return (loaded, pyfuncs, errors) keyed by (model, version).
+
+    ``columns`` (name -> Iceberg type) is checked as the Spark job checks it
+    (:func:`spark_jobs.flavours.check_inputs`): a missing or non-numeric input fails only its members.
+    """
     from spark_jobs.arrow_io import load_model
     from spark_jobs.flavours import check_inputs, default_spec
     from spark_jobs.models import ModelError
@@ -61,7 +66,7 @@ def load_models(manifest: Mapping[str, Any], keys: set[tuple[str, str]], columns
     for model, version in sorted(keys):
         try:
             spec = specs.get(model) or default_spec(manifest["models_uri"])
-            loaded, pyfunc = load_model(model, version, spec, workdir)
+            loaded, pyfunc = load_model(model, version, spec, workdir, properties or {})
             check_inputs(loaded, columns, table)
             models[(model, version)] = loaded
             if pyfunc is not None:
@@ -103,12 +108,13 @@ def _run_batch(catalog: Any, manifest: Mapping[str, Any], workdir: str) -> dict[
     tenants = sorted({m["tenant_id"] for m in members})
     features_table, scores_table = manifest["features_table"], manifest["scores_table"]
     source = catalog.load_table(features_table)
-    all_columns = [f.name for f in source.schema().fields]
+    all_columns = {f.name: str(f.field_type) for f in source.schema().fields}
     for column in (tenant_column, *entity_key):
         if column not in all_columns:
             raise ValueError(f"{features_table} has no column {column!r} (tenant_column/entity_key of the workload)")
-    models, pyfuncs, model_errors = load_models(
-        manifest, {(m["model"], m["model_version"]) for m in members}, all_columns, features_table, workdir
+    models, pyfuncs, model_errors = load_models(  # the table named as the Spark job names it: same reasons
+        manifest, {(m["model"], m["model_version"]) for m in members}, all_columns,
+        f"{catalog.name}.{features_table}", workdir, properties=catalog.properties,
     )
     feature_columns = sorted({f for model in models.values() for f in model.inputs})
     wanted = list(dict.fromkeys([tenant_column, *entity_key, *feature_columns]))
@@ -138,11 +144,14 @@ def _run_batch(catalog: Any, manifest: Mapping[str, Any], workdir: str) -> dict[
     )
 
 
-def read_manifest(uri: str) -> dict[str, Any]:
-    """Return the batch manifest at ``uri``, refusing a document of another schema."""
+def read_manifest(uri: str, properties: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Return the batch manifest at ``uri``, refusing a document of another schema.
+
+    :param properties: the catalog's properties (how ``s3://`` is reached).
+    """
     from spark_jobs.arrow_io import read_text
 
-    doc = json.loads(read_text(uri))
+    doc = json.loads(read_text(uri, properties or {}))
     if not isinstance(doc, dict) or doc.get("schema") != BATCH_SCHEMA:
         raise ValueError(f"{uri} is not a {BATCH_SCHEMA} document")
     return doc
@@ -163,9 +172,10 @@ def score_manifest(manifest_uri: str, catalog: str = "warpspeed",
     """Score the batch at ``manifest_uri`` in this process; write its summary; return (exit code, summary)."""
     from spark_jobs.arrow_io import load_catalog, write_text
 
-    manifest = read_manifest(manifest_uri)
-    summary = run_batch(load_catalog(catalog, properties or {}), manifest)
-    write_text(manifest["summary_uri"], json.dumps(summary, indent=1, sort_keys=True))
+    loaded = load_catalog(catalog, properties or {})  # its properties say how documents on S3 are reached
+    manifest = read_manifest(manifest_uri, loaded.properties)
+    summary = run_batch(loaded, manifest)
+    write_text(manifest["summary_uri"], json.dumps(summary, indent=1, sort_keys=True), loaded.properties)
     return exit_code(summary)[0], summary
 
 

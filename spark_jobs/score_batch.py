@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -74,12 +74,13 @@ def read_split_size(features: SnapshotStats, batch_rows: int, cores: int) -> int
 
 
 def load_models(
-    spark: Any, manifest: dict[str, Any], keys: set[tuple[str, str]], columns: Sequence[str], table: str
+    spark: Any, manifest: dict[str, Any], keys: set[tuple[str, str]], columns: Mapping[str, str], table: str
 ) -> tuple[dict, dict]:
     """Load and check each (model, version); return (loaded, errors) keyed by (model, version).
 
-    A model that is missing, fails to load or reads a column ``table`` lacks goes to ``errors``
-    with the reason; nothing has been scored yet when this returns. MLflow models are loaded
+    A model that is missing, fails to load or reads a column ``table`` lacks or holds as
+    something other than numbers (``columns``: name -> Spark SQL type) goes to ``errors`` with
+    the reason; nothing has been scored yet when this returns. MLflow models are loaded
     by the executors' Python workers, which keep them for scoring (no trial load in the driver).
     """
     from spark_jobs.flavours import check_inputs, default_spec, load_model, warm_pyfunc_models
@@ -222,7 +223,8 @@ def run_batch(spark: Any, manifest: dict[str, Any], catalog: str) -> dict[str, A
     features = all_features.where(F.col(tenant_column).isin(tenants))
     lap("features")
     models, model_errors = load_models(
-        spark, manifest, {(m["model"], m["model_version"]) for m in members}, all_features.columns, features_table
+        spark, manifest, {(m["model"], m["model_version"]) for m in members},
+        {f.name: f.dataType.simpleString() for f in all_features.schema.fields}, features_table,
     )
 
     lap("models")

@@ -1,20 +1,18 @@
+"""The maintenance DAG's schedule and shape, from the bundle parsed once (``tests/dags/conftest.py``)."""
+
 from __future__ import annotations
 
-import os
+from typing import Any
 
 import pytest
 
-from tests.paths import REPO_ROOT
+pytestmark = pytest.mark.unit
 
 
 @pytest.fixture(scope="module")
-def dag():  # type: ignore[no-untyped-def]
-    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(str(REPO_ROOT / "dags" / "warpspeed_iceberg_maintenance.py"))
-    assert not bag.import_errors, bag.import_errors
-    return bag.dags["warpspeed_iceberg_maintenance"]
+def dag(dagbag: Any):  # type: ignore[no-untyped-def]
+    assert not dagbag.import_errors, dagbag.import_errors
+    return dagbag.dags["warpspeed_iceberg_maintenance"]
 
 
 def test_runs_daily_and_after_scores_asset_updates(dag) -> None:  # type: ignore[no-untyped-def]

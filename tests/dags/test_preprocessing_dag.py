@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from warpspeed.embedded.stack import airflow_bin, airflow_env, ensure_airflow_db
+from warpspeed.embedded.stack import airflow_env
 from warpspeed.preprocessing.raw_sources import (
     ENGAGEMENT_EVENTS,
     FEATURES_ASSET_NAME,
@@ -20,25 +20,14 @@ from warpspeed.preprocessing.raw_sources import (
     INTENT_SIGNALS,
 )
 
-DAGS = Path(__file__).resolve().parents[2] / "dags"
 ACTIVITY, FIRMO = "warpspeed_features_activity", "warpspeed_features_firmographics"
-
-
-@pytest.fixture(scope="module")
-def dagbag(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("WARPSPEED_HOME", str(tmp_path_factory.mktemp("parse-home")))
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(str(DAGS))
-    mp.undo()
-    return bag
 
 
 def _asset_names(condition: Any) -> set[str]:
     return {asset.name for asset in condition.objects}
 
 
+@pytest.mark.unit
 def test_dags_parse_with_tasks_in_order(dagbag: Any) -> None:
     assert dagbag.import_errors == {}
     for dag_id in (ACTIVITY, FIRMO):
@@ -56,6 +45,7 @@ def test_dags_parse_with_tasks_in_order(dagbag: Any) -> None:
         assert glue.deferrable is True and glue.aws_hook_class.__name__ == "ConcurrencyAwareGlueJobHook"
 
 
+@pytest.mark.unit
 def test_activity_needs_both_sources_firmographics_its_own(dagbag: Any) -> None:
     from airflow.sdk import AssetAll
 
@@ -69,6 +59,7 @@ def test_activity_needs_both_sources_firmographics_its_own(dagbag: Any) -> None:
 
 SCHEDULER_CHECK = """
 import json, sys
+from airflow.cli import cli_parser
 from sqlalchemy import select
 from airflow.assets.manager import AssetManager
 from airflow.models.asset import AssetDagRunQueue, AssetModel
@@ -80,6 +71,8 @@ def state(session):
     _query, ready = DagModel.dags_needing_dagruns(session)
     return {"queued": queued, "ready": sorted(ready)}
 
+args = cli_parser.get_parser().parse_args(["dags", "reserialize"])  # `airflow dags reserialize`, in this process
+args.func(args)
 out = {}
 with create_session() as session:
     for step, name in enumerate(sys.argv[1:]):
@@ -92,13 +85,10 @@ print("RESULT " + json.dumps(out))
 
 
 def test_raw_asset_events_queue_the_right_dags(tmp_path: Path, airflow_db_url: str) -> None:
-    """Register the bundle in a fresh metadata DB, post raw asset events, ask the scheduler's model."""
+    """Register the bundle in a copy of the migrated metadata DB, post raw asset events, ask the scheduler's model."""
     env = airflow_env(tmp_path / "home", None, db_url=airflow_db_url) | {
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False"
     }
-    ensure_airflow_db(env)
-    subprocess.run([airflow_bin(), "dags", "reserialize"], env=os.environ | env, check=True,
-                   capture_output=True, text=True, timeout=300)
     proc = subprocess.run(
         [sys.executable, "-c", SCHEDULER_CHECK, ENGAGEMENT_EVENTS.asset_name, INTENT_SIGNALS.asset_name,
          FIRMOGRAPHICS.asset_name],

@@ -11,16 +11,19 @@ import json
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy
 
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.raw_data import RawDataMix, write_day, write_days
-from warpspeed.embedded.stack import airflow_env, dags_test, ensure_airflow_db
+from warpspeed.embedded.stack import airflow_env
 from warpspeed.ledger.tables import FEATURES_TABLE
 from warpspeed.preprocessing.raw_sources import ENGAGEMENT_EVENTS, FEATURES_ASSET_NAME, INTENT_SIGNALS
+
+if TYPE_CHECKING:
+    from tests.dags.conftest import AirflowCommands
 
 pytestmark = pytest.mark.integration
 
@@ -29,13 +32,22 @@ MIX = RawDataMix(tenants=3, accounts_per_tenant=30)
 TENANTS = ["tenant-000", "tenant-001", "tenant-002"]
 
 
-def _run(dag_id: str, logical_date: str, env: dict[str, str], logs: Path) -> str:
-    log_path = logs / f"{dag_id}-{logical_date[:10]}.log"
-    code = dags_test(dag_id, logical_date, env, log_path)
-    log = log_path.read_text(encoding="utf-8")
+def _run(commands: AirflowCommands, dag_id: str, logical_date: str, logs: Path) -> str:
+    code, log = commands.run(["dags", "test", dag_id, logical_date], logs / f"{dag_id}-{logical_date[:10]}.log")
     assert code == 0, log[-6000:]
-    assert "state=success" in log or "successful" in log, log[-3000:]
     return log
+
+
+def _run_states(env: dict[str, str], dag_id: str) -> list[str]:
+    """Return the states of ``dag_id``'s runs in the metadata database, oldest first."""
+    engine = sqlalchemy.create_engine(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sqlalchemy.text("SELECT state FROM dag_run WHERE dag_id = :d ORDER BY logical_date"),
+                                {"d": dag_id}).fetchall()
+    finally:
+        engine.dispose()
+    return [r[0] for r in rows]
 
 
 def _feature_events(env: dict[str, str]) -> list[dict[str, Any]]:
@@ -67,19 +79,20 @@ def _rows_by_tenant(table: Any) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def test_preprocessing_dags_refresh_features_and_rerun_incrementally(
-    tmp_path: Path, airflow_db_url: str, rest_catalog_for: Callable[[Path], object]
+    tmp_path: Path, airflow_db_url: str, rest_catalog_for: Callable[[Path], object],
+    airflow_commands: Callable[[dict[str, str]], AirflowCommands],
 ) -> None:
     home = tmp_path / "home"
     rest_catalog_for(home)
     settings = WarpSpeedSettings.from_mapping({"home": str(home)})
-    write_days(settings.storage_prefix, date(2026, 1, 1), 5, MIX)
-    env = airflow_env(home, None, db_url=airflow_db_url)
-    ensure_airflow_db(env)
+    write_days(settings.storage_prefix, date(2026, 1, 1), 5, MIX, settings.storage())
+    env = airflow_env(home, None, db_url=airflow_db_url)  # a copy of the migrated template
+    commands = airflow_commands(env)
     logs = tmp_path / "logs"
 
     # 1. first refresh of each DAG: every account gets its features
-    _run(ACTIVITY, "2026-01-06T06:00:00+00:00", env, logs)
-    _run(FIRMO, "2026-01-06T06:00:00+00:00", env, logs)
+    _run(commands, ACTIVITY, "2026-01-06T06:00:00+00:00", logs)
+    _run(commands, FIRMO, "2026-01-06T06:00:00+00:00", logs)
     catalog = settings.catalog.load()
     features = catalog.load_table(FEATURES_TABLE)
     rows = features.scan().to_arrow().to_pylist()
@@ -100,8 +113,8 @@ def test_preprocessing_dags_refresh_features_and_rerun_incrementally(
 
     # 2. a new day arrives, with activity of tenant-001 only
     write_day(settings.storage_prefix, date(2026, 1, 6), MIX, sources=(ENGAGEMENT_EVENTS, INTENT_SIGNALS),
-              tenants=["tenant-001"])
-    _run(ACTIVITY, "2026-01-07T06:00:00+00:00", env, logs)
+              tenants=["tenant-001"], storage=settings.storage())
+    _run(commands, ACTIVITY, "2026-01-07T06:00:00+00:00", logs)
 
     features = catalog.load_table(FEATURES_TABLE)
     merge = features.current_snapshot()
@@ -125,7 +138,9 @@ def test_preprocessing_dags_refresh_features_and_rerun_incrementally(
     assert event["snapshot_id"] == merge.snapshot_id and event["as_of"] == "2026-01-06"
 
     # 3. firmographics did not change: the run plans nothing, skips, and emits no event
-    log = _run(FIRMO, "2026-01-07T06:00:00+00:00", env, logs)
+    log = _run(commands, FIRMO, "2026-01-07T06:00:00+00:00", logs)
     assert "changed since the last refresh" in log
     assert catalog.load_table(FEATURES_TABLE).current_snapshot().snapshot_id == merge.snapshot_id
     assert len(_feature_events(env)) == 3
+    # every run finished as a success, not just without failing
+    assert _run_states(env, ACTIVITY) == _run_states(env, FIRMO) == ["success", "success"]

@@ -1,29 +1,40 @@
-"""``airflow dags test warpspeed_scoring`` on the embedded stack, twice: exact and idempotent."""
+"""``airflow dags test warpspeed_scoring`` of the demo's window on the embedded servers, twice: exact and idempotent."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+from warpspeed.config.s3 import embedded_bucket
 from warpspeed.config.settings import WarpSpeedSettings
-from warpspeed.embedded.demo import run_demo
-from warpspeed.embedded.stack import EmbeddedStack, embedded_stack
-from warpspeed.ledger.tables import SCORES_TABLE
+from warpspeed.embedded.demo import run_window
+from warpspeed.embedded.sqs_server import LocalSqs
+from warpspeed.embedded.stack import airflow_env
+from warpspeed.ledger.tables import S3_REQUESTS_TABLE, SCORES_TABLE
+
+if TYPE_CHECKING:
+    from tests.conftest import SessionS3
+    from tests.dags.conftest import AirflowCommands
+
+pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedStack]:
-    """Run the demo's embedded servers for the whole test, so the scores can be read after both runs."""
-    monkeypatch.setenv("WARPSPEED_HOME", str(tmp_path / "home"))
-    settings = WarpSpeedSettings.from_mapping({})
-    with embedded_stack(settings.home, settings.jars_dir) as running:
-        yield running
+def test_two_windows_score_every_pair_exactly_once(
+    tmp_path: Path, rest_catalog_for: Callable[[Path], object], sqs: LocalSqs, airflow_db_url: str,
+    airflow_commands: Callable[[dict[str, str]], AirflowCommands],
+) -> None:
+    settings = WarpSpeedSettings.from_mapping({"home": str(tmp_path / "home")})
+    rest_catalog_for(settings.home)
+    env = airflow_env(settings.home, sqs, db_url=airflow_db_url)  # a copy of the migrated template
+    commands = airflow_commands(env)
 
+    def run_dag(dag_id: str, logical_date: str, _env: dict[str, str], log_path: Path) -> int:
+        return commands.run(["dags", "test", dag_id, logical_date], log_path)[0]
 
-def test_two_windows_score_every_pair_exactly_once(stack: EmbeddedStack) -> None:
-    first = run_demo(tenants=6, requests=16, invalid=3, stack=stack)
+    first = run_window(settings, sqs, env, tenants=6, requests=16, invalid=3, migrate=False, run_dag=run_dag)
     assert first["requests_in_manifest"] == 16
     assert first["dead_lettered"] == 3
     assert first["pairs_exact"] == first["pairs"] > 0
@@ -32,11 +43,61 @@ def test_two_windows_score_every_pair_exactly_once(stack: EmbeddedStack) -> None
 
     # A second run of the same window (new requests for the same pairs, as `make demo` twice
     # does) rescores those pairs without duplicating a single account.
-    second = run_demo(tenants=6, requests=16, invalid=0, stack=stack)
+    second = run_window(settings, sqs, env, tenants=6, requests=16, invalid=0, migrate=False, run_dag=run_dag)
     assert second["window_id"] == first["window_id"]
     assert second["pairs_exact"] == second["pairs"]
-    scores = WarpSpeedSettings.from_mapping({}).catalog.load().load_table(SCORES_TABLE).scan(
+    scores = settings.catalog.load().load_table(SCORES_TABLE).scan(
         selected_fields=("tenant_id", "model", "account_id")
     ).to_arrow().to_pylist()
     keys = [(r["tenant_id"], r["model"], r["account_id"]) for r in scores]
     assert len(keys) == len(set(keys)) > 0
+
+
+def test_every_table_and_document_of_a_window_is_on_the_s3_server(
+    tmp_path: Path, rest_catalog_for: Callable[[Path], object], s3: SessionS3, sqs: LocalSqs, airflow_db_url: str,
+    airflow_commands: Callable[[dict[str, str]], AirflowCommands],
+) -> None:
+    settings = WarpSpeedSettings.from_mapping({"home": str(tmp_path / "home")})
+    rest_catalog_for(settings.home)  # the state folder's bucket on the session's S3 server, behind its counting proxy
+    env = airflow_env(settings.home, sqs, db_url=airflow_db_url)
+    commands = airflow_commands(env)
+
+    def run_dag(dag_id: str, logical_date: str, _env: dict[str, str], log_path: Path) -> int:
+        return commands.run(["dags", "test", dag_id, logical_date], log_path)[0]
+
+    summary = run_window(settings, sqs, env, tenants=3, requests=6, invalid=1, migrate=False, run_dag=run_dag)
+    assert summary["pairs_exact"] == summary["pairs"] > 0
+    home = settings.home.resolve()
+    bucket = s3.server.basedir / embedded_bucket(home)
+    assert settings.storage_prefix.startswith("s3://")
+    # the warehouse and the documents are S3Proxy's files; nothing Iceberg in the state folder
+    assert list((bucket / "warehouse").rglob("*.metadata.json"))
+    assert list((bucket / "storage" / "windows" / summary["window_id"]).glob("*.json"))
+    assert list(home.rglob("*.metadata.json")) == []
+    # and the window's S3 requests were counted by component and recorded
+    rows = settings.catalog.load().load_table(S3_REQUESTS_TABLE).scan().to_arrow().to_pylist()
+    components = {r["component"] for r in rows if r["window_id"] == summary["window_id"]}
+    assert {"intake", "plan", "score", "publish"} <= components
+
+
+def test_a_window_on_file_storage_scores_every_pair_exactly_once(
+    tmp_path: Path, rest_catalog_for: Callable[..., object], sqs: LocalSqs, airflow_db_url: str,
+    airflow_commands: Callable[[dict[str, str]], AirflowCommands],
+) -> None:
+    """``storage_prefix = file://…`` stays a supported setting: no S3 server, documents and warehouse in folders."""
+    home = tmp_path / "file-home"
+    prefix = (home / "storage").as_uri()
+    settings = WarpSpeedSettings.from_mapping({"home": str(home), "storage_prefix": prefix})
+    rest_catalog_for(home, s3_storage=False)
+    env = airflow_env(home, sqs, db_url=airflow_db_url) | {"AIRFLOW__WARPSPEED__STORAGE_PREFIX": prefix}
+    commands = airflow_commands(env)
+
+    def run_dag(dag_id: str, logical_date: str, _env: dict[str, str], log_path: Path) -> int:
+        return commands.run(["dags", "test", dag_id, logical_date], log_path)[0]
+
+    summary = run_window(settings, sqs, env, tenants=3, requests=6, invalid=1, migrate=False, run_dag=run_dag)
+    assert summary["pairs_exact"] == summary["pairs"] > 0
+    assert summary["ledger_rows"] == summary["batches"] > 0
+    assert list((home / "storage" / "windows" / summary["window_id"]).glob("*.json"))
+    assert list((home / "warehouse").rglob("*.metadata.json"))
+    assert not (home / "s3").exists()

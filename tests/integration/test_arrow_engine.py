@@ -26,7 +26,7 @@ from warpspeed.embedded.seed import publish_seed_models
 from warpspeed.intake.schema import ScoringRequest
 from warpspeed.ledger.tables import FEATURE_COLUMNS
 from warpspeed.operators.score import SCORE_SCRIPT, score_job
-from warpspeed.storage.documents import join_uri, storage_for
+from warpspeed.storage.documents import join_uri
 from warpspeed.window.manifests import BatchManifest, WindowLayout, models_uri
 
 REPO_WORKLOADS = Path(__file__).parents[2] / "dags" / "config" / "workloads.yaml"
@@ -81,7 +81,7 @@ def engine_settings(
     settings = WarpSpeedSettings.from_mapping({"home": str(home)})
     features_table(settings)
     publish_seed_models(settings.storage_prefix)
-    storage_for(settings.storage_prefix).write_text(
+    settings.storage().write_text(
         join_uri(models_uri(settings.storage_prefix), "churn_risk", "v2.json"), json.dumps(EDGE_MODEL)
     )
     return settings
@@ -106,7 +106,7 @@ def manifest_for(settings: WarpSpeedSettings, engine: str) -> tuple[str, BatchMa
     manifest = BatchManifest("scoring-same-batch", layout.window_id, "scoring", requests, 3000, registry,
                              layout.summary_uri("scoring-same-batch"), **fields)
     uri = layout.batch_uri(manifest.batch_id)
-    storage_for(settings.storage_prefix).write_text(uri, manifest.to_json())
+    settings.storage().write_text(uri, manifest.to_json())
     return uri, manifest
 
 
@@ -128,12 +128,12 @@ def test_spark_and_arrow_write_identical_rows_and_summaries(engine_settings: War
     cluster = backend.ensure_cluster("scoring", "scoring")
     (outcome,) = backend.run_jobs(cluster, [SparkJob("arrowtest-spark", SCORE_SCRIPT, ("--batch-manifest", spark_uri))])
     assert not outcome.succeeded  # partial: the missing version fails its member (exit 3)
-    spark_summary = json.loads(storage_for(settings.storage_prefix).read_text(spark_manifest.summary_uri))
+    spark_summary = json.loads(settings.storage().read_text(spark_manifest.summary_uri))
 
     arrow_uri, arrow_manifest = manifest_for(settings, "arrow")
     code, arrow_summary = score_manifest(arrow_uri, settings.catalog.name, settings.catalog.pyiceberg_properties())
     assert code == 3
-    assert json.loads(storage_for(settings.storage_prefix).read_text(arrow_manifest.summary_uri)) == arrow_summary
+    assert json.loads(settings.storage().read_text(arrow_manifest.summary_uri)) == arrow_summary
 
     assert arrow_summary["status"] == "partial"
     assert [m["status"] for m in arrow_summary["members"]] == ["scored"] * 3 + ["failed"] + ["scored"] * 2
@@ -162,7 +162,7 @@ def test_local_backend_runs_arrow_jobs_without_spark_and_isolates_a_failing_batc
     engine_settings: WarpSpeedSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = engine_settings
-    storage = storage_for(settings.storage_prefix)
+    storage = settings.storage()
     good_uri, partial = manifest_for(settings, "arrow")
     members = tuple(m for m in partial.members if m.model_version != "v9")
     good = BatchManifest(**{**partial.__dict__, "members": members})
@@ -201,7 +201,7 @@ def test_a_commit_conflict_with_a_writer_of_another_slice_is_retried(
     from pyiceberg.table import Table
 
     settings = engine_settings
-    storage = storage_for(settings.storage_prefix)
+    storage = settings.storage()
     _, base = manifest_for(settings, "arrow")
     members = tuple(m for m in base.members if m.tenant_id == "ar-t0")
     manifest = BatchManifest(**{**base.__dict__, "batch_id": "conflict", "members": members,
@@ -233,3 +233,76 @@ def test_a_commit_conflict_with_a_writer_of_another_slice_is_retried(
     assert slices[("other", "churn_risk")] == 5  # the other writer's slice survives our overwrite
     assert slices[("ar-t0", "upsell_propensity")] == summary["members"][1]["rows"] == 300
     assert slices[("ar-t0", "churn_risk")] > 0
+
+
+TYPED = "arrowtest.typed_features"
+INTENT_ONLY = {  # reads no string column: scored on both engines
+    "schema": "warpspeed.model/v1", "kind": "logistic", "model": "churn_risk", "version": "v3", "intercept": 0.1,
+    "features": [{"name": "intent_score", "coefficient": 0.02, "impute": 50.0},
+                 {"name": "annual_revenue", "coefficient": 1e-7, "impute": 0.0}],
+}
+
+
+def typed_manifest(settings: WarpSpeedSettings, engine: str) -> tuple[str, BatchManifest]:
+    """A batch over ``TYPED``, whose ``engagement_7d`` is a STRING column holding "5" and "abc"."""
+    _, base = manifest_for(settings, engine)
+    members = (("ty-t0", "churn_risk", "v1"), ("ty-t0", "upsell_propensity", "v1"), ("ty-t1", "churn_risk", "v3"))
+    requests = tuple(ScoringRequest(f"ty-{i}", t, m, v, "scoring", "2026-11-21T10:00:00+00:00", estimated_accounts=3)
+                     for i, (t, m, v) in enumerate(members))
+    layout = WindowLayout(settings.storage_prefix, base.window_id)
+    manifest = BatchManifest(**{**base.__dict__, "batch_id": f"typed-{engine}", "members": requests,
+                                "features_table": TYPED, "scores_table": f"arrowtest.typed_scores_{engine}",
+                                "summary_uri": layout.summary_uri(f"typed-{engine}")})
+    uri = layout.batch_uri(manifest.batch_id)
+    settings.storage().write_text(uri, manifest.to_json())
+    return uri, manifest
+
+
+def test_a_string_feature_fails_only_its_members_the_same_way_on_both_engines(
+    engine_settings: WarpSpeedSettings,
+) -> None:
+    """Issue 27: Spark cast "abc" to null (scored with the imputed value), Arrow failed the whole batch."""
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import DoubleType, NestedField, StringType
+
+    settings = engine_settings
+    catalog = settings.catalog.load()
+    schema = Schema(NestedField(1, "tenant_id", StringType(), required=False),
+                    NestedField(2, "account_id", StringType(), required=False),
+                    *(NestedField(3 + i, c, StringType() if c == "engagement_7d" else DoubleType(), required=False)
+                      for i, c in enumerate(FEATURE_COLUMNS)))
+    table = catalog.create_table_if_not_exists(TYPED, schema)
+    rows = [("ty-t0", "a1", "5"), ("ty-t0", "a2", "abc"), ("ty-t1", "b1", "5"), ("ty-t1", "b2", "abc"),
+            ("ty-t1", "b3", None)]
+    table.overwrite(pa.table({"tenant_id": [r[0] for r in rows], "account_id": [r[1] for r in rows],
+                              **{c: [r[2] for r in rows] if c == "engagement_7d" else [1.5 * i for i in range(5)]
+                                 for c in FEATURE_COLUMNS}}).cast(table.schema().as_arrow()))
+    settings.storage().write_text(
+        join_uri(models_uri(settings.storage_prefix), "churn_risk", "v3.json"), json.dumps(INTENT_ONLY))
+
+    spark_uri, spark_manifest = typed_manifest(settings, "spark")
+    backend = LocalSparkBackend(settings)
+    cluster = backend.ensure_cluster("scoring", "scoring")
+    (outcome,) = backend.run_jobs(cluster, [SparkJob("typed-spark", SCORE_SCRIPT, ("--batch-manifest", spark_uri))])
+    assert not outcome.succeeded  # partial: exit 3
+    spark_summary = json.loads(settings.storage().read_text(spark_manifest.summary_uri))
+    arrow_uri, _ = typed_manifest(settings, "arrow")
+    code, arrow_summary = score_manifest(arrow_uri, settings.catalog.name, settings.catalog.pyiceberg_properties())
+    assert code == 3
+
+    def members(summary: dict[str, Any]) -> list[tuple[str, str, str | None, int]]:
+        return [(m["model"], m["status"], m["error"], m["rows"]) for m in summary["members"]]
+
+    not_numeric = f"reads columns of {settings.catalog.name}.{TYPED} that are not numeric: engagement_7d (string)"
+    assert members(arrow_summary) == members(spark_summary) == [
+        ("churn_risk", "failed", f"model churn_risk v1 {not_numeric}", 0),
+        ("upsell_propensity", "failed", f"model upsell_propensity v1 {not_numeric}", 0),
+        ("churn_risk", "scored", None, 3)]
+    assert arrow_summary["status"] == spark_summary["status"] == "partial"
+    scored = {}
+    for engine in ("spark", "arrow"):
+        written = catalog.load_table(f"arrowtest.typed_scores_{engine}").scan().to_arrow().to_pylist()
+        scored[engine] = sorted((r["tenant_id"], r["model_version"], r["account_id"], r["score"]) for r in written)
+    assert [r[:3] for r in scored["arrow"]] == [r[:3] for r in scored["spark"]] == [
+        ("ty-t1", "v3", "b1"), ("ty-t1", "v3", "b2"), ("ty-t1", "v3", "b3")]
+    assert [r[3] for r in scored["arrow"]] == pytest.approx([r[3] for r in scored["spark"]], rel=1e-12)

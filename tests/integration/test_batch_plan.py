@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,9 @@ import pytest
 from warpspeed.exceptions import ManifestError
 from warpspeed.intake.schema import ScoringRequest
 from warpspeed.operators.plan import PlanBatchesOperator
-from warpspeed.storage.documents import LocalStorage
+from warpspeed.storage.documents import LocalStorage, join_uri
 from warpspeed.window.carryover import CarryOverChain, CarryOverConflict, PendingDocument, PendingHead
-from warpspeed.window.manifests import BatchManifest, IntakeManifest, WindowLayout, window_id_for
+from warpspeed.window.manifests import BatchManifest, IntakeManifest, WindowLayout, models_uri, window_id_for
 
 W1 = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
 W2, W3, W4 = (W1 + timedelta(minutes=30 * i) for i in (1, 2, 3))
@@ -43,6 +44,9 @@ class Env:
         self.storage = LocalStorage()
         self.workloads_file = tmp_path / "workloads.yaml"
         self.workloads_file.write_text(WORKLOADS, encoding="utf-8")
+        for model in ("churn_risk", "intent_surge"):  # the plan refuses versions that do not exist
+            shipped = resources.files("warpspeed.embedded").joinpath("models", f"{model}.v1.json")
+            self.storage.write_text(join_uri(models_uri(self.prefix), model, "v1.json"), shipped.read_text("utf-8"))
 
     def layout(self, start: datetime) -> WindowLayout:
         return WindowLayout(self.prefix, window_id_for(start))
@@ -77,7 +81,8 @@ class Env:
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
     monkeypatch.setenv("AIRFLOW__WARPSPEED__HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("AIRFLOW__WARPSPEED__STORAGE_PREFIX", raising=False)
+    # these tests read and write documents in the state folder: the file:// setting
+    monkeypatch.setenv("AIRFLOW__WARPSPEED__STORAGE_PREFIX", (tmp_path / "home" / "storage").as_uri())
     return Env(tmp_path)
 
 

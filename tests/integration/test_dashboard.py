@@ -28,7 +28,7 @@ from warpspeed.config.catalog import CatalogConfig
 from warpspeed.dashboard import figures
 from warpspeed.dashboard.page import render_html
 from warpspeed.embedded.sqs_server import LocalSqs
-from warpspeed.embedded.stack import airflow_env, ensure_airflow_db
+from warpspeed.embedded.stack import airflow_env
 from warpspeed.hooks.iceberg import IcebergLedgerHook
 from warpspeed.intake.schema import ScoringRequest
 from warpspeed.ledger.records import batch_record
@@ -166,8 +166,7 @@ def api_server(
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
     }
-    ensure_airflow_db(env)
-    port = _free_port()
+    port = _free_port()  # the metadata database is a copy of the migrated template: no `db migrate`
     log_path = home / "api-server.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(

@@ -24,7 +24,6 @@ from warpspeed.config.workloads import WorkloadCatalog
 from warpspeed.embedded.seed import pinned_requirements
 from warpspeed.intake.schema import ScoringRequest
 from warpspeed.operators.score import SCORE_SCRIPT
-from warpspeed.storage.documents import storage_for
 from warpspeed.window.manifests import BatchManifest, WindowLayout, models_uri
 
 pytest.importorskip("mlflow")
@@ -142,7 +141,7 @@ def run(byo: dict[str, Any], batch_id: str, members: list[tuple[str, str, str]])
         entity_key=workload.tables.entity_key, tenant_column=workload.tables.tenant_column,
         models=workload.manifest_models(models_uri(settings.storage_prefix)),
     )
-    storage = storage_for(settings.storage_prefix)
+    storage = settings.storage()
     storage.write_text(layout.batch_uri(batch_id), manifest.to_json())
     backend = LocalSparkBackend(settings)
     job = SparkJob(f"byo-{batch_id}", SCORE_SCRIPT, ("--batch-manifest", layout.batch_uri(batch_id)))

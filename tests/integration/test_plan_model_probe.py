@@ -29,7 +29,8 @@ def test_bogus_version_loses_to_the_valid_request_and_is_listed(
 ) -> None:
     rest_catalog_for(tmp_path / "home")
     monkeypatch.setenv("AIRFLOW__WARPSPEED__HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("AIRFLOW__WARPSPEED__STORAGE_PREFIX", raising=False)
+    # these tests read and write documents in the state folder: the file:// setting
+    monkeypatch.setenv("AIRFLOW__WARPSPEED__STORAGE_PREFIX", (tmp_path / "home" / "storage").as_uri())
     settings = load_settings()
     ensure_tables(settings.catalog.load())
     publish_seed_models(settings.storage_prefix)
@@ -60,7 +61,8 @@ def _plan_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rest_catalog_for:
               sqs: LocalSqs) -> tuple[WindowLayout, LocalStorage]:
     rest_catalog_for(tmp_path / "home")
     monkeypatch.setenv("AIRFLOW__WARPSPEED__HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("AIRFLOW__WARPSPEED__STORAGE_PREFIX", raising=False)
+    # these tests read and write documents in the state folder: the file:// setting
+    monkeypatch.setenv("AIRFLOW__WARPSPEED__STORAGE_PREFIX", (tmp_path / "home" / "storage").as_uri())
     monkeypatch.setenv("AIRFLOW_CONN_WARPSPEED_TEST", sqs.airflow_connection())
     monkeypatch.setenv("AIRFLOW__WARPSPEED__AWS_CONN_ID", "warpspeed_test")
     monkeypatch.setenv("AIRFLOW__WARPSPEED__QUEUE_URL", sqs.queue_url)
@@ -133,3 +135,43 @@ def test_a_refusal_stays_refused_on_a_retry_even_if_the_version_appears_since(
     assert op.execute({"logical_date": W1}) == []  # type: ignore[arg-type]  # already in the DLQ: not scored too
     (dead,) = _dlq(sqs)
     assert dead["MessageAttributes"]["warpspeed_source_message_id"]["StringValue"] == "request:r-v7"
+
+
+def test_a_version_reading_a_string_feature_is_refused_at_plan_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rest_catalog_for: Callable[[Path], object], sqs: LocalSqs
+) -> None:
+    """Issue 27: the probe checked that columns exist, not their types; now a non-numeric one is refused."""
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import DoubleType, NestedField, StringType
+
+    from warpspeed.ledger.tables import FEATURE_COLUMNS
+
+    layout, storage = _plan_env(tmp_path, monkeypatch, rest_catalog_for, sqs)
+    catalog = load_settings().catalog.load()
+    catalog.create_namespace_if_not_exists("typed")
+    catalog.create_table_if_not_exists("typed.features", Schema(
+        NestedField(1, "tenant_id", StringType(), required=False),
+        NestedField(2, "account_id", StringType(), required=False),
+        *(NestedField(3 + i, c, StringType() if c == "engagement_7d" else DoubleType(), required=False)
+          for i, c in enumerate(FEATURE_COLUMNS))))
+    workloads = tmp_path / "workloads.yaml"
+    workloads.write_text(REPO_WORKLOADS.read_text().replace("features_table: features.account_features",
+                                                            "features_table: typed.features"))
+    registry = Path(local_path(models_uri(load_settings().storage_prefix))) / "churn_risk"
+    v3 = json.loads((registry / "v1.json").read_text()) | {"version": "v3", "features": [
+        {"name": "intent_score", "coefficient": 0.02, "impute": 50.0}]}
+    (registry / "v3.json").write_text(json.dumps(v3))
+    typed = ScoringRequest("r-typed", "t1", "churn_risk", "v1", "scoring", W1.isoformat(), "normal", 10)
+    fine = ScoringRequest("r-fine", "t2", "churn_risk", "v3", "scoring", W1.isoformat(), "normal", 10)
+    storage.write_text(layout.intake_uri, IntakeManifest(window_id_for(W1)).merged(
+        [typed, fine], [], sources={"r-typed": "m-typed", "r-fine": "m-fine"}).to_json())
+    op = PlanBatchesOperator(task_id="plan_batches", intake_manifest_uri=layout.intake_uri,
+                             workloads_file=str(workloads))
+    (out,) = op.execute({"logical_date": W1})  # type: ignore[arg-type]
+    (uri,) = out["batch_manifest_uris"]
+    assert [m.request_id for m in BatchManifest.from_json(storage.read_text(uri)).members] == ["r-fine"]
+    reason = "model churn_risk v1 reads columns of typed.features that are not numeric: engagement_7d (string)"
+    (refused,) = json.loads(storage.read_text(layout.plan_uri))["refused"]
+    assert (refused["request_id"], refused["reason"]) == ("r-typed", reason)
+    (dead,) = _dlq(sqs)
+    assert dead["MessageAttributes"]["warpspeed_reasons"]["StringValue"] == reason

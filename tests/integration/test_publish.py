@@ -22,7 +22,8 @@ from warpspeed.window.manifests import BatchRun, models_uri
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rest_catalog_for: Callable[[Path], object]) -> Env:
     rest_catalog_for(tmp_path / "home")
     monkeypatch.setenv("AIRFLOW__WARPSPEED__HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("AIRFLOW__WARPSPEED__STORAGE_PREFIX", raising=False)
+    # these tests read and write documents in the state folder: the file:// setting
+    monkeypatch.setenv("AIRFLOW__WARPSPEED__STORAGE_PREFIX", (tmp_path / "home" / "storage").as_uri())
     ensure_tables(load_settings().catalog.load())
     env = Env(tmp_path)
     for model in ("churn_risk", "intent_surge"):  # the plan refuses versions that do not exist

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from pyiceberg.expressions import In
 
-from tests.integration.scoring_state import seeded_settings
 from warpspeed.compute.base import SparkJob
 from warpspeed.compute.local.backend import LocalSparkBackend
 from warpspeed.config.settings import WarpSpeedSettings
@@ -19,7 +18,6 @@ from warpspeed.config.workloads import WorkloadCatalog
 from warpspeed.intake.schema import ScoringRequest
 from warpspeed.ledger.tables import SCORES_TABLE
 from warpspeed.operators.score import SCORE_SCRIPT
-from warpspeed.storage.documents import storage_for
 from warpspeed.window.manifests import BatchManifest, WindowLayout, models_uri
 
 REPO_WORKLOADS = Path(__file__).parents[2] / "dags" / "config" / "workloads.yaml"
@@ -28,12 +26,8 @@ TENANTS = ["job-t0", "job-t1", "job-t2"]
 
 
 @pytest.fixture(scope="module")
-def job_settings(
-    tmp_path_factory: pytest.TempPathFactory, rest_catalog_for: Callable[[Path], object]
-) -> WarpSpeedSettings:
-    home = tmp_path_factory.mktemp("job-home")
-    rest_catalog_for(home)
-    return seeded_settings(home, TENANTS)
+def job_settings(scoring_home: Callable[[list[str]], WarpSpeedSettings]) -> WarpSpeedSettings:
+    return scoring_home(TENANTS)
 
 
 def run_batch(settings: WarpSpeedSettings, batch_id: str, members: list[tuple[str, str, str]],
@@ -47,7 +41,7 @@ def run_batch(settings: WarpSpeedSettings, batch_id: str, members: list[tuple[st
     manifest = BatchManifest(batch_id, "20261120T2100Z", "scoring", requests, 50 * len(requests),
                              registry, layout.summary_uri(batch_id),
                              **WorkloadCatalog.load(REPO_WORKLOADS)["scoring"].manifest_fields(registry))
-    storage = storage_for(settings.storage_prefix)
+    storage = settings.storage()
     storage.write_text(layout.batch_uri(batch_id), manifest.to_json())
     backend = LocalSparkBackend(settings)
     cluster = backend.ensure_cluster("scoring", "scoring")

@@ -129,3 +129,54 @@ def test_members_frame_holds_exactly_the_members(spark: SparkSession) -> None:
     assertDataFrameEqual(members_frame(spark, members, "org"), expected)
     assert members_frame(spark, [], "org").columns == ["org", "model", "model_version"]
     assert members_frame(spark, [], "org").count() == 0
+
+
+def test_a_non_numeric_feature_fails_only_its_models_members_the_same_way_on_both_engines(
+    spark: SparkSession, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 27: ``engagement_7d`` as STRING holding "5" and "abc".
+
+    Spark cast "abc" to null and scored it with the imputed value; Arrow's cast failed the whole
+    batch. Both engines now refuse the version reading it when it loads, with one reason; the
+    version that does not read it scores its members, the same rows on both.
+    """
+    import pyarrow as pa
+
+    from spark_jobs import arrow_scoring, score_arrow, score_batch
+
+    rows = [("t1", "a1", "5", 80.0), ("t1", "a2", "abc", 20.0), ("t2", "b1", "1", None)]
+    ddl = "tenant_id string, account_id string, engagement_7d string, intent_score double"
+    reads_both = model("churn", "v1", -1.0, 0.7)
+    reads_intent = parse_model(json.dumps({
+        "schema": "warpspeed.model/v1", "kind": "logistic", "model": "upsell", "version": "v1", "intercept": 0.2,
+        "features": [{"name": "intent_score", "transform": "standardize", "mean": 50, "std": 25,
+                      "coefficient": 0.5, "impute": 50.0}]}))
+    for m in (reads_both, reads_intent):
+        (tmp_path / m.model).mkdir()
+        (tmp_path / m.model / f"{m.version}.json").write_text(json.dumps({
+            "schema": "warpspeed.model/v1", "kind": "logistic", "model": m.model, "version": m.version,
+            "intercept": m.intercept, "features": [t.__dict__ for t in m.terms]}))
+    manifest = {"models": {}, "models_uri": tmp_path.as_uri()}
+    keys = {("churn", "v1"), ("upsell", "v1")}
+    members = [("t1", "churn", "v1"), ("t1", "upsell", "v1"), ("t2", "upsell", "v1")]
+
+    features = spark.createDataFrame(rows, ddl)
+    spark_models, spark_errors = score_batch.load_models(
+        spark, manifest, keys, {f.name: f.dataType.simpleString() for f in features.schema.fields}, "crm.features")
+    table = pa.Table.from_pylist([dict(zip(("tenant_id", "account_id", "engagement_7d", "intent_score"), r,
+                                           strict=True)) for r in rows])
+    arrow_models, _, arrow_errors = score_arrow.load_models(
+        manifest, keys, {f.name: str(f.type) for f in table.schema}, "crm.features")
+
+    reason = "model churn v1 reads columns of crm.features that are not numeric: engagement_7d (string)"
+    assert spark_errors == arrow_errors == {("churn", "v1"): reason}
+    ok = [m for m in members if (m[1], m[2]) in spark_models]
+    by_account = {r[1]: {"intent_score": r[3]} for r in rows}
+    expected = spark.createDataFrame(
+        [(t, "upsell", "v1", a, reads_intent.score_one(by_account[a])) for t, a in (("t1", "a1"), ("t1", "a2"),
+                                                                                   ("t2", "b1"))],
+        "tenant_id string, model string, model_version string, account_id string, score double")
+    assertDataFrameEqual(score_members(features, ok, spark_models), expected, rtol=1e-12)
+    arrow_scored = arrow_scoring.score_members(table, ok, arrow_models, "tenant_id", ["account_id"])
+    assert arrow_scored is not None
+    assertDataFrameEqual(spark.createDataFrame(arrow_scored.to_pylist(), expected.schema), expected, rtol=1e-12)

@@ -1,8 +1,9 @@
 """The warm local Spark engine on real Spark and the embedded Iceberg catalog.
 
-One engine serves the module (plus one restart after SIGKILL and one replacement with a short
-idle timeout): batches score correctly side by side, a failing batch fails alone, a resubmitted
-job attaches to the running one, a cancelled job stops, and nothing is left running.
+The engine of the session's scoring folder serves the module (plus one restart after SIGKILL and
+one replacement with a short idle timeout): batches score correctly side by side, a failing batch
+fails alone, a resubmitted job attaches to the running one, a cancelled job stops, and nothing is
+left running.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ import re
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
 from pyiceberg.expressions import In
 
-from tests.integration.scoring_state import seeded_settings
 from warpspeed.compute.base import ClusterRef, SparkJob
 from warpspeed.compute.local.backend import RUN_ENTRY, LocalSparkBackend
 from warpspeed.compute.local.engine import discovery_path, ensure_engine, read_handle, running_engine, stop_engine
@@ -30,7 +30,6 @@ from warpspeed.config.workloads import WorkloadCatalog
 from warpspeed.intake.schema import ScoringRequest
 from warpspeed.ledger.tables import SCORES_TABLE
 from warpspeed.operators.score import SCORE_SCRIPT
-from warpspeed.storage.documents import storage_for
 from warpspeed.window.manifests import BatchManifest, WindowLayout, models_uri
 
 REPO_WORKLOADS = Path(__file__).parents[2] / "dags" / "config" / "workloads.yaml"
@@ -40,13 +39,8 @@ CLUSTER = ClusterRef("scoring", "local:scoring", "local")
 
 
 @pytest.fixture(scope="module")
-def warm_settings(
-    tmp_path_factory: pytest.TempPathFactory, rest_catalog_for: Callable[[Path], object]
-) -> Iterator[WarpSpeedSettings]:
-    home = tmp_path_factory.mktemp("warm-home")
-    rest_catalog_for(home)
-    yield seeded_settings(home, TENANTS)
-    stop_engine(home)
+def warm_settings(scoring_home: Callable[[list[str]], WarpSpeedSettings]) -> WarpSpeedSettings:
+    return scoring_home(TENANTS)
 
 
 def batch_job(settings: WarpSpeedSettings, batch_id: str, tenants: list[str], model: str = "churn_risk") -> SparkJob:
@@ -58,7 +52,7 @@ def batch_job(settings: WarpSpeedSettings, batch_id: str, tenants: list[str], mo
     manifest = BatchManifest(batch_id, WINDOW, "scoring", requests, 50 * len(requests), registry,
                              layout.summary_uri(batch_id),
                              **WorkloadCatalog.load(REPO_WORKLOADS)["scoring"].manifest_fields(registry))
-    storage_for(settings.storage_prefix).write_text(layout.batch_uri(batch_id), manifest.to_json())
+    settings.storage().write_text(layout.batch_uri(batch_id), manifest.to_json())
     return SparkJob(f"warm-{batch_id}", SCORE_SCRIPT, ("--batch-manifest", layout.batch_uri(batch_id)))
 
 

@@ -24,11 +24,10 @@ from warpspeed.embedded.demo import check_pairs
 from warpspeed.embedded.live import LiveStack, ProducerConfig
 from warpspeed.embedded.live_audit import audit_runs
 from warpspeed.embedded.postgres import PostgresServer
-from warpspeed.storage.documents import storage_for
 from warpspeed.window.manifests import IntakeManifest, WindowLayout
 from warpspeed.window.rule import window_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.live]
+pytestmark = pytest.mark.live
 
 WINDOW_MINUTES = 2
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -89,7 +88,7 @@ def test_two_windows_through_exactly_once_no_retries_overlapping_deferred(live_s
     # Every request sent before the last window's collect started is in one window's intake
     # manifest, and every (tenant, model) pair those windows took has exactly one score per account.
     settings = WarpSpeedSettings.from_mapping({"home": str(stack.home)})
-    storage = storage_for(settings.storage_prefix)
+    storage = settings.storage()
     done_ids = {a.run_id for a in done}
     collected = []
     for run in stack.dag_runs():
@@ -107,6 +106,47 @@ def test_two_windows_through_exactly_once_no_retries_overlapping_deferred(live_s
     checks = check_pairs(settings.catalog.load(), pairs)
     assert [c for c in checks if not c.exact] == []
     assert len(checks) == len(pairs) > 0
+
+
+def _listeners(pids: set[int]) -> list[tuple[int, str, int]]:
+    import psutil
+
+    found = []
+    for pid in pids:
+        try:
+            found += [(pid, c.laddr.ip, c.laddr.port) for c in psutil.Process(pid).net_connections(kind="inet")
+                      if c.status == psutil.CONN_LISTEN]
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def test_no_listener_of_the_live_stack_is_outside_loopback(live_stack: LiveStack) -> None:
+    """Issue 27: servers, Airflow components (no log servers), what they started and the warm engine."""
+    import psutil
+
+    from warpspeed.compute.local.engine import read_handle
+
+    assert live_stack.supervisor is not None
+    roots = {s.pid for s in live_stack.supervisor.servers.values() if s.pid} | {
+        c.proc.pid for c in live_stack.components.values() if c.alive and c.proc is not None}
+    engine = read_handle(live_stack.home)
+    if engine is not None:
+        roots.add(engine.pid)
+    pids = set(roots)
+    for pid in roots:
+        try:
+            pids |= {p.pid for p in psutil.Process(pid).children(recursive=True)}
+        except psutil.NoSuchProcess:
+            continue
+    listeners = _listeners(pids)
+    assert live_stack.postgres is not None
+    listeners += [(-1, c.laddr.ip, c.laddr.port) for c in psutil.net_connections(kind="inet")
+                  if c.status == psutil.CONN_LISTEN and c.laddr.port == live_stack.postgres.port]
+    ports = {port for _, _, port in listeners}
+    assert {live_stack.port, live_stack.postgres.port} <= ports and len(ports) >= 4  # api, pg, catalog, sqs
+    assert [entry for entry in listeners if entry[1] != "127.0.0.1"] == []
+    assert not ports & {8793, 8794}  # Airflow's log servers are off
 
 
 def test_screenshot_of_the_live_ui(live_stack: LiveStack, tmp_path: Path) -> None:

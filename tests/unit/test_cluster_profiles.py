@@ -170,3 +170,30 @@ def test_unknown_profile_and_bad_yaml(tmp_path: Path) -> None:
         ProfileCatalog.load(bad)
     with pytest.raises(WarpSpeedConfigError, match="profiles:"):
         ProfileCatalog.from_dict({"profiles": {}})
+
+
+@pytest.mark.parametrize(("tags", "field"), [
+    ({"team": ["a"]}, "profiles.scoring.tags.team must be a string, number or boolean, got ['a']"),
+    ({"team": {"name": "a"}}, "profiles.scoring.tags.team must be a string, number or boolean, got {'name': 'a'}"),
+    ({"team": None}, "profiles.scoring.tags.team must be a string, number or boolean, got None"),
+    (["team"], "profiles.scoring.tags must be a mapping of tag name to value, got list"),
+])
+def test_a_tag_value_that_is_not_a_scalar_is_refused_naming_file_and_key(
+    tmp_path: Path, tags: Any, field: str
+) -> None:
+    """Issue 27: a list became the tag value "['a']" on every cluster."""
+    d = doc()
+    d["profiles"]["scoring"]["tags"] = tags
+    path = tmp_path / "cluster_profiles.yaml"
+    path.write_text(yaml.safe_dump(d))
+    with pytest.raises(WarpSpeedConfigError) as err:
+        ProfileCatalog.load(path)
+    assert str(err.value) == f"{path}: {field}"
+
+
+def test_scalar_tag_values_become_strings() -> None:
+    d = doc()
+    d["profiles"]["scoring"]["tags"] = {"team": "data", "cost_center": 42, "critical": True}
+    tags = ProfileCatalog.from_dict(d)["scoring"].tags
+    assert {k: tags[k] for k in ("team", "cost_center", "critical")} == {
+        "team": "data", "cost_center": "42", "critical": "True"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -38,7 +39,15 @@ def test_stack_has_every_airflow_3_component(compose: dict[str, Any]) -> None:
     assert services["postgres"]["image"].startswith("postgres:")
     assert services["sqs"]["image"].startswith("motoserver/moto:")
     assert "airflow db migrate" in services["airflow-init"]["entrypoint"]
-    assert "8080:8080" in services["airflow-apiserver"]["ports"]
+    assert "127.0.0.1:8080:8080" in services["airflow-apiserver"]["ports"]
+
+
+def test_published_ports_are_bound_to_loopback(compose: dict[str, Any]) -> None:
+    published = {name: service.get("ports") or [] for name, service in compose["services"].items()}
+    assert published["airflow-apiserver"] and published["sqs"]
+    for name, ports in published.items():
+        for port in ports:
+            assert isinstance(port, str) and port.startswith("127.0.0.1:"), f"{name} publishes {port!r} beyond loopback"
 
 
 def test_build_and_bind_mounts_point_at_paths_that_exist(compose: dict[str, Any]) -> None:
@@ -67,7 +76,7 @@ def test_build_and_bind_mounts_point_at_paths_that_exist(compose: dict[str, Any]
     init = common["volumes"]
     assert any(v.endswith(":/opt/warpspeed/src/docker") for v in init)
     assert (REPO_ROOT / "docker" / "init.py").is_file()
-    assert json.loads((REPO_ROOT / "docker" / "simple_auth_passwords.json").read_text())["admin"]
+    assert not (REPO_ROOT / "docker" / "simple_auth_passwords.json").exists(), "the admin password is generated"
 
 
 def test_environment_names_the_provider_settings(compose: dict[str, Any]) -> None:
@@ -102,3 +111,44 @@ def test_every_airflow_service_shares_one_environment(compose: dict[str, Any]) -
 def test_compose_file_is_the_only_compose_file() -> None:
     assert not (Path(REPO_ROOT) / "docker-compose.yml").exists()
     assert not (Path(REPO_ROOT) / "compose.yaml").exists()
+
+
+SECRET_OPTIONS = ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY")
+
+
+def _load_init() -> Any:
+    spec = importlib.util.spec_from_file_location("warpspeed_docker_init", REPO_ROOT / "docker" / "init.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_secrets_are_generated_by_init_into_a_volume_not_written_in_compose(
+    compose: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = _env(compose["x-airflow-common"])
+    volumes = compose["x-airflow-common"]["volumes"]
+    secrets_dir = next(v.split(":")[1] for v in volumes if v.startswith("warpspeed-secrets:"))
+    for option in SECRET_OPTIONS:
+        assert option not in env, f"{option} is written in compose: generate it"
+        assert env[f"{option}_CMD"].startswith(f"cat {secrets_dir}/")
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"].startswith(secrets_dir + "/")
+    assert f"init.py --secrets {secrets_dir}" in compose["services"]["airflow-init"]["entrypoint"]
+
+    init = _load_init()
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder in (first, second):
+        folder.mkdir()
+        init.write_secrets(folder)
+    names = {Path(env[f"{o}_CMD"].split()[1]).name for o in SECRET_OPTIONS} | {
+        Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).name}
+    for name in names:
+        assert (first / name).stat().st_mode & 0o777 == 0o600
+        assert (first / name).read_text() != (second / name).read_text(), f"{name} is not random"
+    assert len((first / "jwt_secret").read_text()) >= 64
+    password = json.loads((first / "simple_auth_passwords.json").read_text())["admin"]
+    assert password != "admin" and password in capsys.readouterr().out
+    before = (first / "jwt_secret").read_text()
+    init.write_secrets(first)  # a second `up` keeps them
+    assert (first / "jwt_secret").read_text() == before

@@ -1,10 +1,8 @@
-"""Refresh planning (watermark vs listing, event hints), raw layout, Glue job settings and the Glue hook."""
+"""Refresh planning (watermark vs listing, event hints), raw layout and Glue job settings."""
 
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -13,9 +11,7 @@ import pytest
 from warpspeed.config.glue_job import GlueJobSettings
 from warpspeed.config.settings import WarpSpeedSettings, preprocessing_backend
 from warpspeed.embedded.raw_data import RawDataMix, write_day
-from warpspeed.embedded.sqs_server import ACCESS_KEY, REGION, SECRET_KEY
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.hooks.glue import ConcurrencyAwareGlueJobHook, is_concurrent_runs_exceeded
 from warpspeed.preprocessing.raw_sources import (
     ENGAGEMENT_EVENTS,
     FIRMOGRAPHICS,
@@ -99,7 +95,8 @@ def test_firmographics_plan_has_no_as_of() -> None:
 
 
 def test_hook_plans_from_storage_and_publish_moves_the_watermark(tmp_path: Path) -> None:
-    settings = WarpSpeedSettings.from_mapping({"home": str(tmp_path)})
+    settings = WarpSpeedSettings.from_mapping(
+        {"home": str(tmp_path), "storage_prefix": (tmp_path / "storage").as_uri()})
     mix = RawDataMix(tenants=1, accounts_per_tenant=5)
     write_day(settings.storage_prefix, date(2026, 1, 1), mix, sources=(FIRMOGRAPHICS,), full_firmographics=True)
     hook = GluePreprocessingHook(settings)
@@ -121,7 +118,8 @@ def test_hook_plans_from_storage_and_publish_moves_the_watermark(tmp_path: Path)
 
 
 def test_publish_refuses_a_summary_of_another_run(tmp_path: Path) -> None:
-    settings = WarpSpeedSettings.from_mapping({"home": str(tmp_path)})
+    settings = WarpSpeedSettings.from_mapping(
+        {"home": str(tmp_path), "storage_prefix": (tmp_path / "storage").as_uri()})
     write_day(settings.storage_prefix, date(2026, 1, 1), RawDataMix(tenants=1, accounts_per_tenant=3),
               sources=(ENGAGEMENT_EVENTS,))
     hook = GluePreprocessingHook(settings)
@@ -170,85 +168,3 @@ def test_glue_settings_validate_and_build_glue5_iceberg_job(tmp_path: Path) -> N
 def test_shipped_preprocessing_yaml_loads() -> None:
     glue = GlueJobSettings.load(Path(__file__).resolve().parents[2] / "dags" / "config" / "preprocessing.yaml")
     assert glue.max_concurrent_runs == 1 and glue.glue_version == "5.0"
-
-
-def _moto_job_run_transition(endpoint: str, transition: dict[str, object] | None) -> None:
-    """Tell moto how Glue job runs progress (``None``: back to its default)."""
-    import urllib.request
-
-    action, body = ("set-transition", {"model_name": "glue::job_run", "transition": transition}) if transition \
-        else ("unset-transition", {"model_name": "glue::job_run"})
-    request = urllib.request.Request(f"{endpoint}/moto-api/state-manager/{action}", method="POST",
-                                     data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10):
-        pass
-
-
-@pytest.fixture
-def moto_glue(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Point the ``moto_glue`` connection at the loopback moto server (its Glue enforces MaxConcurrentRuns)."""
-    monkeypatch.setenv("AIRFLOW_CONN_MOTO_GLUE", json.dumps({
-        "conn_type": "aws", "login": ACCESS_KEY, "password": SECRET_KEY,
-        "extra": {"endpoint_url": moto_endpoint, "region_name": REGION}}))
-    yield moto_endpoint
-    _moto_job_run_transition(moto_endpoint, None)
-
-
-def _glue_hook(job_name: str, attempts: int, initial: float, *, update: bool = True) -> ConcurrencyAwareGlueJobHook:
-    # moto implements CreateJob but not UpdateJob: starts on an existing job use get-or-create
-    glue = GlueJobSettings(script_bucket="bucket")
-    return ConcurrencyAwareGlueJobHook(
-        job_name=job_name, desc="features refresh", script_location="s3://bucket/warpspeed/glue/build_features.py",
-        iam_role_arn="arn:aws:iam::123456789012:role/glue",
-        create_job_kwargs=glue.create_job_kwargs({"spark.sql.catalog.warpspeed.type": "glue"}),
-        update_config=update, aws_conn_id="moto_glue", region_name=REGION,
-        concurrency_retry_initial_seconds=initial, concurrency_retry_max_seconds=initial * 4,
-        concurrency_retry_max_attempts=attempts)
-
-
-def _count_starts(hook: ConcurrencyAwareGlueJobHook, monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    calls: list[object] = []
-    original = hook.conn.start_job_run
-
-    def counting_start(**kwargs: object) -> object:
-        calls.append(kwargs)
-        return original(**kwargs)
-
-    monkeypatch.setattr(hook.conn, "start_job_run", counting_start)
-    return calls
-
-
-def test_glue_hook_creates_a_glue5_job_and_gives_up_after_max_attempts(
-    moto_glue: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _moto_job_run_transition(moto_glue, {"progression": "manual", "times": 10_000})  # runs never finish
-    name = f"wf-{uuid.uuid4().hex[:8]}"
-    first = _glue_hook(name, attempts=3, initial=0.01)
-    run = first.initialize_job({"--plan-uri": "s3://bucket/plan.json"})
-    job = first.conn.get_job(JobName=name)["Job"]
-    assert job["GlueVersion"] == "5.0" and job["DefaultArguments"]["--datalake-formats"] == "iceberg"
-    assert job["ExecutionProperty"]["MaxConcurrentRuns"] == 1 and job["WorkerType"] == "G.1X"
-    assert first.conn.get_job_run(JobName=name, RunId=run["JobRunId"])["JobRun"]["Arguments"][
-        "--plan-uri"] == "s3://bucket/plan.json"
-
-    second = _glue_hook(name, attempts=3, initial=0.01, update=False)
-    calls = _count_starts(second, monkeypatch)
-    with pytest.raises(Exception) as info:
-        second.initialize_job({"--plan-uri": "s3://bucket/plan2.json"})
-    assert is_concurrent_runs_exceeded(info.value)
-    assert len(calls) == 3 and len(second.concurrency_waits) == 2
-
-
-def test_glue_hook_start_gets_through_once_the_running_job_ends(
-    moto_glue: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _moto_job_run_transition(moto_glue, {"progression": "time", "seconds": 2})  # STARTING 2 s, RUNNING 2 s
-    name = f"wf-{uuid.uuid4().hex[:8]}"
-    _glue_hook(name, attempts=3, initial=0.01).initialize_job({"--plan-uri": "s3://bucket/a.json"})
-    second = _glue_hook(name, attempts=12, initial=0.5, update=False)
-    calls = _count_starts(second, monkeypatch)
-    run = second.initialize_job({"--plan-uri": "s3://bucket/b.json"})
-    assert run["JobRunId"]
-    assert len(second.concurrency_waits) >= 1, "the first start should have been refused"
-    assert len(calls) == len(second.concurrency_waits) + 1
-    assert second.concurrency_waits[0] >= 0.5  # exponential backoff from the initial wait (plus jitter)

@@ -1,28 +1,20 @@
-"""The Glue preprocessing task on AWS: waits as long as the job runs, takes REST catalogs, defers while Glue is busy."""
+"""The Glue preprocessing task on AWS: waits as long as the job runs, takes REST catalogs (deferral: test_glue_hook)."""
 
 from __future__ import annotations
 
-import json
-import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
-from botocore.exceptions import ClientError
 
 from tests.paths import BUNDLE_CONFIG
-from tests.unit.test_feature_planning import _count_starts, _glue_hook, _moto_job_run_transition, moto_glue  # noqa: F401
 from warpspeed.config.catalog import CatalogConfig
 from warpspeed.config.glue_job import START_MARGIN_MINUTES, GlueJobSettings
 from warpspeed.config.settings import WarpSpeedSettings
-from warpspeed.embedded.sqs_server import ACCESS_KEY, REGION, SECRET_KEY
+from warpspeed.embedded.sqs_server import REGION
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.hooks.glue import ConcurrencyAwareGlueJobHook, is_concurrent_runs_exceeded
 from warpspeed.operators.preprocess import GlueBuildFeaturesOperator
-from warpspeed.preprocessing.service import FeatureRefreshService
 
 S3_TABLES = CatalogConfig(
     kind="rest", uri="https://s3tables.eu-west-1.amazonaws.com/iceberg",
@@ -92,54 +84,3 @@ def test_catalogs_glue_cannot_use_are_refused_with_the_fix(tmp_path: Path, catal
     op = operator(BUNDLE_CONFIG / "preprocessing.yaml", settings(catalog, tmp_path))
     with pytest.raises(WarpSpeedConfigError, match=needle):
         op.configure(GlueJobSettings(script_bucket="bucket"), op.settings)
-
-
-class _TI:
-    dag_id, task_id, run_id, map_index, try_number = "d", "build_features_glue", "r", -1, 1
-
-    def xcom_push(self, **_kw: Any) -> None:
-        pass
-
-
-@pytest.mark.usefixtures("moto_glue")
-def test_concurrent_runs_exceeded_defers_between_starts_instead_of_sleeping_in_the_worker(
-    moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Item 7: the ConcurrentRunsExceeded backoff ran inside initialize_job, before defer(), holding a worker."""
-    _moto_job_run_transition(moto_endpoint, {"progression": "manual", "times": 10_000})  # runs never finish
-    name = f"wf-{uuid.uuid4().hex[:8]}"
-    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name=REGION, aws_access_key_id=ACCESS_KEY,
-                      aws_secret_access_key=SECRET_KEY)
-    s3.create_bucket(Bucket="bucket")
-    _glue_hook(name, attempts=1, initial=0.01).initialize_job({"--plan-uri": "s3://bucket/first.json"})
-    config = tmp_path / "preprocessing.yaml"
-    config.write_text(json.dumps({"glue": {
-        "job_name": name, "script_bucket": "bucket", "iam_role_arn": "arn:aws:iam::123456789012:role/glue",
-        "concurrency_retry_initial_seconds": 0.01, "concurrency_retry_max_seconds": 0.04,
-        "concurrency_retry_max_attempts": 3}}), encoding="utf-8")
-    monkeypatch.setattr(FeatureRefreshService, "ensure_tables", lambda self: None)
-    monkeypatch.setattr(FeatureRefreshService, "upload_artifacts", lambda self, glue, s3: "s3://bucket/zip")
-    # moto implements CreateJob but not UpdateJob: the job exists, so take it as it is
-    monkeypatch.setattr(ConcurrencyAwareGlueJobHook, "create_or_update_glue_job",
-                        ConcurrencyAwareGlueJobHook.get_or_create_glue_job)
-    ws = settings(GLUE_CATALOG, tmp_path, "moto_glue")
-    op = operator(config, ws, deferrable=True)
-    context: Any = {"ti": _TI()}
-    op.configure(GlueJobSettings.load(config), ws)
-    starts = _count_starts(op.hook, monkeypatch)
-
-    with pytest.raises(TaskDeferred) as deferred:
-        op.execute(context)
-    assert len(starts) == 1, "a refused start must not be retried in the worker"
-    assert type(deferred.value.trigger).__name__ == "TimeDeltaTrigger"
-    assert deferred.value.method_name == "start_again" and deferred.value.kwargs == {"attempt": 2}
-
-    again = operator(config, ws, deferrable=True)  # a resumed task is a new instance
-    again.configure(GlueJobSettings.load(config), ws)
-    more = _count_starts(again.hook, monkeypatch)
-    with pytest.raises(TaskDeferred) as deferred:
-        again.start_again(context, None, attempt=2)
-    assert len(more) == 1 and deferred.value.kwargs == {"attempt": 3}
-    with pytest.raises(ClientError) as refused:
-        again.start_again(context, None, attempt=3)  # the last start: the task's own retries take over
-    assert is_concurrent_runs_exceeded(refused.value) and len(more) == 2

@@ -73,10 +73,15 @@ def test_rules_over_table_data_or_metadata_are_refused(s3: Any, prefix: str) -> 
         s3.get_bucket_lifecycle_configuration(Bucket="ws-bucket")
 
 
-def test_neighbouring_prefixes_and_other_buckets_are_allowed() -> None:
+def test_neighbouring_prefixes_and_other_buckets_are_allowed(s3: Any) -> None:
     ok = [LifecycleRule("warpspeed-a", "s3://ws-bucket/warehouse-exports/", expiration_days=3),
           LifecycleRule("warpspeed-b", "s3://other/warehouse/", expiration_days=3)]
-    check_rules(ok, PREFIX, PROTECTED)
+    assert check_rules(ok, PREFIX, PROTECTED) is None  # refusing raises
+    s3.create_bucket(Bucket="other")
+    applied = S3LifecycleHook(client=s3).apply(ok, PREFIX, PROTECTED)
+    assert applied == {"ws-bucket": ["warpspeed-a"], "other": ["warpspeed-b"]}
+    (rule,) = s3.get_bucket_lifecycle_configuration(Bucket="ws-bucket")["Rules"]
+    assert rule["Filter"] == {"Prefix": "warehouse-exports/"}
 
 
 @pytest.mark.parametrize(

@@ -41,7 +41,8 @@ class Calls:
 
     def load_catalog(self) -> Any:
         self.catalogs += 1
-        fields = [SimpleNamespace(name=c) for c in ("tenant_id", "account_id", "a")]
+        fields = [SimpleNamespace(name=c, field_type=t) for c, t in (("tenant_id", "string"),
+                                                                      ("account_id", "string"), ("a", "double"))]
         return SimpleNamespace(load_table=lambda table: SimpleNamespace(schema=lambda: SimpleNamespace(fields=fields)))
 
     def sqs_hook(self) -> FakeSqs:
@@ -94,3 +95,46 @@ def test_a_window_with_nothing_to_refuse_never_builds_the_sqs_hook(tmp_path: Pat
     planned = svc.plan_window(WINDOW, intake_uri)
     assert (calls.hooks, calls.urls) == (0, 0)
     assert planned.refused == () and len(planned.plan.batches) == 1
+
+
+class CatalogDown(Calls):
+    """The catalog cannot be reached at plan time."""
+
+    def load_catalog(self) -> Any:
+        self.catalogs += 1
+        raise ConnectionError("catalog unreachable")
+
+
+def test_a_missing_version_never_supersedes_a_valid_request_while_the_catalog_is_down(tmp_path: Path) -> None:
+    """Issue 27: with the table unreadable, both versions were "unavailable" and the newer one, v404, won.
+
+    Whether v404 exists is the model registry's answer (storage), not the catalog's: it is
+    missing for good, so it loses to v1 (whose fit to the table the batch decides) as it would
+    with the catalog up, and nothing is sent to the DLQ.
+    """
+    calls = CatalogDown()
+    svc, prefix = service(tmp_path, calls)
+    intake_uri = WINDOW.layout(prefix).intake_uri
+    bogus = ScoringRequest("r404", "t1", "churn", "v404", "scoring", (START + timedelta(minutes=5)).isoformat(),
+                           "normal", 10)
+    svc.storage.write_text(intake_uri, IntakeManifest(WINDOW.id).merged([req("r1", "t1", "v1"), bogus], []).to_json())
+    planned = svc.plan_window(WINDOW, intake_uri)
+    (batch,) = planned.plan.batches
+    assert [m.request_id for m in batch.members] == ["r1"]
+    assert [(s.request.request_id, s.reason) for s in planned.plan.superseded] == [("r404", "superseded by r1")]
+    assert planned.refused == () and calls.sqs.sent == []
+    unavailable = {u.version: u for u in svc.probe([req("r1", "t1", "v1"), bogus])}
+    assert unavailable["v404"].permanent and unavailable["v404"].reason.startswith("model churn v404 not found at")
+    assert not unavailable["v1"].permanent  # undecided: the table could not be read
+
+
+def test_a_lone_missing_version_is_refused_while_the_catalog_is_down(tmp_path: Path) -> None:
+    calls = CatalogDown()
+    svc, prefix = service(tmp_path, calls)
+    intake_uri = WINDOW.layout(prefix).intake_uri
+    svc.storage.write_text(intake_uri, IntakeManifest(WINDOW.id).merged(
+        [req("r1", "t1", "v1"), req("r9", "t2", "v9")], [], sources={"r1": "m1", "r9": "m9"}).to_json())
+    planned = svc.plan_window(WINDOW, intake_uri)
+    assert [e["request_id"] for e in planned.refused] == ["r9"]
+    assert calls.sqs.sent == [("https://sqs/dlq", ["m9"], WINDOW.id)]
+    assert [m.request_id for b in planned.plan.batches for m in b.members] == ["r1"]

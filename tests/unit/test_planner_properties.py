@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -13,6 +14,8 @@ from warpspeed.intake.schema import PRIORITY_RANK, ScoringRequest
 from warpspeed.planning.batches import PendingRequest, WindowPlan, batch_id_for, plan_window, request_rows
 
 T0 = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
+FEWER = 5 if os.environ.get("WARPSPEED_FAST_LANE") == "1" else 1
+"""``make unit`` (the fast lane) draws a fifth of the examples; ``make test`` draws them all."""
 WORKLOADS = ("scoring", "intent")
 LANES = [
     (("high",), ("normal",), ("low",)),
@@ -79,7 +82,7 @@ def all_ids(plan: WindowPlan) -> list[str]:
             + [s.request.request_id for s in plan.carried_over])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300 // FEWER, deadline=None)
 @given(window_inputs())
 def test_every_request_ends_in_exactly_one_place(data: tuple) -> None:
     requests, pending, planning = data
@@ -91,7 +94,7 @@ def test_every_request_ends_in_exactly_one_place(data: tuple) -> None:
         assert s.reason.startswith("superseded by ")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300 // FEWER, deadline=None)
 @given(window_inputs())
 def test_batches_respect_caps_workloads_and_the_window_limit(data: tuple) -> None:
     requests, pending, planning = data
@@ -110,7 +113,7 @@ def test_batches_respect_caps_workloads_and_the_window_limit(data: tuple) -> Non
     assert max(homes.values(), default=1) == 1
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300 // FEWER, deadline=None)
 @given(window_inputs())
 def test_only_the_latest_request_per_pair_survives(data: tuple) -> None:
     requests, pending, planning = data
@@ -126,7 +129,7 @@ def test_only_the_latest_request_per_pair_survives(data: tuple) -> None:
         assert (winner.requested_at_dt, winner.request_id) > (s.request.requested_at_dt, s.request.request_id)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300 // FEWER, deadline=None)
 @given(window_inputs())
 def test_lanes_are_submitted_in_order_and_never_displaced(data: tuple) -> None:
     requests, pending, planning = data
@@ -145,7 +148,7 @@ def test_lanes_are_submitted_in_order_and_never_displaced(data: tuple) -> None:
         assert len(ran) == cfg.max_batches_per_window
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200 // FEWER, deadline=None)
 @given(window_inputs(), st.randoms(use_true_random=False))
 def test_plans_are_deterministic_and_ids_follow_members(data: tuple, rnd) -> None:  # type: ignore[no-untyped-def]
     requests, pending, planning = data
@@ -169,7 +172,7 @@ def test_batch_ids_differ_when_members_differ(a: set[str], b: set[str]) -> None:
     assert same == (a == b)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60 // FEWER, deadline=None)
 @given(st.lists(st.lists(request_docs(), max_size=25), min_size=2, max_size=8), planning_settings())
 def test_a_chain_of_windows_never_loses_or_doubles_a_request(windows: list, planning: dict) -> None:
     pending: tuple[PendingRequest, ...] = ()

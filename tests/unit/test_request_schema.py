@@ -159,3 +159,44 @@ def test_the_poison_check_fires_at_the_limit() -> None:
     result = validate_message(json.dumps(valid_doc()), allowed_models=MODELS, receive_count=5, max_receives=5)
     assert not result.ok and any("too many receives" in r for r in result.reasons)
     assert validate_message(json.dumps(valid_doc()), allowed_models=MODELS, receive_count=4, max_receives=5).ok
+
+
+# -- issue 27: strict parsing: a key given twice and ISO 8601 forms that are not RFC 3339 are refused --------------
+
+def test_a_key_given_twice_is_refused_with_every_other_reason() -> None:
+    """json.loads kept the last value of a duplicated key: a producer's body could mean two things."""
+    body = json.dumps(valid_doc(priority="urgent"))[:-1] + ', "tenant_id": "evil-01"}'
+    result = validate_message(body, allowed_models=MODELS)
+    assert not result.ok
+    assert result.reasons == ("priority: 'urgent' is not one of ['high', 'normal', 'low']",
+                              "tenant_id: duplicate key (JSON object keys must be unique)"), result.reasons
+
+
+def test_a_key_given_twice_inside_params_is_named_by_its_path() -> None:
+    body = json.dumps(valid_doc(params=None))[:-1] + ', "params": {"t": 0.4, "x": [{"k": 1, "k": 1}], "t": 0.9}}'
+    result = validate_message(body, allowed_models=MODELS)
+    assert result.reasons == ("params.t: duplicate key (JSON object keys must be unique)",
+                              "params.x.0.k: duplicate key (JSON object keys must be unique)")
+
+
+@pytest.mark.parametrize("stamp", [
+    "2026-W47-5T21:00:00Z",  # ISO week date
+    "20261120T210712Z",  # basic format
+    "2026-11-20 21:07:12Z",  # a space for T
+    "2026-11-20T21:07Z",  # no seconds
+    "2026-11-20T21:07:12,5Z",  # a comma before the fraction
+    "2026-11-20T21:07:12+0000",  # an offset without its colon
+    "2026-11-20T21:07:12+00",  # hours-only offset
+    "2026-11-20T21:07:12z",  # lower-case Z, which the planner's fromisoformat cannot read
+    "2026-13-20T21:07:12Z",  # month 13
+])
+def test_requested_at_is_rfc_3339_only(stamp: str) -> None:
+    result = validate_message(json.dumps(valid_doc(requested_at=stamp)), allowed_models=MODELS)
+    assert result.reasons == (f"requested_at: {stamp!r} is not an RFC 3339 timestamp (e.g. 2026-11-20T21:07:12Z)",)
+
+
+@pytest.mark.parametrize("stamp", ["2026-11-20T21:07:12Z", "2026-11-20T21:07:12.123456-05:30",
+                                   "2026-11-20T21:07:12.5+00:00"])
+def test_rfc_3339_timestamps_pass(stamp: str) -> None:
+    result = validate_message(json.dumps(valid_doc(requested_at=stamp)), allowed_models=MODELS)
+    assert result.ok and result.request is not None and result.request.requested_at == stamp

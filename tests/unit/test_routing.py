@@ -95,7 +95,6 @@ def test_manifest_without_engine_reads_as_spark() -> None:
 
 def test_spark_job_engine_defaults_to_spark() -> None:
     assert SparkJob("n", "score_batch.py").engine == SPARK
-    assert SparkJob("n", "score_arrow.py", engine=ARROW).engine == ARROW
 
 
 def test_local_dispatch_keeps_job_order_and_hands_spark_jobs_on(monkeypatch: pytest.MonkeyPatch) -> None:

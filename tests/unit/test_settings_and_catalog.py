@@ -6,17 +6,29 @@ from pathlib import Path
 import pytest
 
 from warpspeed.config.catalog import CatalogConfig, embedded_endpoint_file
+from warpspeed.config.s3 import embedded_bucket
 from warpspeed.config.settings import WarpSpeedSettings, load_settings
 from warpspeed.exceptions import WarpSpeedConfigError
 
 
-def test_defaults_put_everything_under_the_state_folder(tmp_path: Path) -> None:
+def test_defaults_put_everything_in_the_state_folders_bucket(tmp_path: Path) -> None:
     s = WarpSpeedSettings.from_mapping({"home": str(tmp_path)})
-    assert s.storage_prefix == (tmp_path / "storage").as_uri()
+    # production keeps everything in S3, so does the embedded default: the state folder's bucket on
+    # its embedded S3 server (issue 21), one bucket per state folder
+    bucket = embedded_bucket(tmp_path)
+    assert bucket.startswith("warpspeed-") and bucket != embedded_bucket(tmp_path / "other")
+    assert s.storage_prefix == f"s3://{bucket}/storage"
     # the embedded default is the REST catalog server of the state folder (issue 12)
     assert (s.catalog.kind, s.catalog.uri, s.catalog.embedded_home) == ("rest", "", tmp_path)
-    assert s.catalog.warehouse == (tmp_path / "warehouse").as_uri()
+    assert s.catalog.warehouse == f"s3://{bucket}/warehouse"
     assert (s.window_minutes, s.window_size_limit, s.compute_backend) == (30, 2000, "local")
+
+
+def test_a_file_storage_prefix_keeps_documents_and_the_warehouse_in_folders(tmp_path: Path) -> None:
+    s = WarpSpeedSettings.from_mapping({"home": str(tmp_path), "storage_prefix": (tmp_path / "storage").as_uri()})
+    assert s.storage_prefix == (tmp_path / "storage").as_uri()
+    assert s.catalog.warehouse == (tmp_path / "warehouse").as_uri()
+    assert s.s3_request_log() is None
 
 
 def test_warpspeed_home_moves_the_state_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -132,7 +144,8 @@ def test_one_config_drives_spark_and_pyiceberg(tmp_path: Path) -> None:
 
 
 def test_embedded_rest_catalog_is_found_through_the_state_folder(tmp_path: Path) -> None:
-    catalog = WarpSpeedSettings.from_mapping({"home": str(tmp_path)}).catalog
+    catalog = WarpSpeedSettings.from_mapping(
+        {"home": str(tmp_path), "storage_prefix": (tmp_path / "storage").as_uri()}).catalog
     no_server = r"no embedded REST catalog runs .* set \[warpspeed\] catalog_conn_id"
     with pytest.raises(WarpSpeedConfigError, match=no_server):
         catalog.spark_conf()

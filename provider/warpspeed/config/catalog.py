@@ -5,8 +5,9 @@ connection; without one, the ``catalog_*`` keys of ``[warpspeed]`` apply):
 
 - ``rest``: any Iceberg REST catalog (S3 Tables, Polaris, Nessie, Glue's REST endpoint). The
   embedded default is Iceberg's own REST catalog server on the embedded PostgreSQL
-  (:mod:`warpspeed.embedded.rest_catalog`); it records its URL in the state folder, which is
-  where a ``rest`` catalog without a URI looks for it.
+  (:mod:`warpspeed.embedded.rest_catalog`); it records its URL and token file in the state
+  folder, which is where a ``rest`` catalog without a URI looks for them (the token then goes to
+  Spark and pyiceberg as ``token`` plus ``oauth2-server-uri``).
 - ``glue``: the AWS Glue Data Catalog with S3FileIO.
 - ``sql``: an Iceberg JDBC/SQL catalog in a database (``iceberg_tables`` layout shared by Spark's
   ``JdbcCatalog`` and pyiceberg's ``SqlCatalog``): a SQLite file or a PostgreSQL database.
@@ -16,11 +17,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from warpspeed.config.s3 import S3FILEIO, STACK, S3Access, embedded_access, embedded_bucket, running_embedded_s3
 from warpspeed.exceptions import WarpSpeedConfigError
 
 if TYPE_CHECKING:
@@ -29,7 +31,9 @@ if TYPE_CHECKING:
 CatalogKind = Literal["rest", "glue", "sql"]
 _KINDS: tuple[str, ...] = ("rest", "glue", "sql")
 EMBEDDED_ENDPOINT_FILE = "catalog/rest-endpoint"
-"""Where, under the state folder, the running embedded REST catalog records its URL."""
+"""Where, under the state folder, the running embedded REST catalog records its URL (and token file)."""
+OAUTH_TOKENS_PATH = "/v1/oauth/tokens"
+"""The REST catalog's OAuth2 token endpoint, relative to its URL."""
 _CONNECTION_FIELDS = frozenset({"type", "uri", "warehouse", "region", "name"})
 SECRET_MARKERS = ("credential", "token", "secret", "password")
 """Catalog properties with these in their name are secrets: they never go where AWS lists them (EMR step
@@ -63,7 +67,9 @@ class CatalogConfig:
     :param properties: further catalog properties given to Spark and pyiceberg alike
         (e.g. ``credential``, ``token``, ``rest.sigv4-enabled``, ``rest.signing-name``).
     :param embedded_home: state folder whose embedded REST catalog a ``rest`` config without a
-        URI uses.
+        URI uses (and whose embedded S3 server an ``s3://`` warehouse of it is on).
+    :param s3_component: who uses this catalog (``intake``, ``score``...): on the embedded S3
+        server each component signs with a key of its own (:mod:`warpspeed.config.s3`).
     """
 
     name: str = "warpspeed"
@@ -75,6 +81,7 @@ class CatalogConfig:
     properties: Mapping[str, str] = field(default_factory=dict)
     extra_spark_conf: dict[str, str] = field(default_factory=dict)
     embedded_home: Path | None = None
+    s3_component: str = STACK
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -116,10 +123,31 @@ class CatalogConfig:
         )
 
     @classmethod
-    def embedded_rest(cls, home: Path) -> CatalogConfig:
-        """Return the default: the embedded REST catalog server of state folder ``home``."""
+    def embedded_rest(cls, home: Path, *, s3: bool = True) -> CatalogConfig:
+        """Return the default: the embedded REST catalog server of state folder ``home``.
+
+        :param s3: its warehouse is ``s3://<bucket>/warehouse`` on the state folder's embedded S3
+            server (the default), else the folder ``<home>/warehouse`` (``file://``).
+        """
         home = home.resolve()
-        return cls(kind="rest", warehouse=(home / "warehouse").as_uri(), embedded_home=home)
+        warehouse = f"s3://{embedded_bucket(home)}/warehouse" if s3 else (home / "warehouse").as_uri()
+        return cls(kind="rest", warehouse=warehouse, embedded_home=home)
+
+    def for_component(self, component: str) -> CatalogConfig:
+        """Return this catalog as ``component`` uses it (its own key on the embedded S3 server)."""
+        return replace(self, s3_component=component)
+
+    def s3_access(self) -> S3Access:
+        """Return how Spark and pyiceberg reach this catalog's S3 storage.
+
+        The embedded catalog whose warehouse is ``s3://`` or whose state folder runs an S3 server:
+        that server, with :attr:`s3_component`'s key. Any other catalog: its ``s3.*`` properties
+        (none: AWS).
+        """
+        if self.embedded_home is not None and (
+                self.warehouse.startswith("s3://") or running_embedded_s3(self.embedded_home) is not None):
+            return embedded_access(self.embedded_home, self.s3_component)
+        return S3Access.from_properties(self.properties, self.s3_component)
 
     @classmethod
     def from_connection(
@@ -153,19 +181,39 @@ class CatalogConfig:
         except WarpSpeedConfigError as err:
             raise WarpSpeedConfigError(f"{where}: {err}") from err
 
+    def _embedded_endpoint(self, home: Path) -> dict[str, str]:
+        endpoint = embedded_endpoint_file(home)
+        try:
+            doc = json.loads(endpoint.read_text(encoding="utf-8"))
+            return {"uri": str(doc["uri"]), "token_file": str(doc.get("token_file") or "")}
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise WarpSpeedConfigError(
+                f"[warpspeed] catalog_uri is empty and no embedded REST catalog runs for {home} "
+                f"({endpoint} missing): start the embedded stack (make demo, make airflow), or set "
+                "[warpspeed] catalog_conn_id / catalog_uri to your catalog"
+            ) from err
+
     def rest_uri(self) -> str:
         """Return the REST catalog URL, looking up the running embedded server if none is set."""
         if self.uri or self.embedded_home is None:
             return self.uri
-        endpoint = embedded_endpoint_file(self.embedded_home)
+        return self._embedded_endpoint(self.embedded_home)["uri"]
+
+    def rest_auth(self) -> dict[str, str]:
+        """Return the embedded REST catalog's ``token`` and ``oauth2-server-uri`` (empty for any other catalog)."""
+        if self.kind != "rest" or self.uri or self.embedded_home is None:
+            return {}
+        endpoint = self._embedded_endpoint(self.embedded_home)
+        if not endpoint["token_file"]:
+            return {}
         try:
-            return str(json.loads(endpoint.read_text(encoding="utf-8"))["uri"])
-        except (OSError, ValueError, KeyError) as err:
+            token = Path(endpoint["token_file"]).read_text(encoding="utf-8").strip()
+        except OSError as err:
             raise WarpSpeedConfigError(
-                f"[warpspeed] catalog_uri is empty and no embedded REST catalog runs for {self.embedded_home} "
-                f"({endpoint} missing): start the embedded stack (make demo, make airflow), or set "
-                "[warpspeed] catalog_conn_id / catalog_uri to your catalog"
+                f"the embedded REST catalog of {self.embedded_home} needs its token, and "
+                f"{endpoint['token_file']} cannot be read ({err.strerror}): run as the user who started the stack"
             ) from err
+        return {"token": token, "oauth2-server-uri": endpoint["uri"] + OAUTH_TOKENS_PATH}
 
     def catalog_properties(self) -> dict[str, str]:
         """Return the configured properties, with ``rest.signing-region`` from ``region`` for a SigV4 REST catalog."""
@@ -216,12 +264,17 @@ class CatalogConfig:
             conf |= {f"{prefix}.{k}": v for k, v in self._jdbc().items()}
         elif self.kind == "rest":
             conf |= {f"{prefix}.type": "rest", f"{prefix}.uri": self.rest_uri()}
+            conf |= {f"{prefix}.{k}": v for k, v in self.rest_auth().items()}
         else:
             conf |= {
                 f"{prefix}.type": "glue",
                 f"{prefix}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
             }
         conf |= {f"{prefix}.{k}": v for k, v in self.catalog_properties().items()}
+        access = self.s3_access()
+        if not access.is_aws:  # an S3-compatible server: S3FileIO for tables, S3A for documents and raw data
+            io = {"io-impl": S3FILEIO} | access.catalog_properties()
+            conf |= {f"{prefix}.{k}": v for k, v in io.items()} | access.hadoop_conf()
         return conf | self.extra_spark_conf
 
     def pyiceberg_properties(self) -> dict[str, str]:
@@ -229,14 +282,14 @@ class CatalogConfig:
         if self.kind == "sql":
             props = {"type": "sql", "uri": self._sql_url(), "warehouse": self.warehouse}
         elif self.kind == "rest":
-            props = {"type": "rest", "uri": self.rest_uri()}
+            props = {"type": "rest", "uri": self.rest_uri()} | self.rest_auth()
             if self.warehouse:
                 props["warehouse"] = self.warehouse
         else:
             props = {"type": "glue", "warehouse": self.warehouse}
             if self.region:
                 props["glue.region"] = self.region
-        return props | self.catalog_properties()
+        return props | self.catalog_properties() | self.s3_access().catalog_properties()
 
     def load(self) -> Catalog:
         """Open the catalog with pyiceberg."""

@@ -61,6 +61,18 @@ def _int(value: Any, source: str, path: str) -> int:
     return value
 
 
+def _tags(raw: Any, source: str, path: str) -> dict[str, str]:
+    """Return the profile's EMR tags as strings; a value must be a scalar (``[a]`` is not the tag ``"['a']"``)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise config_error(source, path, f"must be a mapping of tag name to value, got {type(raw).__name__}")
+    for key, value in raw.items():
+        if not isinstance(value, str | int | float | bool):
+            raise config_error(source, f"{path}.{key}", f"must be a string, number or boolean, got {value!r}")
+    return {str(k): str(v) for k, v in raw.items()}
+
+
 def _fleet(raw: Any, role: str, source: str, path: str) -> FleetSpec:
     if not isinstance(raw, Mapping):
         raise config_error(source, path, "must be a mapping")
@@ -146,7 +158,7 @@ def profile_from_dict(name: str, spec: Mapping[str, Any], source: str = "cluster
         python=str(spec.get("python", DEFAULT_PYTHON)),
         bootstrap_actions=tuple(actions),
         spark_defaults={str(k): str(v) for k, v in (spec.get("spark_defaults") or {}).items()},
-        tags={str(k): str(v) for k, v in (spec.get("tags") or {}).items()},
+        tags=_tags(spec.get("tags"), source, f"{path}.tags"),
         source=source,
     )
 

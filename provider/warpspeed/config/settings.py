@@ -4,18 +4,30 @@ Every key can also be set as ``AIRFLOW__WARPSPEED__<KEY>``. No default points in
 checkout: the state folder is ``[warpspeed] home``, else ``$WARPSPEED_HOME``, else
 ``~/.warpspeed``; the jars folder is ``[warpspeed] jars_dir``, else ``$WARPSPEED_JARS_DIR``, else
 ``<home>/jars``. The repository's Makefile exports both variables to its own folders.
+
+Storage defaults to the state folder's bucket on the embedded S3 server
+(``s3://warpspeed-<hash>/storage``, the warehouse beside it), as production keeps everything in
+S3; ``storage_prefix = file:///…`` keeps documents and the embedded warehouse in local folders.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from warpspeed.config.catalog import CatalogConfig
+from warpspeed.config.s3 import (
+    S3Access,
+    embedded_access,
+    embedded_bucket,
+    embedded_endpoint_file,
+    running_embedded_s3,
+)
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.storage.documents import local_path
+from warpspeed.storage.documents import Storage, local_path, storage_for
 from warpspeed.window.length import check_window_minutes
 
 SECTION = "warpspeed"
@@ -99,9 +111,9 @@ class WarpSpeedSettings:
             return value if value not in (None, "") else None
 
         home = Path(get("home") or default_home()).resolve()
-        storage_prefix = get("storage_prefix") or (home / "storage").as_uri()
+        storage_prefix = get("storage_prefix") or f"s3://{embedded_bucket(home)}/storage"
         if catalog is None:
-            catalog = catalog_from_settings(get, home)
+            catalog = catalog_from_settings(get, home, s3=storage_prefix.startswith("s3://"))
         try:
             numbers = {key: whole_number(key, get(key), getattr(cls, key)) for key in WHOLE_NUMBER_KEYS}
         except WarpSpeedConfigError as err:
@@ -121,6 +133,69 @@ class WarpSpeedSettings:
             preprocessing_backend=get("preprocessing_backend"),
             **numbers,
         )
+
+    def for_component(self, component: str) -> WarpSpeedSettings:
+        """Return these settings as ``component`` (``intake``, ``plan``, ``score``...) uses them.
+
+        On the embedded S3 server each component signs its requests with a key of its own, so
+        the requests it makes are counted as its own; elsewhere nothing changes.
+        """
+        return replace(self, catalog=self.catalog.for_component(component))
+
+    def s3_access(self) -> S3Access:
+        """Return how documents under :attr:`storage_prefix` are reached.
+
+        The state folder's bucket: its embedded S3 server (with this component's key); any other
+        prefix: the catalog's ``s3.*`` properties, else AWS's default chain.
+        """
+        if self.storage_prefix.startswith(f"s3://{embedded_bucket(self.home)}/"):
+            return embedded_access(self.home, self.catalog.s3_component)
+        return self.catalog.s3_access()
+
+    def storage_settings_named(self) -> dict[str, str]:
+        """Return what sets storage's ``endpoint``, ``bucket`` and ``credentials``, as an error message names it."""
+        bucket = f"[warpspeed] storage_prefix={self.storage_prefix!r}"
+        if self.storage_prefix.startswith(f"s3://{embedded_bucket(self.home)}/"):
+            server = running_embedded_s3(self.home)
+            keys = server.credentials_file if server is not None else self.home / "s3" / "credentials.json"
+            return {"endpoint": f"the embedded S3 server of {self.home} (its address in "
+                                f"{embedded_endpoint_file(self.home)}: is the stack running?)",
+                    "bucket": bucket, "credentials": f"the embedded S3 server's keys in {keys}"}
+        access = self.catalog.s3_access()
+        if not access.is_aws:
+            return {"endpoint": f"catalog property s3.endpoint={access.endpoint_url!r}", "bucket": bucket,
+                    "credentials": "catalog properties s3.access-key-id and s3.secret-access-key"}
+        conn = f"the Airflow connection [warpspeed] aws_conn_id={self.aws_conn_id!r}"
+        return {"endpoint": f"{conn} (its region_name / endpoint_url)", "bucket": bucket, "credentials": conn}
+
+    def check_storage(self, storage: Storage | None = None) -> None:
+        """Make one request to storage; raise a config error naming the setting to fix if it fails."""
+        from warpspeed.storage.preflight import check_storage
+
+        check_storage(storage or self.storage(), self.storage_prefix, self.storage_settings_named())
+
+    def s3_request_log(self) -> Path | None:
+        """Return the request log of the embedded S3 server storage is on (None: not on one; AWS logs elsewhere)."""
+        if not self.storage_prefix.startswith(f"s3://{embedded_bucket(self.home)}/"):
+            return None
+        server = running_embedded_s3(self.home)
+        return server.request_log if server is not None else None
+
+    def storage(self, s3_client_factory: Callable[[], Any] | None = None) -> Storage:
+        """Return the storage of documents under :attr:`storage_prefix`.
+
+        :param s3_client_factory: the S3 client on AWS (e.g. the Airflow AWS connection's); an
+            S3-compatible server (:meth:`s3_access` has an endpoint) always gets its own client.
+        """
+        if not self.storage_prefix.startswith(("s3://", "s3a://")):
+            return storage_for(self.storage_prefix)
+        aws_client = s3_client_factory
+
+        def client() -> Any:  # resolved on the first request: settings are built where no server runs
+            access = self.s3_access()
+            return aws_client() if access.is_aws and aws_client is not None else access.boto3_client()
+
+        return storage_for(self.storage_prefix, client)
 
     def require_queues(self) -> tuple[str, str]:
         """Return the request queue and DLQ URLs, or say how to configure them."""
@@ -169,13 +244,16 @@ def preprocessing_backend(settings: WarpSpeedSettings, override: str | None = No
     return value
 
 
-def catalog_from_settings(get: Callable[[str], str | None], home: Path) -> CatalogConfig:
-    """Build the catalog from the ``catalog_type``, ``catalog_uri``, ``warehouse`` and ``region`` keys."""
+def catalog_from_settings(get: Callable[[str], str | None], home: Path, *, s3: bool = True) -> CatalogConfig:
+    """Build the catalog from the ``catalog_type``, ``catalog_uri``, ``warehouse`` and ``region`` keys.
+
+    :param s3: the embedded REST catalog keeps its warehouse on the embedded S3 server (else ``file://``).
+    """
     kind = get("catalog_type") or "rest"
     uri = get("catalog_uri")
     if kind == "rest":
         if not uri:
-            return CatalogConfig.embedded_rest(home)
+            return CatalogConfig.embedded_rest(home, s3=s3)
         return CatalogConfig(kind="rest", uri=uri, warehouse=get("warehouse") or "", region=get("region"))
     if kind == "sql":
         warehouse = get("warehouse") or (home / "warehouse").as_uri()

@@ -33,6 +33,10 @@ class WindowRow:
     duration_s: float
     cost_usd: float
     spot_share: float
+    s3_requests: int | None = None
+    """S3 requests the window's steps made (``warpspeed.s3_requests``; None: not measured)."""
+    s3_get_head: int | None = None
+    s3_cost_usd: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,9 @@ class Dashboard:
     maintenance: list[dict[str, Any]] = field(default_factory=list)
     maintenance_note: str | None = None
     ledger_error: str | None = None
+    s3_requests: int | None = None
+    """S3 requests of the windows shown (None: not measured, e.g. no access logs ingested)."""
+    s3_requests_cost_usd: float = 0.0
 
     @property
     def spot_share(self) -> float:
@@ -106,8 +113,15 @@ def summarize(
     now: datetime,
     top: int = 10,
     max_windows: int = 48,
+    s3_rows: Iterable[Mapping[str, Any]] = (),
 ) -> Dashboard:
-    """Aggregate ledger rows into windows, tenants, cluster reuse, Spot share and cost."""
+    """Aggregate ledger rows into windows, tenants, cluster reuse, Spot share and cost.
+
+    :param s3_rows: ``warpspeed.s3_requests`` rows (measured S3 requests per window, priced).
+    """
+    from warpspeed.ledger.s3_requests import per_window
+
+    s3_by_window = per_window(s3_rows)
     by_window: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     tenants: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
     lines = {"ec2": 0.0, "emr_fee": 0.0, "s3": 0.0}
@@ -141,6 +155,7 @@ def summarize(
         ends = [b["finished_at"] for b in batch if b.get("finished_at")]
         w_od = sum(_num(b.get("instance_hours_on_demand")) for b in batch)
         w_spot = sum(_num(b.get("instance_hours_spot")) for b in batch)
+        s3 = s3_by_window.get(window_id)
         windows.append(WindowRow(
             window_id=window_id,
             window_start=_iso(batch[0].get("window_start")),
@@ -151,6 +166,7 @@ def summarize(
             duration_s=(max(ends) - min(starts)).total_seconds() if starts and ends else 0.0,
             cost_usd=sum(_num(b.get("cost_total_usd")) for b in batch),
             spot_share=w_spot / (w_od + w_spot) if w_od + w_spot else 0.0,
+            s3_requests=s3[0] if s3 else None, s3_get_head=s3[1] if s3 else None, s3_cost_usd=s3[2] if s3 else 0.0,
         ))
     windows.sort(key=lambda w: (w.window_start, w.window_id), reverse=True)
     top_tenants = sorted(
@@ -158,12 +174,15 @@ def summarize(
         key=lambda t: (-t.cost_usd, t.tenant_id),
     )[:top]
     maintenance, note = _latest_maintenance(maintenance_rows)
+    shown = [w for w in windows[:max_windows] if w.s3_requests is not None]
     return Dashboard(
         generated_at=_iso(now), since=_iso(since), queue=queue, windows=windows[:max_windows],
         top_tenants=top_tenants, batches=len(rows), batches_on_created_clusters=on_created,
         batches_on_reused_clusters=on_reused, clusters_created=len(created_clusters),
         clusters_used=len(used_clusters), instance_hours_on_demand=od_hours, instance_hours_spot=spot_hours,
         cost_usd=sum(lines.values()), cost_by_line=lines, maintenance=maintenance, maintenance_note=note,
+        s3_requests=sum(w.s3_requests or 0 for w in shown) if shown else None,
+        s3_requests_cost_usd=sum(w.s3_cost_usd for w in shown),
     )
 
 
@@ -216,13 +235,14 @@ def queue_status() -> QueueStatus:
 def load_dashboard(days: int = 7, now: datetime | None = None) -> Dashboard:
     """Read the ledger tables and the queue; build the dashboard for the last ``days`` days."""
     from warpspeed.config.settings import load_settings
-    from warpspeed.ledger.tables import BATCH_RUNS_TABLE, MAINTENANCE_RUNS_TABLE
+    from warpspeed.ledger.tables import BATCH_RUNS_TABLE, MAINTENANCE_RUNS_TABLE, S3_REQUESTS_TABLE
 
     now = now or datetime.now(UTC)
     since = now - timedelta(days=days)
     queue = queue_status()
     batch_rows: list[dict[str, Any]] = []
     maintenance_rows: list[dict[str, Any]] | None = None
+    s3_rows: list[dict[str, Any]] = []
     ledger_error = None
     try:
         catalog = load_settings().catalog.load()
@@ -234,10 +254,14 @@ def load_dashboard(days: int = 7, now: datetime | None = None) -> Dashboard:
             ledger_error = f"{BATCH_RUNS_TABLE} does not exist yet (no window has been published)"
         if catalog.table_exists(MAINTENANCE_RUNS_TABLE):
             maintenance_rows = catalog.load_table(MAINTENANCE_RUNS_TABLE).scan().to_arrow().to_pylist()
+        if catalog.table_exists(S3_REQUESTS_TABLE):
+            s3_rows = catalog.load_table(S3_REQUESTS_TABLE).scan(
+                row_filter=f"window_start >= '{since.isoformat()}'").to_arrow().to_pylist()
     except Exception as err:
         log.warning("Ledger unavailable: %s", err)
         ledger_error = f"{type(err).__name__}: {err}"[:300]
-    board = summarize(batch_rows, queue=queue, maintenance_rows=maintenance_rows, since=since, now=now)
+    board = summarize(batch_rows, queue=queue, maintenance_rows=maintenance_rows, since=since, now=now,
+                      s3_rows=s3_rows)
     if ledger_error:
         board = replace(board, ledger_error=ledger_error)
     return board

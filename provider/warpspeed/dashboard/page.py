@@ -133,11 +133,17 @@ def render_html(board: Dashboard, *, api_path: str = "api/summary") -> str:
         _tile("batches on reused clusters", f"{board.batches_on_reused_clusters:,}", "tile-reused"),
         _tile("Spot share of instance-hours", f"{board.spot_share:.0%}", "tile-spot"),
         _tile("cost in period", _money(board.cost_usd), "tile-cost"),
+        _tile("S3 requests (measured)", "not measured" if board.s3_requests is None else
+              f"{board.s3_requests:,} · {_money(board.s3_requests_cost_usd)}", "tile-s3"),
     ])
     windows_table = _table(
-        ("window", "start", "requests", "failed", "batches", "rows", "duration s", "cost", "Spot"),
+        ("window", "start", "requests", "failed", "batches", "rows", "duration s", "cost", "Spot",
+         "S3 requests", "S3 GET+HEAD", "S3 request cost"),
         ((w.window_id, w.window_start, w.requests, w.failed_requests, w.batches, f"{w.rows:,}",
-          f"{w.duration_s:.0f}", _money(w.cost_usd), f"{w.spot_share:.0%}") for w in board.windows),
+          f"{w.duration_s:.0f}", _money(w.cost_usd), f"{w.spot_share:.0%}",
+          "-" if w.s3_requests is None else f"{w.s3_requests:,}",
+          "-" if w.s3_get_head is None else f"{w.s3_get_head:,}",
+          "-" if w.s3_requests is None else _money(w.s3_cost_usd)) for w in board.windows),
         "windows",
     )
     tenants_table = _table(
@@ -169,6 +175,8 @@ period since {e(board.since)} · <a href="{e(api_path)}">JSON</a></div>
 <div class="row">
 {bar_chart_svg(labels, [float(w.requests) for w in windows_chrono],
                title="Requests per window", fmt=lambda v: f"{v:,.0f}", color="#8e44ad")}
+{bar_chart_svg(labels, [float(w.s3_requests or 0) for w in windows_chrono],
+               title="S3 requests per window", fmt=lambda v: f"{v:,.0f}", color="#16a085")}
 {hbar_chart_svg([t.tenant_id for t in board.top_tenants], [t.cost_usd for t in board.top_tenants],
                 title="Top tenants by cost")}
 </div>

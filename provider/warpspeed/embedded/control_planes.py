@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from warpspeed.embedded.sqs_server import free_port
+from warpspeed.embedded.state import free_port
 
 
 @contextmanager

@@ -11,19 +11,24 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from warpspeed.compute.local.engine import stop_engine
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded import seed
-from warpspeed.embedded.stack import EmbeddedStack, dags_test, embedded_stack, ensure_airflow_db
+from warpspeed.embedded.sqs_server import LocalSqs
+from warpspeed.embedded.stack import EmbeddedStack, dags_test, embedded_stack, ensure_airflow_db, uses_embedded_s3
 from warpspeed.ledger.tables import BATCH_RUNS_TABLE, FEATURES_TABLE, SCORES_TABLE, ensure_tables
-from warpspeed.storage.documents import storage_for
 from warpspeed.window.manifests import IntakeManifest, WindowLayout, window_id_for
 from warpspeed.window.rule import floor_to_window
+
+DagRunner = Callable[[str, str, dict[str, str], Path], int]
+"""Runs ``airflow dags test`` (dag id, logical date, environment, log file); returns the exit code."""
 
 
 @dataclass(frozen=True)
@@ -67,28 +72,41 @@ def check_pairs(catalog: Any, pairs: set[tuple[str, str]]) -> list[PairCheck]:
 
 
 def run_demo(
-    tenants: int = 20, requests: int = 50, invalid: int = 2, stack: EmbeddedStack | None = None
+    tenants: int = 20, requests: int = 50, invalid: int = 2, stack: EmbeddedStack | None = None,
+    settings: WarpSpeedSettings | None = None,
 ) -> dict[str, Any]:
     """Run one window end to end; return the summary (raises if the DAG run fails).
 
     :param stack: running embedded servers of the state folder; started (and stopped) here if not given.
+    :param settings: the state folder and its storage (default: ``[warpspeed]`` defaults, everything on
+        the state folder's S3 server; a ``file://`` storage prefix runs the window on local folders).
     """
-    settings = WarpSpeedSettings.from_mapping({})
+    settings = settings or WarpSpeedSettings.from_mapping({})
     with ExitStack() as servers:
         if stack is None:
-            stack = servers.enter_context(embedded_stack(settings.home, settings.jars_dir))
+            stack = servers.enter_context(
+                embedded_stack(settings.home, settings.jars_dir, s3=uses_embedded_s3(settings)))
             servers.callback(stop_engine, settings.home)  # the warm Spark engine goes with the stack it used
-        return _run_window(settings, stack, tenants, requests, invalid)
+        return run_window(settings, stack.sqs, stack.airflow_env(), tenants, requests, invalid=invalid)
 
 
-def _run_window(
-    settings: WarpSpeedSettings, stack: EmbeddedStack, tenants: int, requests: int, invalid: int
+def run_window(
+    settings: WarpSpeedSettings, sqs: LocalSqs, env: dict[str, str], tenants: int = 20, requests: int = 50,
+    *, invalid: int = 2, migrate: bool = True, run_dag: DagRunner = dags_test,
 ) -> dict[str, Any]:
+    """Seed the state folder and the queue, run the window that just ended; return the summary.
+
+    :param sqs: the request queue and its DLQ, running.
+    :param env: the Airflow environment of the DAG run (:func:`warpspeed.embedded.stack.airflow_env`).
+    :param migrate: migrate Airflow's metadata database first (``False``: it is already migrated).
+    :param run_dag: runs the DAG (:data:`DagRunner`); another runner may keep one interpreter for
+        several runs.
+    """
     started = time.monotonic()
     home = settings.home
     catalog = settings.catalog.load()
     created = ensure_tables(catalog)
-    seed.publish_seed_models(settings.storage_prefix)
+    seed.publish_seed_models(settings.storage_prefix, settings.storage())
     tenant_list = seed.tenant_ids(tenants)
     feature_rows = seed.write_features(catalog, seed.feature_rows(tenant_list))
     print(f"state folder {home}; tables created: {created or 'none (already there)'}; "
@@ -98,16 +116,15 @@ def _run_window(
         minutes=settings.window_minutes
     )
     window_id = window_id_for(window_start)
-    sqs = stack.sqs
     docs = list(seed.scoring_requests(seed.RequestMix(tenants, requests, invalid), tenant_list))
     bodies = [json.dumps(d) for d in docs] + seed.invalid_bodies(invalid)
     seed.send_bodies(sqs.client(), sqs.queue_url, bodies)
     print(f"SQS server {sqs.endpoint_url}: sent {len(docs)} requests and {invalid} invalid messages")
-    env = stack.airflow_env()
-    ensure_airflow_db(env)
+    if migrate:
+        ensure_airflow_db(env)
     log_path = home / "logs" / f"dags_test_{window_id}.log"
     print(f"airflow dags test warpspeed_scoring {window_start.isoformat()} (log: {log_path})")
-    code = dags_test("warpspeed_scoring", window_start.isoformat(), env, log_path)
+    code = run_dag("warpspeed_scoring", window_start.isoformat(), env, log_path)
     dlq_depth = int(
         sqs.client().get_queue_attributes(
             QueueUrl=sqs.dead_letter_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
@@ -118,7 +135,7 @@ def _run_window(
         raise SystemExit("warpspeed_scoring failed:\n" + "\n".join(tail))
 
     layout = WindowLayout(settings.storage_prefix, window_id)
-    storage = storage_for(settings.storage_prefix)
+    storage = settings.storage()
     intake = IntakeManifest.from_json(storage.read_text(layout.intake_uri))
     plan = json.loads(storage.read_text(layout.plan_uri))
     pairs = {(d["tenant_id"], d["model"]) for d in docs}

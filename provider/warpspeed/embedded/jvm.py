@@ -1,33 +1,46 @@
-"""Run a Java server from jars that ``make setup`` fetched from Maven Central, on loopback."""
+"""Java servers from jars that ``make setup`` fetched from Maven Central, on loopback.
+
+:func:`java_process` describes one such server as a :class:`~warpspeed.embedded.server.ServerProcess`
+(the REST catalog, ElasticMQ and S3Proxy use it). Adding one more JVM server is a module with
+
+- a ``maven/<name>/pom.xml`` (``make setup`` copies its classpath into ``<jars_dir>/<name>``);
+- ``<name>_process(jars_dir, folder) -> tuple[ServerProcess, <what clients need>]``: make the
+  folder private (:func:`~warpspeed.embedded.state.private_dir`), take its port
+  (:func:`~warpspeed.embedded.state.stable_port`) and credential
+  (:func:`~warpspeed.embedded.state.secret`), write its config with
+  :func:`~warpspeed.embedded.state.write_private`, return :func:`java_process` with its readiness
+  path and environment (secrets go in files or the environment, never in ``jvm_args``);
+- a context manager over :func:`~warpspeed.embedded.supervisor.supervised`, and one line in
+  :func:`warpspeed.embedded.stack.embedded_stack`. Parent death and restarts on the same port
+  come with the supervisor.
+"""
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import signal
-import subprocess
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from warpspeed.exceptions import WarpSpeedConfigError, WarpSpeedError
+from warpspeed.embedded.server import ServerProcess
+from warpspeed.exceptions import WarpSpeedConfigError
 
-log = logging.getLogger(__name__)
+JVM_DEFAULTS = ("-XX:+UseSerialGC", "-Djava.net.preferIPv4Stack=true")
+"""Small heaps on a shared machine; IPv4 so that ``127.0.0.1`` binds show as such (not ``::ffff:``)."""
 
 
-def classpath(jars_dir: Path, folder: str) -> str:
-    """Return the classpath of the jars in ``jars_dir/folder``, or say how to fetch them."""
+def classpath(jars_dir: Path, folder: str, *extra: Path) -> str:
+    """Return the classpath of the jars in ``jars_dir/folder`` (plus ``extra``), or say how to fetch them."""
     jars = sorted((jars_dir / folder).glob("*.jar"))
     if not jars:
         raise WarpSpeedConfigError(
             f"no jars in {jars_dir / folder}: run `make setup` (fetches them with Maven) "
             "or point [warpspeed] jars_dir at the folder that holds them"
         )
-    return os.pathsep.join(str(j) for j in jars)
+    return os.pathsep.join([*(str(j) for j in jars), *(str(e) for e in extra)])
 
 
 def java_bin() -> str:
@@ -35,11 +48,12 @@ def java_bin() -> str:
     home = os.environ.get("JAVA_HOME")
     found = str(Path(home) / "bin" / "java") if home else shutil.which("java")
     if not found:
-        raise WarpSpeedConfigError("no java found: install a JDK 17 (apt-get install openjdk-17-jre-headless)")
+        raise WarpSpeedConfigError("no java found: install a JDK 17 (apt-get install openjdk-17-jdk-headless)")
     return found
 
 
-def _http_ready(url: str) -> bool:
+def http_answers(url: str) -> bool:
+    """Tell whether ``url`` gets an HTTP answer (any status: 401 and 400 count)."""
     try:
         with urllib.request.urlopen(url, timeout=2):
             return True
@@ -49,31 +63,21 @@ def _http_ready(url: str) -> bool:
         return False
 
 
-@contextmanager
-def java_server(
-    args: list[str], *, ready_url: str, log_path: Path, env: Mapping[str, str] | None = None,
-    timeout: float = 120,
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``java args...``; wait until ``ready_url`` answers; stop it (and its group) on exit."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as out:
-        proc = subprocess.Popen(
-            [java_bin(), *args], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=dict(os.environ | dict(env or {})), start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + timeout
-        while not _http_ready(ready_url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = log_path.read_text(errors="replace")[-3000:]
-                raise WarpSpeedError(f"{args[-1]} did not start (log {log_path}):\n{tail}")
-            time.sleep(0.1)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+def java_process(
+    name: str, main_class: str, cp: str, *, port: int, log_path: Path, ready_path: str, home: Path,
+    heap: str = "256m", jvm_args: Sequence[str] = (), env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
+) -> ServerProcess:
+    """Describe a JVM server: ``java -Xmx<heap> ... -cp <cp> <main_class>`` on ``127.0.0.1:port``.
+
+    :param ready_path: path (and query) whose HTTP answer means the server is up.
+    :param home: the state folder it belongs to (``-Dwarpspeed.home``: how its process is found).
+    :param args: the program's own arguments, after ``main_class`` (no secrets: they are visible).
+    """
+    argv = [java_bin(), f"-Xmx{heap}", *JVM_DEFAULTS, f"-Dwarpspeed.home={home}", *jvm_args, "-cp", cp, main_class,
+            *args]
+    return ServerProcess(
+        name=name, command=lambda: list(argv), port=port, log_path=log_path,
+        ready=lambda: http_answers(f"http://127.0.0.1:{port}{ready_path}"), env=dict(env or {}),
+        death_signal=signal.SIGTERM, stop_signal=signal.SIGTERM, identity=str(home),
+    )

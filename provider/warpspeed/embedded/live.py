@@ -27,70 +27,35 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from warpspeed.compute.local.engine import stop_engine
 from warpspeed.embedded import seed
 from warpspeed.embedded.postgres import PostgresServer
-from warpspeed.embedded.process_group import Component
+from warpspeed.embedded.process_group import Component, Revival
+from warpspeed.embedded.producer import Producer, ProducerConfig
 from warpspeed.embedded.rest_catalog import RestCatalogServer, catalog_database, rest_catalog_server
-from warpspeed.embedded.sqs_server import LocalSqs, free_port, local_sqs
-from warpspeed.embedded.stack import airflow_bin, airflow_env, embedded_stack, ensure_airflow_db
+from warpspeed.embedded.s3_server import LocalS3, embedded_s3
+from warpspeed.embedded.sqs_server import LocalSqs, local_sqs
+from warpspeed.embedded.stack import (
+    airflow_bin,
+    airflow_env,
+    embedded_stack,
+    ensure_airflow_db,
+    private_state_folder,
+)
+from warpspeed.embedded.state import free_port, write_private
+from warpspeed.embedded.supervisor import Supervisor
+
+__all__ = ["LiveStack", "Producer", "ProducerConfig", "main"]
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 SCORING_DAG = "warpspeed_scoring"
 ADMIN_USER = "admin"
+DEFAULT_PRODUCER = ProducerConfig()
+"""``make demo``'s load."""
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-
-
-@dataclass(frozen=True)
-class ProducerConfig:
-    """What the producer sends per window: ``make demo``'s load by default."""
-
-    tenants: int = 20
-    requests_per_window: int = 50
-    invalid_per_window: int = 2
-    chunks_per_window: int = 4
-
-
-class Producer(threading.Thread):
-    """Send synthetic scoring requests (and a few invalid messages) until stopped."""
-
-    def __init__(self, sqs: LocalSqs, tenants: list[str], config: ProducerConfig, window_minutes: int) -> None:
-        super().__init__(name="warpspeed-producer", daemon=True)
-        self.sqs, self.tenants, self.config = sqs, tenants, config
-        self.interval = window_minutes * 60 / config.chunks_per_window
-        self.stopped = threading.Event()
-        self.sent: list[dict[str, Any]] = []
-        self.sent_at: list[datetime] = []  # when each of ``sent`` went out
-        self.invalid_sent = 0
-
-    def send_chunk(self, index: int) -> None:
-        """Send one chunk: a share of a window's requests and of its invalid messages."""
-        per = max(1, self.config.requests_per_window // self.config.chunks_per_window)
-        mix = seed.RequestMix(len(self.tenants), per, 0, seed=index)
-        docs = list(seed.scoring_requests(mix, self.tenants[index * per % len(self.tenants):] + self.tenants))
-        invalid = self.config.invalid_per_window // self.config.chunks_per_window + (
-            1 if index % self.config.chunks_per_window < self.config.invalid_per_window % self.config.chunks_per_window
-            else 0
-        )
-        seed.send_bodies(self.sqs.client(), self.sqs.queue_url,
-                         [json.dumps(d) for d in docs] + seed.invalid_bodies(invalid))
-        now = datetime.now(UTC)
-        self.sent.extend(docs)
-        self.sent_at.extend([now] * len(docs))
-        self.invalid_sent += invalid
-
-    def run(self) -> None:
-        """Send a chunk every ``interval`` seconds."""
-        index = 0
-        while not self.stopped.is_set():
-            self.send_chunk(index)
-            index += 1
-            self.stopped.wait(self.interval)
 
 
 class LiveStack:
@@ -113,6 +78,12 @@ class LiveStack:
     :param seed_data: seeds the tables, models and features of the tenants (given them and
         ``accounts``) where the stack's settings put them; None: the embedded catalog and folders
         of ``home`` (``make rehearsal`` seeds its Glue catalog and S3 server instead).
+    :param revive: restart an Airflow component that exits on its own (the scheduler and the
+        triggerer exit when PostgreSQL restarts), after 5 s, then 10 s, 20 s... at most 60 s.
+
+    The servers' :class:`~warpspeed.embedded.supervisor.Supervisor` (:attr:`supervisor`) starts
+    every server and every Airflow component from its own thread and restarts dead servers on
+    their ports; if this process dies, all of them get a parent-death signal.
     """
 
     def __init__(
@@ -121,7 +92,7 @@ class LiveStack:
         *,
         window_minutes: int = 2,
         port: int | None = None,
-        producer: ProducerConfig | None = ProducerConfig(),
+        producer: ProducerConfig | None = DEFAULT_PRODUCER,
         extra_env: dict[str, str] | None = None,
         unpause: bool = True,
         postgres: PostgresServer | None = None,
@@ -130,6 +101,7 @@ class LiveStack:
         tenants: int | None = None,
         accounts: tuple[int, int] = (2000, 3000),
         seed_data: Callable[[list[str], tuple[int, int]], object] | None = None,
+        revive: bool = True,
     ) -> None:
         self.home = home.resolve()
         self.window_minutes = window_minutes
@@ -147,8 +119,13 @@ class LiveStack:
         self.components: dict[str, Component] = {}
         self.env: dict[str, str] = {}
         self.sqs: LocalSqs | None = None
+        self.s3: LocalS3 | None = None
         self.producer: Producer | None = None
         self.tenants: list[str] = []
+        self.supervisor: Supervisor | None = None
+        self.revival: Revival | None = None
+        self._revive = revive
+        self._lock = threading.Lock()  # one start or stop of a component at a time (chaos, revival)
         self._exit = ExitStack()
         self._token: str | None = None
 
@@ -172,10 +149,17 @@ class LiveStack:
         if self.postgres is None:  # the whole embedded stack of this state folder
             servers = self._exit.enter_context(embedded_stack(self.home, jars_dir))
             self.postgres, self.sqs, self.catalog = servers.postgres, servers.sqs, servers.catalog
+            self.s3 = servers.s3
             self.db_url = self.db_url or servers.airflow_db_url
-        else:  # a PostgreSQL shared with others (tests): this folder's catalog and queues on it
-            self.catalog = self._exit.enter_context(rest_catalog_server(self.postgres, self.home, jars_dir))
-            self.sqs = self._exit.enter_context(local_sqs(jars_dir))
+            self.supervisor = servers.supervisor
+        else:  # a PostgreSQL shared with others (tests): this folder's S3 server, catalog and queues on it
+            private_state_folder(self.home)
+            self.supervisor = sup = Supervisor("warpspeed-live")
+            self._exit.callback(sup.close)
+            self.s3 = self._exit.enter_context(embedded_s3(self.home, jars_dir, supervisor=sup))
+            self.catalog = self._exit.enter_context(
+                rest_catalog_server(self.postgres, self.home, jars_dir, sup, self.s3.endpoint))
+            self.sqs = self._exit.enter_context(local_sqs(jars_dir, work_dir=self.home / "sqs", supervisor=sup))
             self.db_url = self.db_url or self.postgres.sqlalchemy_url(
                 self.postgres.create_database("airflow_" + catalog_database(self.home).removeprefix("iceberg_"))
             )
@@ -185,11 +169,17 @@ class LiveStack:
         self._seed()
         ensure_airflow_db(self.env)
         logs = self.home / "airflow" / "logs" / "live"
-        argv = {"api-server": ["api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]}
+        # scheduler and triggerer: no log server (Airflow binds it on every interface; the logs
+        # are files under AIRFLOW_HOME, read by the api-server directly)
+        argv = {"api-server": ["api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+                "scheduler": ["scheduler", "--skip-serve-logs"], "triggerer": ["triggerer", "--skip-serve-logs"]}
         for name in COMPONENTS:
             self.components[name] = Component(name, [airflow_bin(), *argv.get(name, [name])], logs / f"{name}.log")
-            self.components[name].start(self.env)
+            self._spawn(self.components[name])
         self.wait_ready()
+        if self._revive:
+            self.revival = Revival(self.components, self._spawn, self._lock)
+            self.supervisor.add_check(self.revival)
         if self.unpause_at_start:
             self.unpause(SCORING_DAG)
         if self.producer_config is not None:
@@ -198,31 +188,40 @@ class LiveStack:
 
     def stop(self) -> None:
         """Stop the producer, every component (process groups and children) and the servers."""
+        if self.revival is not None:
+            self.revival.stopped.set()
         if self.producer is not None:
             self.producer.stopped.set()
             self.producer.join(timeout=30)
-        for name in ("scheduler", "triggerer", "dag-processor", "api-server"):
-            if name in self.components:
-                self.components[name].stop()
+        with self._lock:  # a revival under way finishes first; none starts after this
+            for name in ("scheduler", "triggerer", "dag-processor", "api-server"):
+                if name in self.components:
+                    self.components[name].stop()
         stop_engine(self.home)  # the warm local Spark engine the score tasks started
         self._exit.close()
 
     def restart(self, name: str) -> Component:
         """Stop one component (if still running) and start it again with the same settings."""
         component = self.components[name]
-        component.stop()
-        component.start(self.env)
+        with self._lock:
+            component.stop()
+            self._spawn(component)
         return component
+
+    def _spawn(self, component: Component) -> None:
+        """Start ``component`` from the supervisor's thread (its parent-death signal follows that thread)."""
+        assert self.supervisor is not None
+        self.supervisor.call(lambda: component.start(self.env))
 
     # -- preparation ---------------------------------------------------------------------------
     def _airflow_env(self, sqs: LocalSqs, db_url: str) -> dict[str, str]:
         airflow_home = self.home / "airflow"
-        airflow_home.mkdir(parents=True, exist_ok=True)
+        airflow_home.mkdir(parents=True, exist_ok=True, mode=0o700)
         secrets_file = airflow_home / "live_secrets.json"  # stable across restarts of the stack
-        if not secrets_file.exists():
-            secrets_file.write_text(json.dumps({k: secrets.token_urlsafe(32) for k in ("jwt", "api")}))
-            secrets_file.chmod(0o600)
-        keys = json.loads(secrets_file.read_text())
+        keys = json.loads(secrets_file.read_text()) if secrets_file.exists() else {}
+        if any(len(keys.get(k, "")) < 86 for k in ("jwt", "api")):  # HS512 wants a key of 64 bytes or more
+            keys = {k: secrets.token_urlsafe(64) for k in ("jwt", "api")}
+            write_private(secrets_file, json.dumps(keys))
         return airflow_env(self.home, sqs, db_url=db_url) | {
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
@@ -251,7 +250,7 @@ class LiveStack:
         settings = WarpSpeedSettings.from_mapping({"home": str(self.home)})
         catalog = settings.catalog.load()
         ensure_tables(catalog)
-        seed.publish_seed_models(settings.storage_prefix)
+        seed.publish_seed_models(settings.storage_prefix, settings.storage())
         base, spread = self.seed_accounts
         seed.write_features(catalog, seed.feature_rows(self.tenants, base=base, spread=spread))
 
@@ -261,8 +260,7 @@ class LiveStack:
         path = Path(self.env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
         if not path.exists():
             chosen = os.environ.get("WARPSPEED_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
-            path.write_text(json.dumps({ADMIN_USER: chosen}) + "\n")
-            path.chmod(0o600)
+            write_private(path, json.dumps({ADMIN_USER: chosen}) + "\n")
         return str(json.loads(path.read_text())[ADMIN_USER])
 
     # -- REST API ------------------------------------------------------------------------------
@@ -345,13 +343,14 @@ class LiveStack:
 
 
 def _wait_forever(stack: LiveStack) -> Iterator[None]:
-    reported: set[str] = set()
+    """Print what the supervisor and the revival did (restarts, give-ups) as it happens."""
+    shown = {"servers": 0, "airflow": 0}
     while True:
-        for name, component in stack.components.items():
-            if not component.alive and name not in reported:
-                reported.add(name)
-                print(f"!! {name} exited (code {component.proc.returncode if component.proc else '?'}); "
-                      f"log: {component.log_path}", flush=True)
+        for key, events in (("servers", stack.supervisor.events if stack.supervisor else []),
+                            ("airflow", stack.revival.events if stack.revival else [])):
+            for event in events[shown[key]:]:
+                print(f"!! {event}", flush=True)
+            shown[key] = len(events)
         yield
         time.sleep(2)
 

@@ -17,7 +17,7 @@ from typing import Any
 from warpspeed.embedded.seed import tenant_ids
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.preprocessing.raw_sources import ENGAGEMENT_EVENTS, FIRMOGRAPHICS, INTENT_SIGNALS, RawSource
-from warpspeed.storage.documents import local_path
+from warpspeed.storage.documents import Storage, join_uri, local_path
 
 EVENT_TYPES = ("page_view", "email_open", "email_click", "webinar", "meeting", "form_fill")
 EVENT_WEIGHTS = (0.55, 0.2, 0.1, 0.07, 0.03, 0.05)
@@ -130,19 +130,34 @@ def firmographics(day: date, tenant: str, mix: RawDataMix, *, full: bool) -> Any
     })
 
 
-def write_partition(storage_prefix: str, source: RawSource, day: date, table: Any) -> str:
-    """Replace one daily partition with ``table`` (one Parquet file named by its content)."""
+def write_partition(storage_prefix: str, source: RawSource, day: date, table: Any,
+                    storage: Storage | None = None) -> str:
+    """Replace one daily partition with ``table`` (one Parquet file named by its content).
+
+    :param storage: the storage of an ``s3://`` prefix (:meth:`WarpSpeedSettings.storage`); a
+        local folder is replaced in one rename, a prefix on S3 gets the new file, then loses the others.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    folder = local_path(source.partition_uri(storage_prefix, day))
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
     data = sink.getvalue().to_pybytes()
+    name = f"part-{hashlib.sha256(data).hexdigest()[:16]}.parquet"
+    partition = source.partition_uri(storage_prefix, day)
+    if storage_prefix.startswith(("s3://", "s3a://")):
+        if storage is None:
+            raise WarpSpeedConfigError(f"storage_prefix {storage_prefix!r}: give the generator its storage")
+        storage.write_bytes(join_uri(partition, name), data)
+        for stale in storage.list(partition):
+            if not stale.endswith(f"/{name}"):
+                storage.delete(stale)
+        return partition
+    folder = local_path(partition)
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    (tmp / f"part-{hashlib.sha256(data).hexdigest()[:16]}.parquet").write_bytes(data)
+    (tmp / name).write_bytes(data)
     shutil.rmtree(folder, ignore_errors=True)
     tmp.replace(folder)
     return folder.as_uri()
@@ -156,19 +171,17 @@ def write_day(
     sources: tuple[RawSource, ...] = (ENGAGEMENT_EVENTS, INTENT_SIGNALS, FIRMOGRAPHICS),
     tenants: list[str] | None = None,
     full_firmographics: bool = False,
+    storage: Storage | None = None,
 ) -> dict[str, str]:
     """Write (or rewrite) one day of the given sources; return ``{source: partition URI}``.
 
     :param tenants: the tenants that have data that day (default: the mix's tenants).
     :param full_firmographics: write every account's firmographics (an initial load).
+    :param storage: the storage of an ``s3://`` prefix (a local folder needs none).
     """
     import pyarrow as pa
 
     mix = mix or RawDataMix()
-    if not storage_prefix.startswith(("file:", "/")):
-        raise WarpSpeedConfigError(
-            f"storage_prefix {storage_prefix!r}: the synthetic generator writes local storage only"
-        )
     tenants = tenants if tenants is not None else tenant_ids(mix.tenants)
     makers = {
         ENGAGEMENT_EVENTS.key: lambda t: engagement_events(day, t, mix),
@@ -178,15 +191,16 @@ def write_day(
     written = {}
     for source in sources:
         table = pa.concat_tables([makers[source.key](t) for t in tenants])
-        written[source.key] = write_partition(storage_prefix, source, day, table)
+        written[source.key] = write_partition(storage_prefix, source, day, table, storage)
     return written
 
 
-def write_days(storage_prefix: str, first_day: date, days: int, mix: RawDataMix | None = None) -> list[str]:
+def write_days(storage_prefix: str, first_day: date, days: int, mix: RawDataMix | None = None,
+               storage: Storage | None = None) -> list[str]:
     """Write ``days`` consecutive days of every source (full firmographics on the first); return the dates."""
     out = []
     for offset in range(days):
         day = first_day + timedelta(days=offset)
-        write_day(storage_prefix, day, mix, full_firmographics=offset == 0)
+        write_day(storage_prefix, day, mix, full_firmographics=offset == 0, storage=storage)
         out.append(day.isoformat())
     return out

@@ -12,7 +12,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from warpspeed.ledger.tables import FEATURE_COLUMNS, FEATURES_TABLE
-from warpspeed.storage.documents import join_uri, storage_for
+from warpspeed.storage.documents import Storage, join_uri, storage_for, upload_folder
 from warpspeed.window.manifests import models_uri
 
 if TYPE_CHECKING:
@@ -22,9 +22,13 @@ if TYPE_CHECKING:
 SKLEARN_DEMO_MODEL = "upsell_propensity"
 
 
-def publish_seed_models(storage_prefix: str) -> list[str]:
-    """Publish the demo's models: the shipped expression models and a freshly trained MLflow one."""
-    storage = storage_for(storage_prefix)
+def publish_seed_models(storage_prefix: str, storage: Storage | None = None) -> list[str]:
+    """Publish the demo's models: the shipped expression models and a freshly trained MLflow one.
+
+    :param storage: the storage of ``storage_prefix`` (default: :func:`storage_for` it, AWS's
+        default S3 client for ``s3://``; settings give theirs with :meth:`WarpSpeedSettings.storage`).
+    """
+    storage = storage or storage_for(storage_prefix)
     uris = []
     for entry in sorted(resources.files("warpspeed.embedded").joinpath("models").iterdir(), key=str):
         if not entry.name.endswith(".json"):
@@ -33,7 +37,7 @@ def publish_seed_models(storage_prefix: str) -> list[str]:
         uri = join_uri(models_uri(storage_prefix), doc["model"], f"{doc['version']}.json")
         storage.write_text(uri, json.dumps(doc, indent=1))
         uris.append(uri)
-    uris.append(save_sklearn_model(join_uri(models_uri(storage_prefix), SKLEARN_DEMO_MODEL, "v1")))
+    uris.append(save_sklearn_model(join_uri(models_uri(storage_prefix), SKLEARN_DEMO_MODEL, "v1"), storage))
     return uris
 
 
@@ -61,15 +65,13 @@ def pinned_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in ("scikit-learn", "skops", "numpy", "pandas")]
 
 
-def save_sklearn_model(uri: str) -> str:
-    """Train the demo model and save it as an MLflow model at ``uri`` (``predict_proba`` as pyfunc)."""
-    import shutil
+def save_sklearn_model(uri: str, storage: Storage | None = None) -> str:
+    """Train the demo model and save it as an MLflow model folder at ``uri`` (``predict_proba`` as pyfunc)."""
     import tempfile
+    from pathlib import Path
 
     import mlflow.sklearn
     from mlflow.models import infer_signature
-
-    from warpspeed.storage.documents import local_path
 
     model = train_sklearn_model()
     sample = feature_rows(tenant_ids(1), base=5, spread=1).select(list(FEATURE_COLUMNS)).to_pandas()
@@ -78,9 +80,7 @@ def save_sklearn_model(uri: str) -> str:
         mlflow.sklearn.save_model(model, folder, signature=infer_signature(sample, model.predict_proba(sample)),
                                   pyfunc_predict_fn="predict_proba", skops_trusted_types=["numpy.dtype"],
                                   pip_requirements=pinned_requirements())
-        target = local_path(uri)  # the embedded demo's registry is a local folder
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(folder, target)
+        upload_folder(storage or storage_for(uri), Path(folder), uri)
     return uri
 
 

@@ -11,10 +11,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from warpspeed.config.s3 import EmbeddedS3, embedded_bucket
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
 from warpspeed.embedded.rest_catalog import RestCatalogServer, rest_catalog_server
-from warpspeed.embedded.sqs_server import LocalSqs, local_sqs
+from warpspeed.embedded.s3_server import LocalS3, embedded_s3
+from warpspeed.embedded.sqs_server import LocalSqs, queues_on, sqs_process
+from warpspeed.embedded.state import private_dir
+from warpspeed.embedded.supervisor import Supervisor
 
 AWS_CONN_ID = "warpspeed_aws"
 
@@ -38,6 +42,7 @@ def airflow_env(
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder or default_dags_folder()),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_PRE_PING": "True",  # reconnect after a PostgreSQL restart
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW__WARPSPEED__HOME": str(home),
         "AIRFLOW__WARPSPEED__AWS_CONN_ID": AWS_CONN_ID,
@@ -55,43 +60,96 @@ def airflow_env(
 
 @dataclass(frozen=True)
 class EmbeddedStack:
-    """The embedded servers of one state folder, running."""
+    """The embedded servers of one state folder, running (and supervised: see :attr:`supervisor`)."""
 
     home: Path
     postgres: PostgresServer
     sqs: LocalSqs
     catalog: RestCatalogServer
     airflow_db_url: str
+    supervisor: Supervisor
+    s3: LocalS3 | None = None
+    """The state folder's S3 server and its counting proxy (None: storage in ``file://`` folders)."""
 
     def airflow_env(self, dags_folder: Path | None = None) -> dict[str, str]:
-        """Return the environment that runs Airflow on these servers."""
-        return airflow_env(self.home, self.sqs, dags_folder, db_url=self.airflow_db_url)
+        """Return the environment that runs Airflow on these servers (``file://`` storage without an S3 server)."""
+        env = airflow_env(self.home, self.sqs, dags_folder, db_url=self.airflow_db_url)
+        if self.s3 is None:
+            env["AIRFLOW__WARPSPEED__STORAGE_PREFIX"] = (self.home / "storage").as_uri()
+        return env
+
+
+def private_state_folder(home: Path) -> Path:
+    """Create state folder ``home`` and its ``run/`` and ``logs/`` folders, all 0700; return it resolved."""
+    home = private_dir(home.resolve())
+    private_dir(home / "run")
+    private_dir(home / "logs")
+    return home
 
 
 @contextmanager
-def embedded_stack(home: Path, jars_dir: Path) -> Iterator[EmbeddedStack]:
-    """Start PostgreSQL (``<home>/postgres``), the REST catalog on it and the SQS server; stop all on exit.
+def embedded_storage(
+    home: Path, jars_dir: Path, s3: bool, supervisor: Supervisor | None = None
+) -> Iterator[LocalS3 | None]:
+    """Run the S3 server of state folder ``home`` when ``s3`` (else yield None: ``file://`` storage)."""
+    if not s3:
+        yield None
+        return
+    with embedded_s3(home, jars_dir, supervisor=supervisor) as server:
+        yield server
+
+
+def _endpoint(storage: LocalS3 | None) -> EmbeddedS3 | None:
+    return storage.endpoint if storage is not None else None
+
+
+@contextmanager
+def embedded_stack(home: Path, jars_dir: Path, *, s3: bool = True) -> Iterator[EmbeddedStack]:
+    """Start the S3 server, PostgreSQL (``<home>/postgres``), the REST catalog on it and the SQS server.
 
     Airflow's metadata database is ``airflow`` on that PostgreSQL; the catalog keeps its metadata
-    there too, its data under ``<home>/warehouse``.
+    there too, its data in the state folder's bucket on the S3 server (objects under
+    ``<home>/s3``); SQS keeps its messages in ``<home>/sqs``. One
+    :class:`~warpspeed.embedded.supervisor.Supervisor` starts the servers and restarts any that dies.
+
+    :param s3: run the S3 server (settings with a ``file://`` storage prefix need none: the
+        warehouse is then the folder ``<home>/warehouse``).
     """
-    with (
-        embedded_postgres(home / "postgres") as pg,
-        rest_catalog_server(pg, home, jars_dir) as catalog,
-        local_sqs(jars_dir) as sqs,
-    ):
-        yield EmbeddedStack(home, pg, sqs, catalog, pg.sqlalchemy_url(pg.create_database("airflow")))
+    home = private_state_folder(home)
+    supervisor = Supervisor()
+    try:
+        sqs = supervisor.start_server(sqs_process(jars_dir, home / "sqs"), wait=False)  # starts while the others do
+        with (
+            embedded_storage(home, jars_dir, s3, supervisor) as storage,
+            embedded_postgres(home / "postgres", supervisor) as pg,
+            rest_catalog_server(pg, home, jars_dir, supervisor, _endpoint(storage)) as catalog,
+        ):
+            supervisor.wait_ready(sqs)
+            yield EmbeddedStack(home, pg, queues_on(f"http://127.0.0.1:{sqs.port}"), catalog,
+                                pg.sqlalchemy_url(pg.create_database("airflow")), supervisor, storage)
+    finally:
+        supervisor.close()
 
 
 @contextmanager
-def embedded_catalog(home: Path, jars_dir: Path) -> Iterator[RestCatalogServer]:
-    """Start PostgreSQL (``<home>/postgres``) and the REST catalog on it; stop both on exit.
+def embedded_catalog(home: Path, jars_dir: Path, *, s3: bool = True) -> Iterator[RestCatalogServer]:
+    """Start the S3 server, PostgreSQL (``<home>/postgres``) and the REST catalog on it; stop all on exit.
 
-    Enough for tools that only read and write tables (benchmarks, scripts): settings whose
-    ``home`` is this folder find the catalog through its endpoint file.
+    Enough for tools that only read and write tables and documents (benchmarks, scripts):
+    settings whose ``home`` is this folder find the catalog and the S3 server through their
+    endpoint files.
     """
-    with embedded_postgres(home / "postgres") as pg, rest_catalog_server(pg, home, jars_dir) as catalog:
-        yield catalog
+    home = private_state_folder(home)
+    supervisor = Supervisor()
+    try:
+        with (
+            embedded_storage(home, jars_dir, s3, supervisor) as storage,
+            embedded_postgres(home / "postgres", supervisor) as pg,
+            rest_catalog_server(pg, home, jars_dir, supervisor, _endpoint(storage)) as catalog,
+        ):
+            yield catalog
+    finally:
+        supervisor.close()
 
 
 @contextmanager
@@ -102,8 +160,14 @@ def scratch_settings(**values: str) -> Iterator[WarpSpeedSettings]:
     """
     with tempfile.TemporaryDirectory(prefix="warpspeed-scratch-") as tmp:
         settings = WarpSpeedSettings.from_mapping({"home": tmp, **values})
-        with embedded_catalog(settings.home, settings.jars_dir):
+        with embedded_catalog(settings.home, settings.jars_dir, s3=uses_embedded_s3(settings)):
             yield settings
+
+
+def uses_embedded_s3(settings: WarpSpeedSettings) -> bool:
+    """Tell whether ``settings`` keep documents or tables on the state folder's embedded S3 server."""
+    bucket = f"s3://{embedded_bucket(settings.home)}/"
+    return settings.storage_prefix.startswith(bucket) or settings.catalog.warehouse.startswith(bucket)
 
 
 def airflow_bin() -> str:

@@ -1,7 +1,8 @@
-"""The batch ledger's writer: rows of ``warpspeed.batch_runs`` upserted with pyiceberg.
+"""The ledgers' writer: rows of ``warpspeed.batch_runs`` and ``warpspeed.s3_requests`` upserted with pyiceberg.
 
-The rows themselves (each batch's instance-hours, cost and tenant shares) are built by
-:func:`warpspeed.ledger.records.batch_record`; this hook only writes and reads them.
+The rows themselves (each batch's instance-hours, cost and tenant shares; each window's S3
+requests) are built by :func:`warpspeed.ledger.records.batch_record` and
+:func:`warpspeed.ledger.s3_requests.window_rows`; this hook only writes and reads them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from airflow.sdk import BaseHook
 from warpspeed.config.catalog import CatalogConfig
 from warpspeed.ledger.commits import commit_with_retries
 from warpspeed.ledger.records import BatchRecord
-from warpspeed.ledger.tables import BATCH_RUNS_SCHEMA, BATCH_RUNS_TABLE, evolve_schema
+from warpspeed.ledger.s3_requests import S3RequestRow
+from warpspeed.ledger.tables import (
+    BATCH_RUNS_SCHEMA,
+    BATCH_RUNS_TABLE,
+    S3_REQUESTS_SCHEMA,
+    S3_REQUESTS_TABLE,
+    ensure_tables,
+    evolve_schema,
+)
 
 
 class IcebergLedgerHook(BaseHook):
@@ -64,3 +73,25 @@ class IcebergLedgerHook(BaseHook):
         table = self.catalog.load_table(BATCH_RUNS_TABLE)
         row_filter = f"window_start >= '{since.isoformat()}'" if since else "True"
         return list(table.scan(row_filter=row_filter).to_arrow().to_pylist())
+
+    def record_s3_requests(self, window_id: str, rows: Sequence[S3RequestRow]) -> int:
+        """Replace the window's rows of ``warpspeed.s3_requests`` (a retried publish rewrites); return the count."""
+        import pyarrow as pa
+        from pyiceberg.expressions import EqualTo
+
+        if not self.catalog.table_exists(S3_REQUESTS_TABLE):  # a ledger older than the table
+            ensure_tables(self.catalog)
+
+        def load() -> Any:
+            return self.catalog.load_table(S3_REQUESTS_TABLE)
+
+        commit_with_retries(load, lambda table: evolve_schema(table, S3_REQUESTS_SCHEMA))
+
+        def replace_window(table: Any) -> None:
+            data = pa.Table.from_pylist([asdict(r) for r in rows], schema=table.schema().as_arrow())
+            table.overwrite(data, overwrite_filter=EqualTo("window_id", window_id))  # type: ignore[call-arg,arg-type]
+
+        commit_with_retries(load, replace_window)
+        self.log.info("Recorded %d requests of window %s in %s", sum(r.requests for r in rows), window_id,
+                      S3_REQUESTS_TABLE)
+        return len(rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -24,6 +25,12 @@ MAX_PARAMS_BYTES = 8 * 1024
 #: Longest reason kept; reasons echo producer input and go into manifests and DLQ attributes.
 MAX_REASON_CHARS = 500
 PRIORITY_RANK = {"high": 0, "normal": 1, "low": 2}
+#: RFC 3339 ``date-time`` (section 5.6) with ``T`` and ``Z`` in upper case, as the planner's
+#: :func:`datetime.fromisoformat` reads them; the offset is optional here only so that its absence
+#: gets a reason of its own.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?P<offset>Z|[+-][0-9]{2}:[0-9]{2})?"
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -158,15 +165,58 @@ def _bound_reasons(doc: Mapping[str, Any]) -> list[str]:
 
 
 def _timestamp_reason(value: Any) -> str | None:
+    """Return why ``value`` is not an RFC 3339 timestamp with a UTC offset, or None.
+
+    :func:`datetime.fromisoformat` alone accepts much more of ISO 8601 (week dates like
+    ``2026-W47-5``, the basic format ``20261120T210712Z``, a space for ``T``, minutes only, a
+    comma before the fraction, ``+0000``), so the form is matched first (:data:`_RFC3339`, upper
+    case ``T`` and ``Z``), then the values are checked (month 13, hour 25).
+    """
     if not isinstance(value, str):
         return None  # the schema already reports the type
+    form = _RFC3339.fullmatch(value)
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value) if form else None
     except ValueError:
-        return f"requested_at: {_short(value)} is not an RFC 3339 timestamp"
-    if parsed.tzinfo is None:
+        parsed = None
+    if parsed is None:
+        return f"requested_at: {_short(value)} is not an RFC 3339 timestamp (e.g. 2026-11-20T21:07:12Z)"
+    if form is not None and form["offset"] is None:
         return f"requested_at: {_short(value)} has no UTC offset"
     return None
+
+
+class _JsonObject(dict[str, Any]):
+    """A parsed JSON object that remembers the keys its text gave more than once."""
+
+    duplicates: tuple[str, ...] = ()
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _JsonObject:
+    """``object_pairs_hook`` of :func:`_parse`: keep the last value, as json does, and note duplicates."""
+    obj = _JsonObject(pairs)
+    if len(obj) != len(pairs):
+        obj.duplicates = tuple(sorted(k for k, n in Counter(k for k, _ in pairs).items() if n > 1))
+    return obj
+
+
+def _duplicate_key_reasons(doc: Any) -> list[str]:
+    """Return a reason per key given twice in any object of ``doc``, named by its path.
+
+    Run after :func:`_bound_reasons`, so the walk is at most :data:`MAX_DEPTH` deep.
+    """
+    reasons = []
+    stack: list[tuple[str, Any]] = [("", doc)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, _JsonObject):
+            reasons += [_bounded(f"{path}{key}: duplicate key (JSON object keys must be unique)")
+                        for key in item.duplicates]
+        if isinstance(item, dict):
+            stack.extend((f"{path}{k}.", v) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((f"{path}{i}.", v) for i, v in enumerate(item))
+    return sorted(reasons)
 
 
 def _parse(body: str, max_body_bytes: int) -> tuple[dict[str, Any] | None, str]:
@@ -175,7 +225,7 @@ def _parse(body: str, max_body_bytes: int) -> tuple[dict[str, Any] | None, str]:
     if size > max_body_bytes:
         return None, f"body too large: {size} bytes > {max_body_bytes}"
     try:
-        doc = json.loads(body)
+        doc = json.loads(body, object_pairs_hook=_object)
     except (ValueError, RecursionError) as err:
         return None, _bounded(f"unparseable JSON: {err}")
     if not isinstance(doc, dict):
@@ -213,6 +263,7 @@ def validate_message(
                                 f"(expected {SCHEMA_VERSION})"))
         return ValidationResult(None, tuple(reasons))
     reasons.extend(_schema_reasons(doc))
+    reasons.extend(_duplicate_key_reasons(doc))
     if (ts_reason := _timestamp_reason(doc.get("requested_at"))) is not None:
         reasons.append(ts_reason)
     workload, model = doc.get("workload"), doc.get("model")

@@ -62,11 +62,15 @@ class ServerlessPrices:
 
 @dataclass(frozen=True)
 class S3Prices:
-    """S3 request and storage prices."""
+    """S3 request and storage prices (S3 Standard): PUT/COPY/POST/LIST and GET/HEAD/other per 1,000 requests.
+
+    :param source: where the prices come from (the table's ``s3.source``, e.g. the S3 pricing page).
+    """
 
     put_per_1000: float = 0.005
     get_per_1000: float = 0.0004
     storage_gb_month: float = 0.023
+    source: str = ""
 
     def __post_init__(self) -> None:
         for name in ("put_per_1000", "get_per_1000", "storage_gb_month"):

@@ -1,7 +1,8 @@
 """Every Iceberg table Warp Speed owns: its name, schema, partitioning and creation (pyiceberg).
 
 The scoring tables (features, scores), the batch ledger (``warpspeed.batch_runs``, rows built
-by :mod:`warpspeed.ledger.records`) and the maintenance ledger (``warpspeed.maintenance_runs``,
+by :mod:`warpspeed.ledger.records`), the S3 request ledger (``warpspeed.s3_requests``, rows built
+by :mod:`warpspeed.ledger.s3_requests`) and the maintenance ledger (``warpspeed.maintenance_runs``,
 rows built by :mod:`warpspeed.maintenance.report`).
 """
 
@@ -36,6 +37,7 @@ FEATURES_TABLE = "features.account_features"
 SCORES_TABLE = "scores.account_scores"
 BATCH_RUNS_TABLE = "warpspeed.batch_runs"
 MAINTENANCE_RUNS_TABLE = "warpspeed.maintenance_runs"
+S3_REQUESTS_TABLE = "warpspeed.s3_requests"
 
 FEATURE_COLUMNS = ("engagement_7d", "engagement_30d", "intent_score", "employee_count", "annual_revenue")
 
@@ -128,6 +130,22 @@ BATCH_RUNS_SCHEMA = Schema(
     )
 )
 
+S3_REQUESTS_SCHEMA = Schema(
+    *_fields(
+        ("window_id", StringType()),
+        ("window_start", TimestamptzType()),
+        ("component", StringType()),
+        ("operation", StringType()),
+        ("request_class", StringType()),
+        ("requests", LongType()),
+        ("cost_usd", DoubleType()),
+        ("measured_from", TimestamptzType()),
+        ("measured_to", TimestamptzType()),
+        ("source", StringType()),
+        ("recorded_at", TimestamptzType()),
+    )
+)
+
 #: A table's health figures, measured before and after each maintenance run (``<name>_before``,
 #: ``<name>_after`` columns of ``warpspeed.maintenance_runs``; :class:`~warpspeed.maintenance.report.TableStats`).
 MAINTENANCE_STAT_COLUMNS: tuple[tuple[str, object], ...] = (
@@ -167,6 +185,8 @@ TABLES: tuple[TableDef, ...] = (
              "Latest score per (tenant, model, account); a batch overwrites its slices.", SCORES_TABLE_PROPERTIES),
     TableDef(BATCH_RUNS_TABLE, BATCH_RUNS_SCHEMA, PartitionSpec(),
              "Batch ledger: one row per scored batch."),
+    TableDef(S3_REQUESTS_TABLE, S3_REQUESTS_SCHEMA, PartitionSpec(),
+             "S3 requests per window: one row per (window, component, operation), priced."),
 )
 """The tables :func:`ensure_tables` creates for scoring (the maintenance ledger has its own)."""
 MAINTENANCE_RUNS = TableDef(

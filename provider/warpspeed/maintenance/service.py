@@ -33,7 +33,8 @@ from warpspeed.maintenance.plan import (
     read_table_state,
 )
 from warpspeed.maintenance.report import MaintenanceRunRecord, TableStats, format_report, table_stats
-from warpspeed.storage.documents import Storage, join_uri, run_key, storage_for
+from warpspeed.maintenance.s3_tables import SKIP_REASON, maintenance_requests
+from warpspeed.storage.documents import Storage, join_uri, run_key
 
 MAINTENANCE_SCRIPT = "iceberg_maintenance.py"
 MAINTENANCE_WORKLOAD = "maintenance"
@@ -88,7 +89,7 @@ class IcebergMaintenanceService(LoggingMixin):
     @cached_property
     def storage(self) -> Storage:
         """Return the storage of plans, results and reports."""
-        return self._storage or storage_for(self.settings.storage_prefix)
+        return self._storage or self.settings.storage()
 
     @cached_property
     def backend(self) -> ComputeBackend:
@@ -120,8 +121,14 @@ class IcebergMaintenanceService(LoggingMixin):
     def plan(
         self, policy: MaintenancePolicy, trigger: TriggerKind, key: str, now: datetime | None = None
     ) -> list[dict[str, str]]:
-        """Plan every registered table; write the plans; return ``{table, plan_uri}`` of those with work."""
+        """Plan every registered table; write the plans; return ``{table, plan_uri}`` of those with work.
+
+        On an S3 Tables catalog nothing is due: every table's plan is written with
+        :data:`~warpspeed.maintenance.s3_tables.SKIP_REASON` and no table is loaded.
+        """
         now = now or datetime.now(UTC)
+        if self.settings.catalog.is_s3_tables():
+            return self._skip_s3_tables(policy, trigger, key, now)
         partial_progress = self.settings.catalog.kind != "sql"
         todo = []
         for table_policy in policy.tables:
@@ -140,6 +147,19 @@ class IcebergMaintenanceService(LoggingMixin):
                 todo.append({"table": identifier, "plan_uri": uri})
         self.log.info("%d of %d registered tables have maintenance due", len(todo), len(policy.tables))
         return todo
+
+    def _skip_s3_tables(
+        self, policy: MaintenancePolicy, trigger: TriggerKind, key: str, now: datetime
+    ) -> list[dict[str, str]]:
+        """Write a skipped plan per table, log why and the equivalent S3 Tables settings; return no work."""
+        bucket = self.settings.catalog.warehouse or "<table bucket ARN>"
+        for table_policy in policy.tables:
+            plan = TablePlan(table_policy.identifier, now, trigger, (), skipped_reason=SKIP_REASON)
+            self.storage.write_text(join_uri(self.folder(key), f"{plan.identifier}.plan.json"), plan.to_json())
+            self.log.warning("%s: skipped. %s. Equivalent settings: %s", plan.identifier, SKIP_REASON,
+                             json.dumps(maintenance_requests(table_policy, bucket)))
+        self.log.info("0 of %d registered tables have maintenance due (S3 Tables catalog)", len(policy.tables))
+        return []
 
     def stats(self, identifier: str) -> TableStats:
         """Measure a freshly loaded table."""

@@ -8,7 +8,10 @@ flavour is one :class:`Flavour` entry of :data:`REGISTRY`:
 - ``single_node``: whether the single-node Arrow engine scores it
   (:mod:`warpspeed.planning.routing`);
 - ``read_inputs``: how the plan-time probe (:mod:`warpspeed.models.probe`) finds the columns a
-  version reads without loading it (no MLflow or Spark on the Airflow worker).
+  version reads without loading it (no MLflow or Spark on the Airflow worker);
+- ``read_input_types``: the types a version's own metadata gives its inputs (an MLflow
+  signature's), which the probe asks only when a column is not a number
+  (:mod:`spark_jobs.feature_types`: an input the model itself types otherwise is its choice).
 
 :func:`flavour_named` is the one lookup: a name not in the registry is a
 :class:`~warpspeed.exceptions.WarpSpeedConfigError` naming the key and the known flavours, never
@@ -30,7 +33,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from spark_jobs.flavours import signature_names
+from spark_jobs.flavours import signature_names, signature_types
 from spark_jobs.models import parse_model
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.storage.documents import join_uri
@@ -42,6 +45,8 @@ __all__ = ["DEFAULT_FLAVOUR", "FLAVOURS", "REGISTRY", "SINGLE_NODE_FLAVOURS", "F
 
 InputReader = Callable[[str, str, tuple[str, ...], "Storage"], tuple[str, ...]]
 """(model name, version URI, inputs declared in workloads.yaml, storage) -> the columns it reads."""
+TypeReader = Callable[[str, "Storage"], Mapping[str, str]]
+"""(version URI, storage) -> input -> the type the version's own metadata gives it (empty: none)."""
 
 
 @dataclass(frozen=True)
@@ -53,12 +58,14 @@ class Flavour:
     :param single_node: the single-node Arrow engine scores it (else only Spark does).
     :param read_inputs: return the columns a version reads; raise ``FileNotFoundError`` when it
         is missing and ``ValueError`` when it is unusable.
+    :param read_input_types: return the types the version itself declares for its inputs.
     """
 
     name: str
     default_uri: str
     single_node: bool
     read_inputs: InputReader
+    read_input_types: TypeReader = lambda uri, storage: MappingProxyType({})
 
 
 def _expression_inputs(model: str, uri: str, declared: tuple[str, ...], storage: Storage) -> tuple[str, ...]:
@@ -75,6 +82,11 @@ def _mlflow_inputs(model: str, uri: str, declared: tuple[str, ...], storage: Sto
     return names
 
 
+def _mlflow_input_types(uri: str, storage: Storage) -> Mapping[str, str]:
+    """Return the ``MLmodel`` signature's input types (the job reads them the same way)."""
+    return signature_types(yaml.safe_load(storage.read_text(join_uri(uri, "MLmodel"))))
+
+
 def _spark_ml_inputs(model: str, uri: str, declared: tuple[str, ...], storage: Storage) -> tuple[str, ...]:
     """Return the declared inputs of a saved ``PipelineModel`` whose ``metadata`` folder exists."""
     if not storage.list(join_uri(uri, "metadata")):
@@ -84,7 +96,8 @@ def _spark_ml_inputs(model: str, uri: str, declared: tuple[str, ...], storage: S
 
 REGISTRY: Mapping[str, Flavour] = MappingProxyType({f.name: f for f in (
     Flavour("expression", "{models_uri}/{model}/{version}.json", single_node=True, read_inputs=_expression_inputs),
-    Flavour("mlflow", "{models_uri}/{model}/{version}", single_node=True, read_inputs=_mlflow_inputs),
+    Flavour("mlflow", "{models_uri}/{model}/{version}", single_node=True, read_inputs=_mlflow_inputs,
+            read_input_types=_mlflow_input_types),
     Flavour("spark_ml", "{models_uri}/{model}/{version}", single_node=False, read_inputs=_spark_ml_inputs),
 )})
 """Every flavour by name: ``expression`` (JSON logistic model compiled to Spark SQL), ``mlflow``

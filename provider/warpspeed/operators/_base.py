@@ -10,7 +10,7 @@ from airflow.sdk import BaseOperator, Context
 
 from warpspeed.config.settings import WarpSpeedSettings, load_settings
 from warpspeed.exceptions import WarpSpeedError
-from warpspeed.storage.documents import Storage, storage_for
+from warpspeed.storage.documents import Storage
 from warpspeed.window.rule import Window, window_from_context
 
 
@@ -21,10 +21,15 @@ class WarpSpeedSettingsMixin:
     MRO, and a mixin in front of ``BaseOperator`` hides them (mapped tasks lost ``inlets``).
     """
 
+    s3_component = "stack"
+    """Who this task is to S3 (``intake``, ``plan``, ``score``, ``publish``, ``maintenance``,
+    ``preprocess``): on the embedded S3 server it signs with that component's key, so the
+    requests it makes are counted as that component's (:mod:`warpspeed.config.s3`)."""
+
     @cached_property
     def settings(self) -> WarpSpeedSettings:
-        """Load the ``[warpspeed]`` settings once per task run."""
-        return load_settings()
+        """Load the ``[warpspeed]`` settings once per task run (as :attr:`s3_component` uses them)."""
+        return load_settings().for_component(self.s3_component)
 
 
 class WarpSpeedOperator(BaseOperator, WarpSpeedSettingsMixin):
@@ -40,7 +45,7 @@ class WarpSpeedOperator(BaseOperator, WarpSpeedSettingsMixin):
 
             return S3Hook(aws_conn_id=conn_id).get_conn()
 
-        return storage_for(self.settings.storage_prefix, s3_client)
+        return self.settings.storage(s3_client)
 
     def window(self, context: Context) -> Window:
         """Return the run's scoring window."""

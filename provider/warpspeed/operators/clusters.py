@@ -23,6 +23,8 @@ class EnsureClustersOperator(ComputeOperator):
         ``cluster_profiles.yaml`` beside ``workloads_file``.
     """
 
+    s3_component = "score"
+
     template_fields = ("workload_batches", "workloads_file", "cluster_profiles_file")
     ui_color = "#f9e79f"
 

@@ -30,6 +30,8 @@ class CollectRequestsOperator(WarpSpeedOperator):
     :param receivers: parallel receive loops.
     """
 
+    s3_component = "intake"
+
     template_fields = ("workloads_file", "queue_url", "dead_letter_queue_url")
     ui_color = "#fdebd0"
 
@@ -58,8 +60,13 @@ class CollectRequestsOperator(WarpSpeedOperator):
         return SqsIntakeHook(aws_conn_id=self.aws_conn_id or self.settings.aws_conn_id)
 
     def execute(self, context: Context) -> str:
-        """Collect the window's requests; return the manifest URI."""
+        """Collect the window's requests; return the manifest URI.
+
+        Storage is checked first (one request): a wrong endpoint, bucket or key fails the task with
+        the setting to fix before any message is received.
+        """
         queue_url, dlq_url = self.settings.require_queues()
+        self.settings.check_storage(self.storage)
         window = self.window(context)
         report = IntakeService(self.hook).collect_window(
             queue_url=self.queue_url or queue_url,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlparse
@@ -11,41 +11,54 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowSkipException
 
 from warpspeed.config.lifecycle import load_rules
+from warpspeed.config.maintenance_policy import MaintenancePolicy
 from warpspeed.hooks.s3 import S3LifecycleHook
 from warpspeed.operators._base import WarpSpeedOperator
 
+TABLE_PATH_PROPERTIES = ("write.data.path", "write.metadata.path", "write.object-storage.path")
 
-def table_locations(catalog: Any) -> list[str]:
-    """Return the location of every table in the catalog, with its data and metadata paths."""
+
+def table_locations(catalog: Any, identifiers: Iterable[str]) -> list[str]:
+    """Return the location, data and metadata paths of the named tables (those that exist).
+
+    Only these tables are loaded: in a shared catalog the role may not read other teams' tables,
+    and the lifecycle hook finds any table in the rules' buckets from S3 itself.
+    """
     uris = []
-    for namespace in catalog.list_namespaces():
-        for identifier in catalog.list_tables(namespace):
-            table = catalog.load_table(identifier)
-            uris.append(table.location())
-            for key in ("write.data.path", "write.metadata.path", "write.object-storage.path"):
-                if table.properties.get(key):
-                    uris.append(table.properties[key])
+    for identifier in identifiers:
+        if not catalog.table_exists(identifier):
+            continue
+        table = catalog.load_table(identifier)
+        uris.append(table.location())
+        uris += [table.properties[key] for key in TABLE_PATH_PROPERTIES if table.properties.get(key)]
     return uris
 
 
 class ApplyS3LifecycleOperator(WarpSpeedOperator):
     """Apply the lifecycle rules file to the storage bucket; return the rule ids applied.
 
-    Refuses (fails) when any rule overlaps the Iceberg warehouse or a table's data/metadata
-    location. Skips when the storage prefix is not on S3 (the embedded stack).
+    Refuses (fails) when any rule overlaps the Iceberg warehouse, a registered table's
+    data/metadata location, or any Iceberg table the hook finds under or around a rule's prefix
+    in S3 (another team's too, without reading its catalog entry). Skips when the storage prefix
+    is not on S3 (the embedded stack).
 
     :param rules_file: the lifecycle rules YAML (``dags/config/s3_lifecycle.yaml``).
-    :param protected_uris: extra prefixes no rule may cover (the warehouse and every table
-        location in the catalog are always protected).
+    :param policy_file: the maintenance registry (``dags/config/maintenance.yaml``): the tables
+        whose catalog locations are protected (the only tables loaded).
+    :param protected_uris: extra prefixes no rule may cover.
     """
 
-    template_fields = ("rules_file", "protected_uris")
+    s3_component = "maintenance"
+
+    template_fields = ("rules_file", "policy_file", "protected_uris")
     ui_color = "#fdebd0"
 
-    def __init__(self, *, rules_file: str, protected_uris: Sequence[str] = (), **kwargs: Any) -> None:
+    def __init__(self, *, rules_file: str, policy_file: str | None = None, protected_uris: Sequence[str] = (),
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rules_file = rules_file
-        self.protected_uris = protected_uris
+        self.policy_file = policy_file
+        self.protected_uris = list(protected_uris)
 
     @cached_property
     def hook(self) -> S3LifecycleHook:
@@ -53,9 +66,10 @@ class ApplyS3LifecycleOperator(WarpSpeedOperator):
         return S3LifecycleHook(aws_conn_id=self.settings.aws_conn_id)
 
     def protected(self) -> list[str]:
-        """Return every prefix the rules must stay away from."""
-        return [self.settings.catalog.warehouse, *table_locations(self.settings.catalog.load()),
-                *self.protected_uris]
+        """Return the warehouse, the registered tables' locations and ``protected_uris``."""
+        registered = [t.identifier for t in MaintenancePolicy.load(self.policy_file).tables] if self.policy_file else []
+        locations = table_locations(self.settings.catalog.load(), registered) if registered else []
+        return [self.settings.catalog.warehouse, *locations, *self.protected_uris]
 
     def execute(self, context: Context) -> list[str]:
         """Validate and apply the rules."""

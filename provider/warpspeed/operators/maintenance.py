@@ -39,6 +39,8 @@ class PlanIcebergMaintenanceOperator(WarpSpeedOperator):
     :param policy_file: the maintenance registry and policy YAML.
     """
 
+    s3_component = "maintenance"
+
     template_fields = ("policy_file",)
     ui_color = "#d6eaf8"
 
@@ -73,6 +75,8 @@ class IcebergMaintenanceOperator(FlowOperator):
     :param plan_uri: the table's plan document from :class:`PlanIcebergMaintenanceOperator`.
     :param cluster_profiles_file: cluster profiles YAML for the ``emr`` backend.
     """
+
+    s3_component = "maintenance"
 
     template_fields = ("table", "plan_uri", "cluster_profiles_file")
     ui_color = "#aed6f1"

@@ -31,6 +31,8 @@ class PlanBatchesOperator(WarpSpeedOperator):
     :param workloads_file: workloads YAML (planning settings per workload).
     """
 
+    s3_component = "plan"
+
     template_fields = ("intake_manifest_uri", "workloads_file")
     ui_color = "#e8f8f5"
 

@@ -50,6 +50,8 @@ class PlanFeatureRefreshOperator(WarpSpeedOperator):
     :param full_refresh: reprocess every partition in the window (also the ``full_refresh`` param).
     """
 
+    s3_component = "preprocess"
+
     template_fields = ("refresh_name", "sources")
     ui_color = "#fdebd0"
 
@@ -109,6 +111,8 @@ class BuildFeaturesOperator(WarpSpeedOperator):
     :param plan_uri: the plan from :class:`PlanFeatureRefreshOperator`.
     """
 
+    s3_component = "preprocess"
+
     template_fields = ("plan_uri",)
     ui_color = "#f5cba7"
 
@@ -140,6 +144,8 @@ class GlueBuildFeaturesOperator(GlueJobOperator, WarpSpeedSettingsMixin):
     :param plan_uri: the plan from :class:`PlanFeatureRefreshOperator`.
     :param config_file: the preprocessing YAML (``glue`` section, see :class:`GlueJobSettings`).
     """
+
+    s3_component = "preprocess"
 
     aws_hook_class = ConcurrencyAwareGlueJobHook
     template_fields: Sequence[str] = (*GlueJobOperator.template_fields, "plan_uri", "config_file")
@@ -234,6 +240,8 @@ class PublishFeaturesOperator(WarpSpeedOperator):
 
     :param plan_uri: the plan the job ran.
     """
+
+    s3_component = "preprocess"
 
     template_fields = ("plan_uri",)
     ui_color = "#d5f5e3"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -11,7 +12,8 @@ from airflow.sdk import Context
 
 from warpspeed.exceptions import WarpSpeedError
 from warpspeed.hooks.iceberg import IcebergLedgerHook
-from warpspeed.ledger.records import batch_record
+from warpspeed.ledger.records import batch_record, default_prices
+from warpspeed.ledger.s3_requests import count_requests, read_request_log, window_rows
 from warpspeed.operators._base import WarpSpeedOperator
 from warpspeed.window.manifests import PLAN_SCHEMA, BatchManifest, BatchRun, WindowLayout, load_document
 
@@ -40,6 +42,8 @@ class PublishBatchesOperator(WarpSpeedOperator):
         task returns); with a failed mapped task, only the others' lists arrive here.
     """
 
+    s3_component = "publish"
+
     template_fields = ("run_uris",)
     ui_color = "#d5f5e3"
 
@@ -66,6 +70,22 @@ class PublishBatchesOperator(WarpSpeedOperator):
                 missing.append(batch["batch_id"])
         return found, missing
 
+    def _record_s3_requests(self, context: Context, window: Any) -> None:
+        """Record the window's S3 requests (embedded S3 server: its request log) in ``warpspeed.s3_requests``.
+
+        The window's requests are those of its steps' components since its run started (one run
+        at a time). Elsewhere (AWS) nothing is counted here: see docs/ops.md for access logs.
+        """
+        log_path = self.settings.s3_request_log()
+        if log_path is None:
+            return
+        run = context.get("dag_run")
+        started = getattr(run, "start_date", None) or window.start
+        span = (started, datetime.now(UTC))
+        counts = count_requests(read_request_log(log_path, span[0].timestamp(), span[1].timestamp()))
+        self.hook.record_s3_requests(window.id, window_rows(window.id, window.start, counts, default_prices().s3,
+                                                            span=span))
+
     def execute(self, context: Context) -> list[str]:
         """Read each run record, manifest and summary, upsert the ledger rows, then fail on failures."""
         window = self.window(context)
@@ -85,6 +105,7 @@ class PublishBatchesOperator(WarpSpeedOperator):
             if run.state != "SUCCEEDED":
                 failed.append(f"{run.batch_id} ({run.workload}): {run.state} {run.reason or ''}".rstrip())
         self.hook.record_batches(records)
+        self._record_s3_requests(context, window)
         rows = sum(r.rows for r in records)
         self.log.info("Window %s: %d batches, %d rows scored", window.id, len(records), rows)
         if not self.storage.exists(layout.plan_uri):

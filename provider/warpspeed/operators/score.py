@@ -108,6 +108,8 @@ class ScoreBatchesOperator(FlowOperator):
     :param deferrable: wait for steps in the triggerer instead of a worker slot.
     """
 
+    s3_component = "score"
+
     template_fields = ("workload", "batch_manifest_uris", "clusters", "workloads_file", "cluster_profiles_file")
     ui_color = "#fadbd8"
     operator_extra_links = (EmrPoolClusterLink(), EmrPoolStepLogsLink(), EmrPoolSparkHistoryLink())

@@ -1,7 +1,8 @@
 """Refuse requests for unusable model versions: decide which, then dead-letter them once across retries.
 
-A request for a model version that does not exist (or whose inputs its feature table lacks,
-:func:`warpspeed.models.probe.probe_models`) and that no valid request supersedes is refused at
+A request for a model version that does not exist (or whose inputs its feature table lacks or
+holds as something other than numbers, :func:`warpspeed.models.probe.probe_models`) and that no
+valid request supersedes is refused at
 plan time: :func:`refusals` decides which (pure), :meth:`PlanRefusals.refuse` records and sends
 them (:mod:`warpspeed.planning.service` calls it before planning). The order makes a retry of the
 plan task lose nothing:
@@ -51,19 +52,18 @@ def refusals(requests: Iterable[ScoringRequest], found: Iterable[Unavailable],
              already: Mapping[str, str] = MappingProxyType({})) -> list[Refusal]:
     """Return the requests the plan must refuse (to the DLQ), sorted by request id.
 
-    A request for a version that is unavailable for good (``permanent``: missing, unusable, or
-    lacking inputs) is refused unless its (workload, tenant, model) has a request for an
-    available version, which supersedes it with a record. When the probe could not tell (the
-    feature table or storage could not be read) nothing is refused: the batch decides. A request
-    an earlier attempt refused (``already``: request id -> reason) stays refused: it is in the
-    DLQ already.
+    A request for a version that is unavailable for good (``permanent``: missing, unusable,
+    lacking inputs or reading non-numeric ones) is refused unless its (workload, tenant, model)
+    has a request for a version not known to be unavailable, which supersedes it with a record
+    (the planner's rule, :func:`warpspeed.models.probe.unavailable_pairs`), whatever the feature
+    table's state. When the probe could not tell (the feature table or storage could not be
+    read) nothing is refused: the batch decides. A request an earlier attempt refused
+    (``already``: request id -> reason) stays refused: it is in the DLQ already.
     """
-    found = list(found)
-    unusable = {(u.workload, u.model, u.version) for u in found}
     reasons = {(u.workload, u.model, u.version): u.reason for u in found if u.permanent}
     requests = list(requests)
     available = {(r.workload, r.tenant_id, r.model) for r in requests
-                 if (r.workload, r.model, r.model_version) not in unusable}
+                 if (r.workload, r.model, r.model_version) not in reasons}
     out = []
     for r in requests:
         if r.request_id in already:

@@ -90,13 +90,13 @@ class PlanService:
         self.load_catalog, self.sqs_hook, self.dlq_url = load_catalog, sqs_hook, dlq_url
 
     def probe(self, requests: Sequence[ScoringRequest]) -> list[Unavailable]:
-        """Find requested model versions that are missing or lack inputs in their feature table."""
+        """Find requested model versions that are missing, or lack or misread inputs in their feature table."""
         catalog = None
 
-        def columns(table: str) -> list[str]:
+        def columns(table: str) -> dict[str, str]:
             nonlocal catalog
             catalog = catalog or self.load_catalog()
-            return [f.name for f in catalog.load_table(table).schema().fields]
+            return {f.name: str(f.field_type) for f in catalog.load_table(table).schema().fields}
 
         return probe_models(self.workloads, {(r.workload, r.model, r.model_version) for r in requests},
                             self.storage, models_uri(self.storage_prefix), columns)

@@ -25,7 +25,7 @@ from warpspeed.exceptions import ComputeError, WarpSpeedConfigError
 from warpspeed.ledger.tables import FEATURES_TABLE
 from warpspeed.preprocessing.raw_sources import RawSource, list_partitions, raw_source
 from warpspeed.preprocessing.refresh import ACTIVITY_WINDOW_DAYS, RefreshPlan, RefreshState, plan_refresh
-from warpspeed.storage.documents import Storage, join_uri, run_key, storage_for
+from warpspeed.storage.documents import Storage, join_uri, run_key
 
 PLAN_SCHEMA = "warpspeed.features_plan/v1"
 SUMMARY_SCHEMA = "warpspeed.features_result/v1"
@@ -50,7 +50,7 @@ class FeatureRefreshService:
     @cached_property
     def storage(self) -> Storage:
         """Return the storage under the configured prefix."""
-        return self._storage or storage_for(self.settings.storage_prefix)
+        return self._storage or self.settings.storage()
 
     def state_uri(self, name: str) -> str:
         """Return the watermark document of a refresh stream (one per DAG)."""

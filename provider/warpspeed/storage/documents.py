@@ -27,6 +27,9 @@ class Storage(Protocol):
     def write_text(self, uri: str, text: str) -> None:
         """Write ``text`` to ``uri`` atomically, replacing what was there."""
 
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        """Write ``data`` to ``uri`` atomically, replacing what was there."""
+
     def exists(self, uri: str) -> bool:
         """Tell whether a document exists at ``uri``."""
 
@@ -62,12 +65,16 @@ class LocalStorage:
 
     def write_text(self, uri: str, text: str) -> None:
         """Write through a temporary file and an atomic rename."""
+        self.write_bytes(uri, text.encode("utf-8"))
+
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        """Write through a temporary file and an atomic rename."""
         path = local_path(uri)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
@@ -124,8 +131,15 @@ class S3Storage:
 
     def write_text(self, uri: str, text: str) -> None:
         """Put the object in one request."""
+        self._put(uri, text.encode("utf-8"))
+
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        """Put the object in one request."""
+        self._put(uri, data)
+
+    def _put(self, uri: str, data: bytes) -> None:
         bucket, key = self._split(uri)
-        self.client.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"))
+        self.client.put_object(Bucket=bucket, Key=key, Body=data)
 
     def exists(self, uri: str) -> bool:
         """Tell whether the object exists."""
@@ -160,6 +174,16 @@ def storage_for(uri: str, s3_client_factory: Any = None) -> Storage:
     raise WarpSpeedConfigError(
         f"Unsupported storage URI {uri!r}: use a local folder (file://...) or s3://bucket/prefix"
     )
+
+
+def upload_folder(storage: Storage, folder: Path, uri: str) -> list[str]:
+    """Copy every file below ``folder`` to the same relative path under ``uri``; return their URIs."""
+    uris = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        target = join_uri(uri, *path.relative_to(folder).parts)
+        storage.write_bytes(target, path.read_bytes())
+        uris.append(target)
+    return uris
 
 
 def run_key(run_id: str) -> str:

@@ -37,7 +37,7 @@ from warpspeed.config.profile_catalog import ProfileCatalog
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.hooks.emr import ACTIVE_STEP_STATES, LIST_STEPS_PAGE, EmrPoolHook
-from warpspeed.storage.documents import Storage, join_uri, storage_for
+from warpspeed.storage.documents import Storage, join_uri
 from warpspeed.triggers.emr import EmrStepsTrigger
 
 DEFAULT_ACTION_ON_FAILURE = "CONTINUE"
@@ -100,7 +100,7 @@ class EmrComputeBackend(ComputeBackend):
     @cached_property
     def storage(self) -> Storage:
         """Return the storage under the configured prefix."""
-        return storage_for(self.settings.storage_prefix, lambda: self.s3)
+        return self.settings.storage(lambda: self.s3)
 
     @cached_property
     def lease(self) -> PoolLease:

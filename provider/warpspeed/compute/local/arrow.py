@@ -4,14 +4,17 @@ The local backend hands every ``arrow`` job here (:func:`start_routed`) and keep
 jobs. An arrow job runs ``spark_jobs.score_arrow`` **in the calling process** by default (the
 Airflow task's worker process): ``benchmarks/bench_routing.py`` measures it against a plain
 ``python -m spark_jobs.score_arrow`` subprocess, which pays interpreter start and the pyiceberg,
-pyarrow (and MLflow) imports per batch. Each job is isolated: an exception fails that job only.
-A crash of the whole task cannot leave half a write: the batch's overwrite is one atomic Iceberg
-commit, so either every slice of the batch changed or none did, and a retry reruns it.
+pyarrow (and MLflow) imports per batch (and runs the staged code, as an EMR step does:
+:mod:`warpspeed.compute.local.code`; in process, the worker's installed ``spark_jobs`` runs).
+Each job is isolated: an exception fails that job only. A crash of the whole task cannot leave
+half a write: the batch's overwrite is one atomic Iceberg commit, so either every slice of the
+batch changed or none did, and a retry reruns it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -23,6 +26,7 @@ from pathlib import Path
 
 from warpspeed.compute.base import SparkJob, StepStatus
 from warpspeed.compute.emr.steps import catalog_args
+from warpspeed.config.catalog_secrets import pyiceberg_env
 from warpspeed.config.settings import WarpSpeedSettings
 
 log = logging.getLogger(__name__)
@@ -56,10 +60,15 @@ def run_in_process(settings: WarpSpeedSettings, job: SparkJob, log_path: Path) -
 
 def run_subprocess(settings: WarpSpeedSettings, job: SparkJob, log_path: Path) -> tuple[int, str | None]:
     """Score ``job``'s batch with ``python -m spark_jobs.score_arrow``; return (exit code, failure reason)."""
-    command = [sys.executable, "-m", "spark_jobs.score_arrow", *job.args,
-               *catalog_args(settings.catalog.pyiceberg_properties())]
+    from warpspeed.compute.local.code import staged_code
+
+    # secrets (the embedded catalog's token) go through the environment, not the command line
+    public, secret_env = pyiceberg_env(settings.catalog.name, settings.catalog.pyiceberg_properties())
+    command = [sys.executable, "-m", "spark_jobs.score_arrow", *job.args, *catalog_args(public)]
+    env = os.environ | secret_env | {
+        "PYTHONPATH": os.pathsep.join([str(staged_code(settings)), os.environ.get("PYTHONPATH", "")])}
     with log_path.open("w", encoding="utf-8") as out:
-        proc = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, text=True, check=False)
+        proc = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, text=True, check=False, env=env)
     if proc.returncode == 0:
         return 0, None
     lines = log_path.read_text(encoding="utf-8").splitlines()

@@ -19,15 +19,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from warpspeed.compute.base import ClusterRef, ComputeBackend, SparkJob, StepStatus
+from warpspeed.compute.local.code import staged_code
 from warpspeed.compute.local.engine import EngineHandle, EngineSpec, EngineUnavailable, ensure_engine
 from warpspeed.compute.local.runs import EngineRun, EngineWatch, LocalRun, SubmitRun, wait_all
-from warpspeed.compute.staging import package_spark_jobs, spark_jobs_script
+from warpspeed.compute.staging import spark_jobs_script
+from warpspeed.config.catalog_secrets import spark_secret_env, split_secrets
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.exceptions import WarpSpeedConfigError
 
 log = logging.getLogger(__name__)
 
-REQUIRED_JARS = ("iceberg-spark-runtime-3.5_2.12-*.jar", "sqlite-jdbc-*.jar")
+REQUIRED_JARS = ("iceberg-spark-runtime-3.5_2.12-*.jar", "sqlite-jdbc-*.jar", "iceberg-aws-bundle-*.jar",
+                 "hadoop-aws-*.jar", "aws-java-sdk-bundle-*.jar")
+"""The Iceberg runtime, the SQLite JDBC driver, the AWS SDK v2 of Iceberg's ``S3FileIO`` (tables on
+S3), and Hadoop's S3A file system with its AWS SDK v1 (``s3://`` documents and raw data read by the
+jobs, as EMRFS serves them on EMR); hadoop-aws matches pyspark 3.5's Hadoop 3.3.4."""
+ENGINE_COMPONENT = "score"
+"""Who the warm engine is to S3 when it starts: its Hadoop S3A client (documents, raw data) signs
+as this component for every job; each job's tables are read and written with its own component's
+key (:meth:`LocalSparkBackend.component_conf`)."""
 LOCAL_SPARK_CONF = {
     "spark.ui.enabled": "false",
     "spark.sql.adaptive.enabled": "true",
@@ -54,8 +64,8 @@ def find_jars(jars_dir: Path) -> list[Path]:
         matches = sorted(jars_dir.glob(pattern))
         if not matches:
             raise WarpSpeedConfigError(
-                f"no {pattern} in {jars_dir}: run `make setup` (fetches the Iceberg Spark runtime and "
-                "the SQLite JDBC driver with Maven) or point [warpspeed] jars_dir at them"
+                f"no {pattern} in {jars_dir}: run `make setup` (fetches the Iceberg Spark runtime, the "
+                "SQLite JDBC driver and the S3 clients with Maven) or point [warpspeed] jars_dir at them"
             )
         found.append(matches[-1])
     return found
@@ -85,6 +95,11 @@ class LocalSparkBackend(ComputeBackend):
         """Return the Spark conf of local runs (plus ``job``'s own)."""
         return LOCAL_SPARK_CONF | self.settings.catalog.spark_conf() | (job.conf if job else {})
 
+    def component_conf(self) -> dict[str, str]:
+        """Return the catalog settings that carry this backend's S3 key (what a warm engine job sets on its session)."""
+        return {k: v for k, v in self.settings.catalog.spark_conf().items()
+                if k.startswith("spark.sql.catalog.") and k.endswith((".s3.access-key-id", ".s3.secret-access-key"))}
+
     def command(self, job: SparkJob, py_files: Path) -> list[str]:
         """Return the ``spark-submit`` command line for ``job``."""
         cmd = [
@@ -94,7 +109,7 @@ class LocalSparkBackend(ComputeBackend):
             "--jars", ",".join(str(j) for j in find_jars(self.settings.jars_dir)),
             "--py-files", str(py_files),
         ]
-        for key, value in sorted(self.spark_conf(job).items()):
+        for key, value in sorted(split_secrets(self.spark_conf(job))[0].items()):  # secrets: see _start_one
             cmd += ["--conf", f"{key}={value}"]
         return [*cmd, str(spark_jobs_script(job.script)), *job.args]
 
@@ -102,7 +117,8 @@ class LocalSparkBackend(ComputeBackend):
         """Return what the warm engine of this backend runs with."""
         return EngineSpec(
             home=self.settings.home, master=self.settings.spark_master,
-            jars=tuple(str(j) for j in find_jars(self.settings.jars_dir)), conf=self.spark_conf(),
+            jars=tuple(str(j) for j in find_jars(self.settings.jars_dir)),
+            conf=LOCAL_SPARK_CONF | self.settings.catalog.for_component(ENGINE_COMPONENT).spark_conf(),
             zip_path=py_files, idle_seconds=float(self.settings.local_spark_idle_seconds),
         )
 
@@ -114,7 +130,7 @@ class LocalSparkBackend(ComputeBackend):
             from warpspeed.compute.local.arrow import start_routed
 
             return start_routed(self.settings, jobs, lambda spark_jobs: self.start(cluster, spark_jobs))
-        py_files = package_spark_jobs(self.settings.home / "build" / "spark_jobs.zip")
+        py_files = staged_code(self.settings)
         logs_dir = self.settings.home / "logs"
         logs_dir.mkdir(parents=True, exist_ok=True)
         engine = self._engine(py_files, jobs)
@@ -146,11 +162,13 @@ class LocalSparkBackend(ComputeBackend):
                    watch: EngineWatch | None = None) -> LocalRun:
         if engine is not None and RUN_ENTRY.search(spark_jobs_script(job.script).read_text()):
             try:
-                return EngineRun(engine, engine.submit(job.name, job.script, list(job.args), job.conf, log_path),
+                return EngineRun(engine, engine.submit(job.name, job.script, list(job.args),
+                                                          self.component_conf() | job.conf, log_path),
                                  watch)
             except (EngineUnavailable, OSError) as err:
                 log.warning("%s: %s; running with spark-submit instead", job.name, err)
         env = os.environ | {"PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
+        env |= spark_secret_env(self.spark_conf(job), self.settings.home / "run")[1]  # not on the command line
         step_id = f"local-{job.name}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
         return SubmitRun(step_id, job.name, self.command(job, py_files), env, log_path)
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from warpspeed.compute.local.engine import ACTIVE_STATES, TOKEN_HEADER, discovery_path, write_private_json
+from warpspeed.config.catalog_secrets import spark_secret_env
 
 log = logging.getLogger("warpspeed.warm_spark")
 MAX_CONCURRENT_JOBS = 4
@@ -150,7 +151,9 @@ class Engine:
                 # the active session of this thread: what Iceberg's source and SparkSession.active() see
                 sc._jvm.org.apache.spark.sql.SparkSession.setActiveSession(session._jsparkSession)
                 for key, value in job.conf.items():
-                    if session.conf.isModifiable(key):
+                    # a catalog's settings are read when a session first uses it: each job's session
+                    # loads the catalog afresh, with the job's S3 key
+                    if session.conf.isModifiable(key) or key.startswith("spark.sql.catalog."):
                         session.conf.set(key, value)
                     else:
                         print(f"conf {key} cannot change per job on the warm engine; ignored", flush=True)
@@ -276,6 +279,9 @@ def start_session(spec: dict[str, Any], zip_path: Path) -> Any:
     builder = SparkSession.builder.master(spec["master"]).appName("warpspeed-local-engine")
     conf = {"spark.jars": ",".join(spec["jars"]), "spark.scheduler.mode": "FAIR",
             "spark.python.daemon.module": "warpspeed.compute.local.spark_daemon", **spec["conf"]}
+    # pyspark puts the builder's settings on the JVM's command line: secrets go in a private file
+    conf, secret_env = spark_secret_env(conf, Path(spec["home"]) / "run")
+    os.environ.update(secret_env)
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

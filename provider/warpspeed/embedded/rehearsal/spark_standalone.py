@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from warpspeed.embedded.rehearsal.processes import spawn, stop_group
-from warpspeed.embedded.sqs_server import free_port
+from warpspeed.embedded.state import free_port
 
 EXECUTOR_CLASS = b"org.apache.spark.executor.CoarseGrainedExecutorBackend"
 LOG4J2 = """\

@@ -31,7 +31,7 @@ from warpspeed.embedded.rehearsal.command_runner import NodeIdentity
 from warpspeed.embedded.rehearsal.processes import marked_processes, reap_registered, spawn, stop_group
 from warpspeed.embedded.rehearsal.runner_config import RunnerConfig
 from warpspeed.embedded.rehearsal.s3_server import CHECKSUM_ENV, S3Identity, s3_client, start_s3proxy
-from warpspeed.embedded.sqs_server import free_port
+from warpspeed.embedded.state import free_port
 from warpspeed.exceptions import WarpSpeedError
 
 log = logging.getLogger(__name__)

@@ -18,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from warpspeed.embedded.serving import ServingThread
+
 FAULTS = (
     (500, "InternalError", "We encountered an internal error. Please try again."),
     (400, "ThrottlingException", "Rate exceeded"),
@@ -25,7 +27,7 @@ FAULTS = (
 )
 
 
-class FaultProxy:
+class FaultProxy(ServingThread):
     """Forward SQS calls to ``upstream``, failing a ``fault_rate`` share of them.
 
     :param upstream: the SQS server's endpoint (may be set after construction, before traffic).
@@ -54,15 +56,6 @@ class FaultProxy:
     def injected(self) -> int:
         """Return how many calls were failed on purpose."""
         return sum(self.faults.values())
-
-    def __enter__(self) -> FaultProxy:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
 
     def decide(self, action: str) -> tuple[int, str, str] | None:
         """Return the fault to answer ``action`` with, or None to forward it."""

@@ -3,7 +3,7 @@
 ``python -m warpspeed.embedded.soak.run`` (``make soak``) prints progress, then one line
 ``SOAK {json}`` and exits 1 when anything was lost, scored twice, dead-lettered without a
 reason or unaccounted for. Settings come from the environment (``SOAK_REQUESTS``,
-``SOAK_WINDOWS``, ``SOAK_KILLS``, ``SOAK_FAULT_RATE``); the state folder is
+``SOAK_WINDOWS``, ``SOAK_KILLS``, ``SOAK_FAULT_RATE`` for SQS, ``SOAK_S3_FAULT_RATE`` for S3); the state folder is
 ``$WARPSPEED_HOME/soak`` (kept for inspection, replaced on the next run).
 """
 
@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from warpspeed.compute.local.engine import read_handle
+from warpspeed.config.s3 import COMPONENTS, STACK
 from warpspeed.embedded.live import SCORING_DAG, LiveStack
+from warpspeed.embedded.s3_proxy import S3Faults
 from warpspeed.embedded.soak.audit import SoakReport, audit
 from warpspeed.embedded.soak.chaos import Chaos, ChaosPlan
 from warpspeed.embedded.soak.evidence import gather
@@ -32,9 +34,12 @@ from warpspeed.embedded.soak.fault_proxy import FaultProxy
 from warpspeed.embedded.soak.producer import SoakLoad, SoakProducer, read_sent, sqs_sender
 from warpspeed.embedded.sqs_server import LocalSqs
 from warpspeed.embedded.stack import AWS_CONN_ID, default_dags_folder
+from warpspeed.storage.documents import join_uri
 
 log = logging.getLogger(__name__)
 
+S3_FAULTED = tuple(c for c in COMPONENTS if c != STACK)
+"""Whose S3 requests the soak fails: the pipeline's (and the catalog server's), not its own seeding and audit."""
 TRY_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 SOAK_AIRFLOW_ENV = {
@@ -57,6 +62,8 @@ class SoakConfig:
     :param load: what the producer sends.
     :param chaos: what the chaos loop kills.
     :param fault_rate: share of the pipeline's SQS calls failed by the proxy.
+    :param s3_fault_rate: share of the pipeline's S3 requests (every component's but the soak's own)
+        answered 503 SlowDown, reset or delayed by the counting proxy in front of the S3 server.
     :param min_windows: scoring windows (runs) that must have collected before the audit.
     :param drain_timeout: seconds to wait, after the producer stopped, for the pipeline to drain.
     :param spark_workloads: workloads whose batches always run on Spark (the warm local engine) in
@@ -67,6 +74,7 @@ class SoakConfig:
     load: SoakLoad = field(default_factory=SoakLoad)
     chaos: ChaosPlan = field(default_factory=ChaosPlan)
     fault_rate: float = 0.1
+    s3_fault_rate: float = 0.02
     min_windows: int = 10
     drain_timeout: float = 1200.0
     window_minutes: int = 1
@@ -123,8 +131,13 @@ def _drained(stack: LiveStack, since: datetime) -> tuple[bool, str]:
 
 
 def _carried_over(home: Path) -> int:
-    plans = sorted((home / "storage" / "windows").glob("*/plan.json"))
-    return len(json.loads(plans[-1].read_text()).get("carried_over", [])) if plans else 0
+    """Return how many requests the latest window's plan carried over (storage on S3 or in a folder)."""
+    from warpspeed.config.settings import WarpSpeedSettings
+
+    settings = WarpSpeedSettings.from_mapping({"home": str(home)}).for_component(STACK)
+    storage = settings.storage()
+    plans = sorted(u for u in storage.list(join_uri(settings.storage_prefix, "windows")) if u.endswith("/plan.json"))
+    return len(json.loads(storage.read_text(plans[-1])).get("carried_over", [])) if plans else 0
 
 
 def task_key_resolver(stack: LiveStack) -> Callable[[str], str]:
@@ -181,12 +194,17 @@ def run_soak(home: Path, config: SoakConfig, **stack_kwargs: Any) -> SoakReport:
                                     config.load, record, config.window_minutes)
             chaos = Chaos(stack.components, stack.restart, config.chaos, task_key_resolver(stack),
                           engine_pid=lambda: busy_engine_pid(stack.home))
+            s3 = stack.s3.proxy if stack.s3 is not None else None
+            if s3 is not None:  # every component's requests but the soak's own (seeding, auditing)
+                s3.set_faults(S3Faults(rate=config.s3_fault_rate, components=S3_FAULTED))
             producer.start()
             chaos.start()
             _say(f"producer: {config.load.requests} requests over {config.load.windows} windows; "
-                 f"chaos: {config.chaos.kills} kills; SQS fault rate {config.fault_rate:.0%}")
+                 f"chaos: {config.chaos.kills} kills; SQS fault rate {config.fault_rate:.0%}; "
+                 f"S3 fault rate {config.s3_fault_rate:.0%}")
             while not producer.done.wait(15):
-                _say(f"sent {len(producer.sent)}, kills {chaos.total}, SQS faults {proxy.injected}")
+                _say(f"sent {len(producer.sent)}, kills {chaos.total}, SQS faults {proxy.injected}, "
+                     f"S3 faults {sum(s3.injected.values()) if s3 else 0}")
             if producer.error is not None:
                 raise RuntimeError(f"the soak producer failed: {producer.error!r}")
             stopped_at = datetime.now(UTC)
@@ -209,6 +227,8 @@ def run_soak(home: Path, config: SoakConfig, **stack_kwargs: Any) -> SoakReport:
             chaos.stopped.set()
             chaos.join(timeout=60)
             stack.api("PATCH", "/api/v2/dags/warpspeed_scoring", {"is_paused": True})
+            if s3 is not None:
+                s3.set_faults(S3Faults())
             for line in chaos.log:
                 _say(f"chaos {line}")
             from warpspeed.config.settings import WarpSpeedSettings
@@ -216,6 +236,7 @@ def run_soak(home: Path, config: SoakConfig, **stack_kwargs: Any) -> SoakReport:
             settings = WarpSpeedSettings.from_mapping({"home": str(stack.home)})
             evidence = gather(
                 sent=read_sent(record), storage_prefix=settings.storage_prefix, catalog=settings.catalog.load(),
+                storage=settings.storage(),
                 sqs_client=stack.sqs.client(), queue_url=stack.sqs.queue_url, dlq_url=stack.sqs.dead_letter_queue_url,
                 run_states={r["dag_run_id"]: r["state"] for r in stack.dag_runs()}, kills=chaos.total,
                 faults=proxy.injected,
@@ -223,6 +244,10 @@ def run_soak(home: Path, config: SoakConfig, **stack_kwargs: Any) -> SoakReport:
         report = audit(evidence)
         report.figures["kills_by_kind"] = dict(chaos.kills)
         report.figures["sqs_calls"] = proxy.calls
+        if s3 is not None:
+            report.figures["s3_requests"] = s3.requests
+            report.figures["s3_faults"] = sum(s3.injected.values())
+            report.figures["s3_faults_by_kind"] = dict(sorted(s3.injected.items()))
         return report
 
 
@@ -237,6 +262,7 @@ def config_from_env(env: dict[str, str] | None = None) -> SoakConfig:
         chaos=ChaosPlan(kills=kills, min_gap=25, max_gap=max(30, windows * 60 * 0.8 / max(kills, 1)),
                         at_least={"engine": 1} if kills else None),
         fault_rate=float(env.get("SOAK_FAULT_RATE", "0.1")),
+        s3_fault_rate=float(env.get("SOAK_S3_FAULT_RATE", "0.02")),
         min_windows=windows,
     )
 

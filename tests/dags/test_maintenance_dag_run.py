@@ -5,25 +5,27 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from warpspeed.config.settings import WarpSpeedSettings
-from warpspeed.embedded.stack import airflow_bin, airflow_env, ensure_airflow_db
+from warpspeed.embedded.stack import airflow_env
 from warpspeed.ledger.tables import MAINTENANCE_RUNS_TABLE, SCORES_TABLE, TABLES
 from warpspeed.storage.documents import local_path
+
+if TYPE_CHECKING:
+    from tests.dags.conftest import AirflowCommands
 
 pytestmark = pytest.mark.integration
 
 TABLE = "maint_e2e.account_scores"  # scores schema and partitioning, isolated from other tests
-SCORES = next(t for t in TABLES if t.identifier == SCORES_TABLE)
 PARTITIONS = [("t-000", "churn_risk"), ("t-001", "churn_risk"), ("t-002", "upsell_propensity"),
               ("t-003", "intent_surge")]
+SCORES = next(t for t in TABLES if t.identifier == SCORES_TABLE)
 COMMITS = 120
 RETAIN_LAST = 5
 POLICY = f"""
@@ -32,29 +34,6 @@ tables:
     snapshots: {{max_age_hours: 0, retain_last: {RETAIN_LAST}}}
     compaction: {{min_small_files: 5, partial_progress_max_commits: 1}}  # one compaction commit
     manifests: {{max_manifests: 10}}
-"""
-BUILDER = """
-import sys
-from pyspark.sql import SparkSession
-from warpspeed.compute.local.backend import LOCAL_SPARK_CONF, find_jars
-from tests.paths import REPO_ROOT
-from warpspeed.config.settings import WarpSpeedSettings
-
-settings = WarpSpeedSettings.from_mapping({{"home": sys.argv[1]}})
-builder = SparkSession.builder.master("local[2]").config(
-    "spark.jars", ",".join(str(p) for p in find_jars(REPO_ROOT / ".jars")))
-for key, value in (LOCAL_SPARK_CONF | settings.catalog.spark_conf()).items():
-    builder = builder.config(key, value)
-spark = builder.getOrCreate()
-partitions = {partitions!r}
-for i in range({commits}):
-    tenant, model = partitions[i % len(partitions)]
-    values = ", ".join(
-        f"('{{tenant}}', '{{model}}', 'v1', 'acct-{{i}}-{{j}}', {{i + j / 10}}, 'batch-{{i}}', "
-        "current_timestamp())"
-        for j in range(3))
-    spark.sql(f"INSERT INTO warpspeed.{table} VALUES {{values}}")
-spark.stop()
 """
 
 
@@ -67,21 +46,25 @@ def _checksum(table: Any, snapshot_id: int | None = None) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def small_commit_table(settings: WarpSpeedSettings) -> dict[str, Any]:
-    """Create the table with pyiceberg, then make 120 tiny commits with Spark (one INSERT each).
+def maint_settings(spark_home: Path) -> WarpSpeedSettings:
+    """Return settings on the state folder of the session's SparkSession (its REST catalog running)."""
+    return WarpSpeedSettings.from_mapping({"home": str(spark_home)})
 
-    Spark runs in its own process: the Iceberg JDBC catalog in a long-lived JVM can keep a read
-    lock on the SQLite catalog, which would block the DAG's own commits.
-    """
-    catalog = settings.catalog.load()
+
+@pytest.fixture(scope="module")
+def small_commit_table(spark: Any, maint_settings: WarpSpeedSettings) -> dict[str, Any]:
+    """Create the table with pyiceberg, then make 120 tiny commits with the session's Spark (one INSERT each)."""
+    catalog = maint_settings.catalog.load()
     catalog.create_namespace_if_not_exists("maint_e2e")
     if catalog.table_exists(TABLE):
         catalog.drop_table(TABLE)
     catalog.create_table(TABLE, schema=SCORES.schema, partition_spec=SCORES.partition_spec,
                          properties={"format-version": "2"})
-    script = BUILDER.format(partitions=PARTITIONS, commits=COMMITS, table=TABLE)
-    subprocess.run([sys.executable, "-c", script, str(settings.home)], check=True, timeout=900,
-                   env=os.environ | {"SPARK_LOCAL_IP": "127.0.0.1"}, capture_output=True)
+    for i in range(COMMITS):
+        tenant, model = PARTITIONS[i % len(PARTITIONS)]
+        values = ", ".join(f"('{tenant}', '{model}', 'v1', 'acct-{i}-{j}', {i + j / 10}, 'batch-{i}', "
+                           "current_timestamp())" for j in range(3))
+        spark.sql(f"INSERT INTO warpspeed.{TABLE} VALUES {values}")
     table = catalog.load_table(TABLE)
     snapshots = [s.snapshot_id for s in sorted(table.snapshots(), key=lambda s: s.timestamp_ms)]
     return {
@@ -94,7 +77,8 @@ def small_commit_table(settings: WarpSpeedSettings) -> dict[str, Any]:
 
 
 def test_maintenance_dag_compacts_expires_and_removes_only_old_orphans(
-    settings: WarpSpeedSettings, small_commit_table: dict[str, Any], tmp_path: Path, airflow_db_url: str
+    maint_settings: WarpSpeedSettings, small_commit_table: dict[str, Any], tmp_path: Path, airflow_db_url: str,
+    airflow_commands: Callable[[dict[str, str]], AirflowCommands],
 ) -> None:
     data_dir = small_commit_table["location"] / "data" / "tenant_id=t-000" / "model=churn_risk"
     old_orphan = data_dir / "00000-0-orphan-from-a-crashed-write.parquet"
@@ -107,19 +91,13 @@ def test_maintenance_dag_compacts_expires_and_removes_only_old_orphans(
 
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(POLICY, encoding="utf-8")
-    env = airflow_env(settings.home, None, db_url=airflow_db_url)
-    ensure_airflow_db(env)
-    log_path = tmp_path / "dags_test.log"
-    with log_path.open("w", encoding="utf-8") as fh:
-        proc = subprocess.run(
-            [airflow_bin(), "dags", "test", "warpspeed_iceberg_maintenance", "2026-11-20T03:00:00+00:00",
-             "-c", json.dumps({"policy_file": str(policy_file)})],
-            env=os.environ | env, stdout=fh, stderr=subprocess.STDOUT, check=False, timeout=900,
-        )
-    log = log_path.read_text(encoding="utf-8")
-    assert proc.returncode == 0, log[-6000:]
+    env = airflow_env(maint_settings.home, None, db_url=airflow_db_url)  # a copy of the migrated template
+    code, log = airflow_commands(env).run(
+        ["dags", "test", "warpspeed_iceberg_maintenance", "2026-11-20T03:00:00+00:00",
+         "-c", json.dumps({"policy_file": str(policy_file)})], tmp_path / "dags_test.log")
+    assert code == 0, log[-6000:]
 
-    catalog = settings.catalog.load()
+    catalog = maint_settings.catalog.load()
     runs = [r for r in catalog.load_table(MAINTENANCE_RUNS_TABLE).scan().to_arrow().to_pylist()
             if r["table_name"] == TABLE]
     assert len(runs) == 1, runs

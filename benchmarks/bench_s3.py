@@ -1,0 +1,174 @@
+"""S3 on loopback: what ``make demo``'s window costs in S3 requests and time, and what maintenance saves.
+
+Two parts, side by side in one run:
+
+- ``make demo``'s window on the embedded stack with everything in S3 (S3Proxy behind the counting
+  proxy), then the same window with a ``file://`` storage prefix: the S3 requests the window's
+  steps made (intake, plan, score, publish: the ``warpspeed.s3_requests`` rows publish recorded)
+  and both DAG runs' seconds (cold, as ``make demo``; then warm, a second window on the same stack).
+- a scores-shaped table with ``WARPSPEED_BENCH_S3_COMMITS`` small commits (default 100; pyiceberg
+  appends, as the single-node engine commits), scanned in full with pyiceberg before and after the
+  shipped maintenance (compaction, manifest rewrite, snapshot expiry on Spark): the GETs and HEADs
+  each scan made, counted by the proxy, and their ratio.
+
+Size knobs: ``WARPSPEED_BENCH_S3_TENANTS`` / ``WARPSPEED_BENCH_S3_REQUESTS`` (the demo's window,
+default 20 / 50) and ``WARPSPEED_BENCH_S3_COMMITS``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TENANTS = int(os.environ.get("WARPSPEED_BENCH_S3_TENANTS", "20"))
+REQUESTS = int(os.environ.get("WARPSPEED_BENCH_S3_REQUESTS", "50"))
+COMMITS = int(os.environ.get("WARPSPEED_BENCH_S3_COMMITS", "100"))
+TABLE = "bench.account_scores"
+PAIRS = [("t-000", "churn_risk"), ("t-001", "churn_risk"), ("t-002", "upsell_propensity"), ("t-003", "intent_surge")]
+
+
+def _window_seconds(settings: Any, summary: dict[str, Any]) -> float:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_demo", REPO_ROOT / "benchmarks" / "bench_demo.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return float(module.dag_run_seconds(settings.home / "logs" / f"dags_test_{summary['window_id']}.log"))
+
+
+def demo_windows(storage: str) -> dict[str, Any]:
+    """Run make demo's window twice (cold, warm) on a scratch state folder with ``s3`` or ``file`` storage."""
+    from warpspeed.compute.local.engine import stop_engine
+    from warpspeed.config.settings import WarpSpeedSettings
+    from warpspeed.embedded.demo import run_demo
+    from warpspeed.embedded.stack import embedded_stack
+    from warpspeed.ledger.s3_requests import per_window
+    from warpspeed.ledger.tables import S3_REQUESTS_TABLE
+
+    saved = os.environ.get("WARPSPEED_HOME")
+    with tempfile.TemporaryDirectory(prefix=f"warpspeed-s3-bench-{storage}-") as tmp:
+        os.environ["WARPSPEED_HOME"] = tmp  # run_demo's Airflow tasks use this state folder
+        values = {"home": tmp} | ({"storage_prefix": (Path(tmp) / "storage").as_uri()} if storage == "file" else {})
+        settings = WarpSpeedSettings.from_mapping(values)
+        try:
+            with embedded_stack(settings.home, settings.jars_dir, s3=storage == "s3") as stack:
+                # both runs are of the same window (its DAG-run log and its s3_requests rows are
+                # replaced by the second): read the first run's figures before the second starts
+                cold = run_demo(TENANTS, REQUESTS, stack=stack, settings=settings)
+                out: dict[str, Any] = {"cold": cold, "cold_s": _window_seconds(settings, cold)}
+                if storage == "s3":
+                    rows = settings.catalog.load().load_table(S3_REQUESTS_TABLE).scan().to_arrow().to_pylist()
+                    out["s3"] = per_window(rows)
+                    out["by_component"] = _by_component(rows, cold["window_id"])
+                out["warm"] = run_demo(TENANTS, REQUESTS, stack=stack, settings=settings)
+                out["warm_s"] = _window_seconds(settings, out["warm"])
+        finally:
+            stop_engine(settings.home)
+            if saved is None:
+                os.environ.pop("WARPSPEED_HOME", None)
+            else:
+                os.environ["WARPSPEED_HOME"] = saved
+    return out
+
+
+def _by_component(rows: list[dict[str, Any]], window_id: str) -> str:
+    totals: dict[str, int] = {}
+    for row in rows:
+        if row["window_id"] == window_id:
+            totals[row["component"]] = totals.get(row["component"], 0) + int(row["requests"])
+    return ", ".join(f"{c} {n}" for c, n in sorted(totals.items()))
+
+
+def _commit_small_slices(catalog: Any, commits: int) -> None:
+    import pyarrow as pa
+
+    from warpspeed.ledger.tables import SCORES_TABLE, TABLES
+
+    scores = next(t for t in TABLES if t.identifier == SCORES_TABLE)
+    catalog.create_namespace_if_not_exists("bench")
+    table = catalog.create_table(TABLE, schema=scores.schema, partition_spec=scores.partition_spec,
+                                 properties={"format-version": "2"})
+    arrow_schema = table.schema().as_arrow()
+    for i in range(commits):
+        tenant, model = PAIRS[i % len(PAIRS)]
+        rows = [{"tenant_id": tenant, "model": model, "model_version": "v1", "account_id": f"a-{i}-{j}",
+                 "score": j + 0.5, "batch_id": f"b-{i}", "scored_at": datetime.now(UTC)} for j in range(3)]
+        table.append(pa.Table.from_pylist(rows, schema=arrow_schema))
+
+
+def _scan_get_head(settings: Any, log_path: Path) -> tuple[int, int]:
+    """Scan the table in full with pyiceberg (as a score step); return (GETs + HEADs, rows) the scan made."""
+    from warpspeed.ledger.s3_requests import count_requests, get_head, read_request_log
+
+    started = time.time()
+    rows = settings.for_component("score").catalog.load().load_table(TABLE).scan().to_arrow().num_rows
+    counts = count_requests(read_request_log(log_path, started, time.time()), components=None)
+    return get_head(counts), rows
+
+
+def maintenance_effect() -> dict[str, Any]:
+    """Build the many-commit table, scan it, maintain it with the shipped service, scan it again."""
+    from warpspeed.config.maintenance_policy import MaintenancePolicy
+    from warpspeed.embedded.stack import scratch_settings
+    from warpspeed.maintenance.service import IcebergMaintenanceService
+
+    with scratch_settings(spark_master="local[2]", local_spark_idle_seconds="0") as settings:
+        log_path = settings.s3_request_log()
+        assert log_path is not None, "the scratch state folder's storage is on its embedded S3 server"
+        _commit_small_slices(settings.catalog.load(), COMMITS)
+        before, rows_before = _scan_get_head(settings, log_path)
+        policy = MaintenancePolicy.from_dict({"tables": {TABLE: {
+            "snapshots": {"max_age_hours": 0, "retain_last": 1},
+            "compaction": {"min_small_files": 5},
+            "manifests": {"max_manifests": 10},
+        }}})
+        service = IcebergMaintenanceService(settings.for_component("maintenance"))
+        key = "bench-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        (item,) = service.plan(policy, "manual", key)
+        outcome = service.run(item["plan_uri"], key)
+        after, rows_after = _scan_get_head(settings, log_path)
+        if rows_after != rows_before:
+            raise RuntimeError(f"maintenance changed the table's rows: {rows_before} -> {rows_after}")
+        return {"before": before, "after": after, "rows": rows_before, "record": outcome.record}
+
+
+def run() -> Iterator[dict]:
+    """Yield the S3 figures of the demo's window and of the maintenance effect."""
+    os.environ.setdefault("WARPSPEED_DAGS_FOLDER", str(REPO_ROOT / "dags"))
+    os.environ.setdefault("WARPSPEED_JARS_DIR", str(REPO_ROOT / ".jars"))
+    s3, local = demo_windows("s3"), demo_windows("file")
+    window = s3["cold"]["window_id"]
+    requests, get_head, cost = s3["s3"][window]
+    shape = f"{s3['cold']['batches']} batches, {s3['cold']['rows_scored']} rows"
+    yield {"name": "s3_requests_per_window", "value": requests, "unit": "requests",
+           "note": f"make demo's window ({shape}) on S3Proxy: {s3['by_component']}; {get_head} GET+HEAD; "
+                   f"${cost:.6f} at S3 request prices"}
+    yield {"name": "s3_demo_window_seconds", "value": round(s3["cold_s"], 1), "unit": "s",
+           "note": f"DAG run, everything on S3 (cold; warm second window {s3['warm_s']:.1f} s)"}
+    yield {"name": "file_demo_window_seconds", "value": round(local["cold_s"], 1), "unit": "s",
+           "note": f"the same window with a file:// storage prefix, same run (cold; warm {local['warm_s']:.1f} s)"}
+    yield {"name": "s3_vs_file_demo_window", "value": round(s3["cold_s"] / local["cold_s"], 2), "unit": "ratio",
+           "note": f"cold windows; warm windows {s3['warm_s'] / local['warm_s']:.2f} (S3 may cost at most 1.5x)"}
+    effect = maintenance_effect()
+    before, after, record = effect["before"], effect["after"], effect["record"]
+    note = (f"one pyiceberg full scan of a scores table with {COMMITS} small commits ({effect['rows']} rows, "
+            f"{record.before.data_files} files, {record.before.manifests} manifests, {record.before.snapshots} "
+            f"snapshots)")
+    yield {"name": "s3_get_head_per_window_before_maintenance", "value": before, "unit": "requests", "note": note}
+    yield {"name": "s3_get_head_per_window_after_maintenance", "value": after, "unit": "requests",
+           "note": f"the same scan after compaction, manifest rewrite and expiry ({record.after.data_files} files, "
+                   f"{record.after.manifests} manifests, {record.after.snapshots} snapshots)"}
+    yield {"name": "s3_get_head_cut_by_maintenance", "value": round(before / max(after, 1), 1), "unit": "ratio",
+           "note": "goal >= 5"}
+
+
+if __name__ == "__main__":
+    for figure in run():
+        print(figure)
