@@ -147,17 +147,26 @@ def test_a_second_window_reuses_the_cluster(rehearsed: Rehearsed) -> None:
     assert len(rehearsed.emr().list_clusters()["Clusters"]) == 2
 
 
-def backend(rehearsed: Rehearsed, profiles: Path) -> EmrComputeBackend:
-    """Return the EMR backend as a task builds it, with a hook that polls every few seconds."""
+def backend(rehearsed: Rehearsed, profiles: Path, monkeypatch: pytest.MonkeyPatch) -> EmrComputeBackend:
+    """Return the EMR backend as a task builds it, with a hook that polls every few seconds.
+
+    The task's environment is the Airflow worker's: its AWS credentials (the instance profile's
+    stand-in) reach S3 through the catalog's endpoint, as the DAG's tasks do.
+    """
+    for key, value in rehearsed.stack.airflow_env().items():
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value)
     hook = EmrPoolHook(aws_conn_id=None, region_name=REGION, client=rehearsed.emr(),
                        sleep=lambda seconds: time.sleep(min(seconds, 3)))
     return EmrComputeBackend(rehearsal_settings(rehearsed.stack, credentials=False), profiles_file=profiles,
                              hook=hook, s3_client=rehearsed.stack.s3())
 
 
-def test_a_step_whose_script_is_missing_names_the_step_and_the_script(rehearsed: Rehearsed) -> None:
+def test_a_step_whose_script_is_missing_names_the_step_and_the_script(
+    rehearsed: Rehearsed, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     cluster_id = {r.workload: r.cluster_id for r in rehearsed.dags.windows["window1"].runs}["scoring"]
-    emr = backend(rehearsed, REPO_ROOT / "dags" / "config" / "cluster_profiles.yaml")
+    emr = backend(rehearsed, REPO_ROOT / "dags" / "config" / "cluster_profiles.yaml", monkeypatch)
     (outcome,) = emr.run_jobs(ClusterRef("scoring", cluster_id, "emr"),
                               [SparkJob("warpspeed-missing-script", "no_such_job.py", ("--batch-manifest", "x"))])
     assert outcome.name == "warpspeed-missing-script" and not outcome.succeeded
@@ -165,12 +174,14 @@ def test_a_step_whose_script_is_missing_names_the_step_and_the_script(rehearsed:
     assert (outcome.reason or "").startswith("step s-") and outcome.log_uri and outcome.log_uri.endswith("stderr.gz")
 
 
-def test_a_failing_bootstrap_names_the_profile_key(rehearsed: Rehearsed, tmp_path: Path) -> None:
+def test_a_failing_bootstrap_names_the_profile_key(
+    rehearsed: Rehearsed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     doc = yaml.safe_load((REPO_ROOT / "dags" / "config" / "cluster_profiles.yaml").read_text())
     doc["defaults"]["python"] = "/opt/absent/bin/python3.11"
     profiles = tmp_path / "cluster_profiles.yaml"
     profiles.write_text(yaml.safe_dump(doc))
-    emr = backend(rehearsed, profiles)
+    emr = backend(rehearsed, profiles, monkeypatch)
     job = SparkJob("warpspeed-never-runs", "score_batch.py", ("--batch-manifest", "x"))
     ref = emr.ensure_clusters({"badboot": ("scoring", [job])})["badboot"]
     (outcome,) = emr.run_jobs(ref, [job])

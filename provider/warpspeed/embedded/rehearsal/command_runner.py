@@ -10,7 +10,7 @@ A step's ``Args`` run as they are: ``Args[0]`` is looked up on the node's ``PATH
 * ``aws``: the AWS CLI's ``aws s3 cp`` (the only call the product's steps make), with boto3.
 
 The node's environment (:func:`node_env`) is the instance profile's stand-in: credentials,
-region, the S3 endpoint, the checksum mode S3Proxy needs, and the node's Python environment
+region, the S3 endpoint, and the node's Python environment
 (``PYTHONUSERBASE``: where the bootstrap's ``pip`` installs for the profile's interpreter). The
 Airflow worker's own virtualenv, ``PYTHONPATH`` and Spark settings never reach a node process.
 """
@@ -115,9 +115,6 @@ def node_env(
         "AWS_ENDPOINT_URL_S3": identity.s3_endpoint,
         "AWS_ENDPOINT_URL_EMR": identity.control_plane,
         "AWS_ENDPOINT_URL_GLUE": identity.control_plane,
-        # SDKs since boto3 1.36 / SDK v2 2.30 add checksums S3Proxy 3.0 refuses
-        "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
-        "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
         "PYTHONUSERBASE": str(python_home),
         "PIP_USER": "1",  # pip installs into PYTHONUSERBASE, never into the machine's Python
         "PIP_BREAK_SYSTEM_PACKAGES": "1",  # the machine's Python is "externally managed" (PEP 668)

@@ -7,8 +7,6 @@ features tables, the demo's expression models and its MLflow model (trained here
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from warpspeed.config.catalog import CatalogConfig
@@ -16,7 +14,6 @@ from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded import seed
 from warpspeed.ledger.tables import ensure_tables
 from warpspeed.storage.documents import storage_for
-from warpspeed.window.manifests import models_uri
 
 if TYPE_CHECKING:
     from warpspeed.embedded.rehearsal.stack import RehearsalStack
@@ -30,8 +27,9 @@ def rehearsal_settings(stack: RehearsalStack, *, credentials: bool = True, **val
         built from it is the one the DAG's tasks build (same profile hash, no secret in it).
     """
     extra = stack.catalog_extra()
-    secret = {"s3.access-key-id": stack.identity.access_key, "s3.secret-access-key": stack.identity.secret_key,
-              "glue.access-key-id": stack.identity.access_key, "glue.secret-access-key": stack.identity.secret_key}
+    key, secret_key = str(stack.identity.access_key_id), str(stack.identity.secret_access_key)
+    secret = {"s3.access-key-id": key, "s3.secret-access-key": secret_key,
+              "glue.access-key-id": key, "glue.secret-access-key": secret_key}
     catalog = CatalogConfig.from_connection("rehearsal", host=None, login=None, password=None, extra=extra)
     if credentials:
         catalog = CatalogConfig(kind="glue", warehouse=catalog.warehouse, region=catalog.region,
@@ -41,21 +39,9 @@ def rehearsal_settings(stack: RehearsalStack, *, credentials: bool = True, **val
         catalog=catalog)
 
 
-def upload_folder(s3: Any, folder: Path, uri: str) -> None:
-    """Upload every file under ``folder`` to the ``s3://`` prefix ``uri``."""
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        s3.upload_file(str(path), bucket, f"{key.rstrip('/')}/{path.relative_to(folder)}")
-
-
 def publish_models(stack: RehearsalStack) -> list[str]:
     """Publish the demo's models under the rehearsal's storage prefix (the MLflow one trained here)."""
-    s3 = stack.s3()
-    with tempfile.TemporaryDirectory(prefix="warpspeed-models-") as tmp:
-        local = Path(tmp).as_uri()
-        published = seed.publish_seed_models(local)
-        upload_folder(s3, Path(tmp) / "models", models_uri(stack.storage_prefix))
-    return [u.replace(local, stack.storage_prefix, 1) for u in published]
+    return seed.publish_seed_models(stack.storage_prefix, storage(stack))
 
 
 def seed_stack(stack: RehearsalStack, tenants: list[str], accounts: tuple[int, int]) -> WarpSpeedSettings:

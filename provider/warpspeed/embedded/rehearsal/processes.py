@@ -1,7 +1,7 @@
 """The rehearsal's processes: each in a session of its own, dying with its starter, recorded until reaped.
 
-Every process the rehearsal starts (the control plane, the step runner, S3Proxy, the Spark
-master and workers, each step's ``spark-submit`` or ``bash``) goes through :func:`spawn`:
+Every process the rehearsal starts (the control plane, the step runner, the Spark master and
+workers, each step's ``spark-submit`` or ``bash``) goes through :func:`spawn`:
 
 * ``setpriv --pdeathsig=TERM`` (util-linux; it sets the flag and ``exec``s) makes the kernel send
   SIGTERM to it when the thread that started it dies, a SIGKILLed parent included;

@@ -5,8 +5,9 @@
         rehearsal.inject_spot("warpspeed-.*")          # the next matching Spark step loses its Spot nodes
         rehearsal.steps()                              # every step the runner ran, with its exact argv
 
-Three processes (each dying with the thread that started it, see :mod:`.processes`): S3Proxy
-(:mod:`.s3_server`), the control plane (:mod:`.control_plane`) and the step runner
+The embedded stack's S3 server (S3Proxy, :mod:`warpspeed.embedded.s3_server`, supervised and
+stopped with the stack) and two processes of the rehearsal's own (each dying with the thread that
+started it, see :mod:`.processes`): the control plane (:mod:`.control_plane`) and the step runner
 (:mod:`.step_runner`), which owns the Spark master, its workers and every step. Airflow reaches
 them only over HTTP, through its AWS connection (``endpoint_url`` = the control plane, S3 and SQS
 routed to their servers by ``service_config``) and the catalog connection (Glue catalog, S3FileIO),
@@ -22,15 +23,16 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from warpspeed.embedded.jvm import classpath
+from warpspeed.config.s3 import STACK, EmbeddedS3, S3Access
 from warpspeed.embedded.rehearsal.command_runner import NodeIdentity
 from warpspeed.embedded.rehearsal.processes import marked_processes, reap_registered, spawn, stop_group
 from warpspeed.embedded.rehearsal.runner_config import RunnerConfig
-from warpspeed.embedded.rehearsal.s3_server import CHECKSUM_ENV, S3Identity, s3_client, start_s3proxy
+from warpspeed.embedded.s3_server import s3_server
 from warpspeed.embedded.state import free_port
 from warpspeed.exceptions import WarpSpeedError
 
@@ -85,19 +87,26 @@ class RehearsalStack:
     workers: int = 2
     max_steps: int = 3
     node_python: Path = field(default_factory=default_node_python)
-    s3_port: int = field(default_factory=free_port)
     control_port: int = field(default_factory=free_port)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.home = self.home.resolve()
-        self.identity = S3Identity.of(self.home / "s3")
         self._lock: IO[str] | None = None
+        self._servers = ExitStack()
+        self._s3: S3Access | None = None
+
+    @property
+    def identity(self) -> S3Access:
+        """Return the S3 server's endpoint and the key everything of the rehearsal signs with (once started)."""
+        if self._s3 is None:
+            raise WarpSpeedError("the rehearsal's S3 server is not running: start the rehearsal first")
+        return self._s3
 
     @property
     def s3_endpoint(self) -> str:
         """Return the S3 server's URL."""
-        return f"http://127.0.0.1:{self.s3_port}"
+        return str(self.identity.endpoint_url)
 
     @property
     def control_plane(self) -> str:
@@ -112,8 +121,8 @@ class RehearsalStack:
     @property
     def node_identity(self) -> NodeIdentity:
         """Return the credentials and endpoints the nodes use."""
-        return NodeIdentity(self.identity.access_key, self.identity.secret_key, REGION, self.s3_endpoint,
-                            self.control_plane)
+        return NodeIdentity(str(self.identity.access_key_id), str(self.identity.secret_access_key), REGION,
+                            self.s3_endpoint, self.control_plane)
 
     def __enter__(self) -> RehearsalStack:
         try:
@@ -139,10 +148,11 @@ class RehearsalStack:
             lock.close()
             raise WarpSpeedError(f"another rehearsal runs in {self.home}; stop it or use another folder") from None
         self._lock = lock
-        os.environ.update(CHECKSUM_ENV)  # this process's S3 clients (pyarrow reads the variables at first use)
         reap_registered(self.home)
         began = time.monotonic()
-        self.procs["s3"] = start_s3proxy(self.home / "s3", self.jars_dir, self.s3_port, self.identity, self.home)
+        server = self._servers.enter_context(s3_server(self.home / "s3", self.jars_dir))
+        self._s3 = EmbeddedS3(server.endpoint_url, REGION, server.credentials_file, BUCKET).access(STACK)
+        timings = {"s3": round(time.monotonic() - began, 1)}
         endpoint_file = self.home / "control-plane.endpoint"
         endpoint_file.unlink(missing_ok=True)
         self.procs["control-plane"] = spawn(
@@ -151,44 +161,34 @@ class RehearsalStack:
             registry=self.home)
         runner_home = self.home / "runner"
         (runner_home / "ready").unlink(missing_ok=True)
-        jars = classpath(self.jars_dir, "rehearsal").split(os.pathsep)
         config = RunnerConfig(
             home=runner_home, identity=self.node_identity, python_home=self.node_python,
-            hadoop_jars=tuple(j for j in jars if "iceberg" not in Path(j).name),
-            iceberg_jars=(*(str(j) for j in sorted(self.jars_dir.glob("iceberg-spark-runtime-*.jar"))),
-                          *(j for j in jars if "iceberg" in Path(j).name)),
+            hadoop_jars=self._jars("hadoop-aws-*.jar", "aws-java-sdk-bundle-*.jar"),
+            iceberg_jars=self._jars("iceberg-spark-runtime-*.jar", "iceberg-aws-bundle-*.jar"),
             workers=self.workers, idle_seconds=self.idle_seconds, max_steps=self.max_steps,
         ).write(runner_home / "config.json")
         self.procs["runner"] = spawn(
             [sys.executable, "-m", "warpspeed.embedded.rehearsal.step_runner", "--config", str(config)],
             env=os.environ, log=self.home / "runner.log", registry=self.home)
-        timings = {
-            "s3": self._wait("s3", lambda: self._answers(self.s3_endpoint), began, timeout),
-            "control_plane": self._wait("control-plane", endpoint_file.exists, began, timeout),
-        }
-        s3_client(self.s3_endpoint, self.identity, REGION).create_bucket(Bucket=BUCKET)
+        timings["control_plane"] = self._wait("control-plane", endpoint_file.exists, began, timeout)
+        self.s3().create_bucket(Bucket=BUCKET)
         timings["runner"] = self._wait("runner", (runner_home / "ready").exists, began, timeout)
         log.info("rehearsal up in %s (S3 %s, control plane %s)", timings, self.s3_endpoint, self.control_plane)
         return timings
 
-    @staticmethod
-    def _answers(url: str) -> bool:
-        import urllib.error
-        import urllib.request
-
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return True
-        except urllib.error.HTTPError:
-            return True  # it answered (403 without a signature)
-        except OSError:
-            return False
+    def _jars(self, *patterns: str) -> tuple[str, ...]:
+        """Return the jars of ``make setup`` matching ``patterns``, one each (EMR's /usr/share/aws/... on a node)."""
+        found = [sorted(self.jars_dir.glob(p)) for p in patterns]
+        missing = [p for p, jars in zip(patterns, found, strict=True) if not jars]
+        if missing:
+            raise WarpSpeedError(f"{self.jars_dir} lacks {', '.join(missing)}: run `make setup`")
+        return tuple(str(jars[-1]) for jars in found)
 
     def _wait(self, name: str, ready: Any, began: float, timeout: float) -> float:
         while not ready():
             proc = self.procs[name]
             if proc.poll() is not None or time.monotonic() - began > timeout:
-                log_file = self.home / ("s3/s3proxy.log" if name == "s3" else f"{name}.log")
+                log_file = self.home / f"{name}.log"
                 tail = log_file.read_text(errors="replace")[-3000:] if log_file.exists() else ""
                 raise WarpSpeedError(f"the rehearsal's {name} did not start (log {log_file}):\n{tail}")
             time.sleep(0.2)
@@ -196,9 +196,11 @@ class RehearsalStack:
 
     def stop(self) -> list[int]:
         """Stop the runner (its steps and Spark first), the control plane and S3; return pids left (killed)."""
-        for name in ("runner", "control-plane", "s3"):
+        for name in ("runner", "control-plane"):
             if name in self.procs:
                 stop_group(self.procs.pop(name), timeout=90 if name == "runner" else 20)
+        self._servers.close()
+        self._s3 = None
         if self._lock is None:  # not started: nothing of ours runs
             return []
         reap_registered(self.home / "runner" / "processes")
@@ -223,9 +225,9 @@ class RehearsalStack:
         services: dict[str, Any] = {"s3": {"endpoint_url": self.s3_endpoint}}
         if sqs_endpoint:
             services["sqs"] = {"endpoint_url": sqs_endpoint}
-        aws = {"conn_type": "aws", "login": self.identity.access_key, "password": self.identity.secret_key,
+        aws = {"conn_type": "aws", "login": self.identity.access_key_id, "password": self.identity.secret_access_key,
                "extra": {"region_name": REGION, "endpoint_url": self.control_plane, "service_config": services}}
-        return CHECKSUM_ENV | {
+        return {
             f"AIRFLOW_CONN_{AWS_CONN_ID.upper()}": json.dumps(aws),
             f"AIRFLOW_CONN_{CATALOG_CONN_ID.upper()}": json.dumps({"conn_type": "generic",
                                                                    "extra": self.catalog_extra()}),
@@ -233,14 +235,14 @@ class RehearsalStack:
             "AIRFLOW__WARPSPEED__CATALOG_CONN_ID": CATALOG_CONN_ID,
             "AIRFLOW__WARPSPEED__COMPUTE_BACKEND": "emr",
             "AIRFLOW__WARPSPEED__STORAGE_PREFIX": self.storage_prefix,
-            "AWS_ACCESS_KEY_ID": self.identity.access_key,
-            "AWS_SECRET_ACCESS_KEY": self.identity.secret_key,
+            "AWS_ACCESS_KEY_ID": str(self.identity.access_key_id),
+            "AWS_SECRET_ACCESS_KEY": str(self.identity.secret_access_key),
             "AWS_DEFAULT_REGION": REGION,
         }
 
     def s3(self) -> Any:
         """Return an S3 client for the rehearsal's S3 server."""
-        return s3_client(self.s3_endpoint, self.identity, REGION)
+        return self.identity.boto3_client()
 
     def inject_spot(self, pattern: str = ".*", **rule: float) -> None:
         """Reclaim the Spot nodes under the next running Spark step named like ``pattern`` (see :mod:`.chaos`).
