@@ -125,11 +125,10 @@ class RehearsalStack:
                             self.s3_endpoint, self.control_plane)
 
     def __enter__(self) -> RehearsalStack:
-        try:
+        with ExitStack() as undo:  # a start that fails half-way stops what it started
+            undo.callback(self.stop)
             self.start()
-        except BaseException:
-            self.stop()
-            raise
+            undo.pop_all()
         return self
 
     def __exit__(self, *exc: object) -> None:
