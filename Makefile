@@ -23,7 +23,7 @@ MAVEN_ARTIFACTS := org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:$(ICEBERG_V
 
 WINDOW_MINUTES ?= 2
 
-.PHONY: setup demo airflow rehearsal soak test lint typecheck unit integration live bench clean chromium wheel-smoke
+.PHONY: setup demo airflow rehearsal soak test lint typecheck unit integration live bench bench-rehearsal clean chromium wheel-smoke
 
 setup: $(VENV)/.installed $(JARS)/.fetched $(JARS)/iceberg-rest-launcher/source.sha256
 
@@ -117,6 +117,11 @@ test: setup chromium
 
 bench: setup
 	$(PY) benchmarks/run.py
+
+# rehearsal_window_seconds and rehearsal_vs_local_window (benchmarks/slow/): one window through the EMR
+# backend on the rehearsal vs the local warm engine. Minutes and a rehearsal of its own, so not in `make bench`.
+bench-rehearsal: setup
+	$(PY) benchmarks/run.py --slow rehearsal
 
 # Build the wheel, install it into a fresh venv under /tmp and run the demo's DAG from a copy of dags/.
 wheel-smoke: setup
