@@ -5,21 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 JARS := .jars
-ICEBERG_VERSION := 1.10.1
-SQLITE_JDBC_VERSION := 3.46.1.3
 # The provider never resolves paths inside this checkout; the repo's targets say where things are.
 export WARPSPEED_HOME ?= $(CURDIR)/.warpspeed
 export WARPSPEED_JARS_DIR ?= $(CURDIR)/$(JARS)
 export WARPSPEED_DAGS_FOLDER ?= $(CURDIR)/dags
 export WARPSPEED_WORKLOADS_FILE ?= $(CURDIR)/dags/config/workloads.yaml
-# Local Spark's jars: the Iceberg runtime, SQLite JDBC, Iceberg's S3FileIO SDK (iceberg-aws-bundle) for
-# tables on S3, and Hadoop's S3A (hadoop-aws + the SDK v1 bundle it is built against; 3.3.4 = pyspark
-# 3.5's Hadoop) for the s3:// documents and raw data the jobs read, as EMRFS serves them on EMR.
-MAVEN_ARTIFACTS := org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:$(ICEBERG_VERSION) \
-                   org.xerial:sqlite-jdbc:$(SQLITE_JDBC_VERSION) \
-                   org.apache.iceberg:iceberg-aws-bundle:$(ICEBERG_VERSION) \
-                   org.apache.hadoop:hadoop-aws:3.3.4 \
-                   com.amazonaws:aws-java-sdk-bundle:1.12.262
 
 WINDOW_MINUTES ?= 2
 
@@ -37,20 +27,14 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/uv pip install --python $(PY) --quiet -e ".[dev,models,embedded]"
 	touch $@
 
-# The embedded servers' classpaths (ElasticMQ = SQS, Iceberg REST catalog, S3Proxy = S3), one folder each.
+# `warpspeed setup`, as a wheel user runs it: the jars of local Spark (warpspeed.embedded.jars
+# lists them) and the embedded servers' classpaths (ElasticMQ = SQS, Iceberg REST catalog,
+# S3Proxy = S3) from the poms shipped in the package, with Maven; it writes the stamp and skips
+# what is up to date.
 SERVER_POMS := $(wildcard provider/warpspeed/embedded/maven/*/pom.xml)
 
-$(JARS)/.fetched: Makefile $(SERVER_POMS)
-	mkdir -p $(JARS)
-	for artifact in $(MAVEN_ARTIFACTS); do \
-	  mvn --batch-mode --quiet dependency:copy -Dartifact=$$artifact -DoutputDirectory=$(JARS) || exit 1; \
-	done
-	for pom in $(SERVER_POMS); do \
-	  dir=$(abspath $(JARS))/$$(basename $$(dirname $$pom)); rm -rf $$dir; \
-	  mvn --batch-mode --quiet -f $$pom dependency:copy-dependencies -DincludeScope=runtime \
-	    -DoutputDirectory=$$dir || exit 1; \
-	done
-	touch $@
+$(JARS)/.fetched: $(VENV)/.installed provider/warpspeed/embedded/jars.py $(SERVER_POMS)
+	$(PY) -m warpspeed.cli setup --jars-dir $(JARS)
 
 # Our launcher of the embedded REST catalog (loopback only, a bearer token, no stack traces in
 # answers), compiled against the catalog's classpath. The stamp is the first 16 hex digits of the
@@ -63,7 +47,7 @@ $(JARS)/iceberg-rest-launcher/source.sha256: $(LAUNCHER_SRC) $(JARS)/.fetched
 	sha256sum $(LAUNCHER_SRC) | cut -c1-16 > $@
 
 demo: setup
-	$(PY) -m warpspeed.embedded.demo
+	$(PY) -m warpspeed.cli demo
 
 # A real Airflow 3 (api-server, scheduler, dag-processor, triggerer) on the embedded stack with a
 # request producer; prints the UI URL and login. Ctrl-C stops everything; state stays in .warpspeed/.

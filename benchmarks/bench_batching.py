@@ -22,7 +22,6 @@ from warpspeed.compute.local.backend import LocalSparkBackend
 from warpspeed.compute.local.engine import stop_engine
 from warpspeed.config.workloads import WorkloadCatalog
 from warpspeed.embedded.seed import (
-    RequestMix,
     feature_rows,
     publish_seed_models,
     scoring_requests,
@@ -54,7 +53,7 @@ def run() -> Iterator[dict]:
         tenants = tenant_ids(TENANTS)
         write_features(catalog, feature_rows(tenants))
         requests, _ = dedupe_latest(
-            ScoringRequest.from_dict(d) for d in scoring_requests(RequestMix(TENANTS, REQUESTS, 0), tenants)
+            ScoringRequest.from_dict(d) for d in scoring_requests(tenants, REQUESTS)
         )
         workloads = WorkloadCatalog.load(REPO_ROOT / "dags" / "config" / "workloads.yaml")
         storage = settings.storage()

@@ -12,7 +12,8 @@ Two parts, side by side in one run:
   each scan made, counted by the proxy, and their ratio.
 
 Size knobs: ``WARPSPEED_BENCH_S3_TENANTS`` / ``WARPSPEED_BENCH_S3_REQUESTS`` (the demo's window,
-default 20 / 50) and ``WARPSPEED_BENCH_S3_COMMITS``.
+default 20 / 50), ``WARPSPEED_BENCH_S3_COMMITS`` and ``WARPSPEED_BENCH_S3_WARM`` (``0``: no second,
+warm window).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 TENANTS = int(os.environ.get("WARPSPEED_BENCH_S3_TENANTS", "20"))
 REQUESTS = int(os.environ.get("WARPSPEED_BENCH_S3_REQUESTS", "50"))
 COMMITS = int(os.environ.get("WARPSPEED_BENCH_S3_COMMITS", "100"))
+WARM = os.environ.get("WARPSPEED_BENCH_S3_WARM", "1") != "0"
+"""Run each window a second time on the warm engine (the smoke run skips it)."""
 TABLE = "bench.account_scores"
 PAIRS = [("t-000", "churn_risk"), ("t-001", "churn_risk"), ("t-002", "upsell_propensity"), ("t-003", "intent_surge")]
 
@@ -67,8 +70,9 @@ def demo_windows(storage: str) -> dict[str, Any]:
                     rows = settings.catalog.load().load_table(S3_REQUESTS_TABLE).scan().to_arrow().to_pylist()
                     out["s3"] = per_window(rows)
                     out["by_component"] = _by_component(rows, cold["window_id"])
-                out["warm"] = run_demo(TENANTS, REQUESTS, stack=stack, settings=settings)
-                out["warm_s"] = _window_seconds(settings, out["warm"])
+                if WARM:
+                    out["warm"] = run_demo(TENANTS, REQUESTS, stack=stack, settings=settings)
+                    out["warm_s"] = _window_seconds(settings, out["warm"])
         finally:
             stop_engine(settings.home)
             if saved is None:
@@ -150,12 +154,15 @@ def run() -> Iterator[dict]:
     yield {"name": "s3_requests_per_window", "value": requests, "unit": "requests",
            "note": f"make demo's window ({shape}) on S3Proxy: {s3['by_component']}; {get_head} GET+HEAD; "
                    f"${cost:.6f} at S3 request prices"}
+    warm = (f"warm second window {s3['warm_s']:.1f} s" if WARM else "no warm window")
     yield {"name": "s3_demo_window_seconds", "value": round(s3["cold_s"], 1), "unit": "s",
-           "note": f"DAG run, everything on S3 (cold; warm second window {s3['warm_s']:.1f} s)"}
+           "note": f"DAG run, everything on S3 (cold; {warm})"}
+    warm = (f"warm {local['warm_s']:.1f} s" if WARM else "no warm window")
     yield {"name": "file_demo_window_seconds", "value": round(local["cold_s"], 1), "unit": "s",
-           "note": f"the same window with a file:// storage prefix, same run (cold; warm {local['warm_s']:.1f} s)"}
+           "note": f"the same window with a file:// storage prefix, same run (cold; {warm})"}
+    warm = (f"warm windows {s3['warm_s'] / local['warm_s']:.2f}" if WARM else "no warm windows")
     yield {"name": "s3_vs_file_demo_window", "value": round(s3["cold_s"] / local["cold_s"], 2), "unit": "ratio",
-           "note": f"cold windows; warm windows {s3['warm_s'] / local['warm_s']:.2f} (S3 may cost at most 1.5x)"}
+           "note": f"cold windows; {warm} (S3 may cost at most 1.5x)"}
     effect = maintenance_effect()
     before, after, record = effect["before"], effect["after"], effect["record"]
     note = (f"one pyiceberg full scan of a scores table with {COMMITS} small commits ({effect['rows']} rows, "

@@ -3,8 +3,9 @@
 Keeps the Iceberg tables registered in `config/maintenance.yaml` healthy: few, large data files,
 a bounded snapshot history, compact manifests and no orphan files.
 
-**When it runs**: daily at 03:00 UTC, *and* whenever the scoring DAG updates the
-`warpspeed_scores` asset. An asset-triggered run only maintains asset-driven tables (the scores
+**When it runs**: daily at 03:00 UTC, *and* whenever a scoring window wrote `scores.account_scores`
+(its asset `warpspeed_scores`; schedule on another table's `table_asset(...)` too to maintain it
+after its writes). An asset-triggered run only maintains asset-driven tables (the scores
 table) that took `trigger.min_new_commits` commits since their last maintenance and were not
 maintained within `trigger.min_interval_minutes`; otherwise it plans nothing and ends quickly.
 
@@ -31,8 +32,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
+from warpspeed.assets.iceberg import DEFAULT_CATALOG, table_asset
+from warpspeed.ledger.tables import SCORES_TABLE
 from warpspeed.operators.lifecycle import ApplyS3LifecycleOperator
 from warpspeed.operators.maintenance import IcebergMaintenanceOperator, PlanIcebergMaintenanceOperator
 
@@ -40,7 +43,7 @@ CONFIG = Path(__file__).parent / "config"
 POLICY_FILE = str(CONFIG / "maintenance.yaml")
 LIFECYCLE_FILE = str(CONFIG / "s3_lifecycle.yaml")
 CLUSTER_PROFILES_FILE = str(CONFIG / "cluster_profiles.yaml")
-SCORES_ASSET = Asset(name="warpspeed_scores", uri="iceberg://warpspeed/scores/account_scores")
+SCORES_ASSET = table_asset(DEFAULT_CATALOG, SCORES_TABLE)
 
 with DAG(
     dag_id="warpspeed_iceberg_maintenance",

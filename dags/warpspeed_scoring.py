@@ -12,9 +12,19 @@ opens. Requests that arrive on the SQS queue during the window are scored togeth
 4. **ensure_clusters** - one cluster per workload with work (reused when healthy).
 5. **score_batches** - one mapped task per workload (named by its workload); each batch is one Spark run that
    overwrites exactly its (tenant, model) slices of `scores.account_scores`.
-6. **publish** - one row per batch in `warpspeed.batch_runs`; emits the scores asset event. It
-   runs whatever happened upstream (`all_done`): one workload's failure never hides the others'
-   finished batches, and publish then fails so the run ends failed.
+6. **publish** - one row per batch in `warpspeed.batch_runs`; emits one asset event per scores
+   table the window wrote (through the `warpspeed_scored_tables` alias: a DAG scheduled on
+   `table_asset("warpspeed", "crm.member_scores")` runs only when that table was written) and the
+   window's metrics (`warpspeed.window.*`). It runs whatever happened upstream (`all_done`): one
+   workload's failure never hides the others' finished batches, and publish then fails so the run
+   ends failed.
+
+**Deadline**: a window not published `[warpspeed] window_deadline_minutes` after its end
+(default: one window length) fires a Deadline Alert: the triggerer logs it, counts
+`warpspeed.window.deadline_missed` and calls `[warpspeed] deadline_notifier`. `0` turns it off
+(needed for `airflow dags test` on Airflow 3.3.2, apache/airflow#73428).
+
+A configuration error (no queue, a bad setting) fails its task at once, without retries.
 
 A run dated on a window boundary (every scheduled run) scores the window it opens; a run dated
 inside a window (a manual trigger, `airflow dags test warpspeed_scoring` without a date) scores
@@ -29,28 +39,31 @@ from __future__ import annotations
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG, Asset, CronTriggerTimetable
+from airflow.sdk import DAG, CronTriggerTimetable
 
+from warpspeed.assets.iceberg import scored_tables
 from warpspeed.operators.clusters import EnsureClustersOperator
 from warpspeed.operators.collect import CollectRequestsOperator
 from warpspeed.operators.plan import PlanBatchesOperator
 from warpspeed.operators.publish import PublishBatchesOperator
 from warpspeed.operators.score import ScoreBatchesOperator
 from warpspeed.sensors.sqs import ScoringWindowSensor
+from warpspeed.window.deadline import window_deadline
 from warpspeed.window.rule import configured_retry_delay, configured_window_minutes, window_cron
 
 WORKLOADS_FILE = str(Path(__file__).parent / "config" / "workloads.yaml")
-SCORES_ASSET = Asset(name="warpspeed_scores", uri="iceberg://warpspeed/scores/account_scores")
+WINDOW_MINUTES = configured_window_minutes()
 
 with DAG(
     dag_id="warpspeed_scoring",
-    schedule=CronTriggerTimetable(window_cron(configured_window_minutes()), timezone="UTC"),
+    schedule=CronTriggerTimetable(window_cron(WINDOW_MINUTES), timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
     tags=["warpspeed", "scoring"],
     default_args={"retries": 2, "retry_delay": configured_retry_delay(), "retry_exponential_backoff": True},
+    deadline=window_deadline(WINDOW_MINUTES),
 ) as dag:
     window = ScoringWindowSensor(task_id="wait_for_window")
     collect = CollectRequestsOperator(task_id="collect_requests", workloads_file=WORKLOADS_FILE)
@@ -67,6 +80,7 @@ with DAG(
         map_index_template="{{ task.workload }}",
     ).expand_kwargs(plan.output)
     publish = PublishBatchesOperator(
-        task_id="publish", run_uris=score.output, outlets=[SCORES_ASSET], trigger_rule="all_done"
+        task_id="publish", run_uris=score.output, outlets=[scored_tables()], trigger_rule="all_done",
+        window_sensor_task_id="wait_for_window",
     )
     window >> collect

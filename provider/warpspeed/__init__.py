@@ -19,6 +19,8 @@ import warnings
 from types import ModuleType
 from typing import Any
 
+from warpspeed.jobs import make_job_code_importable
+
 __version__ = "0.2.0"
 
 MOVED_MODULES: dict[str, str] = {
@@ -136,3 +138,5 @@ class _MovedModuleFinder(importlib.abc.MetaPathFinder):
 
 if not any(isinstance(f, _MovedModuleFinder) for f in sys.meta_path):
     sys.meta_path.append(_MovedModuleFinder())
+
+make_job_code_importable()  # `spark_jobs` (the job code, imported by its own name) ships in warpspeed/jobs/

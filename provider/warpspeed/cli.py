@@ -1,56 +1,43 @@
-"""The ``warpspeed`` console command."""
+"""The ``warpspeed`` console command: one dispatcher over the subcommands of the rooms.
+
+- ``warpspeed init DIR``: a new DAG bundle to edit (:mod:`warpspeed.bundle.commands`);
+- ``warpspeed setup``, ``stack up|down|env``, ``tables``, ``models``, ``send``, ``scores``,
+  ``demo``: the embedded stack and what a user does on it (:mod:`warpspeed.embedded.commands`);
+- ``warpspeed simulate``: the cost simulator (:mod:`warpspeed.sim.commands`).
+
+Each room registers its subcommands (``register(subparsers)``) without importing anything heavy;
+a subcommand's handler imports what it needs when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from warpspeed.bundle import commands as bundle_commands
+from warpspeed.embedded import commands as embedded_commands
+from warpspeed.exceptions import WarpSpeedError
+from warpspeed.sim import commands as sim_commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of ``warpspeed`` with every subcommand."""
+    parser = argparse.ArgumentParser(prog="warpspeed", description="Warp Speed: batched multi-tenant scoring on "
+                                     "Airflow. Start with `warpspeed init DIR` (see docs/byo-model.md).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for room in (bundle_commands, embedded_commands, sim_commands):
+        room.register(sub)
+    return parser
+
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch ``warpspeed <command>``."""
-    parser = argparse.ArgumentParser(prog="warpspeed", description="Warp Speed tools")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="score one window end to end on the embedded stack")
-    sim = sub.add_parser(
-        "simulate",
-        help="price a month of a request trace under per-request EMR Serverless, cluster-per-request "
-             "EMR on EC2 and Warp Speed batching",
-    )
-    sim.add_argument("--trace", help="CSV or JSONL trace (requested_at, tenant_id, model, workload, "
-                                     "estimated_accounts); default: generate one")
-    sim.add_argument("--days", type=float, default=2, help="days of generated trace (scaled to a month)")
-    sim.add_argument("--tenants", type=int, default=400, help="tenants in the generated trace")
-    sim.add_argument("--requests-per-window", type=int, nargs="+", default=[1500, 2000], metavar="N",
-                     help="requests per 30-minute window: one number or a min and max")
-    sim.add_argument("--seed", type=int, default=7)
-    sim.add_argument("--prices", help="price table YAML/JSON (default: the bundled us-east-1 table)")
-    sim.add_argument("--chart", default="warpspeed-simulation.png", help="PNG chart to write")
-    sim.add_argument("--json", dest="json_out", help="also write the full result as JSON here")
-    sim.add_argument("--workloads", help="the DAG bundle's workloads YAML (planning settings); default: "
-                                         "$WARPSPEED_WORKLOADS_FILE or dags/config/workloads.yaml here")
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        from warpspeed.embedded.demo import main as demo_main
-
-        return demo_main()
-    if args.command == "simulate":
-        from warpspeed.exceptions import WarpSpeedConfigError
-        try:
-            from warpspeed.sim.report import run_cli
-        except ImportError as err:
-            print(f"warpspeed simulate needs the sim extra (pip install 'warpspeed-airflow-provider[sim]'): {err}",
-                  file=sys.stderr)
-            return 2
-
-        try:
-            run_cli(trace_path=args.trace, days=args.days, tenants=args.tenants,
-                    requests_per_window=args.requests_per_window, seed=args.seed, prices_path=args.prices,
-                    chart=args.chart, json_out=args.json_out, workloads_file=args.workloads)
-        except WarpSpeedConfigError as err:
-            print(f"warpspeed simulate: {err}", file=sys.stderr)
-            return 2
-        return 0
-    return 2
+    """Run ``warpspeed <command>``; a configuration error is printed (no traceback) with exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except WarpSpeedError as err:
+        print(f"warpspeed {args.command}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

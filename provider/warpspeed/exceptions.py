@@ -7,7 +7,15 @@ class WarpSpeedError(Exception):
     """Base class of every error Warp Speed raises on purpose."""
 
 
-class WarpSpeedConfigError(WarpSpeedError):
+class NotRetryableError(WarpSpeedError):
+    """An error another try of the task cannot fix: the task fails at once, without its retries.
+
+    Every Warp Speed task turns it into Airflow's ``AirflowFailException`` with the same message
+    (:func:`warpspeed.operators._base.fail_fast`).
+    """
+
+
+class WarpSpeedConfigError(NotRetryableError):
     """A setting, profile or config file is missing or invalid."""
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.paths import REPO_ROOT
+from warpspeed.embedded.server import die_with_parent
 
 BENCHMARKS = REPO_ROOT / "benchmarks"
 FLAVOURS = ("expression", "mlflow", "spark_ml")
@@ -36,6 +37,11 @@ SMOKE: dict[str, tuple[dict[str, str], set[str]]] = {
                           {f"maint_{n}" for n in ("files_before", "files_after", "snapshots_before", "snapshots_after",
                                                   "manifests_before", "manifests_after", "metadata_bytes_ratio",
                                                   "plan_time_ratio", "spark_s")}),
+    "bench_s3": ({"WARPSPEED_BENCH_S3_TENANTS": "2", "WARPSPEED_BENCH_S3_REQUESTS": "3",
+                  "WARPSPEED_BENCH_S3_COMMITS": "12", "WARPSPEED_BENCH_S3_WARM": "0"},
+                 {"s3_requests_per_window", "s3_demo_window_seconds", "file_demo_window_seconds",
+                  "s3_vs_file_demo_window", "s3_get_head_per_window_before_maintenance",
+                  "s3_get_head_per_window_after_maintenance", "s3_get_head_cut_by_maintenance"}),
     "bench_batching": ({"WARPSPEED_BENCH_BATCHING_TENANTS": "3", "WARPSPEED_BENCH_BATCHING_REQUESTS": "4",
                         "WARPSPEED_BENCH_BATCHING_SAMPLE": "1"},
                        {"batching_speedup", "batching_speedup_spark_warm", "batching_speedup_spark_cold",
@@ -67,8 +73,10 @@ _RUNNING: set[subprocess.Popen[bytes]] = set()
 def _run(module: str, logs: Path) -> tuple[int, str]:
     log = logs / f"{module}.log"
     with log.open("wb") as fh:
-        proc = subprocess.Popen([sys.executable, str(BENCHMARKS / "run.py"), module], env=os.environ | SMOKE[module][0],
-                                stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        # dies with this session even on its SIGKILL (the servers it starts die with it in turn)
+        argv = die_with_parent([sys.executable, str(BENCHMARKS / "run.py"), module])
+        proc = subprocess.Popen(argv, env=os.environ | SMOKE[module][0], stdout=fh, stderr=subprocess.STDOUT,
+                                start_new_session=True)
         _RUNNING.add(proc)
         try:
             code = proc.wait(timeout=TIMEOUT)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.paths import DAGS
+from warpspeed.embedded.stack import DAGS_TEST_ENV
 
 
 @pytest.fixture(scope="session")
@@ -84,8 +85,9 @@ class AirflowCommands:
     """
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", RUNNER], env=os.environ | env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(  # DAGS_TEST_ENV first, as warpspeed.embedded.stack.dags_test runs it
+            [sys.executable, "-c", RUNNER], env=os.environ | DAGS_TEST_ENV | env, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             text=True,
         )
 

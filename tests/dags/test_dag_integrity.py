@@ -41,4 +41,5 @@ def test_scoring_dag_shape(dagbag: Any) -> None:
     order = ["wait_for_window", "collect_requests", "plan_batches", "ensure_clusters", "score_batches", "publish"]
     for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.task_dict[upstream].downstream_task_ids
-    assert dag.task_dict["publish"].outlets[0].uri == "iceberg://warpspeed/scores/account_scores"
+    # issue 25: one event per scores table written, through the alias (no longer always account_scores)
+    assert [o.name for o in dag.task_dict["publish"].outlets] == ["warpspeed_scored_tables"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from warpspeed.embedded.sqs_server import LocalSqs
-from warpspeed.embedded.stack import airflow_bin, airflow_env
+from warpspeed.embedded.stack import DAGS_TEST_ENV, airflow_bin, airflow_env
 from warpspeed.storage.documents import storage_for
 from warpspeed.window.manifests import WindowLayout, window_id_for
 from warpspeed.window.rule import floor_to_window
@@ -22,7 +22,9 @@ def test_dags_test_without_a_date_finishes_with_the_last_closed_window(
 ) -> None:
     home = tmp_path / "home"
     # the database is a copy of the migrated template: the CLI run is the only `airflow` command
-    env = os.environ | airflow_env(home, sqs, db_url=airflow_db_url) | {"AIRFLOW__WARPSPEED__WINDOW_MINUTES": "30"}
+    env = os.environ | airflow_env(home, sqs, db_url=airflow_db_url) | DAGS_TEST_ENV | {
+        "AIRFLOW__WARPSPEED__WINDOW_MINUTES": "30",
+        "AIRFLOW__WARPSPEED__STORAGE_PREFIX": (home / "storage").as_uri()}  # no S3 server: the window is empty
     before = datetime.now(UTC)
     # The old rule opened [now, now + 30 min) and blocked in the sensor; the guard only stops a hang.
     proc = subprocess.run([airflow_bin(), "dags", "test", "warpspeed_scoring"], env=env, capture_output=True,

@@ -6,18 +6,22 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.loopback import LineageSink, lineage_sink
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.stack import airflow_env
 from warpspeed.ledger.tables import MAINTENANCE_RUNS_TABLE, SCORES_TABLE, TABLES
+from warpspeed.lineage.datasets import iceberg_table
+from warpspeed.lineage.spark import JAR_GLOB, listener_jar
 from warpspeed.storage.documents import local_path
 
 if TYPE_CHECKING:
+    from tests.conftest import SessionS3
     from tests.dags.conftest import AirflowCommands
 
 pytestmark = pytest.mark.integration
@@ -72,26 +76,59 @@ def small_commit_table(spark: Any, maint_settings: WarpSpeedSettings) -> dict[st
         "snapshots": snapshots,
         # expected contents of the newest snapshots (the ones retention keeps)
         "as_of": {s: _checksum(table, s) for s in snapshots[-RETAIN_LAST:]},
-        "location": local_path(table.location()),
+        "location": table.location(),
     }
+
+
+def backing_file(uri: str, s3: SessionS3) -> Path:
+    """Return the file that holds the object (or file) at ``uri``: S3Proxy keeps ``<basedir>/<bucket>/<key>``."""
+    if uri.startswith("s3://"):
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        return s3.server.basedir / bucket / key
+    return local_path(uri)
+
+
+@pytest.fixture
+def sink() -> Iterator[LineageSink]:
+    """Receive the run's OpenLineage events (the tasks' and the maintenance job's Spark application's)."""
+    with lineage_sink() as running:
+        yield running
+
+
+def check_lineage(sink: LineageSink, settings: WarpSpeedSettings) -> None:
+    """Issue 25: the maintain task reports the table before and after; its spark-submit run hangs under it."""
+    task = "warpspeed_iceberg_maintenance.maintain"
+    events = sink.snapshot()
+    (maintain,) = [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"] == task]
+    table = iceberg_table(settings.catalog, TABLE)
+    (out,) = [o for o in maintain["outputs"] if (o["namespace"], o["name"]) == (table.namespace, table.name)]
+    assert out["outputFacets"]["outputStatistics"] == {**out["outputFacets"]["outputStatistics"],
+                                                       "rowCount": COMMITS * 3, "fileCount": len(PARTITIONS)}
+    spark = [e for e in events if (e["run"].get("facets") or {}).get("parent", {}).get("job", {}).get("name") == task]
+    assert spark, f"no Spark event under {task}: {sorted({e['job']['name'] for e in events})}"
+    assert {e["run"]["facets"]["parent"]["run"]["runId"] for e in spark} == {maintain["run"]["runId"]}
 
 
 def test_maintenance_dag_compacts_expires_and_removes_only_old_orphans(
     maint_settings: WarpSpeedSettings, small_commit_table: dict[str, Any], tmp_path: Path, airflow_db_url: str,
-    airflow_commands: Callable[[dict[str, str]], AirflowCommands],
+    airflow_commands: Callable[[dict[str, str]], AirflowCommands], sink: LineageSink, s3: SessionS3,
 ) -> None:
-    data_dir = small_commit_table["location"] / "data" / "tenant_id=t-000" / "model=churn_risk"
-    old_orphan = data_dir / "00000-0-orphan-from-a-crashed-write.parquet"
-    young_orphan = data_dir / "00000-0-orphan-of-a-running-write.parquet"
-    for path in (old_orphan, young_orphan):
-        path.write_bytes(b"PAR1 not referenced by any snapshot")
+    assert listener_jar(maint_settings.jars_dir), f"no {JAR_GLOB} in {maint_settings.jars_dir}: run make setup"
+    data_dir = f"{small_commit_table['location']}/data/tenant_id=t-000/model=churn_risk"
+    orphans = [f"{data_dir}/00000-0-orphan-from-a-crashed-write.parquet",
+               f"{data_dir}/00000-0-orphan-of-a-running-write.parquet"]
+    storage = maint_settings.storage()
+    for uri in orphans:  # written as a crashed writer would have: through the S3 API
+        storage.write_bytes(uri, b"PAR1 not referenced by any snapshot")
+    old_orphan, young_orphan = (backing_file(uri, s3) for uri in orphans)  # aged by their files' mtime
     ten_days_ago = time.time() - 10 * 86400
     os.utime(old_orphan, (ten_days_ago, ten_days_ago))
     os.utime(young_orphan, (time.time() - 3600, time.time() - 3600))
 
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(POLICY, encoding="utf-8")
-    env = airflow_env(maint_settings.home, None, db_url=airflow_db_url)  # a copy of the migrated template
+    env = airflow_env(maint_settings.home, None, db_url=airflow_db_url) | {  # a copy of the migrated template
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": sink.transport(), "AIRFLOW__OPENLINEAGE__NAMESPACE": "warpspeed-test"}
     code, log = airflow_commands(env).run(
         ["dags", "test", "warpspeed_iceberg_maintenance", "2026-11-20T03:00:00+00:00",
          "-c", json.dumps({"policy_file": str(policy_file)})], tmp_path / "dags_test.log")
@@ -117,6 +154,7 @@ def test_maintenance_dag_compacts_expires_and_removes_only_old_orphans(
     assert run["records_before"] == run["records_after"] == COMMITS * 3
     assert run["orphans_removed"] == 1
     assert "Maintenance report for maint_e2e.account_scores" in log
+    check_lineage(sink, maint_settings)
 
     # rows unchanged: count and checksum
     table = catalog.load_table(TABLE)

@@ -8,7 +8,7 @@ partition was rewritten by the MERGE.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,10 +16,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sqlalchemy
 
+from tests.loopback import LineageSink, lineage_sink
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.raw_data import RawDataMix, write_day, write_days
 from warpspeed.embedded.stack import airflow_env
 from warpspeed.ledger.tables import FEATURES_TABLE
+from warpspeed.lineage.datasets import DatasetName, catalog_namespace, storage_dataset
+from warpspeed.lineage.spark import JAR_GLOB, listener_jar
 from warpspeed.preprocessing.raw_sources import ENGAGEMENT_EVENTS, FEATURES_ASSET_NAME, INTENT_SIGNALS
 
 if TYPE_CHECKING:
@@ -78,15 +81,45 @@ def _rows_by_tenant(table: Any) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
+def check_lineage(sink: LineageSink, settings: WarpSpeedSettings, changed_rows: int) -> None:
+    """Issue 25: the build task reports the features table it wrote; the Spark listener names it alike.
+
+    The job ran on the warm engine, one Spark application for every task, so its events have no
+    task parent (tests/integration/test_maintenance_dag_run.py checks the parent of a spark-submit
+    run): they join the task's through the table, the listener's catalog symlink being the task's
+    dataset.
+    """
+    task = f"{ACTIVITY}.build_features_local"
+    events = sink.snapshot()
+    (build,) = [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"] == task]
+    table = {(o["namespace"], o["name"]): o for o in build["outputs"]}[
+        (catalog_namespace(settings.catalog), FEATURES_TABLE)]
+    assert table["outputFacets"]["outputStatistics"]["rowCount"] == changed_rows
+    raw = {storage_dataset(s.location(settings.storage_prefix)) for s in (ENGAGEMENT_EVENTS, INTENT_SIGNALS)}
+    assert raw <= {DatasetName(i["namespace"], i["name"]) for i in build["inputs"]}
+    written = {(s["namespace"], s["name"]) for e in events for o in e.get("outputs", [])
+               for s in (o.get("facets") or {}).get("symlinks", {}).get("identifiers", [])}
+    assert (catalog_namespace(settings.catalog), FEATURES_TABLE) in written, written
+
+
+@pytest.fixture
+def sink() -> Iterator[LineageSink]:
+    """Receive the DAG runs' OpenLineage events (the tasks' and their Spark applications')."""
+    with lineage_sink() as running:
+        yield running
+
+
 def test_preprocessing_dags_refresh_features_and_rerun_incrementally(
     tmp_path: Path, airflow_db_url: str, rest_catalog_for: Callable[[Path], object],
-    airflow_commands: Callable[[dict[str, str]], AirflowCommands],
+    airflow_commands: Callable[[dict[str, str]], AirflowCommands], sink: LineageSink,
 ) -> None:
     home = tmp_path / "home"
     rest_catalog_for(home)
     settings = WarpSpeedSettings.from_mapping({"home": str(home)})
+    assert listener_jar(settings.jars_dir), f"no {JAR_GLOB} in {settings.jars_dir}: run make setup"
     write_days(settings.storage_prefix, date(2026, 1, 1), 5, MIX, settings.storage())
-    env = airflow_env(home, None, db_url=airflow_db_url)  # a copy of the migrated template
+    env = airflow_env(home, None, db_url=airflow_db_url) | {  # a copy of the migrated template
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": sink.transport(), "AIRFLOW__OPENLINEAGE__NAMESPACE": "warpspeed-test"}
     commands = airflow_commands(env)
     logs = tmp_path / "logs"
 
@@ -102,6 +135,7 @@ def test_preprocessing_dags_refresh_features_and_rerun_incrementally(
     assert all(0 <= r["intent_score"] <= 100 for r in rows)
     assert all(r["employee_count"] is not None and r["annual_revenue"] is not None for r in rows)
     events = _feature_events(env)
+    check_lineage(sink, settings, events[0]["changed_rows"])
     assert len(events) == 2
     assert events[0]["changed_partitions"] == [f"{s}/dt=2026-01-0{d}" for s in ("engagement_events", "intent_signals")
                                                for d in range(1, 6)]

@@ -33,7 +33,7 @@ def scoring_home(
     settings = WarpSpeedSettings.from_mapping({"home": str(home)})
     catalog = settings.catalog.load()
     ensure_tables(catalog)
-    publish_seed_models(settings.storage_prefix)
+    publish_seed_models(settings.storage_prefix, settings.storage())
     seeded: set[str] = set()
 
     def with_tenants(tenants: list[str]) -> WarpSpeedSettings:

@@ -80,7 +80,7 @@ def engine_settings(
     rest_catalog_for(home)
     settings = WarpSpeedSettings.from_mapping({"home": str(home)})
     features_table(settings)
-    publish_seed_models(settings.storage_prefix)
+    publish_seed_models(settings.storage_prefix, settings.storage())
     settings.storage().write_text(
         join_uri(models_uri(settings.storage_prefix), "churn_risk", "v2.json"), json.dumps(EDGE_MODEL)
     )

@@ -84,21 +84,26 @@ def _scan(stack: EmbeddedStack) -> list[int]:
 
 def test_every_listener_of_the_stack_is_on_loopback_on_the_recorded_port(stack: EmbeddedStack) -> None:
     servers = stack.supervisor.servers
-    assert set(servers) == {"postgres", "rest-catalog", "sqs"}
+    assert set(servers) == {"postgres", "rest-catalog", "sqs", "s3"}
     for name, server in servers.items():
         assert server.pid is not None
         assert _listeners(server.pid) == [("127.0.0.1", server.port)], name
     assert (stack.home / "postgres" / "port").read_text().strip() == str(stack.postgres.port)
     assert (stack.home / "catalog" / "port").read_text().strip() == str(servers["rest-catalog"].port)
     assert (stack.home / "sqs" / "port").read_text().strip() == str(servers["sqs"].port)
+    assert (stack.home / "s3" / "port").read_text().strip() == str(servers["s3"].port)
+    assert stack.s3 is not None  # the counting proxy: a thread of this process, on loopback too
+    proxy_host, proxy_port = stack.s3.proxy.server.server_address[:2]
+    assert (proxy_host, str(proxy_port)) == ("127.0.0.1", (stack.home / "s3" / "proxy-port").read_text().strip())
 
 
 def test_state_folder_is_private(stack: EmbeddedStack) -> None:
     assert stack.home.stat().st_mode & 0o777 == 0o700
-    for folder in ("run", "logs", "postgres", "catalog", "sqs", "warehouse"):
+    for folder in ("run", "logs", "postgres", "catalog", "sqs", "s3", "s3/buckets"):
         assert (stack.home / folder).stat().st_mode & 0o777 == 0o700, folder
     for secret in ("postgres/superuser.pw", "postgres/app.pw", "catalog/rest-token", "catalog/rest-endpoint",
-                   "sqs/elasticmq.conf", "postgres/server.log", "logs/rest-catalog.log", "sqs/elasticmq.log"):
+                   "sqs/elasticmq.conf", "postgres/server.log", "logs/rest-catalog.log", "sqs/elasticmq.log",
+                   "s3/credentials.json", "s3/identity-stack.properties", "s3/s3proxy.log", "s3/endpoint"):
         assert (stack.home / secret).stat().st_mode & 0o777 == 0o600, secret
 
 
@@ -260,7 +265,7 @@ def test_servers_die_with_the_process_that_started_them(tmp_path: Path, jars_dir
     try:
         assert parent.stdout is not None
         pids = [int(p) for p in parent.stdout.readline().split()]
-        assert len(pids) == 3, f"the stack did not start (exit {parent.poll()})"
+        assert len(pids) == 4, f"the stack did not start (exit {parent.poll()})"
         tracked = [p for p in _processes_of(home) if p.pid != parent.pid]
         assert set(pids) < {p.pid for p in tracked}, "servers or PostgreSQL's backends not found"
         parent.send_signal(signal.SIGKILL)  # as `kill -9` of a pytest run

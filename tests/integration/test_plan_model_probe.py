@@ -33,7 +33,7 @@ def test_bogus_version_loses_to_the_valid_request_and_is_listed(
     monkeypatch.setenv("AIRFLOW__WARPSPEED__STORAGE_PREFIX", (tmp_path / "home" / "storage").as_uri())
     settings = load_settings()
     ensure_tables(settings.catalog.load())
-    publish_seed_models(settings.storage_prefix)
+    publish_seed_models(settings.storage_prefix, settings.storage())
     valid = ScoringRequest("r-valid", "t1", "churn_risk", "v1", "scoring", W1.isoformat(), "normal", 10)
     bogus = ScoringRequest("r-bogus", "t1", "churn_risk", "v404", "scoring",
                            (W1 + timedelta(minutes=5)).isoformat(), "normal", 10)
@@ -69,7 +69,7 @@ def _plan_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rest_catalog_for:
     monkeypatch.setenv("AIRFLOW__WARPSPEED__DEAD_LETTER_QUEUE_URL", sqs.dead_letter_queue_url)
     settings = load_settings()
     ensure_tables(settings.catalog.load())
-    publish_seed_models(settings.storage_prefix)
+    publish_seed_models(settings.storage_prefix, settings.storage())
     return WindowLayout(settings.storage_prefix, window_id_for(W1)), LocalStorage()
 
 

@@ -40,14 +40,21 @@ def test_wheel_in_a_clean_virtualenv_lists_the_dashboard_plugin(tmp_path: Path) 
     subprocess.run([str(UV), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True, env=env)
     subprocess.run([str(UV), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), str(wheel)],
                    check=True, env=env)
+    airflow_env = env | {"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                         "AIRFLOW__CORE__PLUGINS_FOLDER": str(tmp_path / "no-plugins-folder")}
     out = subprocess.run(
         [str(venv / "bin" / "airflow"), "plugins", "--output", "json"],
-        env=env | {"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                   "AIRFLOW__CORE__PLUGINS_FOLDER": str(tmp_path / "no-plugins-folder")},
-        capture_output=True, text=True, check=True, cwd=tmp_path,
+        env=airflow_env, capture_output=True, text=True, check=True, cwd=tmp_path,
     ).stdout
     plugins = {p["name"]: p for p in json.loads(out[out.index("["):])}
     assert "warpspeed" in plugins, out
     assert "warpspeed-airflow-provider" in plugins["warpspeed"]["source"]  # from the entry point
     assert [v["href"] for v in plugins["warpspeed"]["external_views"]] == ["/warpspeed/"]
     assert plugins["warpspeed"]["fastapi_apps"][0]["url_prefix"] == "/warpspeed"
+
+    # issue 25: the installed wheel registers the catalog's connection type
+    out = subprocess.run([str(venv / "bin" / "airflow"), "providers", "hooks", "--output", "json"],
+                         env=airflow_env, capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+    hooks = {h["connection_type"]: h for h in json.loads(out[out.index("["):])}
+    assert hooks["warpspeed_catalog"]["class"] == "warpspeed.hooks.catalog.IcebergCatalogHook", out
+    assert hooks["warpspeed_catalog"]["package_name"] == "warpspeed-airflow-provider"

@@ -5,10 +5,16 @@ through with every requested (tenant, model) pair scored exactly once per accoun
 retried, both workloads' score tasks overlapping, the window sensor seen ``deferred``; then a
 screenshot of the live UI in headless Chromium (``docs/live-ui.png`` when
 ``WARPSPEED_UPDATE_SCREENSHOTS=1``).
+
+Issue 25 on the same stack: its OpenLineage events (an HTTP sink on loopback) form one connected
+graph per window, queue -> collect -> plan -> score -> publish; its metrics reach a StatsD listener
+on loopback; and with a deadline of 3 s after each window's end every window is late, so the
+alert's callback runs in the triggerer and calls the configured notifier.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -16,9 +22,12 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.loopback import LineageSink, StatsdSink, lineage_sink, statsd_sink
+from tests.paths import REPO_ROOT
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.demo import check_pairs
 from warpspeed.embedded.live import LiveStack, ProducerConfig
@@ -35,16 +44,48 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+LINEAGE_NAMESPACE = "warpspeed-live"
+
+
+@pytest.fixture(scope="module")
+def lineage() -> Iterator[LineageSink]:
+    """Receive the stack's OpenLineage events."""
+    with lineage_sink() as sink:
+        yield sink
+
+
+@pytest.fixture(scope="module")
+def statsd() -> Iterator[StatsdSink]:
+    """Receive the stack's metrics."""
+    with statsd_sink() as sink:
+        yield sink
+
+
+@pytest.fixture(scope="module")
+def alerts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return the file the deadline notifier (:func:`tests.live.alerts.record_alert`) appends to."""
+    return tmp_path_factory.mktemp("alerts") / "alerts.jsonl"
+
+
 @pytest.fixture(scope="module")
 def live_stack(
-    tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer, new_airflow_db: Callable[[], str]
+    tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer, new_airflow_db: Callable[[], str],
+    lineage: LineageSink, statsd: StatsdSink, alerts: Path,
 ) -> Iterator[LiveStack]:
     """Run the live stack for this module on the session's PostgreSQL (login-free UI for the screenshot)."""
     producer = ProducerConfig(tenants=4, requests_per_window=6, invalid_per_window=1, chunks_per_window=2)
+    extra_env = {
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": lineage.transport(),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": LINEAGE_NAMESPACE,
+        **statsd.env(),
+        "AIRFLOW__WARPSPEED__WINDOW_DEADLINE_MINUTES": "0.05",  # 3 s after the window's end: always late
+        "AIRFLOW__WARPSPEED__DEADLINE_NOTIFIER": "tests.live.alerts.record_alert",
+        "AIRFLOW__WARPSPEED__DEADLINE_NOTIFIER_KWARGS": json.dumps({"path": str(alerts)}),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p),
+    }
     stack = LiveStack(tmp_path_factory.mktemp("live-home"), window_minutes=WINDOW_MINUTES, producer=producer,
-                      extra_env={"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}, unpause=False,
-                      postgres=postgres,
-                      db_url=new_airflow_db())
+                      extra_env=extra_env, unpause=False, postgres=postgres, db_url=new_airflow_db())
     with stack:
         yield stack
     leftovers = [c.name for c in stack.components.values() if c.alive]
@@ -169,3 +210,76 @@ def test_screenshot_of_the_live_ui(live_stack: LiveStack, tmp_path: Path) -> Non
     assert colors is not None and len(colors) > 50, "the screenshot looks blank"
     if os.environ.get("WARPSPEED_UPDATE_SCREENSHOTS") == "1":
         shutil.copyfile(shot, DOCS / "live-ui.png")
+
+
+def _succeeded_runs(stack: LiveStack) -> list[str]:
+    return [a.run_id for a in audit_runs(stack.dag_runs(), stack.task_instances(), WINDOW_MINUTES)
+            if a.state == "success"]
+
+
+def _names(datasets: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(d["namespace"], d["name"]) for d in datasets}
+
+
+def _window_graph(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]] | None:
+    """Return, for one DAG run whose publish completed, its tasks' COMPLETE events by task id."""
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for event in events:
+        parent = (event.get("run", {}).get("facets") or {}).get("parent") or {}
+        job = event.get("job", {}).get("name", "")
+        if event.get("eventType") == "COMPLETE" and job.startswith("warpspeed_scoring.") and parent:
+            runs.setdefault(parent["run"]["runId"], {}).setdefault(job.split(".", 1)[1], []).append(event)
+    return next((tasks for tasks in runs.values() if "publish" in tasks and "collect_requests" in tasks), None)
+
+
+def test_one_window_is_one_connected_lineage_graph(live_stack: LiveStack, lineage: LineageSink) -> None:
+    assert _succeeded_runs(live_stack), "no window through (see the first test)"
+    deadline = time.monotonic() + 120
+    while (graph := _window_graph(lineage.snapshot())) is None:
+        assert time.monotonic() < deadline, f"no window's events: {len(lineage.snapshot())} events"
+        time.sleep(2)
+    assert {e["job"]["namespace"] for tasks in graph.values() for e in tasks} == {LINEAGE_NAMESPACE}
+    (collect,), (plan,), (publish,) = graph["collect_requests"], graph["plan_batches"], graph["publish"]
+    scores = graph["score_batches"]
+    assert any(name.endswith("/warpspeed-requests") for _, name in _names(collect["inputs"]))  # the queue
+    assert _names(collect["outputs"]) & _names(plan["inputs"])  # the intake manifest
+    for score in scores:  # one per workload
+        assert _names(plan["outputs"]) & _names(score["inputs"])  # the batch manifests
+        assert ("features.account_features" in {n for _, n in _names(score["inputs"])})
+        assert _names(score["outputs"]) & _names(publish["inputs"])  # the run records
+    written = [o for s in scores for o in s["outputs"] if o["name"] == "scores.account_scores"]
+    assert written, [s["outputs"] for s in scores]
+    for table in written:
+        rows = table["outputFacets"]["outputStatistics"]["rowCount"]
+        per_tenant = table["outputFacets"]["warpspeed_tenantRows"]["rowsByTenant"]
+        assert rows > 0 and sum(per_tenant.values()) == rows
+        assert set(per_tenant) <= set(live_stack.tenants)
+    assert "warpspeed.batch_runs" in {n for _, n in _names(publish["outputs"])}
+
+
+def test_the_windows_metrics_reach_statsd(live_stack: LiveStack, statsd: StatsdSink) -> None:
+    assert _succeeded_runs(live_stack), "no window through (see the first test)"
+    counts = {name: sum(int(v.split("|")[0]) for v in statsd.values(f"warpspeed.window.{name}"))
+              for name in ("requests", "invalid", "dead_lettered", "batches", "rows_scored")}
+    assert all(counts.values()), counts
+    assert statsd.values("warpspeed.window.cost_usd") and all(v.endswith("|g")
+                                                              for v in statsd.values("warpspeed.window.cost_usd"))
+    assert all(v.endswith("|ms") for v in statsd.values("warpspeed.window.close_to_publish"))
+    assert statsd.values("warpspeed.window.close_to_publish")
+
+
+def test_a_late_window_fires_its_deadline_alert(live_stack: LiveStack, alerts: Path, statsd: StatsdSink) -> None:
+    succeeded = set(_succeeded_runs(live_stack))
+    deadline = time.monotonic() + 180
+    while True:
+        seen = [json.loads(line) for line in alerts.read_text().splitlines()] if alerts.exists() else []
+        if any(a["dag_run_id"] in succeeded for a in seen):
+            break
+        assert time.monotonic() < deadline, f"no alert for {succeeded}: {seen}\n{_logs(live_stack)}"
+        time.sleep(3)
+    alert = next(a for a in seen if a["dag_run_id"] in succeeded)
+    run = next(r for r in live_stack.dag_runs() if r["dag_run_id"] == alert["dag_run_id"])
+    assert alert["window"]["id"] == window_for(_ts(run["logical_date"]), WINDOW_MINUTES).id
+    assert statsd.values("warpspeed.window.deadline_missed")
+    triggerer = live_stack.components["triggerer"].log_path.read_text(errors="replace")
+    assert f"window {alert['window']['id']} of warpspeed_scoring" in triggerer and "missed its deadline" in triggerer

@@ -89,3 +89,11 @@ def test_record_batches_evolves_a_table_created_before_the_cost_columns(catalog_
     hook.record_batches([batch_record(*_batch("b9", 30, True), T0)])
     (row,) = hook.read_batches()
     assert row["cost_total_usd"] > 0
+
+
+def test_record_batches_creates_the_ledger_table_in_a_new_catalog(catalog_cfg: CatalogConfig) -> None:
+    """A user's own stack has no ``warpspeed.batch_runs`` until the first publish creates it."""
+    assert not catalog_cfg.load().table_exists(BATCH_RUNS_TABLE)
+    hook = IcebergLedgerHook(catalog_cfg)
+    assert hook.record_batches([batch_record(*_batch("b1", 30, True), T0)]) == 1
+    assert [r["batch_id"] for r in hook.read_batches()] == ["b1"]

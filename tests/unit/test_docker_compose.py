@@ -13,6 +13,7 @@ import yaml
 
 from tests.paths import REPO_ROOT
 from warpspeed.config.settings import WarpSpeedSettings
+from warpspeed.embedded.jars import MAVEN_ARTIFACTS
 from warpspeed.provider_info import CONFIG_OPTIONS
 
 COMPOSE = REPO_ROOT / "docker-compose.yaml"
@@ -57,10 +58,10 @@ def test_build_and_bind_mounts_point_at_paths_that_exist(compose: dict[str, Any]
     dockerfile = (REPO_ROOT / build["dockerfile"]).read_text()
     assert "openjdk-17-jre-headless" in dockerfile and "JAVA_HOME" in dockerfile
     assert "iceberg-spark-runtime-3.5_2.12" in dockerfile and "sqlite-jdbc" in dockerfile
-    makefile = (REPO_ROOT / "Makefile").read_text()
-    for var in ("ICEBERG_VERSION", "SQLITE_JDBC_VERSION"):  # the image fetches the jars make setup fetches
-        wanted = re.search(rf"^{var} := (\S+)", makefile, re.M)
-        assert wanted and f"ARG {var}={wanted.group(1)}" in dockerfile
+    for artifact in MAVEN_ARTIFACTS:  # the image fetches the jars `warpspeed setup` fetches, same versions
+        _, name, version = artifact.split(":")
+        args = re.findall(r"^ARG (\w+)=(\S+)$", dockerfile, re.M)
+        assert any(value == version and f"/{name}-${{{arg}}}.jar" in dockerfile for arg, value in args), artifact
     named = set(compose.get("volumes") or {})
     for volume in common["volumes"]:
         source, target = volume.split(":")[:2]

@@ -8,6 +8,7 @@ import pytest
 
 from warpspeed.cli import main as cli_main
 from warpspeed.exceptions import WarpSpeedConfigError
+from warpspeed.ledger.cost import S3RequestModel
 from warpspeed.ledger.prices import PriceTable
 from warpspeed.sim.engine import SimAssumptions, simulate, simulate_serverless
 from warpspeed.sim.report import format_assumptions
@@ -112,3 +113,9 @@ def test_cli_prints_table_and_writes_chart(tmp_path: Path, capsys: pytest.Captur
     data = json.loads(out.read_text())
     assert set(data["monthly_usd"]) == {"serverless", "cluster_per_request", "warpspeed"}
     assert cli_main(["simulate", "--trace", str(tmp_path / "missing.csv"), "--chart", str(chart)]) == 2
+
+
+def test_the_simulator_estimates_s3_requests_as_the_ledger_does() -> None:
+    a = SimAssumptions()
+    assert a.s3_requests(3, 7, maintained=True) == S3RequestModel().requests(3, 7)
+    assert a.s3_requests(3, 3, maintained=False)[0] == 3 * (a.s3_gets_per_app_unmaintained + a.s3_gets_per_slice)

@@ -52,7 +52,8 @@ def test_the_collect_task_hides_messages_for_the_configured_time(
 
     monkeypatch.setattr(IntakeService, "collect_window", collect_window)
     settings = WarpSpeedSettings.from_mapping({"home": str(tmp_path), "queue_url": "q", "dead_letter_queue_url": "d",
-                                               "intake_visibility_timeout": "90"})
+                                               "intake_visibility_timeout": "90",
+                                               "storage_prefix": (tmp_path / "storage").as_uri()})
     op = CollectRequestsOperator(task_id="collect", workloads_file=str(Path("dags/config/workloads.yaml").resolve()))
     monkeypatch.setattr(CollectRequestsOperator, "settings", settings)
     with pytest.raises(RuntimeError, match="stop here"):

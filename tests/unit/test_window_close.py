@@ -51,7 +51,7 @@ def _sensor() -> ScoringWindowSensor:
     sensor = ScoringWindowSensor(task_id="w", queue_url="http://q", size_limit=10, window_minutes=30,
                                  aws_conn_id="c", poll_interval=0.05)
     sensor.settings = type("S", (), {"queue_url": None, "window_size_limit": 10, "window_minutes": 30,  # type: ignore[assignment]
-                                     "aws_conn_id": "aws_default"})()
+                                     "aws_conn_id": "aws_default", "region_name": None})()
     return sensor
 
 

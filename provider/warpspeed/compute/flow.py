@@ -40,11 +40,18 @@ class StepStatus:
     """Where one job (an EMR step, a local ``spark-submit``) is; JSON-safe for trigger events."""
 
     step_id: str
+    """The backend's id of the job: an EMR step id, a local run id."""
     name: str
+    """The job's name, which carries its identity (``warpspeed-<batch id>``): a retry finds its job by it."""
     state: str
+    """EMR's step states for every backend: ``PENDING``, ``RUNNING`` or one of :data:`TERMINAL_STEP_STATES`."""
     reason: str | None = None
+    """Why the job failed, in a line (EMR's failure reason, else its state change message; locally the last
+    error line of the log). :attr:`lost_to_spot` reads it and :attr:`message`."""
     message: str | None = None
+    """EMR's longer failure message, when it gave one."""
     log_file: str | None = None
+    """Where the job's log is (a URI)."""
     seconds: float | None = None
     """How long the job ran, when the backend measured it itself (local ``spark-submit``)."""
 

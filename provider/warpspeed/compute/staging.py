@@ -1,8 +1,11 @@
 """Stage the Spark job packages: one zip for ``--py-files``, built one way for every backend.
 
 The job packages are ``spark_jobs`` (scoring, feature preprocessing) and ``maintenance`` (Iceberg
-maintenance). Local Spark, EMR steps and the Glue job all run the same scripts with the same
-``spark_jobs.zip`` (both packages inside); :func:`package_spark_jobs` builds it and
+maintenance), found wherever this provider was installed (:mod:`warpspeed.jobs`: top-level
+folders of a checkout, ``warpspeed/jobs/`` in the wheel); in the zip both stay top-level
+packages, so job code runs unchanged on a cluster. Local Spark, EMR steps and the Glue job all
+run the same scripts with the same ``spark_jobs.zip`` (both packages inside);
+:func:`package_spark_jobs` builds it and
 :func:`stage_to_s3` uploads it (with the scripts) under a folder, skipping what is already there
 when the folder is content-addressed. :func:`stage_bootstrap` stages the EMR bootstrap action
 (``install_python_deps.sh``, shipped in the wheel) the same way, in a folder named by its own
@@ -13,7 +16,6 @@ changed job code does not.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import importlib.resources
 import tempfile
 import zipfile
@@ -24,16 +26,11 @@ from urllib.parse import urlparse
 from botocore.exceptions import ClientError
 
 from warpspeed.exceptions import WarpSpeedConfigError
+from warpspeed.jobs import JOB_PACKAGES, job_package_dirs
 from warpspeed.storage.documents import join_uri
 
 ZIP_NAME = "spark_jobs.zip"
-JOB_PACKAGES = ("spark_jobs", "maintenance")
 BOOTSTRAP_SCRIPT = "install_python_deps.sh"
-
-
-def job_package_dirs() -> list[Path]:
-    """Return the folders of the job packages, in :data:`JOB_PACKAGES` order."""
-    return [Path(importlib.import_module(name).__file__ or "").resolve().parent for name in JOB_PACKAGES]
 
 
 def spark_jobs_dir() -> Path:

@@ -192,6 +192,11 @@ class CatalogConfig:
                 f"({endpoint} missing): start the embedded stack (make demo, make airflow), or set "
                 "[warpspeed] catalog_conn_id / catalog_uri to your catalog"
             ) from err
+    @classmethod
+    def from_airflow_connection(cls, conn_id: str, conn: Any) -> CatalogConfig:
+        """Build the catalog from an Airflow ``Connection`` (:meth:`from_connection` of its fields)."""
+        return cls.from_connection(conn_id, host=conn.host, login=conn.login, password=conn.password,
+                                   extra=conn.extra_dejson, schema=conn.schema, port=conn.port)
 
     def rest_uri(self) -> str:
         """Return the REST catalog URL, looking up the running embedded server if none is set."""

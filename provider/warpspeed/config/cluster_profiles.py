@@ -64,6 +64,21 @@ def config_error(source: str, path: str, message: str) -> WarpSpeedConfigError:
     return WarpSpeedConfigError(f"{source}: {path} {message}")
 
 
+def check_between(source: str, path: str, value: int, lo: int, hi: int) -> None:
+    """Raise naming the field unless ``lo <= value <= hi`` (an EMR limit)."""
+    if not lo <= value <= hi:
+        raise config_error(source, path, f"={value} must be between {lo} and {hi}")
+
+
+def check_one_of(source: str, path: str, value: str, allowed: tuple[str, ...], where: str = "") -> None:
+    """Raise naming the field and the values EMR accepts unless ``value`` is one of ``allowed``.
+
+    :param where: added to the message, e.g. `` for instance fleets``.
+    """
+    if value not in allowed:
+        raise config_error(source, path, f"={value!r} must be one of {', '.join(allowed)}{where}")
+
+
 @dataclass(frozen=True)
 class InstanceType:
     """One EC2 instance type of a fleet and how many capacity units it counts for."""
@@ -146,19 +161,8 @@ class FleetSpec:
             if self.on_demand_units < 1:
                 raise config_error(source, f"{path}.on_demand_units", "must be at least 1")
         if self.spot_units:
-            lo, hi = SPOT_TIMEOUT_MINUTES
-            if not lo <= self.spot_timeout_minutes <= hi:
-                raise config_error(
-                    source,
-                    f"{path}.spot_timeout_minutes",
-                    f"={self.spot_timeout_minutes} must be between {lo} and {hi}",
-                )
-            if self.timeout_action not in TIMEOUT_ACTIONS:
-                raise config_error(
-                    source,
-                    f"{path}.timeout_action",
-                    f"={self.timeout_action!r} must be one of {', '.join(TIMEOUT_ACTIONS)}",
-                )
+            check_between(source, f"{path}.spot_timeout_minutes", self.spot_timeout_minutes, *SPOT_TIMEOUT_MINUTES)
+            check_one_of(source, f"{path}.timeout_action", self.timeout_action, TIMEOUT_ACTIONS)
 
     def request(self) -> dict[str, Any]:
         """Return the ``InstanceFleets`` entry."""
@@ -185,13 +189,18 @@ class FleetSpec:
 
 @dataclass(frozen=True)
 class ManagedScaling:
-    """Managed scaling limits (``ComputeLimits``)."""
+    """Managed scaling limits (``ComputeLimits``), counted in ``unit_type`` over core and task nodes."""
 
     min_units: int
+    """Floor the cluster never scales below; at most the core fleet's on-demand units (it keeps them for life)."""
     max_units: int
+    """Ceiling of core plus task capacity."""
     max_on_demand_units: int
+    """Part of the ceiling that may be on-demand (at least the core fleet's units); capacity beyond it is Spot."""
     max_core_units: int | None = None
+    """Ceiling of the core fleet alone (None: EMR may grow core up to ``max_units``)."""
     unit_type: str = "InstanceFleetUnits"
+    """What a unit is: a fleet's weighted capacity unit (``InstanceFleetUnits``) or a ``VCPU``."""
 
     def validate(self, source: str, path: str, core_units: int) -> None:
         """Check the limits are consistent; raise naming the field.
@@ -200,12 +209,7 @@ class ManagedScaling:
         floor is at most the core fleet's units: a floor above it keeps extra nodes for the
         cluster's whole life.
         """
-        if self.unit_type not in UNIT_TYPES:
-            raise config_error(
-                source,
-                f"{path}.unit_type",
-                f"={self.unit_type!r} must be one of {', '.join(UNIT_TYPES)} for instance fleets",
-            )
+        check_one_of(source, f"{path}.unit_type", self.unit_type, UNIT_TYPES, " for instance fleets")
         if self.min_units < 1:
             raise config_error(source, f"{path}.min_units", "must be at least 1")
         if self.unit_type == "InstanceFleetUnits" and self.min_units > core_units:
@@ -324,25 +328,9 @@ class ClusterProfile:
         if self.task is not None:
             self.task.validate(src, f"{path}.task")
         self.managed_scaling.validate(src, f"{path}.managed_scaling", self.core.on_demand_units)
-        lo, hi = IDLE_TIMEOUT_SECONDS
-        if not lo <= self.idle_timeout_seconds <= hi:
-            raise config_error(
-                src,
-                f"{path}.idle_timeout_seconds",
-                f"={self.idle_timeout_seconds} must be between {lo} and {hi}",
-            )
-        if not 1 <= self.step_concurrency <= MAX_STEP_CONCURRENCY:
-            raise config_error(
-                src,
-                f"{path}.step_concurrency",
-                f"={self.step_concurrency} must be between 1 and {MAX_STEP_CONCURRENCY}",
-            )
-        if self.action_on_failure not in ACTIONS_ON_FAILURE:
-            raise config_error(
-                src,
-                f"{path}.action_on_failure",
-                f"={self.action_on_failure!r} must be one of {', '.join(ACTIONS_ON_FAILURE)}",
-            )
+        check_between(src, f"{path}.idle_timeout_seconds", self.idle_timeout_seconds, *IDLE_TIMEOUT_SECONDS)
+        check_between(src, f"{path}.step_concurrency", self.step_concurrency, 1, MAX_STEP_CONCURRENCY)
+        check_one_of(src, f"{path}.action_on_failure", self.action_on_failure, ACTIONS_ON_FAILURE)
         if self.step_concurrency > 1 and self.action_on_failure != "CONTINUE":
             raise config_error(
                 src,

@@ -8,9 +8,12 @@ the field's bound, with a message naming the field, the bound and the value.
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from warpspeed.exceptions import WarpSpeedConfigError
+
+V = TypeVar("V")
 
 
 def _refuse(field: str, rule: str, value: Any, why: str = "") -> WarpSpeedConfigError:
@@ -29,6 +32,20 @@ def integer(field: str, value: Any, *, least: int | None = 1, why: str = "") -> 
         rule = {0: "zero or more", 1: "positive"}.get(least, f"at least {least}")
         raise _refuse(field, rule, value, why)
     return value
+
+
+def named(choices: Mapping[str, V], name: str, unknown: str, *, listed: str = "configured") -> V:
+    """Return ``choices[name]``; else raise ``<unknown>; <listed>: <every name, sorted>``.
+
+    The one lookup of a name a user wrote (a workload, a cluster profile, an instance type, a raw
+    source): a wrong one is refused with the names there are.
+
+    :param unknown: what was not found, e.g. ``unknown workload 'x'``.
+    """
+    try:
+        return choices[name]
+    except KeyError:
+        raise WarpSpeedConfigError(f"{unknown}; {listed}: {', '.join(sorted(choices))}") from None
 
 
 def number(field: str, value: Any, *, positive: bool = False, why: str = "") -> float:

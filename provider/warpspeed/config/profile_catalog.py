@@ -18,6 +18,7 @@ from warpspeed.config.cluster_profiles import (
     ManagedScaling,
     config_error,
 )
+from warpspeed.config.fields import named
 from warpspeed.config.yaml_file import read_mapping
 from warpspeed.exceptions import WarpSpeedConfigError
 
@@ -170,12 +171,7 @@ class ProfileCatalog:
     profiles: Mapping[str, ClusterProfile]
 
     def __getitem__(self, name: str) -> ClusterProfile:
-        try:
-            return self.profiles[name]
-        except KeyError:
-            raise WarpSpeedConfigError(
-                f"unknown cluster profile {name!r}; configured: {', '.join(sorted(self.profiles))}"
-            ) from None
+        return named(self.profiles, name, f"unknown cluster profile {name!r}")
 
     def names(self) -> Sequence[str]:
         """Return the profile names, sorted."""

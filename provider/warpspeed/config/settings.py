@@ -69,8 +69,13 @@ class WarpSpeedSettings:
     """``[warpspeed] preprocessing_backend`` as configured (None: follow ``compute_backend``)."""
     intake_visibility_timeout: int = 600
     """Seconds a message received by the collect stays hidden (extended at half-time while held)."""
+    region_name: str | None = None
+    """AWS region of SQS, S3, EMR and Glue calls (``[warpspeed] region``; None: the catalog's region, else
+    the AWS connection's)."""
 
     def __post_init__(self) -> None:
+        if self.region_name is None and self.catalog.region:
+            object.__setattr__(self, "region_name", self.catalog.region)
         if self.compute_backend not in COMPUTE_BACKENDS:
             raise WarpSpeedConfigError(
                 f"[warpspeed] compute_backend={self.compute_backend!r}: "
@@ -131,6 +136,7 @@ class WarpSpeedSettings:
             jars_dir=Path(get("jars_dir") or default_jars_dir(home)),
             spark_master=get("spark_master") or cls.spark_master,
             preprocessing_backend=get("preprocessing_backend"),
+            region_name=get("region"),
             **numbers,
         )
 
@@ -196,6 +202,9 @@ class WarpSpeedSettings:
             return aws_client() if access.is_aws and aws_client is not None else access.boto3_client()
 
         return storage_for(self.storage_prefix, client)
+    def for_aws(self, aws_conn_id: str | None = None, region_name: str | None = None) -> WarpSpeedSettings:
+        """Return these settings with a task's own AWS connection and region (None keeps the configured one)."""
+        return replace(self, aws_conn_id=aws_conn_id or self.aws_conn_id, region_name=region_name or self.region_name)
 
     def require_queues(self) -> tuple[str, str]:
         """Return the request queue and DLQ URLs, or say how to configure them."""
@@ -284,9 +293,5 @@ def load_settings() -> WarpSpeedSettings:
     if conn_id:
         from airflow.sdk import BaseHook
 
-        conn = BaseHook.get_connection(conn_id)
-        catalog = CatalogConfig.from_connection(
-            conn_id, host=conn.host, login=conn.login, password=conn.password, extra=conn.extra_dejson,
-            schema=conn.schema, port=conn.port,
-        )
+        catalog = CatalogConfig.from_airflow_connection(conn_id, BaseHook.get_connection(conn_id))
     return WarpSpeedSettings.from_mapping(values, catalog=catalog)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from warpspeed.config.fields import integer
+from warpspeed.config.fields import integer, named
 from warpspeed.config.yaml_file import read_mapping
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.intake.schema import PRIORITY_RANK
@@ -153,12 +153,7 @@ class WorkloadCatalog:
         return {name: w.planning for name, w in self.workloads.items()}
 
     def __getitem__(self, name: str) -> Workload:
-        try:
-            return self.workloads[name]
-        except KeyError:
-            raise WarpSpeedConfigError(
-                f"unknown workload {name!r}; configured: {', '.join(sorted(self.workloads))}"
-            ) from None
+        return named(self.workloads, name, f"unknown workload {name!r}")
 
     def __post_init__(self) -> None:
         owners: dict[str, str] = {}

@@ -116,7 +116,7 @@ def run_window(
         minutes=settings.window_minutes
     )
     window_id = window_id_for(window_start)
-    docs = list(seed.scoring_requests(seed.RequestMix(tenants, requests, invalid), tenant_list))
+    docs = list(seed.scoring_requests(tenant_list, requests))
     bodies = [json.dumps(d) for d in docs] + seed.invalid_bodies(invalid)
     seed.send_bodies(sqs.client(), sqs.queue_url, bodies)
     print(f"SQS server {sqs.endpoint_url}: sent {len(docs)} requests and {invalid} invalid messages")

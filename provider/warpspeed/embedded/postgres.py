@@ -89,11 +89,15 @@ class PostgresServer:
     """A running embedded PostgreSQL server, as the non-superuser role :data:`APP_USER` reaches it."""
 
     data_dir: Path
+    """The cluster ``initdb`` made (``<folder>/data``), kept across restarts."""
     host: str
     port: int
+    """The port recorded on first start and kept (a restarted server listens on it again)."""
     user: str = APP_USER
     password: str = field(default="", repr=False)
+    """The password of ``user`` (kept out of ``repr``)."""
     password_file: Path | None = None
+    """The 0600 file holding ``password``, for servers that read it from a file (the REST catalog)."""
 
     def sqlalchemy_url(self, db: str = "postgres") -> str:
         """Return the SQLAlchemy URL (psycopg2 driver) of database ``db``, password included."""

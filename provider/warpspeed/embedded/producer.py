@@ -17,9 +17,13 @@ class ProducerConfig:
     """What the producer sends per window: ``make demo``'s load by default."""
 
     tenants: int = 20
+    """Tenants seeded with feature rows; the requests name them in turn, then repeat some at random."""
     requests_per_window: int = 50
+    """Valid requests per window, split evenly over its chunks (at least one per chunk)."""
     invalid_per_window: int = 2
+    """Messages intake must refuse per window (bad JSON, bad tenant, unknown model...), spread over the chunks."""
     chunks_per_window: int = 4
+    """Sends per window, evenly spaced: the window's requests arrive in this many bursts."""
 
 
 class Producer(threading.Thread):
@@ -37,8 +41,8 @@ class Producer(threading.Thread):
     def send_chunk(self, index: int) -> None:
         """Send one chunk: a share of a window's requests and of its invalid messages."""
         per = max(1, self.config.requests_per_window // self.config.chunks_per_window)
-        mix = seed.RequestMix(len(self.tenants), per, 0, seed=index)
-        docs = list(seed.scoring_requests(mix, self.tenants[index * per % len(self.tenants):] + self.tenants))
+        rotated = self.tenants[index * per % len(self.tenants):] + self.tenants
+        docs = list(seed.scoring_requests(rotated, per, seed=index))
         invalid = self.config.invalid_per_window // self.config.chunks_per_window + (
             1 if index % self.config.chunks_per_window < self.config.invalid_per_window % self.config.chunks_per_window
             else 0

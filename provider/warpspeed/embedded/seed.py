@@ -6,7 +6,6 @@ import json
 import random
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -137,22 +136,15 @@ def write_features(catalog: Catalog, rows: Any) -> int:
     return int(rows.num_rows)
 
 
-@dataclass(frozen=True)
-class RequestMix:
-    """What the demo sends: requests over tenants, some tenants twice."""
+def scoring_requests(tenants: list[str], count: int, *, seed: int = 11) -> Iterator[dict[str, Any]]:
+    """Yield ``count`` valid request documents: every tenant once, then repeats (some superseding).
 
-    tenants: int = 20
-    requests: int = 50
-    invalid: int = 2
-    seed: int = 11
-
-
-def scoring_requests(mix: RequestMix, tenants: list[str]) -> Iterator[dict[str, Any]]:
-    """Yield valid request documents: every tenant once, then repeats (some superseding)."""
-    rng = random.Random(mix.seed)
+    :param seed: the random choice of the repeats' tenants and models.
+    """
+    rng = random.Random(seed)
     models = [("scoring", "churn_risk"), ("scoring", "upsell_propensity"), ("intent", "intent_surge")]
     now = datetime.now(UTC)
-    for i in range(mix.requests):
+    for i in range(count):
         tenant_index = i % len(tenants) if i < len(tenants) else rng.randrange(len(tenants))
         workload, model = models[i % len(models)] if i < len(tenants) else rng.choice(models)
         yield {
@@ -164,7 +156,7 @@ def scoring_requests(mix: RequestMix, tenants: list[str]) -> Iterator[dict[str, 
             "workload": workload,
             "priority": "high" if i % 10 == 0 else "normal",
             "estimated_accounts": accounts_for(tenant_index),
-            "requested_at": (now - timedelta(seconds=mix.requests - i)).isoformat(),
+            "requested_at": (now - timedelta(seconds=count - i)).isoformat(),
         }
 
 

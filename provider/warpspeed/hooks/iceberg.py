@@ -21,11 +21,13 @@ from warpspeed.ledger.commits import commit_with_retries
 from warpspeed.ledger.records import BatchRecord
 from warpspeed.ledger.s3_requests import S3RequestRow
 from warpspeed.ledger.tables import (
+    BATCH_RUNS,
     BATCH_RUNS_SCHEMA,
     BATCH_RUNS_TABLE,
+    S3_REQUESTS,
     S3_REQUESTS_SCHEMA,
     S3_REQUESTS_TABLE,
-    ensure_tables,
+    ensure_table,
     evolve_schema,
 )
 
@@ -46,11 +48,17 @@ class IcebergLedgerHook(BaseHook):
         return self.catalog_config.load()
 
     def record_batches(self, records: Sequence[BatchRecord]) -> int:
-        """Upsert rows by batch id (a retried publish rewrites, never doubles); return the count."""
+        """Upsert rows by batch id (a retried publish rewrites, never doubles); return the count.
+
+        The ledger table is created on the first write to a catalog that has none.
+        """
         if not records:
             return 0
         import pyarrow as pa
         from pyiceberg.expressions import In
+
+        if ensure_table(self.catalog, BATCH_RUNS):
+            self.log.info("Created the batch ledger %s", BATCH_RUNS_TABLE)
 
         def load() -> Any:
             return self.catalog.load_table(BATCH_RUNS_TABLE)
@@ -79,8 +87,8 @@ class IcebergLedgerHook(BaseHook):
         import pyarrow as pa
         from pyiceberg.expressions import EqualTo
 
-        if not self.catalog.table_exists(S3_REQUESTS_TABLE):  # a ledger older than the table
-            ensure_tables(self.catalog)
+        if ensure_table(self.catalog, S3_REQUESTS):  # a catalog (or a ledger) older than the table
+            self.log.info("Created the S3 request ledger %s", S3_REQUESTS_TABLE)
 
         def load() -> Any:
             return self.catalog.load_table(S3_REQUESTS_TABLE)

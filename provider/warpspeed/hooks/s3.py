@@ -40,12 +40,15 @@ class S3LifecycleHook(BaseHook):
     """Read and write a bucket's lifecycle configuration.
 
     :param aws_conn_id: Airflow AWS connection (used when no client is given).
+    :param region_name: AWS region (None: the connection's).
     :param client: an S3 client to use instead (tests, or a caller that already has one).
     """
 
-    def __init__(self, aws_conn_id: str | None = "aws_default", client: Any = None) -> None:
+    def __init__(self, aws_conn_id: str | None = "aws_default", client: Any = None,
+                 region_name: str | None = None) -> None:
         super().__init__()
         self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
         self._client = client
 
     @cached_property
@@ -55,7 +58,7 @@ class S3LifecycleHook(BaseHook):
             return self._client
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        return S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
+        return S3Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name).get_conn()
 
     def get_configuration(self, bucket: str) -> tuple[list[dict[str, Any]], str | None]:
         """Return the bucket's lifecycle rules (empty when none) and its ``TransitionDefaultMinimumObjectSize``."""

@@ -103,10 +103,15 @@ class CostBreakdown:
     """Dollars by line item."""
 
     ec2_usd: float = 0.0
+    """EC2 instance-hours at their market's rate (on-demand, Spot or Reserved)."""
     emr_fee_usd: float = 0.0
+    """EMR's own per-instance-hour fee, on top of EC2."""
     serverless_usd: float = 0.0
+    """EMR Serverless vCPU-hours and GB-hours (the simulator's serverless strategy)."""
     s3_usd: float = 0.0
+    """S3 requests (estimated by :class:`S3RequestModel`); the simulator adds storage of retained files."""
     other_usd: float = 0.0
+    """The rest: SQS requests and the orchestration (Airflow) itself, in the simulator."""
 
     @property
     def total_usd(self) -> float:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from warpspeed.config.fields import integer, number
+from warpspeed.config.fields import integer, named, number
 from warpspeed.config.yaml_file import read_mapping
 from warpspeed.exceptions import WarpSpeedConfigError
 
@@ -51,9 +51,14 @@ class ServerlessPrices:
     """EMR Serverless rates ($ per vCPU-hour, per GB-hour) and its minimum billing per worker."""
 
     vcpu_hour: float = 0.052624
+    """Dollars per vCPU-hour of a worker (driver or executor)."""
     gb_hour: float = 0.0057785
+    """Dollars per GB-hour of a worker's memory."""
     storage_gb_hour: float = 0.000111
+    """Dollars per GB-hour of ephemeral storage beyond the 20 GB a worker gets free (read, not yet used: the
+    simulated jobs stay within the free storage)."""
     minimum_billed_seconds: float = 60.0
+    """Shortest time a worker is billed for, however soon it ends."""
 
     def __post_init__(self) -> None:
         for name in ("vcpu_hour", "gb_hour", "storage_gb_hour", "minimum_billed_seconds"):
@@ -169,13 +174,8 @@ class PriceTable:
 
     def instance(self, instance_type: str) -> InstancePrice:
         """Return one instance type's prices, or say which types the table knows."""
-        try:
-            return self.instances[instance_type]
-        except KeyError:
-            raise WarpSpeedConfigError(
-                f"price table {self.id!r} has no instance type {instance_type!r}; "
-                f"known: {', '.join(sorted(self.instances))}"
-            ) from None
+        return named(self.instances, instance_type, f"price table {self.id!r} has no instance type {instance_type!r}",
+                     listed="known")
 
     def ec2_hourly(self, instance_type: str, market: str) -> float:
         """Return the EC2 price of one instance-hour in ``market``."""

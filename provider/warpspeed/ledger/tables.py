@@ -178,15 +178,18 @@ MAINTENANCE_RUNS_SCHEMA = Schema(
     )
 )
 
+BATCH_RUNS = TableDef(BATCH_RUNS_TABLE, BATCH_RUNS_SCHEMA, PartitionSpec(), "Batch ledger: one row per scored batch.")
+"""Created by :func:`ensure_tables` and, in a catalog without it, by the first publish."""
+S3_REQUESTS = TableDef(S3_REQUESTS_TABLE, S3_REQUESTS_SCHEMA, PartitionSpec(),
+                       "S3 requests per window: one row per (window, component, operation), priced.")
+"""Created by :func:`ensure_tables` and, in a catalog without it, by the first publish that counted requests."""
 TABLES: tuple[TableDef, ...] = (
     TableDef(FEATURES_TABLE, FEATURES_SCHEMA, _identity(FEATURES_SCHEMA, "tenant_id"),
              "Tier-2 account features, one row per (tenant, account)."),
     TableDef(SCORES_TABLE, SCORES_SCHEMA, _identity(SCORES_SCHEMA, "tenant_id", "model"),
              "Latest score per (tenant, model, account); a batch overwrites its slices.", SCORES_TABLE_PROPERTIES),
-    TableDef(BATCH_RUNS_TABLE, BATCH_RUNS_SCHEMA, PartitionSpec(),
-             "Batch ledger: one row per scored batch."),
-    TableDef(S3_REQUESTS_TABLE, S3_REQUESTS_SCHEMA, PartitionSpec(),
-             "S3 requests per window: one row per (window, component, operation), priced."),
+    BATCH_RUNS,
+    S3_REQUESTS,
 )
 """The tables :func:`ensure_tables` creates for scoring (the maintenance ledger has its own)."""
 MAINTENANCE_RUNS = TableDef(
@@ -230,10 +233,24 @@ def ensure_tables(catalog: Catalog) -> list[str]:
     return created
 
 
+def ensure_table(catalog: Catalog, table: TableDef) -> bool:
+    """Create ``table`` (and its namespace) if missing; tell whether this call created it.
+
+    Two writers may find it missing at once (two publish tasks of a first window): the one that
+    loses the race finds it created and carries on.
+    """
+    from pyiceberg.exceptions import TableAlreadyExistsError
+
+    catalog.create_namespace_if_not_exists(table.identifier.split(".", maxsplit=1)[0])
+    if catalog.table_exists(table.identifier):
+        return False
+    try:
+        _create(catalog, table)
+    except TableAlreadyExistsError:
+        return False
+    return True
+
+
 def ensure_maintenance_runs_table(catalog: Catalog) -> bool:
     """Create ``warpspeed.maintenance_runs`` (and its namespace) if missing; tell whether it was created."""
-    catalog.create_namespace_if_not_exists(MAINTENANCE_RUNS_TABLE.split(".", maxsplit=1)[0])
-    if catalog.table_exists(MAINTENANCE_RUNS_TABLE):
-        return False
-    _create(catalog, MAINTENANCE_RUNS)
-    return True
+    return ensure_table(catalog, MAINTENANCE_RUNS)

@@ -55,11 +55,6 @@ class MaintenanceOutcome:
     record: MaintenanceRunRecord
     report_uri: str
 
-    @property
-    def succeeded(self) -> bool:
-        """Tell whether every due action succeeded."""
-        return self.record.status == "succeeded"
-
 
 def _stats_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Return the :class:`TableStats` fields of its ``as_dict()`` form."""
@@ -80,6 +75,8 @@ class IcebergMaintenanceService(LoggingMixin):
         self.settings = settings
         self._storage = storage
         self.profiles_file = profiles_file
+        self.job_conf: dict[str, str] = {}
+        """Spark conf of the jobs it starts (the task's OpenLineage parent, set by the operator)."""
 
     @cached_property
     def catalog(self) -> Any:
@@ -190,6 +187,7 @@ class IcebergMaintenanceService(LoggingMixin):
             name=f"warpspeed-maintenance-{run_key(identifier)}-{run_key(run_id)[-40:]}",
             script=MAINTENANCE_SCRIPT,
             args=("--plan", plan_uri, "--result", self.result_uri(plan_uri), "--catalog", self.settings.catalog.name),
+            conf=dict(self.job_conf),
         )
 
     @staticmethod

@@ -11,6 +11,7 @@ from warpspeed.compute.base import ClusterRef, ComputeBackend
 from warpspeed.compute.factory import compute_backend_for, profiles_file_for
 from warpspeed.compute.flow import JobFlow, Resubmit, StepStatus, drive
 from warpspeed.exceptions import ComputeError
+from warpspeed.lineage.spark import lineage_active, parent_conf, step_conf
 from warpspeed.operators._base import WarpSpeedOperator, checked_event
 
 
@@ -38,6 +39,16 @@ class ComputeOperator(WarpSpeedOperator):
     def backend(self) -> ComputeBackend:
         """Build the configured compute backend lazily."""
         return compute_backend_for(self.settings, self.profiles_file)
+
+    def lineage_conf(self, context: Any) -> dict[str, str]:
+        """Return the Spark conf naming this task as the OpenLineage parent of the jobs it starts (none when off).
+
+        EMR steps also get Airflow's transport when ``[openlineage] spark_inject_transport_info`` is
+        true; local runs get it from the backend (:mod:`warpspeed.lineage.spark`).
+        """
+        if not lineage_active():
+            return {}
+        return step_conf(context) if self.backend.name == "emr" else parent_conf(context)
 
 
 class FlowOperator(ComputeOperator):

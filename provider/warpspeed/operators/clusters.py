@@ -9,6 +9,7 @@ from airflow.sdk import Context, XComArg
 
 from warpspeed.compute.base import SparkJob
 from warpspeed.config.workloads import WorkloadCatalog
+from warpspeed.operators._base import aws_template_fields
 from warpspeed.operators._compute import ComputeOperator
 from warpspeed.operators.score import score_job
 from warpspeed.window.manifests import BatchManifest
@@ -25,7 +26,7 @@ class EnsureClustersOperator(ComputeOperator):
 
     s3_component = "score"
 
-    template_fields = ("workload_batches", "workloads_file", "cluster_profiles_file")
+    template_fields = aws_template_fields("workload_batches", "workloads_file", "cluster_profiles_file")
     ui_color = "#f9e79f"
 
     def __init__(
@@ -47,11 +48,12 @@ class EnsureClustersOperator(ComputeOperator):
         submitting them again.
         """
         catalog = WorkloadCatalog.load(cast("str", self.workloads_file))  # required here
+        lineage = self.lineage_conf(context)  # steps a new cluster starts with name this task as their parent
         batches = cast("Sequence[Mapping[str, Any]]", self.workload_batches)  # resolved by now
         needs = {
             item["workload"]: (
                 catalog[item["workload"]].profile,
-                [self._job(uri) for uri in item.get("batch_manifest_uris") or ()],
+                [self._job(uri, lineage) for uri in item.get("batch_manifest_uris") or ()],
             )
             for item in batches or []
         }
@@ -67,6 +69,6 @@ class EnsureClustersOperator(ComputeOperator):
             clusters[workload] = ref.cluster_id
         return clusters
 
-    def _job(self, uri: str) -> SparkJob:
+    def _job(self, uri: str, conf: dict[str, str] | None = None) -> SparkJob:
         manifest = BatchManifest.from_json(self.storage.read_text(uri))
-        return score_job(uri, manifest.batch_id, self.settings.catalog.name, manifest.engine)
+        return score_job(uri, manifest.batch_id, self.settings.catalog.name, manifest.engine, conf)

@@ -13,7 +13,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from warpspeed.config.lifecycle import load_rules
 from warpspeed.config.maintenance_policy import MaintenancePolicy
 from warpspeed.hooks.s3 import S3LifecycleHook
-from warpspeed.operators._base import WarpSpeedOperator
+from warpspeed.operators._base import WarpSpeedOperator, aws_template_fields
 
 TABLE_PATH_PROPERTIES = ("write.data.path", "write.metadata.path", "write.object-storage.path")
 
@@ -50,7 +50,7 @@ class ApplyS3LifecycleOperator(WarpSpeedOperator):
 
     s3_component = "maintenance"
 
-    template_fields = ("rules_file", "policy_file", "protected_uris")
+    template_fields = aws_template_fields("rules_file", "policy_file", "protected_uris")
     ui_color = "#fdebd0"
 
     def __init__(self, *, rules_file: str, policy_file: str | None = None, protected_uris: Sequence[str] = (),
@@ -63,7 +63,7 @@ class ApplyS3LifecycleOperator(WarpSpeedOperator):
     @cached_property
     def hook(self) -> S3LifecycleHook:
         """Build the lifecycle hook lazily."""
-        return S3LifecycleHook(aws_conn_id=self.settings.aws_conn_id)
+        return S3LifecycleHook(aws_conn_id=self.settings.aws_conn_id, region_name=self.settings.region_name)
 
     def protected(self) -> list[str]:
         """Return the warehouse, the registered tables' locations and ``protected_uris``."""

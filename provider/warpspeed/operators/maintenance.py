@@ -11,10 +11,12 @@ from airflow.sdk import Context
 
 from warpspeed.compute.base import ComputeBackend
 from warpspeed.compute.flow import JobFlow, StepStatus
+from warpspeed.config.catalog import CatalogConfig
 from warpspeed.config.maintenance_policy import MaintenancePolicy
+from warpspeed.lineage.datasets import DatasetUse, Lineage, iceberg_table, storage_dataset
 from warpspeed.maintenance.plan import TriggerKind
-from warpspeed.maintenance.service import IcebergMaintenanceService, on_demand_restart
-from warpspeed.operators._base import WarpSpeedOperator
+from warpspeed.maintenance.service import IcebergMaintenanceService, MaintenanceOutcome, on_demand_restart
+from warpspeed.operators._base import WarpSpeedOperator, aws_template_fields
 from warpspeed.operators._compute import FlowOperator
 from warpspeed.storage.documents import run_key
 
@@ -41,7 +43,7 @@ class PlanIcebergMaintenanceOperator(WarpSpeedOperator):
 
     s3_component = "maintenance"
 
-    template_fields = ("policy_file",)
+    template_fields = aws_template_fields("policy_file")
     ui_color = "#d6eaf8"
 
     def __init__(self, *, policy_file: str, **kwargs: Any) -> None:
@@ -59,7 +61,14 @@ class PlanIcebergMaintenanceOperator(WarpSpeedOperator):
         trigger = trigger_of(context)
         self.log.info("Planning maintenance of %d tables (%s run, policy %s)",
                       len(policy.tables), trigger, self.policy_file)
-        return self.service.plan(policy, trigger, run_key(context["run_id"]))
+        key = run_key(context["run_id"])
+        todo = self.service.plan(policy, trigger, key)
+        self._lineage = lambda: Lineage(
+            inputs=[DatasetUse(iceberg_table(self.settings.catalog, t.identifier)) for t in policy.tables],
+            outputs=[DatasetUse(storage_dataset(self.service.folder(key)), rows=len(todo))],
+            run={"trigger": trigger, "tables": len(policy.tables), "due": len(todo)},
+        )
+        return todo
 
 
 class IcebergMaintenanceOperator(FlowOperator):
@@ -78,7 +87,7 @@ class IcebergMaintenanceOperator(FlowOperator):
 
     s3_component = "maintenance"
 
-    template_fields = ("table", "plan_uri", "cluster_profiles_file")
+    template_fields = aws_template_fields("table", "plan_uri", "cluster_profiles_file")
     ui_color = "#aed6f1"
 
     def __init__(self, *, table: str, plan_uri: str, **kwargs: Any) -> None:
@@ -99,6 +108,7 @@ class IcebergMaintenanceOperator(FlowOperator):
     def execute(self, context: Context) -> str:
         """Start the plan; finish now (local) or after deferring while it runs (EMR)."""
         started_at = datetime.now(UTC)
+        self.service.job_conf = self.lineage_conf(context)
         pending, job = self.service.start(self.plan_uri, context["run_id"])
         return self._run(pending, JobFlow.begin([job], started_at), [job])
 
@@ -108,6 +118,7 @@ class IcebergMaintenanceOperator(FlowOperator):
         """Check the trigger's event, then retry a Spot loss once or finish (measure, report, record)."""
         checked, statuses = self.resume(event, pending, lambda: self.service.cluster_of(pending or {}),
                                         f"maintenance of {self.table}")
+        self.service.job_conf = self.lineage_conf(context)  # a resubmit names this task as its job's parent
         return self._run(dict(checked), JobFlow.from_dict(checked["flow"]), statuses)
 
     def _run(self, pending: dict[str, Any], flow: JobFlow, statuses: Sequence[StepStatus]) -> str:
@@ -116,4 +127,19 @@ class IcebergMaintenanceOperator(FlowOperator):
                       resubmit=on_demand_restart(self.service, pending),
                       pending=lambda: {**pending, "flow": flow.to_dict()}, timeout=self.execution_timeout)
         (job,) = flow.finals()
-        return self.service.finish(pending, job).report_uri
+        outcome = self.service.finish(pending, job)
+        self._lineage = lambda: maintained_lineage(self.settings.catalog, self.table, self.plan_uri, outcome)
+        return outcome.report_uri
+
+
+def maintained_lineage(catalog: CatalogConfig, identifier: str, plan_uri: str, outcome: MaintenanceOutcome) -> Lineage:
+    """Return what one table's maintenance read and wrote: the plan and the table in, the table and report out."""
+    record, table = outcome.record, iceberg_table(catalog, identifier)
+    return Lineage(
+        inputs=[DatasetUse(storage_dataset(plan_uri)),
+                DatasetUse(table, rows=record.before.records, files=record.before.data_files)],
+        outputs=[DatasetUse(table, rows=record.after.records, files=record.after.data_files),
+                 DatasetUse(storage_dataset(outcome.report_uri))],
+        run={"table": identifier, "status": record.status, "actions": list(record.actions),
+             "orphans_removed": record.orphans_removed},
+    )

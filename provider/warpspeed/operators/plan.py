@@ -8,7 +8,9 @@ from airflow.sdk import Context, XComArg
 
 from warpspeed.config.workloads import WorkloadCatalog
 from warpspeed.hooks.sqs import SqsIntakeHook
-from warpspeed.operators._base import WarpSpeedOperator
+from warpspeed.lineage.datasets import DatasetUse, Lineage, queue_dataset, storage_dataset
+from warpspeed.observability import metrics
+from warpspeed.operators._base import WarpSpeedOperator, aws_template_fields
 from warpspeed.planning.service import PlanService
 
 
@@ -33,7 +35,7 @@ class PlanBatchesOperator(WarpSpeedOperator):
 
     s3_component = "plan"
 
-    template_fields = ("intake_manifest_uri", "workloads_file")
+    template_fields = aws_template_fields("intake_manifest_uri", "workloads_file")
     ui_color = "#e8f8f5"
 
     def __init__(self, *, intake_manifest_uri: str | XComArg, workloads_file: str, **kwargs: Any) -> None:
@@ -47,8 +49,21 @@ class PlanBatchesOperator(WarpSpeedOperator):
         service = PlanService(
             self.storage, settings.storage_prefix, WorkloadCatalog.load(self.workloads_file),
             load_catalog=settings.catalog.load,
-            sqs_hook=lambda: SqsIntakeHook(aws_conn_id=settings.aws_conn_id),
+            sqs_hook=lambda: SqsIntakeHook(aws_conn_id=settings.aws_conn_id, region_name=settings.region_name),
             dlq_url=lambda: settings.require_queues()[1],
         )
-        planned = service.plan_window(self.window(context), str(self.intake_manifest_uri))
+        window = self.window(context)
+        planned = service.plan_window(window, str(self.intake_manifest_uri))
+        layout = window.layout(settings.storage_prefix)
+        outputs = [DatasetUse(storage_dataset(layout.plan_uri)),
+                   DatasetUse(storage_dataset(layout.batches_folder), rows=len(planned.plan.batches))]
+        if planned.refused:
+            outputs.append(DatasetUse(queue_dataset(settings.require_queues()[1]), rows=len(planned.refused)))
+        self._lineage = Lineage(
+            inputs=[DatasetUse(storage_dataset(str(self.intake_manifest_uri)), rows=planned.new_requests)],
+            outputs=outputs,
+            run={"window_id": window.id, "batches": len(planned.plan.batches),
+                 "carried_in": len(planned.plan_input.pending), "carried_over": len(planned.plan.carried_over)},
+        )
+        metrics.refused(len(planned.refused))
         return planned.manifest_uris_by_workload()

@@ -23,7 +23,9 @@ from warpspeed.compute.staging import spark_jobs_script
 from warpspeed.config.glue_job import BUILD_SCRIPT, GlueJobSettings
 from warpspeed.config.settings import WarpSpeedSettings, load_settings, preprocessing_backend
 from warpspeed.hooks.glue import ConcurrencyAwareGlueJobHook, is_concurrent_runs_exceeded
-from warpspeed.operators._base import WarpSpeedOperator, WarpSpeedSettingsMixin
+from warpspeed.lineage.datasets import DatasetUse, Lineage, iceberg_table, storage_dataset
+from warpspeed.lineage.spark import parent_conf
+from warpspeed.operators._base import WarpSpeedOperator, WarpSpeedSettingsMixin, aws_template_fields
 from warpspeed.preprocessing.raw_sources import FEATURES_ASSET_NAME, RAW_SOURCES, parse_partitions, raw_source
 from warpspeed.preprocessing.service import FeatureRefreshService
 
@@ -42,7 +44,18 @@ def hinted_partitions(context: Context, sources: Iterable[str]) -> dict[str, lis
     return {s: sorted(days) for s, days in out.items()}
 
 
-class PlanFeatureRefreshOperator(WarpSpeedOperator):
+class FeatureRefreshOperator(WarpSpeedOperator):
+    """Base of the refresh steps that call the feature refresh service (as S3 component ``preprocess``)."""
+
+    s3_component = "preprocess"
+
+    @cached_property
+    def service(self) -> FeatureRefreshService:
+        """Build the feature refresh service lazily."""
+        return FeatureRefreshService(self.settings, self.storage)
+
+
+class PlanFeatureRefreshOperator(FeatureRefreshOperator):
     """Decide which raw date partitions to reprocess; return the plan URI (skip when none changed).
 
     :param refresh_name: the refresh stream (its watermark document); the DAG id by default.
@@ -50,9 +63,7 @@ class PlanFeatureRefreshOperator(WarpSpeedOperator):
     :param full_refresh: reprocess every partition in the window (also the ``full_refresh`` param).
     """
 
-    s3_component = "preprocess"
-
-    template_fields = ("refresh_name", "sources")
+    template_fields = aws_template_fields("refresh_name", "sources")
     ui_color = "#fdebd0"
 
     def __init__(self, *, sources: Sequence[str], refresh_name: str | None = None,
@@ -64,11 +75,6 @@ class PlanFeatureRefreshOperator(WarpSpeedOperator):
         self.refresh_name = refresh_name
         self.full_refresh = full_refresh
 
-    @cached_property
-    def service(self) -> FeatureRefreshService:
-        """Build the feature refresh service lazily."""
-        return FeatureRefreshService(self.settings, self.storage)
-
     def execute(self, context: Context) -> str:
         """Write the plan document; raise a skip when no partition changed."""
         full = self.full_refresh or bool((context.get("params") or {}).get("full_refresh", False))
@@ -77,6 +83,13 @@ class PlanFeatureRefreshOperator(WarpSpeedOperator):
             self.log.info("Triggering asset events name partitions %s", hinted)
         plan_uri, plan = self.service.plan(self.refresh_name or self.dag_id, context["run_id"], self.sources,
                                         hinted, full=full)
+        prefix = self.settings.storage_prefix
+        self._lineage = Lineage(
+            inputs=[DatasetUse(storage_dataset(raw_source(s).location(prefix)), files=len(plan.listing.get(s, {})))
+                    for s in self.sources],
+            outputs=[DatasetUse(storage_dataset(plan_uri), rows=len(plan.changed_partitions()))],
+            run={"refresh": self.refresh_name or self.dag_id, "groups": list(plan.groups)},
+        )
         if not plan.has_work:
             raise AirflowSkipException(f"no raw partition of {', '.join(self.sources)} changed since the last refresh")
         self.log.info("Refreshing %s from %d partitions (plan %s)", plan.groups,
@@ -105,29 +118,32 @@ class ChoosePreprocessingBackendOperator(BaseBranchOperator):
         return self.glue_task_id if backend == "glue" else self.local_task_id
 
 
-class BuildFeaturesOperator(WarpSpeedOperator):
-    """Run ``spark_jobs/build_features.py`` for a plan on local Spark; return the summary URI.
+class PlanStepOperator(FeatureRefreshOperator):
+    """Base of the steps that follow a refresh plan (build, publish): the plan's URI, templated.
 
     :param plan_uri: the plan from :class:`PlanFeatureRefreshOperator`.
     """
 
-    s3_component = "preprocess"
-
-    template_fields = ("plan_uri",)
-    ui_color = "#f5cba7"
+    template_fields = aws_template_fields("plan_uri")
 
     def __init__(self, *, plan_uri: str | XComArg, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.plan_uri = plan_uri
 
-    @cached_property
-    def service(self) -> FeatureRefreshService:
-        """Build the feature refresh service lazily."""
-        return FeatureRefreshService(self.settings, self.storage)
+
+class BuildFeaturesOperator(PlanStepOperator):
+    """Run ``spark_jobs/build_features.py`` for a plan on local Spark; return the summary URI.
+
+    :param plan_uri: the plan from :class:`PlanFeatureRefreshOperator`.
+    """
+
+    ui_color = "#f5cba7"
 
     def execute(self, context: Context) -> str:
-        """Run the job to completion (the local backend is synchronous)."""
-        return self.service.run_local(str(self.plan_uri))
+        """Run the job to completion (the local backend is synchronous), this task as its lineage parent."""
+        summary_uri = self.service.run_local(str(self.plan_uri), parent_conf(context))
+        self._lineage = lambda: features_lineage(self.service, str(self.plan_uri), raw=True)
+        return summary_uri
 
 
 class GlueBuildFeaturesOperator(GlueJobOperator, WarpSpeedSettingsMixin):
@@ -154,6 +170,7 @@ class GlueBuildFeaturesOperator(GlueJobOperator, WarpSpeedSettingsMixin):
     def __init__(self, *, plan_uri: str | XComArg, config_file: str, **kwargs: Any) -> None:
         kwargs.setdefault("deferrable", True)  # wait in the triggerer whatever [operators] default_deferrable says
         kwargs.setdefault("job_name", "warpspeed-build-features")
+        kwargs.setdefault("aws_conn_id", None)  # None: [warpspeed] aws_conn_id (the settings resolve it)
         super().__init__(**kwargs)
         self.plan_uri = plan_uri
         self.config_file = config_file
@@ -176,7 +193,8 @@ class GlueBuildFeaturesOperator(GlueJobOperator, WarpSpeedSettingsMixin):
         """Fill the GlueJobOperator fields from the Glue settings (before the hook is built)."""
         catalog_conf = glue.catalog_conf(settings.catalog)
         self.glue_settings = glue
-        self.aws_conn_id = settings.aws_conn_id
+        self.aws_conn_id = settings.aws_conn_id  # this task's, else [warpspeed] aws_conn_id
+        self.region_name = settings.region_name
         self.job_name = glue.job_name
         self.job_desc = "Warp Speed: refresh features.account_features from changed raw partitions"
         self.script_location = str(spark_jobs_script(BUILD_SCRIPT))
@@ -203,7 +221,7 @@ class GlueBuildFeaturesOperator(GlueJobOperator, WarpSpeedSettingsMixin):
         self.configure(glue, self.settings)
         prep = FeatureRefreshService(self.settings)
         prep.ensure_tables()
-        uri = prep.upload_artifacts(glue, S3Hook(aws_conn_id=self.aws_conn_id).get_conn())
+        uri = prep.upload_artifacts(glue, S3Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name).get_conn())
         self.log.info("Uploaded %s; running Glue job %s for plan %s", uri, self.job_name, self.plan_uri)
         return self._start(context, 1)
 
@@ -232,7 +250,7 @@ class GlueBuildFeaturesOperator(GlueJobOperator, WarpSpeedSettingsMixin):
                        kwargs={"attempt": attempt + 1})
 
 
-class PublishFeaturesOperator(WarpSpeedOperator):
+class PublishFeaturesOperator(PlanStepOperator):
     """Check the job's summary, move the watermark and emit the features asset event.
 
     The event's extra is ``{snapshot_id, changed_partitions, feature_partitions, changed_rows,
@@ -241,24 +259,33 @@ class PublishFeaturesOperator(WarpSpeedOperator):
     :param plan_uri: the plan the job ran.
     """
 
-    s3_component = "preprocess"
-
-    template_fields = ("plan_uri",)
     ui_color = "#d5f5e3"
-
-    def __init__(self, *, plan_uri: str | XComArg, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.plan_uri = plan_uri
-
-    @cached_property
-    def service(self) -> FeatureRefreshService:
-        """Build the feature refresh service lazily."""
-        return FeatureRefreshService(self.settings, self.storage)
 
     def execute(self, context: Context) -> int | None:
         """Publish and attach the extra to the features asset outlet."""
         extra = self.service.publish(str(self.plan_uri))
+        self._lineage = lambda: features_lineage(self.service, str(self.plan_uri), raw=False)
         for outlet in self.outlets:
             if getattr(outlet, "name", None) == FEATURES_ASSET_NAME:
                 context["outlet_events"][outlet].extra = extra
         return extra["snapshot_id"]
+
+
+def features_lineage(service: FeatureRefreshService, plan_uri: str, *, raw: bool) -> Lineage:
+    """Return what a refresh step read and wrote: the features table out, with the rows the job changed.
+
+    :param raw: the build step (it read the plan and the raw sources, and wrote the summary);
+        else the publish step (it read the summary and moved the watermark).
+    """
+    plan = service.read_plan(plan_uri)
+    summary = service.read_summary(plan_uri)
+    table = DatasetUse(iceberg_table(service.settings.catalog, plan["features_table"]),
+                       rows=int(summary.get("changed_rows") or 0))
+    prefix = service.settings.storage_prefix
+    if raw:
+        changed = sorted(s for s, days in plan["changed"].items() if days)
+        sources = [DatasetUse(storage_dataset(raw_source(s).location(prefix))) for s in changed]
+        return Lineage(inputs=[DatasetUse(storage_dataset(plan_uri)), *sources],
+                       outputs=[table, DatasetUse(storage_dataset(plan["summary_uri"]))])
+    return Lineage(inputs=[DatasetUse(storage_dataset(plan["summary_uri"]))],
+                   outputs=[table, DatasetUse(storage_dataset(service.state_uri(plan["name"])))])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,14 +13,16 @@ from airflow.sdk import Context
 from warpspeed.compute.base import ClusterRef, SparkJob, StepStatus
 from warpspeed.compute.flow import JobFlow, failure_message
 from warpspeed.exceptions import ComputeError
+from warpspeed.lineage.datasets import DatasetUse, Lineage, iceberg_table, rows_by_tenant, storage_dataset
 from warpspeed.links.emr import (
     EmrPoolClusterLink,
     EmrPoolSparkHistoryLink,
     EmrPoolStepLogsLink,
     step_logs_prefix,
 )
+from warpspeed.operators._base import aws_template_fields
 from warpspeed.operators._compute import FlowOperator
-from warpspeed.window.manifests import BatchManifest, BatchRun
+from warpspeed.window.manifests import BatchManifest, BatchRun, WindowLayout
 
 SCORE_SCRIPT = "score_batch.py"
 ARROW_SCRIPT = "score_arrow.py"
@@ -27,12 +30,18 @@ ARROW_SCRIPT = "score_arrow.py"
 DEFER_TIMEOUT = timedelta(hours=12)
 
 
-def score_job(manifest_uri: str, batch_id: str, catalog_name: str, engine: str = "spark") -> SparkJob:
-    """Return the job that scores one batch on its engine; its name (the batch id) finds it again on retry."""
+def score_job(
+    manifest_uri: str, batch_id: str, catalog_name: str, engine: str = "spark", conf: Mapping[str, str] | None = None
+) -> SparkJob:
+    """Return the job that scores one batch on its engine; its name (the batch id) finds it again on retry.
+
+    :param conf: Spark conf of the job (the task's OpenLineage parent, :meth:`ComputeOperator.lineage_conf`).
+    """
     return SparkJob(
         name=f"warpspeed-{batch_id}",
         script=ARROW_SCRIPT if engine == "arrow" else SCORE_SCRIPT,
         args=("--batch-manifest", manifest_uri, "--catalog", catalog_name),
+        conf=dict(conf or {}) if engine != "arrow" else {},
         engine=engine,
     )
 
@@ -52,12 +61,14 @@ class ScoreBatch:
     workload: str
     engine: str
     summary_uri: str
+    features_table: str = ""
+    scores_table: str = ""
 
     @classmethod
     def of(cls, manifest_uri: str, run_uri: str, manifest: BatchManifest) -> ScoreBatch:
         """Keep what the task needs of ``manifest``."""
         return cls(manifest_uri, run_uri, manifest.batch_id, manifest.window_id, manifest.workload,
-                   manifest.engine, manifest.summary_uri)
+                   manifest.engine, manifest.summary_uri, manifest.features_table, manifest.scores_table)
 
 
 @dataclass
@@ -110,7 +121,8 @@ class ScoreBatchesOperator(FlowOperator):
 
     s3_component = "score"
 
-    template_fields = ("workload", "batch_manifest_uris", "clusters", "workloads_file", "cluster_profiles_file")
+    template_fields = aws_template_fields("workload", "batch_manifest_uris", "clusters", "workloads_file",
+                                          "cluster_profiles_file")
     ui_color = "#fadbd8"
     operator_extra_links = (EmrPoolClusterLink(), EmrPoolStepLogsLink(), EmrPoolSparkHistoryLink())
 
@@ -121,6 +133,10 @@ class ScoreBatchesOperator(FlowOperator):
         self.workload = workload
         self.batch_manifest_uris = batch_manifest_uris
         self.clusters = clusters
+        self._spark_lineage: dict[str, str] = {}
+        """The OpenLineage parent conf of the jobs this try starts (set from the task's context)."""
+        self._recorded: list[tuple[ScoreBatch, bool]] = []
+        """The batches this try recorded, and whether each succeeded (its lineage)."""
 
     def _finished_earlier(self, run_uri: str) -> bool:
         if not self.storage.exists(run_uri):
@@ -131,7 +147,7 @@ class ScoreBatchesOperator(FlowOperator):
         return ClusterRef(self.workload, self.clusters[self.workload], self.backend.name, created)
 
     def _job(self, uri: str, batch: BatchManifest | ScoreBatch) -> SparkJob:
-        return score_job(uri, batch.batch_id, self.settings.catalog.name, batch.engine)
+        return score_job(uri, batch.batch_id, self.settings.catalog.name, batch.engine, self._spark_lineage)
 
     def _persist_links(self, context: Context, cluster: ClusterRef) -> None:
         links = self.backend.links(cluster)
@@ -150,6 +166,7 @@ class ScoreBatchesOperator(FlowOperator):
 
     def execute(self, context: Context) -> list[str]:
         """Start the batches not finished earlier; complete now (local) or after deferring (EMR)."""
+        self._spark_lineage = self.lineage_conf(context)
         cluster = self._cluster()
         layout = self.window(context).layout(self.settings.storage_prefix)
         manifests = [BatchManifest.from_json(self.storage.read_text(u)) for u in self.batch_manifest_uris]
@@ -176,7 +193,10 @@ class ScoreBatchesOperator(FlowOperator):
     ) -> list[str]:
         """Check the trigger's event, then resubmit, defer again or record as :meth:`execute` does."""
         checked, statuses = self.resume(event, pending, self._cluster, f"steps on {self.clusters[self.workload]}")
-        return self._run(ScoreState.from_dict(checked), statuses)
+        state = ScoreState.from_dict(checked)
+        self._spark_lineage = self.lineage_conf(context)  # a resubmit names this task as its jobs' parent
+        self._persist_links(context, self._cluster(state.cluster_created))  # a resumed try is a new process
+        return self._run(state, statuses)
 
     def _run(self, state: ScoreState, statuses: Sequence[StepStatus]) -> list[str]:
         """Take the batches' jobs to their end (deferring while they run), then record every batch."""
@@ -214,6 +234,37 @@ class ScoreBatchesOperator(FlowOperator):
             self.storage.write_text(batch.run_uri, run.to_json())
             if not outcome.succeeded:
                 failed.append(f"{batch.batch_id}: {outcome.reason} (log {outcome.log_uri})")
+        self._recorded = [(b, o.succeeded) for b, o in zip(state.batches, state.flow.outcomes(), strict=True)]
         if failed:
             raise ComputeError(failure_message(failed, len(state.batches)))
         return list(state.run_uris)
+
+    def lineage(self) -> Lineage | None:
+        """Return what this try's batches read and wrote: manifests and features in, scores and run records out.
+
+        Each scores table carries the rows written per tenant, from the summaries of the batches
+        that succeeded (read only here, so only when OpenLineage asks).
+        """
+        recorded = self._recorded
+        if not recorded:
+            return None
+        catalog = self.settings.catalog
+        summaries: dict[str, list[dict[str, Any]]] = {}
+        for batch, succeeded in recorded:
+            if succeeded and batch.scores_table and self.storage.exists(batch.summary_uri):
+                summary = json.loads(self.storage.read_text(batch.summary_uri))
+                summaries.setdefault(batch.scores_table, []).append(summary)
+        layout = WindowLayout(self.settings.storage_prefix, recorded[0][0].window_id)
+        features = sorted({b.features_table for b, _ in recorded if b.features_table})
+        outputs = []
+        for table, docs in sorted(summaries.items()):
+            tenants = rows_by_tenant(docs)
+            outputs.append(DatasetUse(iceberg_table(catalog, table), rows=sum(tenants.values()),
+                                      rows_by_tenant=tenants))
+        return Lineage(
+            inputs=[DatasetUse(storage_dataset(layout.batches_folder), rows=len(recorded)),
+                    *(DatasetUse(iceberg_table(catalog, t)) for t in features)],
+            outputs=[*outputs, DatasetUse(storage_dataset(layout.runs_folder), rows=len(recorded))],
+            run={"window_id": layout.window_id, "workload": self.workload, "batches": len(recorded),
+                 "succeeded": sum(1 for _, ok in recorded if ok)},
+        )

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
+from warpspeed.config.fields import named
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.storage.documents import join_uri
 
@@ -95,19 +96,15 @@ RAW_SOURCES: dict[str, RawSource] = {s.key: s for s in (ENGAGEMENT_EVENTS, INTEN
 
 def raw_source(key: str) -> RawSource:
     """Return a registered raw source, or say which exist."""
-    try:
-        return RAW_SOURCES[key]
-    except KeyError:
-        raise WarpSpeedConfigError(
-            f"unknown raw source {key!r}; known: {', '.join(sorted(RAW_SOURCES))}"
-        ) from None
+    return named(RAW_SOURCES, key, f"unknown raw source {key!r}", listed="known")
 
 
 def features_asset() -> Asset:
     """Return the asset of ``features.account_features`` (emitted by every preprocessing run)."""
-    from airflow.sdk import Asset
+    from warpspeed.assets.iceberg import DEFAULT_CATALOG, table_asset
+    from warpspeed.ledger.tables import FEATURES_TABLE
 
-    return Asset(name=FEATURES_ASSET_NAME, uri=FEATURES_ASSET_URI)
+    return table_asset(DEFAULT_CATALOG, FEATURES_TABLE)
 
 
 def partition_files(uris: Iterable[str]) -> dict[str, list[str]]:

@@ -126,22 +126,22 @@ class FeatureRefreshService:
         if created:
             log.info("Created tables %s", ", ".join(created))
 
-    def build_job(self, plan_uri: str) -> SparkJob:
-        """Return the Spark job that runs a plan."""
+    def build_job(self, plan_uri: str, conf: Mapping[str, str] | None = None) -> SparkJob:
+        """Return the Spark job that runs a plan (``conf``: more Spark conf, e.g. the task's lineage parent)."""
         doc = self.read_plan(plan_uri)
         return SparkJob(
             name=f"build_features-{doc['name']}-{doc['run_key']}",
             script=BUILD_SCRIPT,
             args=("--plan-uri", plan_uri, "--catalog", self.settings.catalog.name),
-            conf={"spark.sql.shuffle.partitions": str(LOCAL_SHUFFLE_PARTITIONS)},
+            conf={"spark.sql.shuffle.partitions": str(LOCAL_SHUFFLE_PARTITIONS), **(conf or {})},
         )
 
-    def run_local(self, plan_uri: str) -> str:
+    def run_local(self, plan_uri: str, conf: Mapping[str, str] | None = None) -> str:
         """Run a plan with local ``spark-submit`` (the local compute backend); return the summary URI."""
         self.ensure_tables()
         backend = LocalSparkBackend(self.settings)
         cluster = backend.ensure_cluster(PREPROCESSING_WORKLOAD, PREPROCESSING_WORKLOAD)
-        job = self.build_job(plan_uri)
+        job = self.build_job(plan_uri, conf)
         (outcome,) = backend.run_jobs(cluster, [job])
         if not outcome.succeeded:
             raise ComputeError(f"{job.name} failed: {outcome.reason} (log: {outcome.log_uri})")

@@ -8,9 +8,12 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator, Context
 
-from warpspeed.operators._base import WarpSpeedSettingsMixin, checked_event
+from warpspeed.operators._base import WarpSpeedSettingsMixin, aws_template_fields, checked_event
 from warpspeed.triggers.sqs import ScoringWindowTrigger
 from warpspeed.window.rule import window_from_context
+
+CLOSED_AT_KEY = "closed_at"
+"""XCom key under which the sensor records when its window closed (ISO 8601, never after the window's end)."""
 
 
 class ScoringWindowSensor(BaseSensorOperator, WarpSpeedSettingsMixin):
@@ -25,12 +28,13 @@ class ScoringWindowSensor(BaseSensorOperator, WarpSpeedSettingsMixin):
     :param queue_url: request queue; None means ``[warpspeed] queue_url``.
     :param size_limit: queue depth that closes the window early.
     :param window_minutes: window length.
-    :param aws_conn_id: AWS connection for SQS.
+    :param aws_conn_id: AWS connection for SQS (templated); None means ``[warpspeed] aws_conn_id``.
+    :param region_name: AWS region (templated); None means ``[warpspeed] region``, else the connection's.
     :param poll_interval: seconds between checks.
     :param deferrable: wait in the triggerer instead of a worker slot.
     """
 
-    template_fields = ("queue_url", "size_limit", "window_minutes")
+    template_fields = aws_template_fields("queue_url", "size_limit", "window_minutes")
     ui_color = "#d6eaf8"
 
     def __init__(
@@ -40,6 +44,7 @@ class ScoringWindowSensor(BaseSensorOperator, WarpSpeedSettingsMixin):
         size_limit: int | None = None,
         window_minutes: int | None = None,
         aws_conn_id: str | None = None,
+        region_name: str | None = None,
         poll_interval: float = 30.0,
         deferrable: bool = True,
         **kwargs: Any,
@@ -50,25 +55,26 @@ class ScoringWindowSensor(BaseSensorOperator, WarpSpeedSettingsMixin):
         self.size_limit = size_limit
         self.window_minutes = window_minutes
         self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
         self.poll_interval = poll_interval
         self.deferrable = deferrable
 
-    def _resolved(self) -> tuple[str | None, int, int, str]:
+    def _resolved(self) -> tuple[str | None, int, int]:
         s = self.settings
         return (
             self.queue_url or s.queue_url,
             int(self.size_limit or s.window_size_limit),
             int(self.window_minutes or s.window_minutes),
-            self.aws_conn_id or s.aws_conn_id,
         )
 
     def _trigger(self, context: Context) -> ScoringWindowTrigger:
-        queue_url, size_limit, minutes, conn_id = self._resolved()
+        queue_url, size_limit, minutes = self._resolved()
         return ScoringWindowTrigger(
             window_end=window_from_context(context, minutes).end.isoformat(),
             queue_url=queue_url,
             size_limit=size_limit,
-            aws_conn_id=conn_id,
+            aws_conn_id=self.settings.aws_conn_id,
+            region_name=self.settings.region_name,
             poll_interval=self.poll_interval,
         )
 
@@ -78,11 +84,22 @@ class ScoringWindowSensor(BaseSensorOperator, WarpSpeedSettingsMixin):
         check.log_to(self.log)
         return check.closed
 
+    def _record_close(self, context: Context, at: datetime) -> None:
+        """Push when the window closed: ``at``, or the window's end when that was earlier (a late run)."""
+        ti = context.get("ti")
+        if ti is None:  # nowhere to record it (a direct call outside a task run)
+            return
+        end = window_from_context(context, self._resolved()[2]).end
+        ti.xcom_push(key=CLOSED_AT_KEY, value=min(at, end).isoformat())
+
     def execute(self, context: Context) -> Any:
         """Close at once if the window is over, else defer (or poke) until it is."""
         if not self.deferrable:
-            return super().execute(context)
+            result = super().execute(context)
+            self._record_close(context, datetime.now(UTC))
+            return result
         if self.poke(context):
+            self._record_close(context, datetime.now(UTC))
             return None
         self.defer(
             trigger=self._trigger(context),
@@ -95,4 +112,6 @@ class ScoringWindowSensor(BaseSensorOperator, WarpSpeedSettingsMixin):
         """Check the trigger's event and return why the window closed."""
         event = checked_event(event, status="closed", failed="window trigger ended without closing the window")
         self.log.info("Window closed by %s (depth %s)", event.get("reason"), event.get("depth"))
+        closed_at = event.get("closed_at")
+        self._record_close(context, datetime.fromisoformat(closed_at) if closed_at else datetime.now(UTC))
         return str(event["reason"])

@@ -15,7 +15,7 @@ import numpy as np
 from warpspeed.config.workloads import PlanningSettings, WorkloadCatalog
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.intake.schema import ScoringRequest
-from warpspeed.ledger.cost import CostBreakdown, InstanceUsage, instance_cost
+from warpspeed.ledger.cost import CostBreakdown, InstanceUsage, S3RequestModel, instance_cost
 from warpspeed.ledger.prices import PriceTable
 from warpspeed.planning.batches import PendingRequest, plan_window
 from warpspeed.sim.traces import TRACE_EPOCH, Trace
@@ -79,6 +79,7 @@ class SimAssumptions:
     """Without compaction or snapshot expiry: many small feature files (HEAD + footer + column
     GETs each) and unmerged manifests to plan over."""
     s3_gets_per_app_maintained: float = 150.0
+    """This and the three per-app/per-slice figures below are the ledger's :class:`S3RequestModel` defaults."""
     s3_gets_per_slice: float = 12.0
     s3_puts_per_app: float = 6.0
     s3_puts_per_slice: float = 2.0
@@ -101,6 +102,17 @@ class SimAssumptions:
             raise WarpSpeedConfigError("simulation assumption ws_task_utilization must be in (0, 1]")
         if not 0 <= self.ws_spot_fallback_share <= 1:
             raise WarpSpeedConfigError("simulation assumption ws_spot_fallback_share must be in [0, 1]")
+
+    def s3_requests(self, apps: float, slices: float, *, maintained: bool) -> tuple[float, float]:
+        """Return (GET-class, PUT-class) S3 requests of ``apps`` applications over ``slices`` slices.
+
+        The ledger's estimate (:meth:`S3RequestModel.requests`) with these figures; without
+        maintenance an application reads many more small files and manifests.
+        """
+        gets_per_app = self.s3_gets_per_app_maintained if maintained else self.s3_gets_per_app_unmaintained
+        model = S3RequestModel(gets_per_app=gets_per_app, puts_per_app=self.s3_puts_per_app,
+                               gets_per_slice=self.s3_gets_per_slice, puts_per_slice=self.s3_puts_per_slice)
+        return model.requests(apps, slices)
 
 
 @dataclass
@@ -178,8 +190,7 @@ def simulate_serverless(trace: Trace, prices: PriceTable, a: SimAssumptions) -> 
     res.spark_apps = len(accounts)
     res.serverless_vcpu_hours = float(np.sum(billed_h * (a.sl_driver_vcpu + executors * a.sl_executor_vcpu)))
     res.serverless_gb_hours = float(np.sum(billed_h * (a.sl_driver_gb + executors * a.sl_executor_gb)))
-    res.s3_gets = res.spark_apps * (a.s3_gets_per_app_unmaintained + a.s3_gets_per_slice)
-    res.s3_puts = res.spark_apps * (a.s3_puts_per_app + a.s3_puts_per_slice)
+    res.s3_gets, res.s3_puts = a.s3_requests(res.spark_apps, res.spark_apps, maintained=False)  # a slice per app
     s3 = prices.s3.requests_cost(res.s3_gets, res.s3_puts) + _storage_cost(
         float(accounts.sum()) / trace.days, a.unmaintained_retained_days, a, prices, trace.days)
     res.cost = CostBreakdown(
@@ -211,8 +222,7 @@ def simulate_cluster_per_request(trace: Trace, prices: PriceTable, a: SimAssumpt
     res.instance_hours_on_demand = master_h + core_h
     machines = instance_cost([InstanceUsage(a.cpr_master_type, "ON_DEMAND", master_h),
                               InstanceUsage(a.cpr_core_type, "ON_DEMAND", core_h)], prices)
-    res.s3_gets = res.spark_apps * (a.s3_gets_per_app_unmaintained + a.s3_gets_per_slice)
-    res.s3_puts = res.spark_apps * (a.s3_puts_per_app + a.s3_puts_per_slice)
+    res.s3_gets, res.s3_puts = a.s3_requests(res.spark_apps, res.spark_apps, maintained=False)  # a slice per app
     s3 = prices.s3.requests_cost(res.s3_gets, res.s3_puts) + _storage_cost(
         float(accounts.sum()) / trace.days, a.unmaintained_retained_days, a, prices, trace.days)
     res.cost = machines + CostBreakdown(s3_usd=s3, other_usd=_other_cost(trace, a, prices))
@@ -267,8 +277,7 @@ def simulate_warpspeed(
     res.clusters_launched = clusters
     res.instance_hours_on_demand = master_h + core_h + fallback_h + maint_h * (1 + a.ws_core_count)
     res.instance_hours_spot = spot_h
-    res.s3_gets = batches * a.s3_gets_per_app_maintained + slices * a.s3_gets_per_slice
-    res.s3_puts = batches * a.s3_puts_per_app + slices * a.s3_puts_per_slice
+    res.s3_gets, res.s3_puts = a.s3_requests(batches, slices, maintained=True)
     rows = sum(r.accounts for r in trace.requests)
     s3 = prices.s3.requests_cost(res.s3_gets, res.s3_puts) + _storage_cost(
         rows / trace.days, a.maintained_retained_days, a, prices, trace.days)

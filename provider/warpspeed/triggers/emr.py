@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 from asgiref.sync import sync_to_async
 
 from warpspeed.hooks.aws_retry import next_poll_delay
 from warpspeed.hooks.emr import EmrPoolHook
+from warpspeed.triggers._base import DeclaredTrigger
 
 
-class EmrStepsTrigger(BaseTrigger):
+@dataclass(kw_only=True, eq=False, repr=False)
+class EmrStepsTrigger(DeclaredTrigger):
     """Fire once every step in ``step_ids`` has ended on ``cluster_id``.
 
     Each poll is one ListSteps page per 50 steps of the cluster (not one call per step); the
@@ -30,27 +33,18 @@ class EmrStepsTrigger(BaseTrigger):
     :param echo: JSON the task deferred with, returned in every event (see :meth:`echoing`).
     """
 
-    def __init__(
-        self,
-        *,
-        cluster_id: str,
-        step_ids: list[str],
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
-        log_uri: str | None = None,
-        poll_interval: float = 30.0,
-        max_poll_interval: float = 300.0,
-        echo: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__()
-        self.cluster_id = cluster_id
-        self.step_ids = list(step_ids)
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
-        self.log_uri = log_uri
-        self.poll_interval = poll_interval
-        self.max_poll_interval = max_poll_interval
-        self.echo = echo
+    cluster_id: str
+    step_ids: list[str]
+    aws_conn_id: str | None = "aws_default"
+    region_name: str | None = None
+    log_uri: str | None = None
+    poll_interval: float = 30.0
+    max_poll_interval: float = 300.0
+    echo: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.step_ids = list(self.step_ids)
 
     def echoing(self, state: dict[str, Any]) -> EmrStepsTrigger:
         """Return this trigger carrying ``state`` (what the task deferred with) into its events.
@@ -59,26 +53,10 @@ class EmrStepsTrigger(BaseTrigger):
         test`` (Airflow 3.3, triggers run in line) hands it the event alone, so a task that keeps
         its flow in the kwargs would lose it there. With the state in the event, both resume.
         """
-        return type(self)(**{**self.serialize()[1], "echo": dict(state)})
+        return replace(self, echo=dict(state))
 
     def _event(self, payload: dict[str, Any]) -> TriggerEvent:
         return TriggerEvent(payload | ({"echo": self.echo} if self.echo is not None else {}))
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Return the classpath and the arguments that rebuild this trigger."""
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "cluster_id": self.cluster_id,
-                "step_ids": list(self.step_ids),
-                "aws_conn_id": self.aws_conn_id,
-                "region_name": self.region_name,
-                "log_uri": self.log_uri,
-                "poll_interval": self.poll_interval,
-                "max_poll_interval": self.max_poll_interval,
-                "echo": self.echo,
-            },
-        )
 
     def hook(self) -> EmrPoolHook:
         """Build the EMR hook (in the triggerer process)."""

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
 from warpspeed.hooks.sqs import SqsIntakeHook
+from warpspeed.triggers._base import DeclaredTrigger
 from warpspeed.window.close import CloseCheck, check_close
 
 
-class ScoringWindowTrigger(BaseTrigger):
+@dataclass(kw_only=True, eq=False, repr=False)
+class ScoringWindowTrigger(DeclaredTrigger):
     """Fire when ``window_end`` has passed or the queue holds ``size_limit`` messages.
 
     Runs in the triggerer, so the waiting sensor holds no worker slot. The rule, a failed depth
@@ -24,41 +26,21 @@ class ScoringWindowTrigger(BaseTrigger):
         time only.
     :param size_limit: depth that closes the window.
     :param aws_conn_id: AWS connection for the queue.
+    :param region_name: AWS region (None: the connection's).
     :param poll_interval: seconds between depth checks.
     """
 
-    def __init__(
-        self,
-        *,
-        window_end: str,
-        queue_url: str | None,
-        size_limit: int,
-        aws_conn_id: str | None = "aws_default",
-        poll_interval: float = 30.0,
-    ) -> None:
-        super().__init__()
-        self.window_end = window_end
-        self.queue_url = queue_url
-        self.size_limit = size_limit
-        self.aws_conn_id = aws_conn_id
-        self.poll_interval = poll_interval
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Return the classpath and the arguments that rebuild this trigger."""
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "window_end": self.window_end,
-                "queue_url": self.queue_url,
-                "size_limit": self.size_limit,
-                "aws_conn_id": self.aws_conn_id,
-                "poll_interval": self.poll_interval,
-            },
-        )
+    window_end: str
+    queue_url: str | None
+    size_limit: int
+    aws_conn_id: str | None = "aws_default"
+    poll_interval: float = 30.0
+    region_name: str | None = None
 
     def _depth(self) -> int:
         assert self.queue_url is not None
-        return SqsIntakeHook(aws_conn_id=self.aws_conn_id).approximate_depth(self.queue_url)
+        hook = SqsIntakeHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        return hook.approximate_depth(self.queue_url)
 
     def check(self, now: datetime) -> CloseCheck:
         """Look at the window once: its end, then (while open) the queue depth; never raise."""

@@ -61,9 +61,19 @@ class WindowLayout:
         """Return the record of requests the plan task refused to the DLQ (written before the send)."""
         return join_uri(self.root, "refused.json")
 
+    @property
+    def batches_folder(self) -> str:
+        """Return the folder of the batch manifests (one dataset for lineage)."""
+        return join_uri(self.root, "batches")
+
+    @property
+    def runs_folder(self) -> str:
+        """Return the folder of the batch run records (one dataset for lineage)."""
+        return join_uri(self.root, "runs")
+
     def batch_uri(self, batch_id: str) -> str:
         """Return a batch manifest's URI."""
-        return join_uri(self.root, "batches", f"{batch_id}.json")
+        return join_uri(self.batches_folder, f"{batch_id}.json")
 
     def summary_uri(self, batch_id: str) -> str:
         """Return a batch result summary's URI (written by the Spark job)."""
@@ -71,7 +81,7 @@ class WindowLayout:
 
     def run_uri(self, batch_id: str) -> str:
         """Return a batch run record's URI (written by the score task)."""
-        return join_uri(self.root, "runs", f"{batch_id}.json")
+        return join_uri(self.runs_folder, f"{batch_id}.json")
 
 
 def models_uri(storage_prefix: str) -> str:

@@ -80,7 +80,7 @@ class EmrComputeBackend(ComputeBackend):
     def hook(self) -> EmrPoolHook:
         """Return the EMR client hook (built lazily)."""
         return self._hook or EmrPoolHook(
-            aws_conn_id=self.settings.aws_conn_id, region_name=self.settings.catalog.region
+            aws_conn_id=self.settings.aws_conn_id, region_name=self.settings.region_name
         )
 
     @cached_property
@@ -95,7 +95,7 @@ class EmrComputeBackend(ComputeBackend):
             return self._s3
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        return S3Hook(aws_conn_id=self.settings.aws_conn_id).get_conn()
+        return S3Hook(aws_conn_id=self.settings.aws_conn_id, region_name=self.settings.region_name).get_conn()
 
     @cached_property
     def storage(self) -> Storage:
@@ -281,7 +281,7 @@ class EmrComputeBackend(ComputeBackend):
             cluster_id=cluster.cluster_id,
             step_ids=list(job_ids),
             aws_conn_id=self.settings.aws_conn_id,
-            region_name=self.settings.catalog.region,
+            region_name=self.settings.region_name,
             log_uri=self.hook.log_uri(cluster.cluster_id),
             poll_interval=poll_interval,
         )
@@ -318,5 +318,5 @@ class EmrComputeBackend(ComputeBackend):
 
     def links(self, cluster: ClusterRef) -> dict[str, Any]:
         """Return the region and log URI the EMR extra links need."""
-        region = self.settings.catalog.region or getattr(self.hook, "region_name", None) or "us-east-1"
+        region = self.settings.region_name or getattr(self.hook, "region_name", None) or "us-east-1"
         return {"region_name": region, "log_uri": self.hook.log_uri(cluster.cluster_id)}

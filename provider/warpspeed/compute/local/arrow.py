@@ -28,6 +28,7 @@ from warpspeed.compute.base import SparkJob, StepStatus
 from warpspeed.compute.emr.steps import catalog_args
 from warpspeed.config.catalog_secrets import pyiceberg_env
 from warpspeed.config.settings import WarpSpeedSettings
+from warpspeed.jobs import job_code_root
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +66,11 @@ def run_subprocess(settings: WarpSpeedSettings, job: SparkJob, log_path: Path) -
     # secrets (the embedded catalog's token) go through the environment, not the command line
     public, secret_env = pyiceberg_env(settings.catalog.name, settings.catalog.pyiceberg_properties())
     command = [sys.executable, "-m", "spark_jobs.score_arrow", *job.args, *catalog_args(public)]
-    env = os.environ | secret_env | {
-        "PYTHONPATH": os.pathsep.join([str(staged_code(settings)), os.environ.get("PYTHONPATH", "")])}
+    path = os.pathsep.join(filter(None, (str(staged_code(settings)), str(job_code_root()),
+                                         os.environ.get("PYTHONPATH"))))
     with log_path.open("w", encoding="utf-8") as out:
-        proc = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, text=True, check=False, env=env)
+        proc = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, text=True, check=False,
+                              env=os.environ | secret_env | {"PYTHONPATH": path})
     if proc.returncode == 0:
         return 0, None
     lines = log_path.read_text(encoding="utf-8").splitlines()

@@ -16,6 +16,7 @@ import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 from warpspeed.compute.base import ClusterRef, ComputeBackend, SparkJob, StepStatus
@@ -26,6 +27,7 @@ from warpspeed.compute.staging import spark_jobs_script
 from warpspeed.config.catalog_secrets import spark_secret_env, split_secrets
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.exceptions import WarpSpeedConfigError
+from warpspeed.lineage.spark import local_listener, without_lineage
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +93,19 @@ class LocalSparkBackend(ComputeBackend):
             raise WarpSpeedConfigError("pyspark's spark-submit is missing: reinstall pyspark 3.5")
         return ClusterRef(workload=workload, cluster_id=f"local:{profile}", backend=self.name, created=False)
 
+    @cached_property
+    def listener(self) -> tuple[Path | None, dict[str, str]]:
+        """Return the OpenLineage listener's jar and conf when lineage is on (:func:`.local_listener`)."""
+        return local_listener(self.settings.jars_dir)
+
+    def jars(self) -> list[Path]:
+        """Return the jars of local runs: the required ones, plus the OpenLineage listener's when it is on."""
+        jar = self.listener[0]
+        return [*find_jars(self.settings.jars_dir), *([jar] if jar else [])]
+
     def spark_conf(self, job: SparkJob | None = None) -> dict[str, str]:
-        """Return the Spark conf of local runs (plus ``job``'s own)."""
-        return LOCAL_SPARK_CONF | self.settings.catalog.spark_conf() | (job.conf if job else {})
+        """Return the Spark conf of local runs (plus the lineage listener's, and ``job``'s own)."""
+        return LOCAL_SPARK_CONF | self.settings.catalog.spark_conf() | self.listener[1] | (job.conf if job else {})
 
     def component_conf(self) -> dict[str, str]:
         """Return the catalog settings that carry this backend's S3 key (what a warm engine job sets on its session)."""
@@ -106,7 +118,7 @@ class LocalSparkBackend(ComputeBackend):
             str(spark_submit_path()),
             "--master", self.settings.spark_master,
             "--name", job.name,
-            "--jars", ",".join(str(j) for j in find_jars(self.settings.jars_dir)),
+            "--jars", ",".join(str(j) for j in self.jars()),
             "--py-files", str(py_files),
         ]
         for key, value in sorted(split_secrets(self.spark_conf(job))[0].items()):  # secrets: see _start_one
@@ -117,8 +129,9 @@ class LocalSparkBackend(ComputeBackend):
         """Return what the warm engine of this backend runs with."""
         return EngineSpec(
             home=self.settings.home, master=self.settings.spark_master,
-            jars=tuple(str(j) for j in find_jars(self.settings.jars_dir)),
-            conf=LOCAL_SPARK_CONF | self.settings.catalog.for_component(ENGINE_COMPONENT).spark_conf(),
+            jars=tuple(str(j) for j in self.jars()),
+            conf=(LOCAL_SPARK_CONF | self.settings.catalog.for_component(ENGINE_COMPONENT).spark_conf()
+                  | self.listener[1]),
             zip_path=py_files, idle_seconds=float(self.settings.local_spark_idle_seconds),
         )
 
@@ -162,9 +175,9 @@ class LocalSparkBackend(ComputeBackend):
                    watch: EngineWatch | None = None) -> LocalRun:
         if engine is not None and RUN_ENTRY.search(spark_jobs_script(job.script).read_text()):
             try:
-                return EngineRun(engine, engine.submit(job.name, job.script, list(job.args),
-                                                          self.component_conf() | job.conf, log_path),
-                                 watch)
+                # one application for every task: its lineage parent cannot change per job
+                conf = self.component_conf() | without_lineage(job.conf)
+                return EngineRun(engine, engine.submit(job.name, job.script, list(job.args), conf, log_path), watch)
             except (EngineUnavailable, OSError) as err:
                 log.warning("%s: %s; running with spark-submit instead", job.name, err)
         env = os.environ | {"PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
