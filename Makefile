@@ -29,22 +29,22 @@ $(VENV)/.installed: pyproject.toml
 
 # `warpspeed setup`, as a wheel user runs it: the jars of local Spark (warpspeed.embedded.jars
 # lists them) and the embedded servers' classpaths (ElasticMQ = SQS, Iceberg REST catalog,
-# S3Proxy = S3) from the poms shipped in the package, with Maven; it writes the stamp and skips
-# what is up to date.
+# S3Proxy = S3) from the poms shipped in the package, with Maven, then our launcher of the REST
+# catalog (javac); it writes the stamps and skips what is up to date.
 SERVER_POMS := $(wildcard provider/warpspeed/embedded/maven/*/pom.xml)
 
 $(JARS)/.fetched: $(VENV)/.installed provider/warpspeed/embedded/jars.py $(SERVER_POMS)
 	$(PY) -m warpspeed.cli setup --jars-dir $(JARS)
 
 # Our launcher of the embedded REST catalog (loopback only, a bearer token, no stack traces in
-# answers), compiled against the catalog's classpath. The stamp is the first 16 hex digits of the
-# source's SHA-256: the provider compiles it again on first use when the stamp does not match.
+# answers), compiled against the catalog's classpath by `warpspeed setup`. The stamp is the first
+# 16 hex digits of the source's SHA-256: the provider compiles it again on first use when the
+# stamp does not match.
 LAUNCHER_SRC := provider/warpspeed/embedded/maven/iceberg-rest/WarpspeedRestCatalog.java
 
 $(JARS)/iceberg-rest-launcher/source.sha256: $(LAUNCHER_SRC) $(JARS)/.fetched
-	rm -rf $(JARS)/iceberg-rest-launcher
-	javac -nowarn -d $(JARS)/iceberg-rest-launcher -cp "$(JARS)/iceberg-rest/*" $(LAUNCHER_SRC)
-	sha256sum $(LAUNCHER_SRC) | cut -c1-16 > $@
+	$(PY) -m warpspeed.cli setup --jars-dir $(JARS)
+	touch $@
 
 demo: setup
 	$(PY) -m warpspeed.cli demo

@@ -113,3 +113,25 @@ def test_the_rules_moved_out_of_the_hook_and_its_old_names_still_forward() -> No
         assert hook_module.load_rules is load_rules  # type: ignore[attr-defined]
     with pytest.raises(AttributeError):
         hook_module.no_such_name  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_a_server_without_bucket_lifecycle_skips_the_task_saying_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3Proxy (the embedded stack's S3) answers NotImplemented: the task skips, naming the prefix."""
+    from airflow.sdk.exceptions import AirflowSkipException
+    from botocore.exceptions import ClientError
+
+    from warpspeed.config.settings import WarpSpeedSettings
+    from warpspeed.operators.lifecycle import ApplyS3LifecycleOperator
+
+    def not_implemented(*_: Any) -> dict[str, list[str]]:
+        raise ClientError({"Error": {"Code": "NotImplemented", "Message": "not implemented"}},
+                          "GetBucketLifecycleConfiguration")
+
+    op = ApplyS3LifecycleOperator(task_id="lifecycle", rules_file=str(RULES_FILE))
+    settings = WarpSpeedSettings.from_mapping({"storage_prefix": PREFIX})
+    monkeypatch.setattr(ApplyS3LifecycleOperator, "settings", settings)
+    monkeypatch.setattr(ApplyS3LifecycleOperator, "hook", S3LifecycleHook(client=object()))
+    monkeypatch.setattr(S3LifecycleHook, "apply", not_implemented)
+    monkeypatch.setattr(ApplyS3LifecycleOperator, "protected", lambda self: PROTECTED)
+    with pytest.raises(AirflowSkipException, match="s3://ws-bucket/warpspeed does not implement bucket lifecycle"):
+        op.execute({})  # type: ignore[arg-type]

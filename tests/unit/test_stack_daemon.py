@@ -33,6 +33,8 @@ def test_env_prints_export_lines_a_shell_evaluates(tmp_path: Path) -> None:
     assert env["AIRFLOW_CONN_WARPSPEED_AWS"] == '{"a": "it\'s"}'
     assert env["AIRFLOW__CORE__DAGS_FOLDER"] == env["WARPSPEED_DAGS_FOLDER"] == str(dags)
     assert env["AIRFLOW__WARPSPEED__JARS_DIR"] == str(tmp_path / "jars")
+    # `airflow dags test` of the scoring DAG with its Deadline Alert exits 1 after a successful run (3.3.2)
+    assert env["AIRFLOW__WARPSPEED__WINDOW_DEADLINE_MINUTES"] == "0"
     assert text.startswith(f"# the embedded stack of {tmp_path} (pid {os.getpid()})")
     assert daemon.status(tmp_path) == 0
 

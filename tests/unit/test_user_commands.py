@@ -11,9 +11,12 @@ import pyarrow as pa
 import pytest
 from moto import mock_aws
 
+from warpspeed.cli import build_parser
 from warpspeed.config.catalog import CatalogConfig
+from warpspeed.config.s3 import EmbeddedS3, embedded_bucket, embedded_endpoint_file
+from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.config.workloads import WorkloadCatalog
-from warpspeed.embedded import feature_tables, registry, scores, send
+from warpspeed.embedded import commands, feature_tables, registry, scores, send
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.intake.schema import validate_message
 
@@ -155,3 +158,30 @@ def test_a_model_is_published_to_s3(model_folder: Path) -> None:
         keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="ml-models")["Contents"])
     assert keys == ["models/health_risk/v1/MLmodel", "models/health_risk/v1/sub/model.skops"]
     assert sorted(written) == [f"s3://ml-models/{k}" for k in keys]
+
+
+def test_models_publish_uses_the_embedded_s3_servers_own_client(model_folder: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # On `warpspeed stack up` the AWS connection's endpoint is the SQS server's: a model published through
+    # it reached ElasticMQ ("MissingAction" on ListObjectsV2). Storage's own client goes to the S3 server.
+    home = tmp_path / "home"
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"stack": {"access_key_id": "stack-key", "secret_access_key": "s"}}))
+    embedded_endpoint_file(home).parent.mkdir(parents=True)
+    embedded_endpoint_file(home).write_text(
+        EmbeddedS3("http://127.0.0.1:9", "us-east-1", keys, embedded_bucket(home)).to_json())
+    workloads_file = tmp_path / "workloads.yaml"
+    workloads_file.write_text(json.dumps(WORKLOADS))
+    monkeypatch.setattr(commands, "airflow_settings", lambda: WarpSpeedSettings.from_mapping({"home": str(home)}))
+    published = {}
+
+    def publish(source: Path, uri: str, s3_client) -> list[str]:
+        published.update(uri=uri, client=s3_client())
+        return []
+
+    monkeypatch.setattr(registry, "publish", publish)
+    args = build_parser().parse_args(["models", "publish", "health_risk", "v1", str(model_folder),
+                                      "--workloads", str(workloads_file)])
+    assert args.run(args) == 0
+    assert published["uri"] == f"s3://{embedded_bucket(home)}/storage/models/health_risk/v1"
+    assert published["client"].meta.endpoint_url == "http://127.0.0.1:9"

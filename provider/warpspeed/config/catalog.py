@@ -189,7 +189,7 @@ class CatalogConfig:
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise WarpSpeedConfigError(
                 f"[warpspeed] catalog_uri is empty and no embedded REST catalog runs for {home} "
-                f"({endpoint} missing): start the embedded stack (make demo, make airflow), or set "
+                f"({endpoint} missing): start the embedded stack (`warpspeed stack up`), or set "
                 "[warpspeed] catalog_conn_id / catalog_uri to your catalog"
             ) from err
     @classmethod

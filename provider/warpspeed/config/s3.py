@@ -198,7 +198,7 @@ def embedded_access(home: Path, component: str = STACK) -> S3Access:
     if server is None:
         raise WarpSpeedConfigError(
             f"no embedded S3 server runs for {home} ({embedded_endpoint_file(home)} missing): start the "
-            "embedded stack (make demo, make airflow), or set [warpspeed] storage_prefix to your s3:// "
+            "embedded stack (`warpspeed stack up`), or set [warpspeed] storage_prefix to your s3:// "
             "bucket (or a file:// folder)"
         )
     return server.access(component)

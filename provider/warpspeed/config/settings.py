@@ -195,13 +195,17 @@ class WarpSpeedSettings:
         """
         if not self.storage_prefix.startswith(("s3://", "s3a://")):
             return storage_for(self.storage_prefix)
-        aws_client = s3_client_factory
+        # resolved on the first request: settings are built where no server runs
+        return storage_for(self.storage_prefix, lambda: self.s3_client(s3_client_factory))
 
-        def client() -> Any:  # resolved on the first request: settings are built where no server runs
-            access = self.s3_access()
-            return aws_client() if access.is_aws and aws_client is not None else access.boto3_client()
+    def s3_client(self, aws_client_factory: Callable[[], Any] | None = None) -> Any:
+        """Return the S3 client of storage: an S3-compatible server's own (:meth:`s3_access`), else AWS's.
 
-        return storage_for(self.storage_prefix, client)
+        :param aws_client_factory: the client on AWS (e.g. the Airflow AWS connection's); None:
+            boto3's default chain.
+        """
+        access = self.s3_access()
+        return aws_client_factory() if access.is_aws and aws_client_factory is not None else access.boto3_client()
     def for_aws(self, aws_conn_id: str | None = None, region_name: str | None = None) -> WarpSpeedSettings:
         """Return these settings with a task's own AWS connection and region (None keeps the configured one)."""
         return replace(self, aws_conn_id=aws_conn_id or self.aws_conn_id, region_name=region_name or self.region_name)

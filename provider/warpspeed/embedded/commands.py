@@ -24,7 +24,8 @@ ENV_PREFIX = "AIRFLOW__WARPSPEED__"
 
 def register(sub: Any) -> None:
     """Add the embedded stack's subcommands to the ``warpspeed`` command's subparsers."""
-    setup = sub.add_parser("setup", help="fetch the jars of local Spark and the embedded servers (Maven, Java 17)")
+    setup = sub.add_parser("setup", help="fetch the jars of local Spark and the embedded servers (Maven), "
+                           "compile the REST catalog's launcher (JDK 17)")
     setup.add_argument("--jars-dir", type=Path, help="default: [warpspeed] jars_dir, $WARPSPEED_JARS_DIR, <home>/jars")
     setup.add_argument("--force", action="store_true", help="fetch again even when up to date")
     setup.set_defaults(run=run_setup)
@@ -109,11 +110,14 @@ def airflow_settings() -> Any:
 def run_setup(args: argparse.Namespace) -> int:
     """Fetch the jars (nothing when they are up to date)."""
     from warpspeed.embedded.jars import fetch
+    from warpspeed.embedded.rest_catalog import launcher_classes
 
     jars_dir = args.jars_dir or env_settings().jars_dir
     print(f"fetching jars into {jars_dir} with Maven (a few minutes the first time)", flush=True)
     made = fetch(jars_dir, force=args.force)
     print(f"{jars_dir}: {'fetched' if made else 'up to date, nothing fetched'}")
+    # the REST catalog's launcher (javac), now rather than at the first `stack up`; nothing if up to date
+    print(f"REST catalog launcher: {launcher_classes(jars_dir)}")
     return 0
 
 
@@ -163,12 +167,13 @@ def run_models(args: argparse.Namespace) -> int:
     uri = version_uri(WorkloadCatalog.load(workloads_file(args.workloads)), args.model, args.version,
                       settings.storage_prefix)
 
-    def s3_client() -> Any:
+    def aws_client() -> Any:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         return S3Hook(aws_conn_id=settings.aws_conn_id).get_conn()
 
-    written = publish(args.path, uri, s3_client)
+    # storage's client: the embedded S3 server's own (the AWS connection's endpoint is SQS's), else AWS's
+    written = publish(args.path, uri, lambda: settings.s3_client(aws_client))
     print(f"published {args.model} {args.version} to {uri} ({len(written)} files)")
     return 0
 

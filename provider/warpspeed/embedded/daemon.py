@@ -2,10 +2,11 @@
 
 ``up`` starts a detached process (``python -m warpspeed.embedded.daemon``, a session of its own,
 so closing the terminal does not stop it) that owns the stack exactly as ``make demo`` does,
-through :func:`warpspeed.embedded.stack.embedded_stack`: PostgreSQL, the Iceberg REST catalog
-on it and the SQS server, started and watched by one supervisor that restarts a server that
-dies, on its port. Before it says it is ready it creates Airflow's metadata database (``airflow
-db migrate``), so ``airflow dags test`` works at once. It records what clients need in
+through :func:`warpspeed.embedded.stack.embedded_stack`: the S3 server (S3Proxy, where tables,
+models and documents live), PostgreSQL, the Iceberg REST catalog on it and the SQS server,
+started and watched by one supervisor that restarts a server that dies, on its port. Before it
+says it is ready it creates Airflow's metadata database (``airflow db migrate``), so ``airflow
+dags test`` works at once. It records what clients need in
 ``<home>/run/stack.json`` (0600: it holds the database password) and runs until ``down`` sends
 it SIGTERM; then it stops the servers and the warm Spark engine the tasks started, and removes
 that file. Its log is ``<home>/logs/stack.log``.
@@ -143,17 +144,25 @@ def describe(state: dict[str, Any]) -> str:
 
 
 def env_lines(home: Path, dags: Path | None, jars_dir: Path) -> str:
-    """Return ``export`` lines of the running stack's environment, the DAG folder and the jars folder."""
+    """Return ``export`` lines of the running stack's environment, the DAG folder and the jars folder.
+
+    The lines are for the Airflow CLI (``airflow dags test``): they leave out the window deadline
+    alert (:data:`~warpspeed.embedded.stack.DAGS_TEST_ENV`).
+    """
+    from warpspeed.embedded.stack import DAGS_TEST_ENV
+
     state = read_state(home)
     if state is None:
         raise WarpSpeedConfigError(f"no stack runs for {home}: start it with `warpspeed stack up`")
     folder = (dags or Path(os.environ.get("WARPSPEED_DAGS_FOLDER") or "dags")).resolve()
-    env = dict(state["env"]) | {
+    env = dict(state["env"]) | DAGS_TEST_ENV | {
         "AIRFLOW__CORE__DAGS_FOLDER": str(folder), "WARPSPEED_DAGS_FOLDER": str(folder),
         "AIRFLOW__WARPSPEED__JARS_DIR": str(jars_dir), "WARPSPEED_JARS_DIR": str(jars_dir),
     }
     lines = [f"# the embedded stack of {home} (pid {state['pid']}); " + "; ".join(
         f"{name} {where}" for name, where in sorted(state["servers"].items()))]
+    lines.append("# no window deadline alert (it needs a scheduler; with one, `airflow dags test` exits 1 on "
+                 "Airflow 3.3.2: apache/airflow#73428)")
     if not (folder / "config" / "workloads.yaml").is_file():
         lines.append(f"# {folder} holds no config/workloads.yaml: pass --dags, or run in a `warpspeed init` folder")
     lines += [f"export {key}={shlex.quote(value)}" for key, value in sorted(env.items())]
@@ -177,6 +186,8 @@ def serve(home: Path, jars_dir: Path) -> int:
             ensure_airflow_db(env)
             servers = {"postgresql": f"127.0.0.1:{stack.postgres.port}", "sqs": stack.sqs.endpoint_url,
                        "catalog": stack.catalog.uri, "queue": stack.sqs.queue_url}
+            if stack.s3 is not None:
+                servers["s3"] = f"{stack.s3.endpoint.endpoint_url} (bucket {stack.s3.endpoint.bucket})"
             _write_state(home, {"pid": os.getpid(), "home": str(home), "jars_dir": str(jars_dir), "env": env,
                                 "servers": servers, "started_at": datetime.now(UTC).isoformat(timespec="seconds")})
             print(f"{datetime.now(UTC).isoformat()} ready: {servers}", flush=True)

@@ -37,7 +37,7 @@ def classpath(jars_dir: Path, folder: str, *extra: Path) -> str:
     jars = sorted((jars_dir / folder).glob("*.jar"))
     if not jars:
         raise WarpSpeedConfigError(
-            f"no jars in {jars_dir / folder}: run `make setup` (fetches them with Maven) "
+            f"no jars in {jars_dir / folder}: run `warpspeed setup` (fetches them with Maven) "
             "or point [warpspeed] jars_dir at the folder that holds them"
         )
     return os.pathsep.join([*(str(j) for j in jars), *(str(e) for e in extra)])

@@ -37,6 +37,7 @@ from warpspeed.embedded.process_group import Component, Revival
 from warpspeed.embedded.producer import Producer, ProducerConfig
 from warpspeed.embedded.rest_catalog import RestCatalogServer, catalog_database, rest_catalog_server
 from warpspeed.embedded.s3_server import LocalS3, embedded_s3
+from warpspeed.embedded.server import ServerProcess
 from warpspeed.embedded.sqs_server import LocalSqs, local_sqs
 from warpspeed.embedded.stack import (
     airflow_bin,
@@ -208,6 +209,19 @@ class LiveStack:
             self._spawn(component)
         return component
 
+    @property
+    def servers(self) -> dict[str, ServerProcess]:
+        """Return the servers the supervisor restarts, by name (not a PostgreSQL given to the constructor)."""
+        return dict(self.supervisor.servers) if self.supervisor is not None else {}
+
+    def api_healthy(self, wanted: tuple[str, ...] = ("metadatabase",)) -> bool:
+        """Tell whether the api-server answers its health check, each of ``wanted`` healthy."""
+        try:
+            health = self._request("GET", "/api/v2/monitor/health", timeout=5)
+        except (OSError, urllib.error.URLError, ValueError):
+            return False
+        return all((health.get(k) or {}).get("status") == "healthy" for k in wanted)
+
     def _spawn(self, component: Component) -> None:
         """Start ``component`` from the supervisor's thread (its parent-death signal follows that thread)."""
         assert self.supervisor is not None
@@ -293,12 +307,8 @@ class LiveStack:
             dead = [c.name for c in self.components.values() if not c.alive]
             if dead:
                 raise RuntimeError(f"Airflow component(s) {dead} exited; see {self.home / 'airflow/logs/live'}")
-            try:
-                health = self._request("GET", "/api/v2/monitor/health", timeout=5)
-                if all((health.get(k) or {}).get("status") == "healthy" for k in wanted):
-                    return
-            except (OSError, urllib.error.URLError, ValueError):
-                pass
+            if self.api_healthy(wanted):
+                return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"Airflow not healthy after {timeout:.0f} s; logs in {self.home / 'airflow/logs'}")
             time.sleep(2)

@@ -51,7 +51,8 @@ def postgres_bin_dir() -> Path:
     # find_spec locates the wheel without importing it (its import has side effects we don't need).
     spec = importlib.util.find_spec("pgserver")
     if spec is None or spec.origin is None:
-        raise WarpSpeedError("the embedded PostgreSQL needs the pgserver package: run `make setup`")
+        raise WarpSpeedError("the embedded PostgreSQL needs the pgserver package: install "
+                             "warpspeed-airflow-provider[embedded] (in a checkout: make setup)")
     return Path(spec.origin).resolve().parent / "pginstall" / "bin"
 
 

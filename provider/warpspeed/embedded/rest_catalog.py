@@ -3,7 +3,7 @@
 The servlet is the one of ``org.apache.iceberg.rest.RESTCatalogServer`` (``iceberg-open-api``
 test fixtures, what the official ``apache/iceberg-rest-fixture`` image runs) with a
 ``JdbcCatalog`` on the embedded PostgreSQL, run by our launcher ``WarpspeedRestCatalog``
-(``maven/iceberg-rest/WarpspeedRestCatalog.java``, compiled by ``make setup`` or on first use):
+(``maven/iceberg-rest/WarpspeedRestCatalog.java``, compiled by ``warpspeed setup`` or on first use):
 it listens on 127.0.0.1 only, on the port the state folder recorded, and every request needs
 the state folder's token (``<home>/catalog/rest-token``, 0600) as a bearer token. Error answers
 carry no Java stack. Spark (``RESTCatalog``) and pyiceberg (``rest``) speak to it exactly as to
@@ -102,7 +102,7 @@ def launcher_classes(jars_dir: Path) -> Path:
     if javac is None:
         raise WarpSpeedConfigError(
             f"the embedded REST catalog's launcher is not compiled ({target}) and there is no javac to compile it: "
-            "install a JDK 17 (apt-get install openjdk-17-jdk-headless) and run `make setup`"
+            "install a JDK 17 (apt-get install openjdk-17-jdk-headless) and run `warpspeed setup`"
         )
     tmp = jars_dir / f".{LAUNCHER_DIR}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)

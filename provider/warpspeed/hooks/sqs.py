@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -98,6 +98,14 @@ class SqsIntakeHook(AwsBaseHook):
                     pending.pop(ok["Id"], None)
                     deleted += 1
                 failed = resp.get("Failed", [])
+                gone = _applied_before(resp, failed)
+                if gone:  # botocore retried the call: an attempt whose answer was lost deleted them
+                    self.log.warning("%d deletes were retried by botocore and now name no message: an "
+                                     "attempt whose answer was lost deleted them (or, if stale, they "
+                                     "reappear and are recorded as duplicates)", len(gone))
+                    for entry_id in gone:
+                        pending.pop(entry_id, None)
+                    failed = [f for f in failed if f.get("Id") not in gone]
                 if not pending or (not strict and all(f.get("SenderFault") for f in failed)):
                     break
                 self.log.warning(
@@ -151,6 +159,19 @@ class SqsIntakeHook(AwsBaseHook):
                     for i, h in enumerate(chunk)
                 ],
             )
+
+
+def _applied_before(resp: Mapping[str, Any], failed: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Return the ids of batch entries an earlier, unanswered attempt of the same call may have applied.
+
+    When botocore retried a call (``RetryAttempts`` > 0, e.g. after the connection was reset
+    while the answer was on its way), entries that now fail with ``ReceiptHandleIsInvalid`` were
+    most likely deleted by the attempt whose answer was lost (SQS servers such as ElasticMQ refuse
+    a second delete of a message that no longer exists).
+    """
+    if not resp.get("ResponseMetadata", {}).get("RetryAttempts"):
+        return set()
+    return {str(f["Id"]) for f in failed if f.get("Code") == "ReceiptHandleIsInvalid" and "Id" in f}
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

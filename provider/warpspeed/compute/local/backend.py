@@ -66,7 +66,7 @@ def find_jars(jars_dir: Path) -> list[Path]:
         matches = sorted(jars_dir.glob(pattern))
         if not matches:
             raise WarpSpeedConfigError(
-                f"no {pattern} in {jars_dir}: run `make setup` (fetches the Iceberg Spark runtime, the "
+                f"no {pattern} in {jars_dir}: run `warpspeed setup` (fetches the Iceberg Spark runtime, the "
                 "SQLite JDBC driver and the S3 clients with Maven) or point [warpspeed] jars_dir at them"
             )
         found.append(matches[-1])

@@ -1,4 +1,4 @@
-"""The soak's chaos loop: SIGKILL the scheduler, the triggerer and running task processes.
+"""The soak's chaos loop: SIGKILL Airflow's components, the embedded servers and running task processes.
 
 Generic on purpose (whatever runs a batch: ``spark-submit``, a long-lived job server's client,
 a single-node engine): a *task* is a process two levels under the scheduler (scheduler ->
@@ -10,6 +10,14 @@ it fails, and the next task that needs it starts a new one. A killed scheduler o
 restarted after a short pause, as a supervisor (systemd, Kubernetes) would, with its whole
 process group cleaned up first.
 
+Outages of what the pipeline stands on: a *server* kill (``postgres``, ``catalog``, ``sqs``,
+``s3``) SIGKILLs that embedded server, and the stack's supervisor restarts it on the same port
+(:mod:`warpspeed.embedded.supervisor`); an ``api-server`` or ``dag-processor`` kill SIGKILLs that
+Airflow component, and the live stack's revival starts it again. The loop waits until the victim
+is back (and says how long it took) before anything else is killed. While the SQS server is
+down, the soak's producer holds its sends (``pauses``): it stands for clients outside the system
+under test, whose record of what they sent must stay exact.
+
 Kills are spread so that the pipeline can recover within its retry budget: at least ``min_gap``
 seconds apart, and every task loses at most one try to the chaos (``task_key`` turns the
 supervising worker's title, which names the task try, into the task's identity across tries:
@@ -19,6 +27,7 @@ it counts as a shot at each of them, and it waits for a moment when none of them
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -33,7 +42,22 @@ from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("scheduler", "triggerer", "task", "compute", "engine")
+SERVERS = {"postgres": "postgres", "catalog": "rest-catalog", "sqs": "sqs", "s3": "s3"}
+"""Server kill -> the name of the embedded server it SIGKILLs (its supervisor restarts it)."""
+REVIVED = ("api-server", "dag-processor")
+"""Airflow components the chaos SIGKILLs and leaves to the live stack's revival."""
+ACTIONS = ("scheduler", "triggerer", "task", "compute", "engine", *SERVERS, *REVIVED)
+OUTAGES = (*SERVERS, "api-server")
+"""Kills that fail whatever task runs at the time: each is a shot at every running task."""
+MUST_KILL = ("engine", "postgres", "catalog", "sqs", "s3", "api-server", "dag-processor")
+"""What ``make soak`` kills at least once, in the order a plan of fewer kills keeps them."""
+DEFAULT_WEIGHTS = {"scheduler": 1.0, "triggerer": 1.0, "task": 2.0, "compute": 1.0, "engine": 1.0,
+                   **dict.fromkeys((*SERVERS, *REVIVED), 0.5)}
+
+
+def owed_kills(kills: int, kinds: tuple[str, ...] = MUST_KILL) -> dict[str, int]:
+    """Return the ``at_least`` of a plan of ``kills`` kills: one of each of ``kinds``, as many as fit."""
+    return dict.fromkeys(kinds[:max(kills, 0)], 1)
 
 
 class Killable(Protocol):
@@ -46,6 +70,21 @@ class Killable(Protocol):
     def alive(self) -> bool: ...
 
 
+class KillableServer(Protocol):
+    """What the chaos loop needs of an embedded server (:class:`warpspeed.embedded.server.ServerProcess`)."""
+
+    name: str
+    generation: int
+
+    @property
+    def alive(self) -> bool: ...
+
+    @property
+    def pid(self) -> int | None: ...
+
+    def kill(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class ChaosPlan:
     """How often and what the chaos loop kills.
@@ -55,9 +94,11 @@ class ChaosPlan:
     :param max_gap: seconds between two kills at most.
     :param weights: relative weight of each action in :data:`ACTIONS`.
     :param restart_after: seconds a killed scheduler/triggerer stays down.
+    :param recover_timeout: seconds to wait for a killed server or revived component to be back.
     :param at_least: kills each action must get (e.g. ``{"engine": 1}``): while one is owed, each
         kill slot first waits up to ``owed_wait`` seconds for that action to find a target (the
-        engine running a job), then falls back to the weighted draw.
+        engine running a job), then falls back to the weighted draw, unless every kill left is
+        owed (the slot then passes, and the next one tries the owed actions again).
     """
 
     kills: int = 12
@@ -68,6 +109,7 @@ class ChaosPlan:
     seed: int = 3
     at_least: Mapping[str, int] | None = None
     owed_wait: float = 45.0
+    recover_timeout: float = 300.0
 
     def __post_init__(self) -> None:
         if self.kills < 0 or not 0 < self.min_gap <= self.max_gap:
@@ -119,15 +161,25 @@ def kill_tree(pid: int) -> int:
 class Chaos(threading.Thread):
     """Kill at random moments until :attr:`ChaosPlan.kills` kills were made or stopped.
 
-    :param components: the live stack's components by name (``scheduler``, ``triggerer``).
+    :param components: the live stack's components by name (``scheduler``, ``triggerer``,
+        ``api-server``, ``dag-processor``).
     :param restart: restarts a component by name (``LiveStack.restart``).
+    :param servers: the stack's supervised servers by name (``LiveStack.servers``).
+    :param pauses: action -> a lock held from a kill until the victim is back (the producer's sends).
+    :param ready: action -> whether the revived victim serves again (the api-server's health).
     """
 
     def __init__(self, components: Mapping[str, Killable], restart: Callable[[str], Any], plan: ChaosPlan,
                  task_key: Callable[[str], str] | None = None,
-                 engine_pid: Callable[[], int | None] | None = None) -> None:
+                 engine_pid: Callable[[], int | None] | None = None, *,
+                 servers: Mapping[str, KillableServer] | None = None,
+                 pauses: Mapping[str, threading.Lock] | None = None,
+                 ready: Mapping[str, Callable[[], bool]] | None = None) -> None:
         super().__init__(name="soak-chaos", daemon=True)
         self.components, self.restart, self.plan = components, restart, plan
+        self.servers, self.pauses, self.ready = servers or {}, pauses or {}, ready or {}
+        self.recovered: dict[str, list[float]] = {}
+        """Action -> seconds each of its victims took to be back."""
         self.engine_pid = engine_pid or (lambda: None)
         self.task_key = task_key or (lambda title: title)
         self.rng = random.Random(plan.seed)
@@ -170,6 +222,8 @@ class Chaos(threading.Thread):
             return self._strike_component(action)
         if action == "engine":
             return self._strike_engine()
+        if action in SERVERS or action in REVIVED:
+            return self._strike_server(action) if action in SERVERS else self._strike_revived(action)
         candidates = self._targets(action)
         if not candidates:
             return False
@@ -213,6 +267,57 @@ class Chaos(threading.Thread):
         self._note("engine", f"SIGKILL warm Spark engine process group {pid}")
         return True
 
+    def _spare(self, action: str) -> bool:
+        """Tell whether an outage must wait (a running task already lost a try); else shoot every running task."""
+        if action not in OUTAGES:
+            return False
+        victims = {key for _, _, key in self._running()}
+        if victims & self.shot_tasks:
+            return True
+        self.shot_tasks |= victims
+        return False
+
+    def _strike_server(self, action: str) -> bool:
+        """SIGKILL an embedded server; wait until its supervisor has it serving on its port again."""
+        server = self.servers.get(SERVERS[action])
+        if server is None or not server.alive or self._spare(action):
+            return False
+        before, pid = server.generation, server.pid
+        with self.pauses.get(action) or contextlib.nullcontext():
+            server.kill()
+            self._note(action, f"SIGKILL {action} server pid {pid}")
+            self._await(action, lambda: server.alive and server.generation > before)
+        return True
+
+    def _strike_revived(self, action: str) -> bool:
+        """SIGKILL an Airflow component; wait until the live stack's revival has it running (and ready) again."""
+        component = self.components.get(action)
+        if component is None or not component.alive or self._spare(action):
+            return False
+        old = component.proc
+        os.kill(old.pid, signal.SIGKILL)
+        self._note(action, f"SIGKILL {action} pid {old.pid}")
+        ready = self.ready.get(action, lambda: True)
+        self._await(action, lambda: component.proc is not old and component.alive and ready())
+        return True
+
+    def _await(self, action: str, back: Callable[[], bool]) -> None:
+        """Wait up to :attr:`ChaosPlan.recover_timeout` for ``back``; note how long the outage lasted."""
+        started = time.monotonic()
+        while time.monotonic() - started < self.plan.recover_timeout:
+            with suppress(Exception):  # a probe of a restarting service may fail: look again
+                if back():
+                    took = time.monotonic() - started
+                    self.recovered.setdefault(action, []).append(round(took, 1))
+                    self.log.append(f"{time.strftime('%H:%M:%S')} {action} back after {took:.1f} s")
+                    if action in OUTAGES:  # tasks started during the outage may have failed too
+                        with suppress(Exception):
+                            self.shot_tasks |= {key for _, _, key in self._running()}
+                    return
+            time.sleep(1.0)
+        self.log.append(f"{time.strftime('%H:%M:%S')} {action} NOT back after {self.plan.recover_timeout:.0f} s")
+        log.warning("chaos: %s not back after %.0f s", action, self.plan.recover_timeout)
+
     def _note(self, action: str, what: str) -> None:
         self.kills[action] += 1
         self.log.append(f"{time.strftime('%H:%M:%S')} {what}")
@@ -222,30 +327,42 @@ class Chaos(threading.Thread):
         """Return the actions that still owe kills to :attr:`ChaosPlan.at_least`."""
         return [a for a, n in sorted((self.plan.at_least or {}).items()) if self.kills[a] < n]
 
+    def _owed_count(self) -> int:
+        """Return how many kills :attr:`ChaosPlan.at_least` still owes."""
+        return sum(max(0, n - self.kills[a]) for a, n in (self.plan.at_least or {}).items())
+
     def _strike_owed(self) -> bool:
         """Try the owed actions for up to :attr:`ChaosPlan.owed_wait` seconds; return whether one struck."""
         deadline = time.monotonic() + self.plan.owed_wait
         while self.owed() and not self.stopped.is_set():
-            if any(self.strike(action) for action in self.owed()):
+            if any(self._try(action) for action in self.owed()):
                 return True
             if time.monotonic() > deadline:
                 return False
             self.stopped.wait(1.0)
         return False
 
+    def _try(self, action: str) -> bool:
+        """Strike ``action``; a failure to look (the REST API down, a process gone) is a miss, not the end."""
+        try:
+            return self.strike(action)
+        except Exception as err:
+            log.warning("chaos: %s missed: %s", action, err)
+            return False
+
     def run(self) -> None:
         """Kill until the plan's count is reached; retry an action with nothing to kill a bit later."""
-        weights = self.plan.weights or {"scheduler": 1, "triggerer": 1, "task": 2, "compute": 1, "engine": 1}
+        weights = self.plan.weights or DEFAULT_WEIGHTS
         actions = [a for a in ACTIONS if weights.get(a, 0) > 0]
         try:
             while self.total < self.plan.kills and not self.stopped.wait(
                     self.rng.uniform(self.plan.min_gap, self.plan.max_gap)):
-                if self._strike_owed():
-                    continue
+                if self._strike_owed() or self._owed_count() >= self.plan.kills - self.total:
+                    continue  # the slots left are the owed kills': none goes to another action
                 # several tries: a task or compute process may not be running at this moment
                 for _ in range(40):
                     action = self.rng.choices(actions, [weights[a] for a in actions])[0]
-                    if self.stopped.is_set() or self.strike(action):
+                    if self.stopped.is_set() or self._try(action):
                         break
                     self.stopped.wait(1.5)
         except BaseException as err:

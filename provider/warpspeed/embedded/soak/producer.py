@@ -131,6 +131,10 @@ class SoakProducer(threading.Thread):
     """Send :class:`SoakLoad` over its windows, appending every message to ``record_path``.
 
     :param send: sends ``[(body, ...)]`` and returns the SQS message ids in order (raises on failure).
+
+    Each send holds :attr:`lock`: whoever takes the SQS server down holds it for the outage, so a
+    send never meets a dead server and the record stays exact (the producer is no part of the
+    system under test).
     """
 
     def __init__(self, send: Callable[[list[str]], list[str]], tenants: list[str], load: SoakLoad,
@@ -144,6 +148,7 @@ class SoakProducer(threading.Thread):
         self.sent: list[SentMessage] = []
         self.earlier: list[tuple[str, SentMessage]] = []  # (body, record) of valid requests sent before
         self.error: BaseException | None = None
+        self.lock = threading.Lock()
         self._count = self._cursor = 0
         # every (tenant, model) pair once, in a random order, walked cyclically across sends: a
         # window's requests are distinct pairs as long as it holds fewer requests than pairs
@@ -198,7 +203,8 @@ class SoakProducer(threading.Thread):
     def send_chunk(self, index: int) -> None:
         """Send one chunk, then record each message with its SQS message id."""
         items = self.chunk(index)
-        ids = self.send([body for body, _ in items])
+        with self.lock:
+            ids = self.send([body for body, _ in items])
         at = datetime.now(UTC).isoformat()
         records = [SentMessage(**(asdict(rec) | {"message_id": mid, "sent_at": at}))
                    for (_, rec), mid in zip(items, ids, strict=True)]

@@ -4,7 +4,9 @@
 ``SOAK {json}`` and exits 1 when anything was lost, scored twice, dead-lettered without a
 reason or unaccounted for. Settings come from the environment (``SOAK_REQUESTS``,
 ``SOAK_WINDOWS``, ``SOAK_KILLS``, ``SOAK_FAULT_RATE`` for SQS, ``SOAK_S3_FAULT_RATE`` for S3); the state folder is
-``$WARPSPEED_HOME/soak`` (kept for inspection, replaced on the next run).
+``$WARPSPEED_HOME/soak`` (kept for inspection, replaced on the next run). The chaos kills at
+least once each of :data:`~warpspeed.embedded.soak.chaos.MUST_KILL` (the warm engine mid-batch,
+every embedded server, the api-server and the dag-processor) when ``SOAK_KILLS`` allows.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from warpspeed.config.s3 import COMPONENTS, STACK
 from warpspeed.embedded.live import SCORING_DAG, LiveStack
 from warpspeed.embedded.s3_proxy import S3Faults
 from warpspeed.embedded.soak.audit import SoakReport, audit
-from warpspeed.embedded.soak.chaos import Chaos, ChaosPlan
+from warpspeed.embedded.soak.chaos import Chaos, ChaosPlan, owed_kills
 from warpspeed.embedded.soak.evidence import gather
 from warpspeed.embedded.soak.fault_proxy import FaultProxy
 from warpspeed.embedded.soak.producer import SoakLoad, SoakProducer, read_sent, sqs_sender
@@ -62,6 +64,9 @@ class SoakConfig:
     :param load: what the producer sends.
     :param chaos: what the chaos loop kills.
     :param fault_rate: share of the pipeline's SQS calls failed by the proxy.
+    :param reply_lost_share: share of the faults of calls that change the queue (send, delete,
+        change visibility, receive) that are "applied, reply lost" (forwarded, then the
+        connection reset) rather than answered errors.
     :param s3_fault_rate: share of the pipeline's S3 requests (every component's but the soak's own)
         answered 503 SlowDown, reset or delayed by the counting proxy in front of the S3 server.
     :param min_windows: scoring windows (runs) that must have collected before the audit.
@@ -74,6 +79,7 @@ class SoakConfig:
     load: SoakLoad = field(default_factory=SoakLoad)
     chaos: ChaosPlan = field(default_factory=ChaosPlan)
     fault_rate: float = 0.1
+    reply_lost_share: float = 0.4
     s3_fault_rate: float = 0.02
     min_windows: int = 10
     drain_timeout: float = 1200.0
@@ -171,7 +177,7 @@ def run_soak(home: Path, config: SoakConfig, **stack_kwargs: Any) -> SoakReport:
     record = home / "soak" / "sent.jsonl"
     record.parent.mkdir(parents=True, exist_ok=True)
     record.unlink(missing_ok=True)
-    with FaultProxy(fault_rate=config.fault_rate) as proxy:
+    with FaultProxy(fault_rate=config.fault_rate, reply_lost_share=config.reply_lost_share) as proxy:
 
         def through_proxy(sqs: LocalSqs) -> dict[str, str]:
             proxy.upstream = sqs.endpoint_url
@@ -193,7 +199,8 @@ def run_soak(home: Path, config: SoakConfig, **stack_kwargs: Any) -> SoakReport:
             producer = SoakProducer(sqs_sender(stack.sqs.client(), stack.sqs.queue_url), stack.tenants,
                                     config.load, record, config.window_minutes)
             chaos = Chaos(stack.components, stack.restart, config.chaos, task_key_resolver(stack),
-                          engine_pid=lambda: busy_engine_pid(stack.home))
+                          engine_pid=lambda: busy_engine_pid(stack.home), servers=stack.servers,
+                          pauses={"sqs": producer.lock}, ready={"api-server": stack.api_healthy})
             s3 = stack.s3.proxy if stack.s3 is not None else None
             if s3 is not None:  # every component's requests but the soak's own (seeding, auditing)
                 s3.set_faults(S3Faults(rate=config.s3_fault_rate, components=S3_FAULTED))
@@ -211,8 +218,11 @@ def run_soak(home: Path, config: SoakConfig, **stack_kwargs: Any) -> SoakReport:
             _say(f"producer done: {len(producer.sent)} messages; draining")
             deadline = time.monotonic() + config.drain_timeout
             while True:
-                runs = stack.dag_runs()
-                done, status = _drained(stack, stopped_at)
+                try:
+                    runs = stack.dag_runs()
+                    done, status = _drained(stack, stopped_at)
+                except Exception as err:  # a server or the api-server the chaos killed is not back yet
+                    runs, done, status = [], False, f"cannot look ({type(err).__name__}: {err})"
                 finished = [r for r in runs if r["state"] in ("success", "failed")]
                 chaos_done = chaos.total >= config.chaos.kills or chaos.error is not None
                 if done and chaos_done and len(finished) >= config.min_windows:
@@ -225,7 +235,7 @@ def run_soak(home: Path, config: SoakConfig, **stack_kwargs: Any) -> SoakReport:
                 _say(f"{status}; runs finished {len(finished)}; kills {chaos.total}")
                 time.sleep(10)
             chaos.stopped.set()
-            chaos.join(timeout=60)
+            chaos.join(timeout=config.chaos.recover_timeout + 60)  # an outage under way ends first
             stack.api("PATCH", "/api/v2/dags/warpspeed_scoring", {"is_paused": True})
             if s3 is not None:
                 s3.set_faults(S3Faults())
@@ -242,8 +252,10 @@ def run_soak(home: Path, config: SoakConfig, **stack_kwargs: Any) -> SoakReport:
                 faults=proxy.injected,
             )
         report = audit(evidence)
-        report.figures["kills_by_kind"] = dict(chaos.kills)
+        report.figures["kills_by_kind"] = dict(sorted(chaos.kills.items()))
+        report.figures["recovered_s"] = dict(sorted(chaos.recovered.items()))
         report.figures["sqs_calls"] = proxy.calls
+        report.figures["sqs_faults_by_kind"] = proxy.by_kind()
         if s3 is not None:
             report.figures["s3_requests"] = s3.requests
             report.figures["s3_faults"] = sum(s3.injected.values())
@@ -258,9 +270,10 @@ def config_from_env(env: dict[str, str] | None = None) -> SoakConfig:
     kills = int(env.get("SOAK_KILLS", "12"))
     return SoakConfig(
         load=SoakLoad(requests=int(env.get("SOAK_REQUESTS", "5000")), windows=windows),
-        # at least one kill of the warm engine while it runs a Spark batch (the Spark lane)
+        # at least one kill of the warm engine while it runs a Spark batch (the Spark lane), and of
+        # each server and the api-server and dag-processor (as many of them as the kills allow)
         chaos=ChaosPlan(kills=kills, min_gap=25, max_gap=max(30, windows * 60 * 0.8 / max(kills, 1)),
-                        at_least={"engine": 1} if kills else None),
+                        at_least=owed_kills(kills) or None),
         fault_rate=float(env.get("SOAK_FAULT_RATE", "0.1")),
         s3_fault_rate=float(env.get("SOAK_S3_FAULT_RATE", "0.02")),
         min_windows=windows,
