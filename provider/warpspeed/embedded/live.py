@@ -76,9 +76,7 @@ class LiveStack:
         Airflow components reach it (``make soak`` points them at a fault-injecting proxy).
     :param tenants: tenants to seed in the features table; None: the producer's (4 without one).
     :param accounts: (fewest, spread) accounts per seeded tenant (see :func:`seed.accounts_for`).
-    :param seed_data: seeds the tables, models and features of the tenants (given them and
-        ``accounts``) where the stack's settings put them; None: the embedded catalog and folders
-        of ``home`` (``make rehearsal`` seeds its Glue catalog and S3 server instead).
+    :param seed_data: seeds the tenants' tables, models and features elsewhere (``make rehearsal``); None: ``home``'s.
     :param revive: restart an Airflow component that exits on its own (the scheduler and the
         triggerer exit when PostgreSQL restarts), after 5 s, then 10 s, 20 s... at most 60 s.
 
@@ -113,8 +111,7 @@ class LiveStack:
         self.db_url = db_url
         self.postgres = postgres
         self.sqs_env = sqs_env
-        self.seed_tenants, self.seed_accounts = tenants, accounts
-        self.seed_data = seed_data
+        self.seed_tenants, self.seed_accounts, self.seed_data = tenants, accounts, seed_data
         self.catalog: RestCatalogServer | None = None
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.components: dict[str, Component] = {}
@@ -256,14 +253,12 @@ class LiveStack:
         from warpspeed.config.settings import WarpSpeedSettings
         from warpspeed.ledger.tables import ensure_tables
 
-        count = self.seed_tenants or (self.producer_config.tenants if self.producer_config else 4)
-        self.tenants = seed.tenant_ids(count)
+        self.tenants = seed.tenant_ids(self.seed_tenants or (self.producer_config or ProducerConfig(tenants=4)).tenants)
         if self.seed_data is not None:
             self.seed_data(self.tenants, self.seed_accounts)
             return
         settings = WarpSpeedSettings.from_mapping({"home": str(self.home)})
-        catalog = settings.catalog.load()
-        ensure_tables(catalog)
+        ensure_tables(catalog := settings.catalog.load())
         seed.publish_seed_models(settings.storage_prefix, settings.storage())
         base, spread = self.seed_accounts
         seed.write_features(catalog, seed.feature_rows(self.tenants, base=base, spread=spread))
