@@ -13,7 +13,7 @@ export WARPSPEED_WORKLOADS_FILE ?= $(CURDIR)/dags/config/workloads.yaml
 
 WINDOW_MINUTES ?= 2
 
-.PHONY: setup demo airflow soak test lint typecheck unit integration live bench clean chromium wheel-smoke
+.PHONY: setup demo airflow rehearsal soak test lint typecheck unit integration live bench bench-rehearsal clean chromium wheel-smoke
 
 setup: $(VENV)/.installed $(JARS)/.fetched $(JARS)/iceberg-rest-launcher/source.sha256
 
@@ -54,6 +54,14 @@ demo: setup
 airflow: setup
 	WINDOW_MINUTES=$(WINDOW_MINUTES) $(PY) -m warpspeed.embedded.live
 
+# The production rehearsal (docs/emr.md): `make airflow` with compute_backend = emr on an EMR and Glue
+# control plane (moto, emulated), S3Proxy and a Spark standalone cluster on loopback; every step's command
+# line runs as EMR would run it. WINDOW_MINUTES (default 5); REHEARSAL_IDLE_SECONDS shortens the profiles'
+# idle auto-termination. A Spot loss on request: `.venv/bin/python -m warpspeed.embedded.rehearsal spot`.
+REHEARSAL_WINDOW_MINUTES ?= 5
+rehearsal: setup
+	WINDOW_MINUTES=$(REHEARSAL_WINDOW_MINUTES) $(PY) -m warpspeed.embedded.rehearsal
+
 # The live stack under hostile load (5,000 requests over 10 one-minute windows, 6% hostile, 6%
 # re-sent), SIGKILLs of scheduler/triggerer/tasks and SQS faults, then an audit: prints
 # `SOAK {json}`, exits 1 if anything was lost, scored twice or dead-lettered without a reason.
@@ -93,6 +101,11 @@ test: setup chromium
 
 bench: setup
 	$(PY) benchmarks/run.py
+
+# rehearsal_window_seconds and rehearsal_vs_local_window (benchmarks/slow/): one window through the EMR
+# backend on the rehearsal vs the local warm engine. Minutes and a rehearsal of its own, so not in `make bench`.
+bench-rehearsal: setup
+	$(PY) benchmarks/run.py --slow rehearsal
 
 # Build the wheel, install it into a fresh venv under /tmp and run the demo's DAG from a copy of dags/.
 wheel-smoke: setup

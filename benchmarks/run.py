@@ -3,6 +3,9 @@
 Each module exposes ``run() -> Iterable[dict]`` yielding figures with ``name``, ``value``,
 ``unit`` and ``note``. Figures compare things measured side by side in this one run; no
 threshold is asserted here. ``python benchmarks/run.py planner`` runs only matching modules.
+
+``benchmarks/slow/bench_*.py`` run only with ``--slow`` (``make bench-rehearsal``): each needs
+minutes and a rehearsal of its own, too much for ``make bench`` and for ``make test``'s smoke runs.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ HERE = Path(__file__).resolve().parent
 def main(argv: list[str]) -> int:
     """Run the selected benchmark modules; exit 1 if any of them raised."""
     failed = 0
-    for path in sorted(HERE.glob("bench_*.py")):
+    folder = HERE / "slow" if "--slow" in argv else HERE
+    argv = [a for a in argv if a != "--slow"]
+    for path in sorted(folder.glob("bench_*.py")):
         if argv and not any(word in path.stem for word in argv):
             continue
         spec = importlib.util.spec_from_file_location(path.stem, path)

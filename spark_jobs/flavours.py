@@ -2,8 +2,9 @@
 
 ``expression``: a JSON logistic model (:mod:`spark_jobs.models`) compiled to Spark SQL.
 ``mlflow``: any MLflow pyfunc model; the driver fetches it once (``file://`` by copy, ``s3://``,
-``models:/`` with a registry), reads its inputs from ``MLmodel``, ships it with
-``SparkContext.addFile``, and executors load it once per Python worker process
+``models:/`` with a registry), reads its inputs from ``MLmodel``, ships it as a zip with
+``SparkContext.addArchive`` (Spark refuses ``addFile`` of a local folder on any master but
+``local``: YARN on EMR, standalone), and executors load it once per Python worker process
 (:func:`warm_pyfunc_models` before scoring, :func:`cached_pyfunc`).
 ``spark_ml``: a saved Spark ML ``PipelineModel``.
 
@@ -118,14 +119,26 @@ def _load_mlflow(spark: Any, common: dict[str, Any], declared: tuple[str, ...]) 
     executors' Python workers, which keep it for scoring.
     """
     model, version, uri = common["model"], common["version"], common["uri"]
-    # a name unique to this run: SparkContext.addFile ships the folder under its base name
     from spark_jobs.jobio import copy_to_local
 
     path = fetch_mlflow_model(model, version, uri, tempfile.mkdtemp(prefix="warpspeed-models-"),
                               lambda src, dst: copy_to_local(spark, src, dst))
     inputs, types = mlflow_inputs(model, version, uri, path, declared)
-    spark.sparkContext.addFile(path, recursive=True)
-    return LoadedModel(**common, inputs=inputs, input_types=types, shipped_name=os.path.basename(path))
+    archive = ship_folder(spark, path)
+    return LoadedModel(**common, inputs=inputs, input_types=types, shipped_name=archive)
+
+
+def ship_folder(spark: Any, path: str) -> str:
+    """Ship a local folder to every executor as a zip; return the name ``SparkFiles.get`` unpacks it under.
+
+    ``SparkContext.addFile(folder, recursive=True)`` works on a ``local`` master only: YARN (EMR)
+    and standalone masters refuse a local directory (``UNSUPPORTED_ADD_FILE.LOCAL_DIRECTORY``).
+    ``addArchive`` ships a file, which every master takes, and unpacks it on each node. The name
+    is unique to this run (the folder's).
+    """
+    archive = shutil.make_archive(path, "zip", root_dir=path)
+    spark.sparkContext.addArchive(archive)
+    return os.path.basename(archive)
 
 
 def fetch_mlflow_model(model: str, version: str, uri: str, folder: str,

@@ -101,6 +101,14 @@ class ComputeBackend(ABC):
     def cancel(self, cluster: ClusterRef, job_ids: Sequence[str]) -> None:
         """Cancel jobs this process started that are still running (``on_kill``)."""
 
+    def explain(self, cluster: ClusterRef, statuses: Sequence[StepStatus]) -> list[StepStatus]:
+        """Return the final statuses with what the backend knows of why jobs that did not complete ended.
+
+        The default knows nothing more than the statuses say; EMR adds why a failed cluster took
+        its steps down (:meth:`warpspeed.compute.emr.backend.EmrComputeBackend.explain`).
+        """
+        return list(statuses)
+
     def links(self, cluster: ClusterRef) -> dict[str, Any] | None:
         """Return what the UI links of a cluster need (region, log URI), or None when it has none."""
         return None
@@ -115,4 +123,5 @@ class ComputeBackend(ABC):
             resubmit=lambda lost: self.start(cluster, [jobs[i] for i in lost], on_demand_only=True),
             wait=lambda step_ids: self.wait(cluster, step_ids),
         )
+        flow.restate(self.explain(cluster, flow.finals()))
         return flow.outcomes()

@@ -207,6 +207,13 @@ class JobFlow:
             raise ComputeError(f"steps {self.running} have not ended")
         return ended
 
+    def restate(self, finals: Sequence[StepStatus]) -> None:
+        """Replace every job's final status (in job order), e.g. with the backend's explanation of failures."""
+        if len(finals) != len(self.jobs):
+            raise ComputeError(f"{len(finals)} statuses for {len(self.jobs)} jobs")
+        for job, status in zip(self.jobs, finals, strict=True):
+            job.final = status
+
     def outcomes(self, now: datetime | None = None) -> list[JobOutcome]:
         """Return every job's outcome; a job that did not measure its run time is charged the time since the start."""
         seconds = ((now or datetime.now(UTC)) - self.started_at).total_seconds()

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from warpspeed.config.spark_properties import spark_defaults_problems
 from warpspeed.exceptions import WarpSpeedConfigError
 
 DEFAULT_RELEASE = "emr-7.14.0"
@@ -340,6 +341,8 @@ class ClusterProfile:
         for key in self.tags:
             if key.startswith("warpspeed:"):
                 raise config_error(src, f"{path}.tags.{key}", "uses the reserved warpspeed: prefix")
+        for key, why in spark_defaults_problems(self.spark_defaults).items():
+            raise config_error(src, f"{path}.spark_defaults.{key}", why)
 
     @property
     def python_version(self) -> tuple[int, int] | None:

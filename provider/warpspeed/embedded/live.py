@@ -76,6 +76,7 @@ class LiveStack:
         Airflow components reach it (``make soak`` points them at a fault-injecting proxy).
     :param tenants: tenants to seed in the features table; None: the producer's (4 without one).
     :param accounts: (fewest, spread) accounts per seeded tenant (see :func:`seed.accounts_for`).
+    :param seed_data: seeds the tenants' tables, models and features elsewhere (``make rehearsal``); None: ``home``'s.
     :param revive: restart an Airflow component that exits on its own (the scheduler and the
         triggerer exit when PostgreSQL restarts), after 5 s, then 10 s, 20 s... at most 60 s.
 
@@ -98,6 +99,7 @@ class LiveStack:
         sqs_env: Callable[[LocalSqs], dict[str, str]] | None = None,
         tenants: int | None = None,
         accounts: tuple[int, int] = (2000, 3000),
+        seed_data: Callable[[list[str], tuple[int, int]], object] | None = None,
         revive: bool = True,
     ) -> None:
         self.home = home.resolve()
@@ -109,7 +111,7 @@ class LiveStack:
         self.db_url = db_url
         self.postgres = postgres
         self.sqs_env = sqs_env
-        self.seed_tenants, self.seed_accounts = tenants, accounts
+        self.seed_tenants, self.seed_accounts, self.seed_data = tenants, accounts, seed_data
         self.catalog: RestCatalogServer | None = None
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.components: dict[str, Component] = {}
@@ -251,12 +253,13 @@ class LiveStack:
         from warpspeed.config.settings import WarpSpeedSettings
         from warpspeed.ledger.tables import ensure_tables
 
+        self.tenants = seed.tenant_ids(self.seed_tenants or (self.producer_config or ProducerConfig(tenants=4)).tenants)
+        if self.seed_data is not None:
+            self.seed_data(self.tenants, self.seed_accounts)
+            return
         settings = WarpSpeedSettings.from_mapping({"home": str(self.home)})
-        catalog = settings.catalog.load()
-        ensure_tables(catalog)
+        ensure_tables(catalog := settings.catalog.load())
         seed.publish_seed_models(settings.storage_prefix, settings.storage())
-        count = self.seed_tenants or (self.producer_config.tenants if self.producer_config else 4)
-        self.tenants = seed.tenant_ids(count)
         base, spread = self.seed_accounts
         seed.write_features(catalog, seed.feature_rows(self.tenants, base=base, spread=spread))
 

@@ -89,10 +89,11 @@ class FlowOperator(ComputeOperator):
         def defer(running: list[str]) -> Any:
             ref = cluster()
             self.log.info("%d jobs running on %s; deferring", len(running), ref.cluster_id)
+            state = pending()
             self.defer(
-                trigger=self.backend.wait_trigger(ref, running, poll_interval=self.poll_interval),
+                trigger=self.backend.wait_trigger(ref, running, poll_interval=self.poll_interval).echoing(state),
                 method_name="execute_complete",
-                kwargs={"pending": pending()},
+                kwargs={"pending": state},
                 timeout=timeout,
             )
 
@@ -115,7 +116,9 @@ class FlowOperator(ComputeOperator):
     ) -> tuple[Mapping[str, Any], list[StepStatus]]:
         """Check the trigger's event and the deferred state; return the state and the event's statuses.
 
-        :param pending: what the task deferred with; its ``flow`` is :meth:`JobFlow.to_dict`'s.
+        :param pending: what the task deferred with; its ``flow`` is :meth:`JobFlow.to_dict`'s. When it
+            is missing, the event's ``echo`` (the same state, carried by the trigger) stands in:
+            ``airflow dags test`` resumes a task with the trigger's event alone.
         :param cluster: the cluster the task deferred on (read once ``pending`` is known to hold a flow).
         :param what: what was waited for, for the error (``steps``, ``maintenance of t``).
         :raises ComputeError: on an error event, one without steps or about another cluster, or a
@@ -123,6 +126,8 @@ class FlowOperator(ComputeOperator):
         """
         failed = f"waiting for {what} failed"
         checked = checked_event(event, status="done", failed=failed, error=ComputeError)
+        if (not pending or "flow" not in pending) and isinstance(checked.get("echo"), Mapping):
+            pending = checked["echo"]
         statuses = [StepStatus.from_dict(s) for s in checked.get("steps") or ()]
         if not statuses:
             raise ComputeError(f"{failed}: the trigger event lacks steps: {checked!r}")

@@ -208,6 +208,7 @@ class ScoreBatchesOperator(FlowOperator):
 
         self.run_flow(lambda: cluster, state.flow, statuses, resubmit=resubmit, pending=state.to_dict,
                       timeout=DEFER_TIMEOUT)
+        state.flow.restate(self.backend.explain(cluster, state.flow.finals()))  # a failed cluster's reason
         return self._record(cluster, state)
 
     def _record(self, cluster: ClusterRef, state: ScoreState) -> list[str]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from airflow.triggers.base import TriggerEvent
 from asgiref.sync import sync_to_async
@@ -29,6 +30,7 @@ class EmrStepsTrigger(DeclaredTrigger):
     :param log_uri: the cluster's log URI (to point at each step's logs).
     :param poll_interval: seconds before the second poll.
     :param max_poll_interval: longest wait between polls.
+    :param echo: JSON the task deferred with, returned in every event (see :meth:`echoing`).
     """
 
     cluster_id: str
@@ -38,10 +40,23 @@ class EmrStepsTrigger(DeclaredTrigger):
     log_uri: str | None = None
     poll_interval: float = 30.0
     max_poll_interval: float = 300.0
+    echo: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.step_ids = list(self.step_ids)
+
+    def echoing(self, state: dict[str, Any]) -> EmrStepsTrigger:
+        """Return this trigger carrying ``state`` (what the task deferred with) into its events.
+
+        The triggerer hands a resumed task the deferral's kwargs plus the event; ``airflow dags
+        test`` (Airflow 3.3, triggers run in line) hands it the event alone, so a task that keeps
+        its flow in the kwargs would lose it there. With the state in the event, both resume.
+        """
+        return replace(self, echo=dict(state))
+
+    def _event(self, payload: dict[str, Any]) -> TriggerEvent:
+        return TriggerEvent(payload | ({"echo": self.echo} if self.echo is not None else {}))
 
     def hook(self) -> EmrPoolHook:
         """Build the EMR hook (in the triggerer process)."""
@@ -55,11 +70,11 @@ class EmrStepsTrigger(DeclaredTrigger):
             try:
                 states = await sync_to_async(hook.step_states)(self.cluster_id, self.step_ids, self.log_uri)
             except Exception as err:
-                yield TriggerEvent({"status": "error", "cluster_id": self.cluster_id, "message": str(err)})
+                yield self._event({"status": "error", "cluster_id": self.cluster_id, "message": str(err)})
                 return
             pending = [s for s in states if not s.terminal]
             if not pending:
-                yield TriggerEvent(
+                yield self._event(
                     {"status": "done", "cluster_id": self.cluster_id, "steps": [s.to_dict() for s in states]}
                 )
                 return

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from warpspeed.compute.base import ClusterRef, ComputeBackend, SparkJob, StepStatus
+from warpspeed.compute.emr.failures import cluster_failure
 from warpspeed.compute.emr.lease import PoolLease, lease_for
 from warpspeed.compute.emr.pool import ClusterPool
 from warpspeed.compute.emr.request import build_run_job_flow_request
@@ -283,6 +285,31 @@ class EmrComputeBackend(ComputeBackend):
             log_uri=self.hook.log_uri(cluster.cluster_id),
             poll_interval=poll_interval,
         )
+
+    def explain(self, cluster: ClusterRef, statuses: Sequence[StepStatus]) -> list[StepStatus]:
+        """Add why the cluster failed to the steps it took down (one DescribeCluster, only if a step did not complete).
+
+        A step of a cluster whose bootstrap failed, or that lost its instances, ends CANCELLED (or
+        FAILED) with nothing of its own to say; the cluster's reason, in the terms of its profile
+        (:func:`warpspeed.compute.emr.failures.cluster_failure`), becomes the step's reason.
+        """
+        if all(s.succeeded or (s.state == "FAILED" and s.message) for s in statuses):
+            return list(statuses)
+        why = cluster_failure(self.hook.describe(cluster.cluster_id), self.profile_of(cluster), self._read_log)
+        if why is None:
+            return list(statuses)
+        return [s if s.succeeded or (s.state == "FAILED" and s.message) else replace(s, reason=why)
+                for s in statuses]
+
+    def _read_log(self, uri: str) -> str | None:
+        """Return a gzipped log object's text, or None when it cannot be read (not uploaded yet)."""
+        import gzip
+
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        try:
+            return gzip.decompress(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()).decode(errors="replace")
+        except Exception:  # a missing log must not hide the cluster's reason
+            return None
 
     def cancel(self, cluster: ClusterRef, job_ids: Sequence[str]) -> None:
         """Cancel the steps (those already ended are left as they are by EMR)."""

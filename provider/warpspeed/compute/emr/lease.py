@@ -6,7 +6,8 @@ workload with a lease under the storage prefix:
 * ``s3://`` prefix: ``<prefix>/locks/emr/<workload>.lease`` taken with an S3 conditional
   write (``PutObject If-None-Match: *``). A lease older than its TTL (the holder died) is
   taken over with ``If-Match: <etag>``, a compare-and-swap, so two waiters cannot both take
-  it; release is ``DeleteObject If-Match: <etag>``.
+  it; release is ``DeleteObject If-Match: <etag>`` (on a server without conditional deletes, a
+  conditional write that expires the lease in place).
 * local prefix (tests, single host): ``fcntl.flock`` on ``<prefix>/locks/emr/<workload>.lock``.
 """
 
@@ -155,12 +156,27 @@ class S3Lease:
         try:
             yield
         finally:
-            try:
-                self.client.delete_object(Bucket=self.bucket, Key=key, IfMatch=etag)
-            except ClientError as err:
-                if not self._conflict(err):
-                    raise
-                # Our lease expired and someone took it over: theirs now, leave it.
+            self._release(key, etag)
+
+    def _release(self, key: str, etag: str) -> None:
+        """Delete our lease if it is still ours; where conditional deletes are missing, expire it in place."""
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key, IfMatch=etag)
+            return
+        except ClientError as err:
+            if self._conflict(err):
+                return  # our lease expired and someone took it over: theirs now, leave it
+            if err.response.get("Error", {}).get("Code") != "NotImplemented":
+                raise
+        # An S3-compatible server without conditional deletes (S3Proxy 4.0 answers 501; AWS has them
+        # since 2025-09-16): a conditional write marks the lease expired, which the next taker takes
+        # over as it takes over a dead holder's. An unconditional delete could remove a successor's.
+        released = {"owner": self.owner, "token": "released", "expires_at": "1970-01-01T00:00:00+00:00"}
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=json.dumps(released).encode(), IfMatch=etag)
+        except ClientError as err:
+            if not self._conflict(err):
+                raise
 
 
 def lease_for(storage_prefix: str, s3_client_factory: Callable[[], Any] | None = None) -> PoolLease:
