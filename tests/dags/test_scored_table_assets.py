@@ -21,7 +21,6 @@ from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.stack import DAGS_TEST_ENV, airflow_bin, airflow_env
 from warpspeed.intake.schema import ScoringRequest
 from warpspeed.ledger.tables import ensure_tables
-from warpspeed.storage.documents import LocalStorage
 from warpspeed.window.manifests import PLAN_SCHEMA, BatchManifest, BatchRun, WindowLayout, window_id_for
 
 pytestmark = pytest.mark.integration
@@ -57,7 +56,7 @@ def _airflow(*args: str, env: dict[str, str]) -> str:
 
 def _window_with_one_batch(settings: WarpSpeedSettings, scores_table: str) -> str:
     """Write the documents of a window whose one batch wrote 2 x 40 rows to ``scores_table``; return its run URI."""
-    storage, layout = LocalStorage(), WindowLayout(settings.storage_prefix, window_id_for(WINDOW))
+    storage, layout = settings.storage(), WindowLayout(settings.storage_prefix, window_id_for(WINDOW))
     members = tuple(ScoringRequest(f"r{i}", f"t{i}", "churn_risk", "v1", "crm", WINDOW.isoformat(), "normal", 40)
                     for i in range(2))
     manifest = BatchManifest("crm-1", layout.window_id, "crm", members, 80, "file:///models",
