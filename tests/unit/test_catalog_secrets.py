@@ -20,7 +20,7 @@ TOKEN = "t0ken-of-the-state-folder-0123456789"
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> WarpSpeedSettings:
+def fake_home(tmp_path: Path) -> WarpSpeedSettings:
     """Settings on a state folder whose embedded catalog 'runs': endpoint and token files as the server writes them."""
     token_file = tmp_path / "catalog" / "rest-token"
     token_file.parent.mkdir()
@@ -28,14 +28,15 @@ def settings(tmp_path: Path) -> WarpSpeedSettings:
     endpoint = {"uri": "http://127.0.0.1:8765", "warehouse": (tmp_path / "warehouse").as_uri(),
                 "token_file": str(token_file)}
     embedded_endpoint_file(tmp_path).write_text(json.dumps(endpoint))
-    return WarpSpeedSettings.from_mapping({"home": str(tmp_path), "local_spark_idle_seconds": "0"})
+    return WarpSpeedSettings.from_mapping({"home": str(tmp_path), "local_spark_idle_seconds": "0",
+                                           "storage_prefix": (tmp_path / "storage").as_uri()})  # no S3 server
 
 
-def test_the_embedded_catalog_token_goes_to_spark_and_pyiceberg(settings: WarpSpeedSettings) -> None:
-    spark = settings.catalog.spark_conf()
+def test_the_embedded_catalog_token_goes_to_spark_and_pyiceberg(fake_home: WarpSpeedSettings) -> None:
+    spark = fake_home.catalog.spark_conf()
     assert spark["spark.sql.catalog.warpspeed.token"] == TOKEN
     assert spark["spark.sql.catalog.warpspeed.oauth2-server-uri"] == "http://127.0.0.1:8765/v1/oauth/tokens"
-    props = settings.catalog.pyiceberg_properties()
+    props = fake_home.catalog.pyiceberg_properties()
     assert (props["token"], props["oauth2-server-uri"]) == (TOKEN, "http://127.0.0.1:8765/v1/oauth/tokens")
 
 
@@ -74,18 +75,18 @@ def test_spark_gets_secrets_from_a_private_spark_defaults(tmp_path: Path) -> Non
     assert spark_secret_env({"a": "b"}, tmp_path / "run") == ({"a": "b"}, {})
 
 
-def test_spark_submit_command_line_carries_no_token(settings: WarpSpeedSettings) -> None:
-    backend = LocalSparkBackend(settings, warm=False)
+def test_spark_submit_command_line_carries_no_token(fake_home: WarpSpeedSettings) -> None:
+    backend = LocalSparkBackend(fake_home, warm=False)
     job = SparkJob(name="batch-1", script="score_batch.py", args=("--batch-manifest", "m.json"))
-    command = backend.command(job, settings.home / "spark_jobs.zip")
+    command = backend.command(job, fake_home.home / "spark_jobs.zip")
     assert TOKEN not in " ".join(command)
     assert "spark.sql.catalog.warpspeed.uri=http://127.0.0.1:8765" in command
-    env = spark_secret_env(backend.spark_conf(job), settings.home / "run")[1]
+    env = spark_secret_env(backend.spark_conf(job), fake_home.home / "run")[1]
     assert TOKEN in (Path(env["SPARK_CONF_DIR"]) / "spark-defaults.conf").read_text()
 
 
 def test_arrow_subprocess_gets_the_token_through_its_environment(
-    settings: WarpSpeedSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fake_home: WarpSpeedSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: dict[str, Any] = {}
 
@@ -95,6 +96,6 @@ def test_arrow_subprocess_gets_the_token_through_its_environment(
 
     monkeypatch.setattr(arrow.subprocess, "run", run)
     job = SparkJob(name="batch-1", script="score_arrow.py", args=("--batch-manifest", "m.json"), engine="arrow")
-    assert arrow.run_subprocess(settings, job, tmp_path / "log")[0] == 0
+    assert arrow.run_subprocess(fake_home, job, tmp_path / "log")[0] == 0
     assert TOKEN not in " ".join(seen["command"]) and "uri=http://127.0.0.1:8765" in seen["command"]
     assert seen["env"]["PYICEBERG_CATALOG__WARPSPEED__TOKEN"] == TOKEN
