@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -24,7 +23,7 @@ from warpspeed.embedded.control_planes import moto_server
 from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
 from warpspeed.embedded.rest_catalog import RestCatalogServer, rest_catalog_server
 from warpspeed.embedded.s3_proxy import S3CountingProxy
-from warpspeed.embedded.s3_server import S3Server, request_log_path, s3_server
+from warpspeed.embedded.s3_server import S3Server, counting_proxy, s3_server
 from warpspeed.embedded.sqs_server import LocalSqs, queues_on, sqs_server
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -150,11 +149,12 @@ class SessionS3:
 @pytest.fixture(scope="session")
 def s3(jars_dir: Path) -> Iterator[SessionS3]:
     """Run one real S3 server (S3Proxy) on loopback for the whole session; each state folder gets a bucket."""
-    with tempfile.TemporaryDirectory(prefix="warpspeed-s3-") as tmp, s3_server(Path(tmp), jars_dir) as server:
-        keys = json.loads(server.credentials_file.read_text(encoding="utf-8"))
-        owners = {key["access_key_id"]: component for component, key in keys.items()}
-        with S3CountingProxy(server.endpoint_url, owners, request_log_path(server.credentials_file.parent)) as proxy:
-            yield SessionS3(server, proxy)
+    with (
+        tempfile.TemporaryDirectory(prefix="warpspeed-s3-") as tmp,
+        s3_server(Path(tmp), jars_dir) as server,
+        counting_proxy(server) as proxy,
+    ):
+        yield SessionS3(server, proxy)
 
 
 _CATALOG_SCOPES: list[ExitStack] = []

@@ -171,6 +171,16 @@ def request_log_path(folder: Path) -> Path:
     return folder / REQUEST_LOG
 
 
+def counting_proxy(server: S3Server, faults: S3Faults | None = None, port: int = 0) -> S3CountingProxy:
+    """Return the proxy (a context manager) that counts ``server``'s requests by the component whose key signed them.
+
+    It appends each request to the server folder's request log (:func:`request_log_path`).
+    """
+    keys = json.loads(server.credentials_file.read_text(encoding="utf-8"))
+    owners = {key["access_key_id"]: component for component, key in keys.items()}
+    return S3CountingProxy(server.endpoint_url, owners, request_log_path(server.credentials_file.parent), faults, port)
+
+
 @contextmanager
 def embedded_s3(
     home: Path, jars_dir: Path, faults: S3Faults | None = None, supervisor: Supervisor | None = None
@@ -183,13 +193,11 @@ def embedded_s3(
     """
     home = home.resolve()
     with s3_server(home / "s3", jars_dir, supervisor) as server:
-        keys = json.loads(server.credentials_file.read_text(encoding="utf-8"))
-        owners = {key["access_key_id"]: component for component, key in keys.items()}
-        log_path = request_log_path(server.credentials_file.parent)
         proxy_port = stable_port(server.credentials_file.parent / "proxy-port")
-        with S3CountingProxy(server.endpoint_url, owners, log_path, faults, proxy_port) as proxy:
+        with counting_proxy(server, faults, proxy_port) as proxy:
             attached = server.attach(home, proxy.endpoint_url)
-            log.info("S3 requests of %s counted by the proxy on %s (log %s)", home, proxy.endpoint_url, log_path)
+            log.info("S3 requests of %s counted by the proxy on %s (log %s)", home, proxy.endpoint_url,
+                     request_log_path(server.credentials_file.parent))
             try:
                 yield LocalS3(attached, server, proxy)
             finally:
