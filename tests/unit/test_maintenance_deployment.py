@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -81,16 +82,22 @@ class Catalog:
         return type("Table", (), {"location": lambda self: location, "properties": {}})()
 
 
-def test_on_s3_tables_maintenance_is_left_to_s3_tables_with_a_logged_reason(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Item 9: the maintenance DAG ran all four procedures on tables S3 Tables maintain themselves."""
+def maintenance_service(tmp_path: Path, config: CatalogConfig) -> tuple[IcebergMaintenanceService, Catalog]:
+    """Return the maintenance service on ``config``, its catalog a :class:`Catalog` of one table."""
     settings = WarpSpeedSettings.from_mapping({"home": str(tmp_path), "storage_prefix": tmp_path.as_uri()},
-                                              catalog=S3_TABLES)
+                                              catalog=config)
     service = IcebergMaintenanceService(settings, LocalStorage())
     catalog = Catalog({"scores.account_scores": "s3://x/scores"})
     service.__dict__["catalog"] = catalog
     service._log = logging.getLogger("tests.maintenance.s3_tables")  # a stdlib logger: caplog sees it
+    return service, catalog
+
+
+def test_on_s3_tables_maintenance_is_left_to_s3_tables_with_a_logged_reason(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Item 9: the maintenance DAG ran all four procedures on tables S3 Tables maintain themselves."""
+    service, catalog = maintenance_service(tmp_path, S3_TABLES)
     policy = MaintenancePolicy.load(POLICY_FILE)
     with caplog.at_level(logging.WARNING):
         assert service.plan(policy, "scheduled", "run-1") == []
@@ -101,6 +108,32 @@ def test_on_s3_tables_maintenance_is_left_to_s3_tables_with_a_logged_reason(
     assert S3_TABLES.is_s3_tables()
     assert not CatalogConfig(kind="rest", uri="https://polaris.example.com/api/catalog").is_s3_tables()
     assert not CatalogConfig(kind="glue", warehouse="s3://w/").is_s3_tables()
+
+
+GLUE_REST_S3_TABLES = CatalogConfig(
+    kind="rest", uri="https://glue.eu-west-1.amazonaws.com/iceberg", warehouse="123456789012:s3tablescatalog/warpspeed",
+    region="eu-west-1", properties={"rest.sigv4-enabled": "true", "rest.signing-name": "glue"})
+GLUE_S3_TABLES = CatalogConfig(kind="glue", warehouse="s3://ws-bucket/warehouse", region="eu-west-1",
+                               properties={"glue.id": "123456789012:s3tablescatalog/warpspeed"})
+
+
+@pytest.mark.parametrize("config", [GLUE_REST_S3_TABLES, GLUE_S3_TABLES], ids=["glue-rest-endpoint", "glue-catalog-id"])
+def test_s3_tables_reached_through_glue_are_left_to_s3_tables_too(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, config: CatalogConfig
+) -> None:
+    """Item 9: AWS's recommended way to S3 Tables is the Glue Data Catalog (its s3tablescatalog), not only
+    the s3tables endpoint: detected by the federated catalog id, the equivalent requests name the table bucket."""
+    assert config.is_s3_tables()
+    assert config.s3_table_bucket_arn() == "arn:aws:s3tables:eu-west-1:123456789012:bucket/warpspeed"
+    assert S3_TABLES.s3_table_bucket_arn() == S3_TABLES.warehouse
+    service, catalog = maintenance_service(tmp_path, config)
+    with caplog.at_level(logging.WARNING):
+        assert service.plan(MaintenancePolicy.load(POLICY_FILE), "scheduled", "run-1") == []
+    assert catalog.loaded == [] and SKIP_REASON in caplog.text
+    assert '"tableBucketARN": "arn:aws:s3tables:eu-west-1:123456789012:bucket/warpspeed"' in caplog.text
+    for plain in (replace(GLUE_REST_S3_TABLES, warehouse="123456789012"), replace(GLUE_S3_TABLES, properties={}),
+                  replace(GLUE_S3_TABLES, properties={"glue.id": "123456789012"})):
+        assert not plain.is_s3_tables() and plain.s3_table_bucket_arn() is None, plain
 
 
 def test_the_equivalent_s3_tables_requests_pass_the_s3tables_model() -> None:

@@ -16,6 +16,7 @@ connection; without one, the ``catalog_*`` keys of ``[warpspeed]`` apply):
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,6 +40,10 @@ SECRET_MARKERS = ("credential", "token", "secret", "password")
 """Catalog properties with these in their name are secrets: they never go where AWS lists them (EMR step
 arguments, Glue job arguments)."""
 SIGNING_REGION = "rest.signing-region"
+_S3_TABLES_ARN = re.compile(r"arn:aws[a-z-]*:s3tables:")
+_S3_TABLES_VIA_GLUE = re.compile(r"(?P<account>\d{12}):s3tablescatalog/(?P<bucket>[a-z0-9-]+)(/.*)?")
+"""A table bucket in the Glue Data Catalog (``<account>:s3tablescatalog/<bucket>``): the Glue Iceberg REST
+endpoint's warehouse, or a glue catalog's ``glue.id``."""
 
 
 def is_secret(key: str) -> bool:
@@ -228,17 +233,35 @@ class CatalogConfig:
             props[SIGNING_REGION] = self.region
         return props
 
-    def is_s3_tables(self) -> bool:
-        """Tell whether this is Amazon S3 Tables' Iceberg REST endpoint (which maintains its tables itself).
+    def _s3_tables_via_glue(self) -> re.Match[str] | None:
+        """Return the Glue Data Catalog name of an S3 table bucket this catalog uses, matched (else None)."""
+        name = self.warehouse if self.kind == "rest" else str(self.properties.get("glue.id", ""))
+        return _S3_TABLES_VIA_GLUE.fullmatch(name) if self.kind in ("rest", "glue") else None
 
-        Recognised by the endpoint (``s3tables.<region>.amazonaws.com``), a table-bucket ARN
-        warehouse (``arn:aws:s3tables:…``) or SigV4 signing for ``s3tables``.
+    def is_s3_tables(self) -> bool:
+        """Tell whether the tables are Amazon S3 Tables (which maintain their tables themselves).
+
+        Recognised by S3 Tables' own endpoint (``s3tables.<region>.amazonaws.com``), a table-bucket
+        ARN warehouse (``arn:aws:s3tables:…``) or SigV4 signing for ``s3tables``; and through the
+        Glue Data Catalog, AWS's recommended way: the Glue Iceberg REST endpoint's warehouse or a
+        glue catalog's ``glue.id`` naming ``<account>:s3tablescatalog/<table bucket>``.
         """
+        if self._s3_tables_via_glue():
+            return True
         if self.kind != "rest":
             return False
         host = urlsplit(self.uri).hostname or ""
-        return (host.startswith("s3tables.") or self.warehouse.startswith("arn:aws:s3tables:")
+        return (host.startswith("s3tables.") or bool(_S3_TABLES_ARN.match(self.warehouse))
                 or self.properties.get("rest.signing-name") == "s3tables")
+
+    def s3_table_bucket_arn(self) -> str | None:
+        """Return the S3 Tables table bucket's ARN (None: not S3 Tables, or through Glue without ``region``)."""
+        if self.kind == "rest" and _S3_TABLES_ARN.match(self.warehouse):
+            return self.warehouse
+        match = self._s3_tables_via_glue()
+        if match is None or not self.region:
+            return None
+        return f"arn:aws:s3tables:{self.region}:{match['account']}:bucket/{match['bucket']}"
 
     def _sql_url(self) -> str:
         return self.uri or f"sqlite:///{self.sqlite_path}"

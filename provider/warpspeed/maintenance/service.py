@@ -149,7 +149,7 @@ class IcebergMaintenanceService(LoggingMixin):
         self, policy: MaintenancePolicy, trigger: TriggerKind, key: str, now: datetime
     ) -> list[dict[str, str]]:
         """Write a skipped plan per table, log why and the equivalent S3 Tables settings; return no work."""
-        bucket = self.settings.catalog.warehouse or "<table bucket ARN>"
+        bucket = self.settings.catalog.s3_table_bucket_arn() or "<table bucket ARN>"
         for table_policy in policy.tables:
             plan = TablePlan(table_policy.identifier, now, trigger, (), skipped_reason=SKIP_REASON)
             self.storage.write_text(join_uri(self.folder(key), f"{plan.identifier}.plan.json"), plan.to_json())
