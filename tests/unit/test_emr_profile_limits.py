@@ -1,9 +1,11 @@
-"""Shipped cluster profiles against what EMR does with them: scaling units, the on-demand retry, subnets, keys."""
+"""Shipped cluster profiles against what EMR does with them: scaling units, the on-demand retry, the Python
+steps' interpreter, subnets, keys."""
 
 from __future__ import annotations
 
 import copy
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import yaml
 
 from tests.paths import BUNDLE_CONFIG, REPO_ROOT
 from tests.unit.test_emr_pool import BUCKET, REGION, aws_env, emr_settings, jobs  # noqa: F401
+from warpspeed.compute.base import SparkJob
 from warpspeed.compute.emr.backend import EmrComputeBackend
 from warpspeed.compute.emr.request import build_run_job_flow_request
 from warpspeed.compute.emr.steps import CodeLocation, spark_step
@@ -55,20 +58,25 @@ def test_a_scaling_floor_above_the_core_units_is_refused_naming_the_field() -> N
         ProfileCatalog.from_dict(d)
 
 
-def _profiles_file(tmp_path: Path, node_labels: bool) -> Path:
+def _profiles_file(tmp_path: Path, node_labels: bool, **defaults: Any) -> Path:
     d = doc()
-    d["defaults"]["node_labels"] = node_labels
+    d["defaults"] |= {"node_labels": node_labels, **defaults}
     path = tmp_path / "cluster_profiles.yaml"
     path.write_text(yaml.safe_dump(d), encoding="utf-8")
     return path
 
 
+def _backend(tmp_path: Path, node_labels: bool = True, **defaults: Any) -> EmrComputeBackend:
+    """Return an EMR backend (moto) on the shipped profiles with ``defaults`` changed."""
+    hook = EmrPoolHook(client=boto3.client("emr", region_name=REGION, config=retry_config()), sleep=lambda _s: None)
+    return EmrComputeBackend(emr_settings(tmp_path), profiles_file=_profiles_file(tmp_path, node_labels, **defaults),
+                             hook=hook, s3_client=boto3.client("s3", region_name=REGION))
+
+
 @pytest.mark.parametrize("node_labels", [True, False])
 def test_the_on_demand_retry_names_a_node_label_only_where_yarn_has_labels(tmp_path: Path, node_labels: bool) -> None:
     """With node_labels: false YARN has no ON_DEMAND label and rejects a request for it: no label expression."""
-    hook = EmrPoolHook(client=boto3.client("emr", region_name=REGION, config=retry_config()), sleep=lambda _s: None)
-    backend = EmrComputeBackend(emr_settings(tmp_path), profiles_file=_profiles_file(tmp_path, node_labels),
-                                hook=hook, s3_client=boto3.client("s3", region_name=REGION))
+    backend = _backend(tmp_path, node_labels)
     ref = backend.ensure_cluster_for("scoring", "scoring", 1)
     request = backend.request_for("scoring", "scoring")
     assert any(c["Classification"] == "yarn-site" for c in request["Configurations"]) is node_labels
@@ -81,6 +89,16 @@ def test_the_on_demand_retry_names_a_node_label_only_where_yarn_has_labels(tmp_p
     assert not any("nodeLabelExpression" in a for a in first["HadoopJarStep"]["Args"])
     plain = spark_step(jobs(1)[0], CodeLocation("s3://b/c"), on_demand_only=True, node_labels=False)
     assert not any("nodeLabelExpression" in a for a in plain["HadoopJarStep"]["Args"])
+
+
+def test_python_steps_on_a_cluster_run_the_interpreter_its_profile_names(tmp_path: Path) -> None:
+    """Item 4: the primary node's Python steps ran bare python3; they run the cluster profile's ``python``."""
+    backend = _backend(tmp_path, python="/opt/warpspeed/bin/python3.12")
+    ref = backend.ensure_cluster_for("scoring", "scoring", 1)
+    small = SparkJob("warpspeed-a1", "score_arrow.py", ("--batch-manifest", "s3://b/m.json"), engine="arrow")
+    for step in (*backend.steps_for(ref, [small]), *backend.steps_for(ref, [small], on_demand_only=True)):
+        command = shlex.split(step["HadoopJarStep"]["Args"][2].split("; ")[-1])
+        assert command[1:4] == ["/opt/warpspeed/bin/python3.12", "-m", "spark_jobs.score_arrow"], command
 
 
 def test_subnets_spread_the_fleets_and_are_documented() -> None:
