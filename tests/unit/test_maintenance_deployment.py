@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from botocore.validate import ParamValidator
 from moto import mock_aws
 
 from spark_jobs.build_features import DAILY_TABLES
-from tests.paths import BUNDLE_CONFIG
+from tests.paths import BUNDLE_CONFIG, REPO_ROOT
 from tests.unit.test_glue_deployment import S3_TABLES
 from warpspeed.config.catalog import CatalogConfig
 from warpspeed.config.lifecycle import load_rules
@@ -214,3 +215,20 @@ def test_the_merge_keeps_the_bucket_transition_default_minimum_object_size() -> 
     S3LifecycleHook(client=client).apply(load_rules(RULES_FILE), PREFIX, [])
     assert client.put["TransitionDefaultMinimumObjectSize"] == "varies_by_storage_class"
     assert client.put["LifecycleConfiguration"]["Rules"][0]["ID"] == "team-archive"
+
+
+CONFIG_PATH = re.compile(r"[\w./-]*/[\w-]+\.ya?ml")
+
+
+def test_the_code_names_config_files_where_they_are() -> None:
+    """Item 11: the lifecycle hook and operator pointed at maintenance/s3_lifecycle.yaml (it is dags/config/)."""
+    named: dict[str, set[str]] = {}
+    for folder in ("provider", "maintenance", "spark_jobs", "plugins", "dags"):
+        for path in sorted((REPO_ROOT / folder).rglob("*.py")):
+            for found in CONFIG_PATH.findall(path.read_text(encoding="utf-8")):
+                if "path/to/" not in found:  # an example in a docstring ("/path/to/policy.yaml")
+                    named.setdefault(found.lstrip("/"), set()).add(str(path.relative_to(REPO_ROOT)))
+    assert "dags/config/s3_lifecycle.yaml" in named, sorted(named)
+    wrong = {p: sorted(where) for p, where in named.items()
+             if not any((REPO_ROOT / root / p).is_file() for root in ("", "dags", "provider"))}
+    assert not wrong, f"named but not there: {wrong}"
