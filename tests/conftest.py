@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -24,6 +25,7 @@ from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
 from warpspeed.embedded.rest_catalog import RestCatalogServer, rest_catalog_server
 from warpspeed.embedded.s3_proxy import S3CountingProxy
 from warpspeed.embedded.s3_server import S3Server, counting_proxy, s3_server
+from warpspeed.embedded.server import die_with_parent
 from warpspeed.embedded.sqs_server import LocalSqs, queues_on, sqs_server
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -42,6 +44,20 @@ if not hasattr(np, "NaN"):
 
 _SESSION_ENGINES: set[Path] = set()
 """State folders whose warm Spark engine serves the whole session (their fixture stops it)."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _reap_engines_if_pytest_dies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Run :mod:`tests.reaper`: it ends this session's warm Spark engines when pytest dies (even ``kill -9``)."""
+    reaper = subprocess.Popen(
+        die_with_parent([sys.executable, str(TESTS / "reaper.py"), str(tmp_path_factory.getbasetemp())]),
+        stdin=subprocess.PIPE)
+    try:
+        yield
+    finally:
+        assert reaper.stdin is not None
+        reaper.stdin.close()  # a normal end: it ends whatever engine is still running, then exits
+        reaper.wait(timeout=60)
 
 
 @pytest.fixture(scope="session")
