@@ -13,7 +13,7 @@ import pytest
 from airflow.sdk.exceptions import TaskDeferred
 from botocore.exceptions import ClientError
 
-from tests.unit.test_glue_deployment import GLUE_CATALOG, operator, settings
+from tests.glue_support import GLUE_CATALOG, operator, settings
 from warpspeed.config.glue_job import GlueJobSettings
 from warpspeed.embedded.sqs_server import ACCESS_KEY, REGION, SECRET_KEY
 from warpspeed.hooks.glue import ConcurrencyAwareGlueJobHook, is_concurrent_runs_exceeded

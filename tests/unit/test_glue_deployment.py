@@ -4,37 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.glue_support import GLUE_CATALOG, S3_TABLES, operator, settings
 from tests.paths import BUNDLE_CONFIG
 from warpspeed.config.catalog import CatalogConfig
 from warpspeed.config.glue_job import START_MARGIN_MINUTES, GlueJobSettings
-from warpspeed.config.settings import WarpSpeedSettings
-from warpspeed.embedded.sqs_server import REGION
 from warpspeed.exceptions import WarpSpeedConfigError
-from warpspeed.operators.preprocess import GlueBuildFeaturesOperator
-
-S3_TABLES = CatalogConfig(
-    kind="rest", uri="https://s3tables.eu-west-1.amazonaws.com/iceberg",
-    warehouse="arn:aws:s3tables:eu-west-1:123456789012:bucket/warpspeed", region="eu-west-1",
-    properties={"rest.sigv4-enabled": "true", "rest.signing-name": "s3tables"},
-)
-GLUE_CATALOG = CatalogConfig(kind="glue", warehouse="s3://bucket/warehouse", region=REGION)
-
-
-def settings(catalog: CatalogConfig, tmp_path: Path, conn_id: str = "aws_default") -> WarpSpeedSettings:
-    base = WarpSpeedSettings.from_mapping({"home": str(tmp_path), "storage_prefix": "s3://bucket/ws",
-                                           "compute_backend": "emr", "aws_conn_id": conn_id}, catalog=catalog)
-    return base
-
-
-def operator(config_file: Path | str, ws: WarpSpeedSettings, **kwargs: Any) -> GlueBuildFeaturesOperator:
-    op = GlueBuildFeaturesOperator(task_id="build_features_glue", plan_uri="s3://bucket/ws/plan.json",
-                                   config_file=str(config_file), **kwargs)
-    op.__dict__["settings"] = ws
-    return op
 
 
 @pytest.mark.parametrize("timeout", [None, 5, 60, 240, 2880])

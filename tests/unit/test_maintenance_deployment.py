@@ -19,8 +19,8 @@ from botocore.validate import ParamValidator
 from moto import mock_aws
 
 from spark_jobs.build_features import DAILY_TABLES
+from tests.glue_support import S3_TABLES
 from tests.paths import BUNDLE_CONFIG, REPO_ROOT
-from tests.unit.test_glue_deployment import S3_TABLES
 from warpspeed.config.catalog import CatalogConfig
 from warpspeed.config.lifecycle import load_rules
 from warpspeed.config.maintenance_policy import MaintenancePolicy
