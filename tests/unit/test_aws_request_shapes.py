@@ -20,9 +20,9 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
+from tests.glue_support import GLUE_CATALOG, S3_TABLES, operator, settings
 from tests.paths import BUNDLE_CONFIG
-from tests.unit.test_emr_pool import BUCKET, REGION, aws_env, finish_steps, make_backend  # noqa: F401
-from tests.unit.test_glue_deployment import GLUE_CATALOG, S3_TABLES, operator, settings
+from tests.unit.emr_support import BUCKET, REGION, finish_steps, make_backend
 from warpspeed.compute.base import SparkJob
 from warpspeed.compute.emr.request import build_run_job_flow_request
 from warpspeed.config.catalog import CatalogConfig
@@ -35,6 +35,8 @@ from warpspeed.maintenance.service import MAINTENANCE_SCRIPT
 
 SESSION = botocore.session.get_session()
 PROFILES = BUNDLE_CONFIG / "cluster_profiles.yaml"
+
+pytestmark = pytest.mark.usefixtures("aws_env")
 
 
 def problems(service: str, operation: str, params: Mapping[str, Any]) -> str:

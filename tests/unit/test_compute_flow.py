@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +11,14 @@ import yaml
 from airflow.sdk.exceptions import TaskDeferred
 
 from tests.paths import BUNDLE_CONFIG
-from tests.unit.test_emr_operators import FakeTI, _manifests, _operator
-from tests.unit.test_emr_pool import Calls, aws_env, finish_steps, jobs, make_backend, moto_cluster  # noqa: F401
+from tests.unit.deferred_task_support import WINDOW_START, FakeMaintenance, FakeTI, score_operator, write_manifests
+from tests.unit.emr_support import Calls, finish_steps, jobs, make_backend, moto_cluster
 from warpspeed.compute.base import ClusterRef
 from warpspeed.compute.flow import StepStatus, outcome_of, should_retry_on_demand
 from warpspeed.config.settings import WarpSpeedSettings, default_home
 from warpspeed.operators.maintenance import IcebergMaintenanceOperator
 
-WINDOW_START = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
+pytestmark = pytest.mark.usefixtures("aws_env")
 
 
 def test_spot_retry_rule_is_once_and_only_for_spot_losses() -> None:
@@ -48,13 +46,13 @@ def test_a_cold_window_lists_clusters_once_and_creates_them_with_their_steps(tmp
 def test_a_task_retry_waits_for_steps_still_running_instead_of_resubmitting(tmp_path: Path) -> None:
     backend = make_backend(tmp_path)
     ref = backend.ensure_cluster_for("scoring", "scoring", 3)
-    uris = _manifests(backend, 3)
+    uris = write_manifests(backend, 3)
     context: Any = {"logical_date": WINDOW_START, "ti": FakeTI()}
     with pytest.raises(TaskDeferred) as first:
-        _operator(backend, ref.cluster_id, uris).execute(context)
+        score_operator(backend, ref.cluster_id, uris).execute(context)
     retry_backend = make_backend(tmp_path)  # the retried task: a new process, nothing cached
     with pytest.raises(TaskDeferred) as again:
-        _operator(retry_backend, ref.cluster_id, uris).execute(context)
+        score_operator(retry_backend, ref.cluster_id, uris).execute(context)
     assert again.value.trigger.step_ids == first.value.trigger.step_ids
     assert len(moto_cluster(ref.cluster_id).steps) == 3
 
@@ -62,7 +60,7 @@ def test_a_task_retry_waits_for_steps_still_running_instead_of_resubmitting(tmp_
 def test_on_kill_cancels_the_steps_the_task_started(tmp_path: Path) -> None:
     backend = make_backend(tmp_path)
     ref = backend.ensure_cluster_for("scoring", "scoring", 2)
-    op = _operator(backend, ref.cluster_id, _manifests(backend, 2))
+    op = score_operator(backend, ref.cluster_id, write_manifests(backend, 2))
     cancelled: list[tuple[str, list[str]]] = []
     backend.hook.cancel_steps = lambda cluster_id, ids: cancelled.append((cluster_id, list(ids)))  # type: ignore[method-assign]
     with pytest.raises(TaskDeferred) as deferred:
@@ -85,36 +83,6 @@ def test_action_on_failure_of_the_profile_is_honoured(tmp_path: Path) -> None:
     fresh = make_backend(tmp_path)  # knows the profile only from the cluster's tag
     fresh.profiles_file = profiles
     assert fresh.action_on_failure(ClusterRef("scoring", ref.cluster_id, "emr")) == "CANCEL_AND_WAIT"
-
-
-class FakeMaintenance:
-    """The maintenance service's start/finish seen from the operator, on an asynchronous backend."""
-
-    def __init__(self, states: Sequence[str]) -> None:
-        self.states = list(states)
-        self.started: list[bool] = []
-        self.finished: list[StepStatus] = []
-        self.backend = self
-
-    def start(self, plan_uri: str, run_id: str, *, on_demand_only: bool = False,
-              before: Any = None) -> tuple[dict[str, Any], StepStatus]:
-        self.started.append(on_demand_only)
-        pending = {"plan_uri": plan_uri, "run_id": run_id, "workload": "maintenance", "cluster_id": "j-1",
-                   "backend": "emr", "started_at": WINDOW_START.isoformat(), "before": before or {"n": 1},
-                   "retried": on_demand_only}
-        return pending, StepStatus(f"s-{len(self.started)}", "m", "RUNNING")
-
-    def cluster_of(self, pending: dict[str, Any]) -> ClusterRef:
-        return ClusterRef(pending["workload"], pending["cluster_id"], pending["backend"])
-
-    def wait_trigger(self, cluster: ClusterRef, ids: list[str], poll_interval: float) -> Any:
-        from warpspeed.triggers.emr import EmrStepsTrigger
-
-        return EmrStepsTrigger(cluster_id=cluster.cluster_id, step_ids=ids, poll_interval=poll_interval)
-
-    def finish(self, pending: dict[str, Any], job: StepStatus) -> Any:
-        self.finished.append(job)
-        return type("Outcome", (), {"report_uri": "report.json"})()
 
 
 def test_maintenance_on_emr_defers_instead_of_holding_a_worker(tmp_path: Path) -> None:

@@ -8,12 +8,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.unit.test_emr_pool import BUCKET, aws_env, finish_steps, jobs, make_backend, moto_cluster  # noqa: F401
+import pytest
+
+from tests.unit.emr_support import BUCKET, finish_steps, jobs, make_backend, moto_cluster
 from warpspeed.compute.base import SparkJob
 from warpspeed.compute.emr.steps import CodeLocation, catalog_args, job_step, python_step
 from warpspeed.compute.staging import package_spark_jobs
 from warpspeed.config.cluster_profiles import DEFAULT_PYTHON
 from warpspeed.operators.score import ARROW_SCRIPT, score_job
+
+pytestmark = pytest.mark.usefixtures("aws_env")
 
 
 def arrow_job(i: int) -> SparkJob:

@@ -6,7 +6,6 @@ import asyncio
 import importlib.util
 import json
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +15,16 @@ from airflow.sdk.exceptions import TaskDeferred
 from airflow.sdk.module_loading import import_string
 
 from tests.paths import BUNDLE_CONFIG, DAGS
-from tests.unit.test_emr_pool import BUCKET, aws_env, failure_details, finish_steps, make_backend  # noqa: F401
-from warpspeed.compute.emr.backend import EmrComputeBackend
+from tests.unit.deferred_task_support import WINDOW_START, FakeTI, score_operator, trigger_event, write_manifests
+from tests.unit.emr_support import BUCKET, failure_details, finish_steps, jobs, make_backend
 from warpspeed.exceptions import ComputeError
-from warpspeed.hooks.emr import EmrPoolHook
-from warpspeed.intake.schema import ScoringRequest
 from warpspeed.links.emr import EmrPoolSparkHistoryLink, EmrPoolStepLogsLink, step_logs_prefix
 from warpspeed.operators.clusters import EnsureClustersOperator
 from warpspeed.operators.score import ScoreBatchesOperator
 from warpspeed.triggers.emr import EmrStepsTrigger
-from warpspeed.window.manifests import BatchManifest, BatchRun, WindowLayout, window_id_for
+from warpspeed.window.manifests import BatchRun, WindowLayout, window_id_for
 
-WINDOW_START = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
+pytestmark = pytest.mark.usefixtures("aws_env")
 
 
 def test_trigger_serialize_round_trips() -> None:
@@ -49,7 +46,7 @@ def test_trigger_serialize_round_trips() -> None:
 def test_trigger_polls_until_every_step_ends(tmp_path: Path) -> None:
     backend = make_backend(tmp_path)
     ref = backend.ensure_cluster("scoring", "scoring")
-    ids = backend.submit_jobs(ref, [j for j in _jobs(3)])
+    ids = backend.submit_jobs(ref, jobs(3))
     hook = backend.hook
     polls = []
     original = hook.step_states
@@ -78,66 +75,11 @@ def test_trigger_polls_until_every_step_ends(tmp_path: Path) -> None:
     assert len(polls) == 2  # one ListSteps per poll for the whole cluster
 
 
-def _jobs(n: int) -> list[Any]:
-    from tests.unit.test_emr_pool import jobs
-
-    return jobs(n)
-
-
-def _manifests(backend: EmrComputeBackend, n: int) -> list[str]:
-    layout = WindowLayout(backend.settings.storage_prefix, window_id_for(WINDOW_START))
-    uris = []
-    for i in range(n):
-        req = ScoringRequest(
-            request_id=f"r{i}",
-            tenant_id=f"t{i}",
-            model="churn_risk",
-            model_version="v1",
-            workload="scoring",
-            requested_at=WINDOW_START.isoformat(),
-            estimated_accounts=10,
-        )
-        manifest = BatchManifest(
-            batch_id=f"scoring-{i:04d}",
-            window_id=layout.window_id,
-            workload="scoring",
-            members=(req,),
-            estimated_rows=10,
-            models_uri="s3://x/models",
-            summary_uri=layout.summary_uri(f"scoring-{i:04d}"),
-        )
-        uri = layout.batch_uri(manifest.batch_id)
-        backend.storage.write_text(uri, manifest.to_json())
-        uris.append(uri)
-    return uris
-
-
-class FakeTI:
-    def __init__(self) -> None:
-        self.xcom: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcom[key] = value
-
-
-def _operator(backend: EmrComputeBackend, cluster_id: str, uris: list[str]) -> ScoreBatchesOperator:
-    op = ScoreBatchesOperator(
-        task_id="score",
-        workload="scoring",
-        batch_manifest_uris=uris,
-        clusters={"scoring": cluster_id},
-        deferrable=True,
-        poll_interval=1,
-    )
-    op.__dict__.update(settings=backend.settings, backend=backend, storage=backend.storage)
-    return op
-
-
 def test_score_batches_defers_then_records_and_retries_spot_loss_once(tmp_path: Path) -> None:
     backend = make_backend(tmp_path)
     ref = backend.ensure_cluster_for("scoring", "scoring", 3)
-    uris = _manifests(backend, 3)
-    op = _operator(backend, ref.cluster_id, uris)
+    uris = write_manifests(backend, 3)
+    op = score_operator(backend, ref.cluster_id, uris)
     ti = FakeTI()
     context: Any = {"logical_date": WINDOW_START, "ti": ti}
     with pytest.raises(TaskDeferred) as deferred:
@@ -164,13 +106,13 @@ def test_score_batches_defers_then_records_and_retries_spot_loss_once(tmp_path: 
         },
     )
     finish_steps(ref.cluster_id, {ids[1]: "FAILED", ids[2]: "FAILED"})
-    event = asyncio.run(_first(trigger, backend.hook))
+    event = asyncio.run(trigger_event(trigger, backend.hook))
     with pytest.raises(TaskDeferred) as again:
         op.execute_complete(context, event=event, pending=pending)
     retry_trigger = again.value.trigger
     assert len(retry_trigger.step_ids) == 1  # only the Spot-lost step, once, on on-demand
     finish_steps(ref.cluster_id)
-    event2 = asyncio.run(_first(retry_trigger, backend.hook))
+    event2 = asyncio.run(trigger_event(retry_trigger, backend.hook))
     with pytest.raises(ComputeError, match="ValueError: bad") as failed:
         op.execute_complete(context, event=event2, pending=again.value.kwargs["pending"])
     assert "1 of 3 batches failed" in str(failed.value)
@@ -183,13 +125,13 @@ def test_score_batches_defers_then_records_and_retries_spot_loss_once(tmp_path: 
 
     # A retry of the task skips what succeeded and resubmits only the failed batch.
     with pytest.raises(TaskDeferred) as rerun:
-        _operator(backend, ref.cluster_id, uris).execute(context)
+        score_operator(backend, ref.cluster_id, uris).execute(context)
     assert len(rerun.value.trigger.step_ids) == 1
 
 
 def test_execute_complete_rejects_bad_events(tmp_path: Path) -> None:
     backend = make_backend(tmp_path)
-    op = _operator(backend, "j-1", [])
+    op = score_operator(backend, "j-1", [])
     pending = {
         "batches": [{"step_id": "s-1", "manifest_uri": "u", "run_uri": "r", "retried": False}],
         "finished": {},
@@ -205,13 +147,6 @@ def test_execute_complete_rejects_bad_events(tmp_path: Path) -> None:
         op.execute_complete({}, event={"status": "done", "cluster_id": "j-1", "steps": []}, pending=pending)
     with pytest.raises(ComputeError):
         op.execute_complete({}, event={"status": "done", "cluster_id": "j-2", "steps": []}, pending=pending)
-
-
-async def _first(trigger: EmrStepsTrigger, hook: EmrPoolHook) -> dict[str, Any]:
-    trigger.hook = lambda: hook  # type: ignore[method-assign]
-    async for event in trigger.run():
-        return dict(event.payload)
-    raise AssertionError("no event")
 
 
 def _scoring_dag_with(tmp_path: Path, profiles: dict[str, Any]) -> Any:
@@ -239,7 +174,7 @@ def test_steps_of_the_score_task_take_the_profile_action_on_failure_like_the_clu
     files = {k: v for k, v in dag.get_task("score_batches").partial_kwargs.items() if k.endswith("_file")}
     dag_ensure = dag.get_task("ensure_clusters")
     moto = make_backend(tmp_path)  # only its moto clients and its settings are used
-    uris = _manifests(moto, 2)
+    uris = write_manifests(moto, 2)
     ensure = EnsureClustersOperator(task_id="ensure", workloads_file=dag_ensure.workloads_file,
                                     cluster_profiles_file=dag_ensure.cluster_profiles_file,
                                     workload_batches=[{"workload": "scoring", "batch_manifest_uris": uris[:1]}])
@@ -256,7 +191,7 @@ def test_steps_of_the_score_task_take_the_profile_action_on_failure_like_the_clu
     ids = deferred.value.trigger.step_ids
     failure_details(moto.hook.emr, {ids[1]: {"Reason": "Spot instance interruption", "Message": "node lost"}})
     finish_steps(clusters["scoring"], {ids[1]: "FAILED"})
-    event = asyncio.run(_first(deferred.value.trigger, moto.hook))
+    event = asyncio.run(trigger_event(deferred.value.trigger, moto.hook))
     with pytest.raises(TaskDeferred):  # the Spot-lost batch again, on on-demand nodes
         score.execute_complete(context, event=event, pending=deferred.value.kwargs["pending"])
     steps = moto.hook.emr.list_steps(ClusterId=clusters["scoring"])["Steps"]

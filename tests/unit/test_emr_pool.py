@@ -1,122 +1,48 @@
 """EMR pool against moto's in-process EMR and S3: reuse vs create, leases, steps, throttling, call bounds.
 
-moto keeps steps PENDING/RUNNING forever; :func:`finish_steps` plays the cluster and moves
-them to a final state, and failure details (which moto does not model) are added to
-ListSteps responses with a botocore ``after-call`` hook.
+moto keeps steps PENDING/RUNNING forever: ``tests/unit/emr_support.py`` plays the cluster
+(:func:`finish_steps`) and adds the failure details moto does not model.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import threading
-import time
 from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-from moto import mock_aws
-from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.botocore_stubber import MockRawResponse
 
-from tests.paths import REPO_ROOT
-from warpspeed.compute.base import ClusterRef, SparkJob, StepStatus
+from tests.unit.emr_support import (
+    BUCKET,
+    PROFILES,
+    REGION,
+    Calls,
+    active_clusters,
+    emr_settings,
+    failure_details,
+    finish_steps,
+    jobs,
+    make_backend,
+    moto_cluster,
+)
+from tests.unit.pool_race_support import NoLease, race, serial_s3_calls
+from warpspeed.compute.base import StepStatus
 from warpspeed.compute.emr.backend import EmrComputeBackend
 from warpspeed.compute.emr.lease import FileLease, S3Lease
 from warpspeed.compute.emr.request import request_hash
 from warpspeed.compute.emr.steps import ON_DEMAND_RETRY_SUFFIX, spark_step
 from warpspeed.compute.factory import compute_backend_for
 from warpspeed.config.cluster_profiles import ACTIVE_CLUSTER_STATES, TAG_PROFILE_HASH
-from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.hooks.aws_retry import next_poll_delay, retry_config
 from warpspeed.hooks.emr import EmrPoolHook
 from warpspeed.storage.documents import LocalStorage
 
-REGION = "us-east-1"
-BUCKET = "bkt-warpspeed"
-PROFILES = REPO_ROOT / "dags" / "config" / "cluster_profiles.yaml"
-
-
-@pytest.fixture(autouse=True)
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
-    with mock_aws():
-        boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
-        yield
-
-
-def emr_settings(tmp_path: Path) -> WarpSpeedSettings:
-    return WarpSpeedSettings.from_mapping(
-        {
-            "home": str(tmp_path),
-            "storage_prefix": f"s3://{BUCKET}/warpspeed",
-            "catalog_type": "glue",
-            "warehouse": f"s3://{BUCKET}/warehouse",
-            "region": REGION,
-            "compute_backend": "emr",
-        }
-    )
-
-
-def make_backend(tmp_path: Path, **hook_kwargs: Any) -> EmrComputeBackend:
-    client = boto3.client("emr", region_name=REGION, config=hook_kwargs.pop("config", retry_config()))
-    hook = EmrPoolHook(client=client, sleep=lambda _s: None, **hook_kwargs)
-    s3 = boto3.client("s3", region_name=REGION)
-    return EmrComputeBackend(emr_settings(tmp_path), profiles_file=PROFILES, hook=hook, s3_client=s3)
-
-
-class Calls:
-    """Count EMR API calls: logical (before-call) and HTTP attempts (before-send)."""
-
-    def __init__(self, client: Any) -> None:
-        self.logical: Counter[str] = Counter()
-        self.attempts = 0
-        client.meta.events.register("before-call.emr", self._call)
-        client.meta.events.register_first("before-send.emr", self._send)
-
-    def _call(self, model: Any, **_: Any) -> None:
-        self.logical[model.name] += 1
-
-    def _send(self, **_: Any) -> None:
-        self.attempts += 1
-
-    @property
-    def total(self) -> int:
-        return sum(self.logical.values())
-
-
-def moto_cluster(cluster_id: str) -> Any:
-    from moto.emr.models import emr_backends
-
-    return emr_backends[DEFAULT_ACCOUNT_ID][REGION].clusters[cluster_id]
-
-
-def finish_steps(cluster_id: str, states: dict[str, str] | None = None, default: str = "COMPLETED") -> None:
-    for step in moto_cluster(cluster_id).steps:
-        if step.state in ("PENDING", "RUNNING"):
-            step.state = (states or {}).get(step.id, default)
-
-
-def jobs(n: int, prefix: str = "b") -> list[SparkJob]:
-    return [
-        SparkJob(
-            name=f"warpspeed-{prefix}{i:04d}",
-            script="score_batch.py",
-            args=("--batch-manifest", f"s3://{BUCKET}/m/{i}.json", "--catalog", "warpspeed"),
-        )
-        for i in range(n)
-    ]
+pytestmark = pytest.mark.usefixtures("aws_env")
 
 
 # -- spin or reuse --------------------------------------------------------------------------
@@ -173,76 +99,6 @@ def test_full_cluster_is_not_reused(tmp_path: Path) -> None:
         ref.cluster_id,
         other.cluster_id,
     )
-
-
-@contextmanager
-def slow_run_job_flow(seconds: float) -> Iterator[None]:
-    """Widen the race window: every RunJobFlow waits before it is sent."""
-    original = EmrPoolHook.create
-
-    def create(self: EmrPoolHook, request: Any) -> str:
-        time.sleep(seconds)
-        return original(self, request)
-
-    EmrPoolHook.create = create  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        EmrPoolHook.create = original  # type: ignore[method-assign]
-
-
-@contextmanager
-def serial_s3_calls() -> Iterator[None]:
-    """Serialise the pool's S3 calls: moto's S3 is not thread-safe for one key written at once.
-
-    A PUT that replaces a key closes the old value's buffer, so a concurrent PUT or GET of that
-    key can fail with ``I/O operation on closed file`` (real S3 takes concurrent PUTs: the last
-    one wins). Only the no-lease control writes the registry from ten threads at once.
-    """
-    from warpspeed.storage.documents import S3Storage
-
-    lock = threading.Lock()
-    originals = {name: fn for name, fn in vars(S3Storage).items() if callable(fn) and not name.startswith("_")}
-
-    def serialised(fn: Any) -> Any:
-        def call(self: S3Storage, *args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return fn(self, *args, **kwargs)
-        return call
-
-    for name, fn in originals.items():
-        setattr(S3Storage, name, serialised(fn))
-    try:
-        yield
-    finally:
-        for name, fn in originals.items():
-            setattr(S3Storage, name, fn)
-
-
-class NoLease:
-    @contextmanager
-    def hold(self, workload: str) -> Iterator[None]:
-        yield
-
-
-def race(tmp_path: Path, callers: int, lease_factory: Any, delay: float = 0.05) -> list[ClusterRef]:
-    barrier = threading.Barrier(callers)
-
-    def call(_: int) -> ClusterRef:
-        backend = make_backend(tmp_path)
-        if lease_factory is not None:
-            backend._lease = lease_factory()
-        barrier.wait()
-        return backend.ensure_cluster("scoring", "scoring")
-
-    with slow_run_job_flow(delay), ThreadPoolExecutor(callers) as pool:
-        return list(pool.map(call, range(callers)))
-
-
-def active_clusters() -> list[dict[str, Any]]:
-    return boto3.client("emr", region_name=REGION).list_clusters(ClusterStates=list(ACTIVE_CLUSTER_STATES))[
-        "Clusters"
-    ]
 
 
 def test_ten_concurrent_callers_create_one_cluster_with_the_s3_lease(tmp_path: Path) -> None:
@@ -327,15 +183,6 @@ def test_more_than_256_steps_take_two_calls(tmp_path: Path) -> None:
     calls = Calls(backend.hook.emr)
     backend.hook.add_steps(ref.cluster_id, [spark_step(j, backend.code) for j in jobs(300)])
     assert calls.logical["AddJobFlowSteps"] == 2
-
-
-def failure_details(client: Any, details: dict[str, dict[str, str]]) -> None:
-    def add(parsed: dict[str, Any], **_: Any) -> None:
-        for step in parsed.get("Steps", []):
-            if step["Id"] in details and step["Status"]["State"] == "FAILED":
-                step["Status"]["FailureDetails"] = details[step["Id"]]
-
-    client.meta.events.register("after-call.emr.ListSteps", add)
 
 
 def test_failed_step_reports_reason_and_log_and_spot_loss_is_retried_once_on_demand(tmp_path: Path) -> None:

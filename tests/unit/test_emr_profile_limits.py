@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.paths import BUNDLE_CONFIG, REPO_ROOT
-from tests.unit.test_emr_pool import BUCKET, REGION, aws_env, emr_settings, jobs  # noqa: F401
+from tests.unit.emr_support import REGION, emr_settings, jobs
 from warpspeed.compute.base import SparkJob
 from warpspeed.compute.emr.backend import EmrComputeBackend
 from warpspeed.compute.emr.request import build_run_job_flow_request
@@ -29,6 +29,8 @@ PROFILES = BUNDLE_CONFIG / "cluster_profiles.yaml"
 GLUE = CatalogConfig(kind="glue", warehouse="s3://bkt-wh/warehouse", region="eu-west-1")
 VARS = {"storage_prefix": "s3://bkt-ws/warpspeed"}
 LABEL_KEYS = ("spark.yarn.executor.nodeLabelExpression", "spark.yarn.am.nodeLabelExpression")
+
+pytestmark = pytest.mark.usefixtures("aws_env")
 
 
 def doc() -> dict[str, Any]:

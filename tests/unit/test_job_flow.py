@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
-from tests.unit.test_compute_flow import FakeMaintenance
+from tests.unit.deferred_task_support import FakeMaintenance
 from warpspeed.compute.factory import profiles_file_for
 from warpspeed.compute.flow import JobFlow, StepStatus, drive, failure_message
 from warpspeed.exceptions import ComputeError, WarpSpeedError

@@ -18,16 +18,18 @@ import pytest
 from airflow.sdk.exceptions import TaskDeferred
 from airflow.sdk.module_loading import import_string
 
-from tests.unit.test_emr_operators import WINDOW_START, FakeTI, _first, _manifests, _operator
-from tests.unit.test_emr_pool import aws_env, failure_details, finish_steps, make_backend  # noqa: F401
+from tests.unit.deferred_task_support import WINDOW_START, FakeTI, score_operator, trigger_event, write_manifests
+from tests.unit.emr_support import failure_details, finish_steps, make_backend
 from warpspeed.triggers.emr import EmrStepsTrigger
 from warpspeed.window.manifests import BatchRun, WindowLayout, window_id_for
+
+pytestmark = pytest.mark.usefixtures("aws_env")
 
 
 def test_a_task_resumed_with_the_event_alone_retries_its_spot_loss_on_demand_and_records(tmp_path: Path) -> None:
     backend = make_backend(tmp_path)
     ref = backend.ensure_cluster_for("scoring", "scoring", 2)
-    op = _operator(backend, ref.cluster_id, _manifests(backend, 2))
+    op = score_operator(backend, ref.cluster_id, write_manifests(backend, 2))
     context: Any = {"logical_date": WINDOW_START, "ti": FakeTI()}
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(context)
@@ -40,7 +42,7 @@ def test_a_task_resumed_with_the_event_alone_retries_its_spot_loss_on_demand_and
     failure_details(backend.hook.emr, {lost: {"Reason": "Spot instance interruption", "Message": "node lost"}})
     finish_steps(ref.cluster_id, {lost: "FAILED"})
     with pytest.raises(TaskDeferred) as again:  # no kwargs: dags test's resume
-        op.execute_complete(context, event=asyncio.run(_first(trigger, backend.hook)), pending=None)
+        op.execute_complete(context, event=asyncio.run(trigger_event(trigger, backend.hook)), pending=None)
     retry = again.value.trigger
     assert isinstance(retry, EmrStepsTrigger) and len(retry.step_ids) == 1
     steps = backend.hook.emr.list_steps(ClusterId=ref.cluster_id)["Steps"]
@@ -48,7 +50,7 @@ def test_a_task_resumed_with_the_event_alone_retries_its_spot_loss_on_demand_and
     assert resubmitted["Name"].endswith("#on-demand")
 
     finish_steps(ref.cluster_id)
-    assert len(op.execute_complete(context, event=asyncio.run(_first(retry, backend.hook)), pending=None)) == 2
+    assert len(op.execute_complete(context, event=asyncio.run(trigger_event(retry, backend.hook)), pending=None)) == 2
     layout = WindowLayout(backend.settings.storage_prefix, window_id_for(WINDOW_START))
     runs = [BatchRun.from_json(backend.storage.read_text(layout.run_uri(f"scoring-{i:04d}"))) for i in range(2)]
     assert [r.state for r in runs] == ["SUCCEEDED", "SUCCEEDED"]
