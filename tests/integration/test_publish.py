@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_batch_plan import W1, Env, req
+from tests.integration.plan_support import W1, Env, req
 from warpspeed.config.settings import load_settings
 from warpspeed.exceptions import WarpSpeedError
 from warpspeed.hooks.iceberg import IcebergLedgerHook

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.test_sqs_intake import MODELS, body, drain_dlq, hook_for, queue_total, wait_until_visible
+from tests.integration.sqs_support import MODELS, body, drain_dlq, hook_for, queue_total, wait_until_visible
 from warpspeed.embedded.seed import send_bodies
 from warpspeed.exceptions import WarpSpeedConfigError, WarpSpeedError
 from warpspeed.hooks.sqs import REASONS_ATTRIBUTE, SqsIntakeHook
