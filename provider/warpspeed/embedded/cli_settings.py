@@ -153,4 +153,5 @@ def aws_client_without_airflow(service: str, conn_id: str, environ: Mapping[str,
 
     session = boto3.session.Session(aws_access_key_id=conn["login"], aws_secret_access_key=conn["password"],
                                     region_name=conn["region_name"])
-    return session.client(service, endpoint_url=conn["endpoint_url"])
+    make_client: Any = session.client  # any service, by name (the stubs type one literal per service)
+    return make_client(service, endpoint_url=conn["endpoint_url"])
