@@ -80,3 +80,18 @@ def test_a_failed_maven_call_names_the_command(monkeypatch: pytest.MonkeyPatch, 
     with pytest.raises(WarpSpeedConfigError, match=r"dependency:copy.*failed \(exit 1\):\nCould not resolve"):
         jars.fetch(tmp_path / "jars", mvn=str(fake))
     assert not (tmp_path / "jars" / jars.STAMP).exists()
+
+
+@pytest.mark.parametrize(("given", "seen"), [(None, jars.QUICK_MAVEN_OPTS), ("-Xmx2g", "-Xmx2g")])
+def test_maven_starts_with_quick_jvm_options_unless_the_user_has_their_own(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, given: str | None, seen: str) -> None:
+    if given is None:
+        monkeypatch.delenv("MAVEN_OPTS", raising=False)
+    else:
+        monkeypatch.setenv("MAVEN_OPTS", given)
+    fake = tmp_path / "mvn"
+    fake.write_text(f"#!/bin/sh\nprintf '%s' \"$MAVEN_OPTS\" > {tmp_path / 'opts'}\nexit 1\n")
+    fake.chmod(0o755)
+    with pytest.raises(WarpSpeedConfigError):
+        jars.fetch(tmp_path / "jars", mvn=str(fake))
+    assert (tmp_path / "opts").read_text() == seen

@@ -39,6 +39,18 @@ def test_pyspark_is_an_extra_of_the_local_backend_and_the_embedded_stack() -> No
         assert any(d.startswith("pyspark>=3.5,<3.6") for d in extras[extra]), extra
 
 
+
+def test_moto_comes_with_the_rehearsal_only_not_with_the_embedded_stack() -> None:
+    extras = PROJECT["optional-dependencies"]
+    assert not any(d.startswith("moto") for d in extras["embedded"])
+    assert extras["rehearsal"] == ["warpspeed-airflow-provider[embedded]", "moto[server]>=5"]
+    assert any(d.startswith("moto[server]") for d in extras["dev"])  # the tests' control planes
+    provider = REPO_ROOT / "provider" / "warpspeed"
+    importers = sorted(str(p.relative_to(provider)) for p in provider.rglob("*.py")
+                       if any(line.strip().startswith(("from moto", "import moto"))
+                              for line in p.read_text(encoding="utf-8").splitlines()))
+    assert all(p.startswith("embedded/rehearsal/") or p == "embedded/control_planes.py" for p in importers), importers
+
 def test_the_distribution_says_what_it_is_and_under_which_license() -> None:
     assert "Framework :: Apache Airflow :: Provider" in PROJECT["classifiers"]
     assert PROJECT["license"] == "Apache-2.0" and PROJECT["license-files"] == ["LICENSE"]

@@ -8,7 +8,8 @@ import what they need when they run; registering them imports nothing heavy.
 ``setup`` and ``stack`` read the state folder and jars folder from the environment
 (``AIRFLOW__WARPSPEED__HOME``/``WARPSPEED_HOME``, ``…JARS_DIR``), never from an Airflow
 config file; the others read ``[warpspeed]`` the way tasks do (after ``eval "$(warpspeed stack
-env)"``: the embedded stack).
+env)"``: the embedded stack), without importing Airflow where the environment and the config
+file say it all (:mod:`warpspeed.embedded.cli_settings`).
 """
 
 from __future__ import annotations
@@ -101,10 +102,24 @@ def env_settings() -> Any:
 
 
 def airflow_settings() -> Any:
-    """Return settings read as tasks read them (``[warpspeed]``, its connections)."""
+    """Return settings read as tasks read them (``[warpspeed]``, its connections); Airflow only if it must."""
     from warpspeed.config.settings import load_settings
+    from warpspeed.embedded.cli_settings import settings_without_airflow
 
-    return load_settings()
+    settings = settings_without_airflow()
+    return settings if settings is not None else load_settings()
+
+
+def aws_client(service: str, conn_id: str) -> Any:
+    """Return a boto3 client of ``service`` for AWS connection ``conn_id``; Airflow's hook only if it must."""
+    from warpspeed.embedded.cli_settings import aws_client_without_airflow
+
+    client = aws_client_without_airflow(service, conn_id)
+    if client is not None:
+        return client
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    return AwsBaseHook(aws_conn_id=conn_id, client_type=service).get_conn()
 
 
 def run_setup(args: argparse.Namespace) -> int:
@@ -167,13 +182,8 @@ def run_models(args: argparse.Namespace) -> int:
     uri = version_uri(WorkloadCatalog.load(workloads_file(args.workloads)), args.model, args.version,
                       settings.storage_prefix)
 
-    def aws_client() -> Any:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        return S3Hook(aws_conn_id=settings.aws_conn_id).get_conn()
-
     # storage's client: the embedded S3 server's own (the AWS connection's endpoint is SQS's), else AWS's
-    written = publish(args.path, uri, lambda: settings.s3_client(aws_client))
+    written = publish(args.path, uri, lambda: settings.s3_client(lambda: aws_client("s3", settings.aws_conn_id)))
     print(f"published {args.model} {args.version} to {uri} ({len(written)} files)")
     return 0
 
@@ -183,7 +193,6 @@ def run_send(args: argparse.Namespace) -> int:
     from warpspeed.config.workloads import WorkloadCatalog
     from warpspeed.embedded.send import docs_from_file, refusals, request_doc, send_docs
     from warpspeed.exceptions import WarpSpeedConfigError
-    from warpspeed.hooks.sqs import SqsIntakeHook
 
     if args.file is not None:
         docs = docs_from_file(args.file)
@@ -201,7 +210,7 @@ def run_send(args: argparse.Namespace) -> int:
         queue_url, _ = settings.require_queues()
     except WarpSpeedConfigError as err:
         raise WarpSpeedConfigError(f"{err}; for the embedded stack: eval \"$(warpspeed stack env)\"") from None
-    sent = send_docs(SqsIntakeHook(aws_conn_id=settings.aws_conn_id).sqs, queue_url, docs)
+    sent = send_docs(aws_client("sqs", settings.aws_conn_id), queue_url, docs)
     for doc in docs:
         print(f"sent {doc['request_id']}: {doc['workload']}/{doc['model']} {doc['model_version']} "
               f"for {doc['tenant_id']}")

@@ -182,7 +182,8 @@ def serve(home: Path, jars_dir: Path) -> int:
         with embedded_stack(home, jars_dir) as stack:
             env = stack.airflow_env()
             env.pop("AIRFLOW__CORE__DAGS_FOLDER", None)  # `stack env` names the folder it is asked for
-            print("creating or upgrading Airflow's metadata database (airflow db migrate)", flush=True)
+            print(f"{datetime.now(UTC).isoformat()} servers up; creating or upgrading Airflow's metadata database "
+                  "(airflow db migrate)", flush=True)
             ensure_airflow_db(env)
             servers = {"postgresql": f"127.0.0.1:{stack.postgres.port}", "sqs": stack.sqs.endpoint_url,
                        "catalog": stack.catalog.uri, "queue": stack.sqs.queue_url}

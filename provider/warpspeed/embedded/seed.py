@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from warpspeed.embedded.send import send_bodies
 from warpspeed.ledger.tables import FEATURE_COLUMNS, FEATURES_TABLE
 from warpspeed.storage.documents import Storage, join_uri, storage_for, upload_folder
 from warpspeed.window.manifests import models_uri
@@ -17,6 +18,12 @@ from warpspeed.window.manifests import models_uri
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
 
+
+__all__ = [  # send_bodies moved to warpspeed.embedded.send (`warpspeed send` imports no pyiceberg); kept for callers
+    "SKLEARN_DEMO_MODEL", "accounts_for", "feature_rows", "invalid_bodies", "pinned_requirements",
+    "publish_seed_models", "save_sklearn_model", "scoring_requests", "send_bodies", "tenant_ids",
+    "train_sklearn_model", "write_features",
+]
 
 SKLEARN_DEMO_MODEL = "upsell_propensity"
 
@@ -170,17 +177,3 @@ def invalid_bodies(count: int) -> list[str]:
                     "model_version": "v1", "workload": "unknown", "requested_at": "2026-01-01T00:00:00Z"}),
     ]
     return [samples[i % len(samples)] for i in range(count)]
-
-
-def send_bodies(client: Any, queue_url: str, bodies: list[str]) -> int:
-    """Send message bodies in batches of ten; return how many were sent."""
-    sent = 0
-    for start in range(0, len(bodies), 10):
-        chunk = bodies[start : start + 10]
-        resp = client.send_message_batch(
-            QueueUrl=queue_url, Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(chunk)]
-        )
-        if resp.get("Failed"):
-            raise RuntimeError(f"SQS refused {len(resp['Failed'])} messages: {resp['Failed']}")
-        sent += len(resp.get("Successful", []))
-    return sent

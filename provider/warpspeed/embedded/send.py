@@ -63,6 +63,19 @@ def refusals(docs: Sequence[Mapping[str, Any]], allowed_models: Mapping[str, Any
 
 def send_docs(client: Any, queue_url: str, docs: Sequence[Mapping[str, Any]]) -> int:
     """Send the documents to ``queue_url`` in batches of ten; return how many were sent."""
-    from warpspeed.embedded.seed import send_bodies
-
     return send_bodies(client, queue_url, [json.dumps(d) for d in docs])
+
+
+def send_bodies(client: Any, queue_url: str, bodies: list[str]) -> int:
+    """Send message bodies in batches of ten; return how many were sent."""
+    sent = 0
+    for start in range(0, len(bodies), 10):
+        chunk = bodies[start : start + 10]
+        resp = client.send_message_batch(
+            QueueUrl=queue_url, Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(chunk)]
+        )
+        if resp.get("Failed"):
+            raise RuntimeError(f"SQS refused {len(resp['Failed'])} messages: {resp['Failed']}")
+        sent += len(resp.get("Successful", []))
+    return sent
+
