@@ -56,8 +56,9 @@ airflow: setup
 
 # The production rehearsal (docs/emr.md): `make airflow` with compute_backend = emr on an EMR and Glue
 # control plane (moto, emulated), S3Proxy and a Spark standalone cluster on loopback; every step's command
-# line runs as EMR would run it. WINDOW_MINUTES (default 5); REHEARSAL_IDLE_SECONDS shortens the profiles'
-# idle auto-termination. A Spot loss on request: `.venv/bin/python -m warpspeed.embedded.rehearsal spot`.
+# line runs as EMR would run it; one S3Proxy (the live stack's) serves both. WINDOW_MINUTES (default 5);
+# REHEARSAL_IDLE_SECONDS shortens the profiles' idle auto-termination. A Spot loss on request:
+# `.venv/bin/python -m warpspeed.embedded.rehearsal spot`.
 REHEARSAL_WINDOW_MINUTES ?= 5
 rehearsal: setup
 	WINDOW_MINUTES=$(REHEARSAL_WINDOW_MINUTES) $(PY) -m warpspeed.embedded.rehearsal
@@ -66,6 +67,7 @@ rehearsal: setup
 # re-sent), SIGKILLs of scheduler/triggerer/tasks and SQS faults, then an audit: prints
 # `SOAK {json}`, exits 1 if anything was lost, scored twice or dead-lettered without a reason.
 # SOAK_REQUESTS, SOAK_WINDOWS, SOAK_KILLS, SOAK_FAULT_RATE change the load; state in .warpspeed/soak.
+# SOAK_BACKEND=emr runs it on the production rehearsal (every batch an EMR step; docs/emr.md).
 soak: setup
 	$(PY) -m warpspeed.embedded.soak.run
 
@@ -102,8 +104,9 @@ test: setup chromium
 bench: setup
 	$(PY) benchmarks/run.py
 
-# rehearsal_window_seconds and rehearsal_vs_local_window (benchmarks/slow/): one window through the EMR
-# backend on the rehearsal vs the local warm engine. Minutes and a rehearsal of its own, so not in `make bench`.
+# rehearsal_window_seconds and rehearsal_vs_local_window (benchmarks/slow/), with their phases: one window
+# through the EMR backend on the rehearsal vs the local warm engine. Minutes and a rehearsal of its own, so
+# not in `make bench`.
 bench-rehearsal: setup
 	$(PY) benchmarks/run.py --slow rehearsal
 

@@ -9,8 +9,11 @@ step (``intent``: one tenant on the single-node engine). The first window create
 (bootstrap included), the second reuses them: that one is ``rehearsal_window_seconds``. The same
 batches then run on the local backend (the warm local Spark engine, started for them; the
 single-node engine in process): ``rehearsal_vs_local_window`` is the rehearsed window over that
-run. Every figure carries its phases: start-up, cluster creation, each step's own run, and what
-the EMR path adds around them (submission, the trigger's polling, Airflow).
+run. Every figure carries its phases: start-up, cluster creation, each step's own run, how long
+after its end the task noticed it (the deferred trigger polls 30 s after the submission, then
+1.5x longer each time), each task's span in the ``dags test`` log (one task at a time there: the
+mapped score tasks run one after the other, not side by side as under a scheduler), and what the
+EMR path adds around the slowest step.
 """
 
 from __future__ import annotations
@@ -42,17 +45,29 @@ REQUESTS = [(TENANTS[0], "churn_risk", "scoring"), (TENANTS[0], "upsell_propensi
 
 
 def _steps(stack: RehearsalStack, window: Window) -> dict[str, float]:
-    """Return each step's own run time (seconds the runner saw it run) for the window's batches, by engine."""
+    """Return, by engine, each step's own run time (seconds the runner saw it run) for the window's batches,
+    and how long after the step ended its score task ended (the trigger's next poll, then the task's resumption).
+    """
     emr = boto3.client("emr", endpoint_url=stack.control_plane, region_name=REGION, aws_access_key_id="x",
                        aws_secret_access_key="x")
     names = {f"warpspeed-{b['batch_id']}": b["engine"] for b in window.plan["batches"]}
+    scores = [span for task, span in window.tasks.items() if task.startswith("score_batches")]
     found: dict[str, float] = {}
     for step in stack.steps():
         listed = emr.describe_step(ClusterId=step.cluster_id, StepId=step.step_id)["Step"]
         engine = names.get(listed["Name"])
         if engine and step.result:
             found[f"{engine}_step"] = float(step.result["seconds"])
+            timeline = listed["Status"]["Timeline"]
+            task_end = next((end for start, end in scores if start <= timeline["CreationDateTime"] <= end), None)
+            if task_end is not None and timeline.get("EndDateTime"):
+                found[f"{engine}_step_end_to_task_end"] = round((task_end - timeline["EndDateTime"]).total_seconds(), 1)
     return found
+
+
+def _task_seconds(window: Window) -> dict[str, float]:
+    """Return each task's span in the window's ``dags test`` log, in seconds."""
+    return {task: round((end - start).total_seconds(), 1) for task, (start, end) in window.tasks.items()}
 
 
 def _cluster_ready_seconds(stack: RehearsalStack) -> float:
@@ -88,9 +103,10 @@ def run() -> Iterator[dict[str, Any]]:
             local = score_locally(stack, settings, warm.window_id, home / "local")
             same = not compare_scores(window_scores(settings, warm.batch_ids), local.scores) and not local.failed
     load = os.getloadavg()[0]
-    slowest = max(steps.values(), default=0.0)
+    slowest = max((v for k, v in steps.items() if k.endswith("_step")), default=0.0)
     phases = {"rehearsal_start": up, "cluster_create_to_ready": ready, **steps,
-              "window_minus_slowest_step": round(warm.seconds - slowest, 1), **local.phases}
+              "window_minus_slowest_step": round(warm.seconds - slowest, 1), **local.phases,
+              "tasks": _task_seconds(warm)}
     yield {
         "name": "rehearsal_window_seconds",
         "value": warm.seconds,

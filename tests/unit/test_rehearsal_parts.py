@@ -114,3 +114,24 @@ def test_the_nodes_spark_submit_changes_only_the_deploy_mode_and_yarn(
     out = subprocess.run([str(shim), *args], env=env, capture_output=True, text=True, check=True).stdout
     assert out.splitlines() == expected  # the application's own arguments are never touched
     assert (tmp_path / "spark-submit.argv").read_text().split("\0")[:-1] == ["spark-submit", *expected]
+
+
+def test_task_spans_read_each_tasks_first_start_and_last_end_from_a_dags_test_log() -> None:
+    from datetime import UTC, datetime
+
+    from warpspeed.embedded.rehearsal.windows import task_spans
+
+    log = "\n".join([
+        "2026-12-04T17:38:47.049176Z [info ] [DAG TEST] starting task_id=collect_requests map_index=-1 [x]",
+        "2026-12-04T17:38:51.087266Z [info ] [DAG TEST] end task task_id=collect_requests map_index=-1 [x]",
+        "2026-12-04T17:39:00.000000Z [info ] [DAG TEST] starting task_id=score_batches map_index=1 [x]",
+        "2026-12-04T17:39:03.517093Z [info ] [DAG TEST] running trigger in line [x]",
+        "2026-12-04T17:40:00.000000Z [info ] [DAG TEST] end task task_id=score_batches map_index=1 [x]",
+        "2026-12-04T17:41:00.000000Z [info ] [DAG TEST] starting task_id=score_batches map_index=1 [x]",
+        "2026-12-04T17:42:30.500000Z [info ] [DAG TEST] end task task_id=score_batches map_index=1 [x]",
+    ])
+    spans = task_spans(log)
+    assert sorted(spans) == ["collect_requests", "score_batches[1]"]
+    start, end = spans["score_batches[1]"]
+    assert start == datetime(2026, 12, 4, 17, 39, tzinfo=UTC) and (end - start).total_seconds() == 210.5
+    assert (spans["collect_requests"][1] - spans["collect_requests"][0]).total_seconds() == 4.03809

@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 
 from warpspeed.config.settings import WarpSpeedSettings, default_home
-from warpspeed.embedded.live import ADMIN_USER, LiveStack, ProducerConfig
-from warpspeed.embedded.rehearsal.data import seed_stack
-from warpspeed.embedded.rehearsal.stack import RehearsalStack
+from warpspeed.embedded.live import ADMIN_USER, ProducerConfig
+from warpspeed.embedded.rehearsal.live import live_rehearsal
 from warpspeed.embedded.rehearsal.stack import order as send
 
 PRODUCER = ProducerConfig(tenants=6, requests_per_window=10, invalid_per_window=1, chunks_per_window=2)
@@ -71,30 +70,26 @@ def main(argv: list[str] | None = None) -> int:
     jars = WarpSpeedSettings.from_mapping({"home": str(home)}).jars_dir
     idle = os.environ.get("REHEARSAL_IDLE_SECONDS")
     minutes = int(os.environ.get("WINDOW_MINUTES", "5"))
-    print(f"Starting the rehearsal (S3Proxy, EMR/Glue control plane, Spark standalone) in {home / 'emr'}...",
-          flush=True)
+    print(f"Starting the embedded servers, the rehearsal (EMR/Glue control plane, Spark standalone) in "
+          f"{home / 'emr'} and Airflow (compute_backend = emr)...", flush=True)
     try:
-        with RehearsalStack(home / "emr", jars, idle_seconds=float(idle) if idle else None) as rehearsal:
-            stack = LiveStack(home, window_minutes=minutes, producer=PRODUCER,
-                              sqs_env=lambda sqs: rehearsal.airflow_env(sqs.endpoint_url),
-                              seed_data=lambda tenants, accounts: seed_stack(rehearsal, tenants, accounts))
-            print("Starting Airflow (compute_backend = emr)...", flush=True)
-            with stack:
-                print(f"\nAirflow UI    {stack.base_url}/   login {ADMIN_USER} / {stack.admin_password}\n"
-                      f"EMR, Glue     {rehearsal.control_plane} (moto, emulated)\n"
-                      f"S3            {rehearsal.s3_endpoint} (S3Proxy)\n"
-                      f"steps         {home / 'emr' / 'runner' / 'clusters'}/<cluster>/steps/<step>/ "
-                      f"(argv.json, stdout, stderr)\n"
-                      f"Spot loss     {sys.executable} -m warpspeed.embedded.rehearsal spot 'warpspeed-scoring-.*'\n"
-                      f"{minutes}-minute windows; idle timeout "
-                      f"{idle + ' s' if idle else 'of each profile'}. Ctrl-C stops everything.\n", flush=True)
-                while True:
-                    dead = [c.name for c in stack.components.values() if not c.alive]
-                    dead += [n for n, p in rehearsal.procs.items() if p.poll() is not None]
-                    if dead:
-                        print(f"!! exited: {dead}; logs in {home}", flush=True)
-                        return 1
-                    time.sleep(5)
+        with live_rehearsal(home, jars, idle_seconds=float(idle) if idle else None, window_minutes=minutes,
+                            producer=PRODUCER) as (stack, rehearsal):
+            print(f"\nAirflow UI    {stack.base_url}/   login {ADMIN_USER} / {stack.admin_password}\n"
+                  f"EMR, Glue     {rehearsal.control_plane} (moto, emulated)\n"
+                  f"S3            {rehearsal.s3_endpoint} (S3Proxy, the live stack's)\n"
+                  f"steps         {home / 'emr' / 'runner' / 'clusters'}/<cluster>/steps/<step>/ "
+                  f"(argv.json, stdout, stderr)\n"
+                  f"Spot loss     {sys.executable} -m warpspeed.embedded.rehearsal spot 'warpspeed-scoring-.*'\n"
+                  f"{minutes}-minute windows; idle timeout "
+                  f"{idle + ' s' if idle else 'of each profile'}. Ctrl-C stops everything.\n", flush=True)
+            while True:
+                dead = [c.name for c in stack.components.values() if not c.alive]
+                dead += [n for n, p in rehearsal.procs.items() if p.poll() is not None]
+                if dead:
+                    print(f"!! exited: {dead}; logs in {home}", flush=True)
+                    return 1
+                time.sleep(5)
     except KeyboardInterrupt:
         pass
     print("Stopped; state kept in", home)

@@ -5,8 +5,9 @@
         rehearsal.inject_spot("warpspeed-.*")          # the next matching Spark step loses its Spot nodes
         rehearsal.steps()                              # every step the runner ran, with its exact argv
 
-The embedded stack's S3 server (S3Proxy, :mod:`warpspeed.embedded.s3_server`, supervised and
-stopped with the stack) and two processes of the rehearsal's own (each dying with the thread that
+The embedded stack's S3 server (S3Proxy, :mod:`warpspeed.embedded.s3_server`: a running one given
+as ``shared_s3``, e.g. the live stack's, else one of its own, supervised and stopped with the
+stack) and two processes of the rehearsal's own (each dying with the thread that
 started it, see :mod:`.processes`): the control plane (:mod:`.control_plane`) and the step runner
 (:mod:`.step_runner`), which owns the Spark master, its workers and every step. Airflow reaches
 them only over HTTP, through its AWS connection (``endpoint_url`` = the control plane, S3 and SQS
@@ -32,7 +33,7 @@ from warpspeed.config.s3 import STACK, EmbeddedS3, S3Access
 from warpspeed.embedded.rehearsal.command_runner import NodeIdentity
 from warpspeed.embedded.rehearsal.processes import marked_processes, reap_registered, spawn, stop_group
 from warpspeed.embedded.rehearsal.runner_config import RunnerConfig
-from warpspeed.embedded.s3_server import s3_server
+from warpspeed.embedded.s3_server import S3Server, s3_server
 from warpspeed.embedded.state import free_port
 from warpspeed.exceptions import WarpSpeedError
 
@@ -79,6 +80,8 @@ class RehearsalStack:
 
     :param idle_seconds: every cluster's idle timeout instead of its profile's (None: the profile's).
     :param max_steps: steps running at once on this machine.
+    :param shared_s3: a running S3 server to use (the live stack's: one S3Proxy serves both); None starts
+        one of the rehearsal's own in ``home/s3``, stopped with the rehearsal.
     """
 
     home: Path
@@ -88,6 +91,7 @@ class RehearsalStack:
     max_steps: int = 3
     node_python: Path = field(default_factory=default_node_python)
     control_port: int = field(default_factory=free_port)
+    shared_s3: S3Server | None = None
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -149,7 +153,7 @@ class RehearsalStack:
         self._lock = lock
         reap_registered(self.home)
         began = time.monotonic()
-        server = self._servers.enter_context(s3_server(self.home / "s3", self.jars_dir))
+        server = self.shared_s3 or self._servers.enter_context(s3_server(self.home / "s3", self.jars_dir))
         self._s3 = EmbeddedS3(server.endpoint_url, REGION, server.credentials_file, BUCKET).access(STACK)
         timings = {"s3": round(time.monotonic() - began, 1)}
         endpoint_file = self.home / "control-plane.endpoint"

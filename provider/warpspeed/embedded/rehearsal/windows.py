@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,25 @@ from warpspeed.window.manifests import BatchRun, WindowLayout, window_id_for
 from warpspeed.window.rule import floor_to_window
 
 WINDOW_MINUTES = 30
+TASK_LINE = re.compile(r"^(\S+Z) .*\[DAG TEST\] (starting|end task) task_id=(\S+) map_index=(-?\d+)")
+
+
+def task_spans(log: str) -> dict[str, tuple[datetime, datetime]]:
+    """Return each task's first start and last end in an ``airflow dags test`` log (``task[map index]`` if mapped).
+
+    ``dags test`` runs one task at a time, a deferred one with its trigger in line, so a span is the
+    task's own work plus, for a deferred task, its wait for the trigger.
+    """
+    spans: dict[str, tuple[datetime, datetime]] = {}
+    for line in log.splitlines():
+        found = TASK_LINE.match(line)
+        if found is None:
+            continue
+        at = datetime.fromisoformat(found.group(1).replace("Z", "+00:00"))
+        key = found.group(3) + (f"[{found.group(4)}]" if found.group(4) != "-1" else "")
+        first, _ = spans.get(key, (at, at))
+        spans[key] = (first, at)
+    return spans
 
 
 @dataclass
@@ -36,6 +56,8 @@ class Window:
     plan: dict[str, Any]
     runs: list[BatchRun]
     seconds: float
+    tasks: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
+    """Each task's span in the ``dags test`` log (:func:`task_spans`)."""
 
     @property
     def batch_ids(self) -> set[str]:
@@ -78,18 +100,31 @@ class DagWindows:
                  "estimated_accounts": accounts, "requested_at": (datetime.now(UTC) - timedelta(seconds=5)).isoformat()}
                 for i, (tenant, model, workload, accounts) in enumerate(requests)]
         seed.send_bodies(self.sqs.client(), self.sqs.queue_url, [json.dumps(d) for d in docs])
-        began = time.monotonic()
-        log = self.home / f"dags_test_{name}.log"
-        code = dags_test("warpspeed_scoring", start.isoformat(), self.env, log)
-        seconds = round(time.monotonic() - began, 1)
-        if code != 0:
-            raise RuntimeError(f"dags test of {name} failed ({code}):\n{log.read_text()[-6000:]}\n{self.runner_log()}")
+        seconds = self.dags_test("warpspeed_scoring", start, name)
         window_id, documents = window_id_for(start), storage(self.stack)
         layout = WindowLayout(self.stack.storage_prefix, window_id)
         plan = json.loads(documents.read_text(layout.plan_uri))
         runs = [BatchRun.from_json(documents.read_text(layout.run_uri(b["batch_id"]))) for b in plan["batches"]]
-        self.windows[name] = Window(window_id, plan, runs, seconds)
+        tasks = task_spans((self.home / f"dags_test_{name}.log").read_text(errors="replace"))
+        self.windows[name] = Window(window_id, plan, runs, seconds, tasks)
         return self.windows[name]
+
+    def dags_test(self, dag_id: str, logical_date: datetime, name: str) -> float:
+        """Run ``airflow dags test`` of one of the bundle's DAGs on the rehearsal; return how long it took.
+
+        :raises RuntimeError: when the DAG run fails (with the end of its log and of the runner's).
+        """
+        began = time.monotonic()
+        log = self.home / f"dags_test_{name}.log"
+        code = dags_test(dag_id, logical_date.isoformat(), self.env, log)
+        if code != 0:
+            raise RuntimeError(f"dags test of {name} failed ({code}):\n{log.read_text()[-6000:]}\n{self.runner_log()}")
+        return round(time.monotonic() - began, 1)
+
+    @property
+    def bundle(self) -> Path:
+        """Return the copy of the DAG bundle the windows run (its ``config/`` may be edited for a test)."""
+        return Path(self.env["AIRFLOW__CORE__DAGS_FOLDER"])
 
     def runner_log(self) -> str:
         """Return the end of the step runner's log."""

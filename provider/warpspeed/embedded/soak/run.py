@@ -3,10 +3,13 @@
 ``python -m warpspeed.embedded.soak.run`` (``make soak``) prints progress, then one line
 ``SOAK {json}`` and exits 1 when anything was lost, scored twice, dead-lettered without a
 reason or unaccounted for. Settings come from the environment (``SOAK_REQUESTS``,
-``SOAK_WINDOWS``, ``SOAK_KILLS``, ``SOAK_FAULT_RATE`` for SQS, ``SOAK_S3_FAULT_RATE`` for S3); the state folder is
-``$WARPSPEED_HOME/soak`` (kept for inspection, replaced on the next run). The chaos kills at
-least once each of :data:`~warpspeed.embedded.soak.chaos.MUST_KILL` (the warm engine mid-batch,
-every embedded server, the api-server and the dag-processor) when ``SOAK_KILLS`` allows.
+``SOAK_WINDOWS``, ``SOAK_KILLS``, ``SOAK_FAULT_RATE`` for SQS, ``SOAK_S3_FAULT_RATE`` for S3,
+``SOAK_BACKEND``: ``local``, the default, or ``emr``, the production rehearsal, see
+:mod:`~warpspeed.embedded.soak.backends`); the state folder is ``$WARPSPEED_HOME/soak`` (kept for
+inspection, replaced on the next run). The chaos kills at least once each of
+:data:`~warpspeed.embedded.soak.chaos.MUST_KILL` (the warm engine mid-batch, every embedded
+server, the api-server and the dag-processor; on ``emr`` :data:`~.backends.EMR_MUST_KILL`) when
+``SOAK_KILLS`` allows.
 """
 
 from __future__ import annotations
@@ -27,15 +30,17 @@ from typing import Any
 
 from warpspeed.compute.local.engine import read_handle
 from warpspeed.config.s3 import COMPONENTS, STACK
+from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.live import SCORING_DAG, LiveStack
 from warpspeed.embedded.s3_proxy import S3Faults
 from warpspeed.embedded.soak.audit import SoakReport, audit
+from warpspeed.embedded.soak.backends import check_backend, must_kill, soak_stack, weights
 from warpspeed.embedded.soak.chaos import Chaos, ChaosPlan, owed_kills
 from warpspeed.embedded.soak.evidence import gather
 from warpspeed.embedded.soak.fault_proxy import FaultProxy
 from warpspeed.embedded.soak.producer import SoakLoad, SoakProducer, read_sent, sqs_sender
 from warpspeed.embedded.sqs_server import LocalSqs
-from warpspeed.embedded.stack import AWS_CONN_ID, default_dags_folder
+from warpspeed.embedded.stack import default_dags_folder
 from warpspeed.storage.documents import join_uri
 
 log = logging.getLogger(__name__)
@@ -74,6 +79,9 @@ class SoakConfig:
     :param spark_workloads: workloads whose batches always run on Spark (the warm local engine) in
         the soak's copy of the DAG bundle (``single_node_max_rows: 0``), so the chaos kills real
         Spark runs; the others are routed by size as shipped (their small batches run single-node).
+    :param backend: where the windows score: ``local`` (the warm local engine) or ``emr`` (EMR steps on
+        the production rehearsal; its S3 traffic signs with one identity, so ``s3_fault_rate`` does not
+        reach it, while the ``s3`` server kill does).
     """
 
     load: SoakLoad = field(default_factory=SoakLoad)
@@ -85,6 +93,10 @@ class SoakConfig:
     drain_timeout: float = 1200.0
     window_minutes: int = 1
     spark_workloads: tuple[str, ...] = ("intent",)
+    backend: str = "local"
+
+    def __post_init__(self) -> None:
+        check_backend(self.backend, "SoakConfig.backend")
 
 
 def soak_dags_folder(home: Path, spark_workloads: tuple[str, ...], source: Path | None = None) -> Path:
@@ -117,7 +129,7 @@ def _say(msg: str) -> None:
     print(f"{datetime.now(UTC):%H:%M:%S} soak: {msg}", flush=True)
 
 
-def _drained(stack: LiveStack, since: datetime) -> tuple[bool, str]:
+def _drained(stack: LiveStack, since: datetime, records: WarpSpeedSettings) -> tuple[bool, str]:
     """Tell whether the pipeline is drained (and say how far it is).
 
     Drained: the queue is empty (in flight included), nothing is carried over, a run that
@@ -131,16 +143,13 @@ def _drained(stack: LiveStack, since: datetime) -> tuple[bool, str]:
             if t["dag_run_id"] in active and t["task_id"] != "wait_for_window" and t["state"] is not None}
     after = [r for r in runs if r["state"] in ("success", "failed") and r.get("start_date")
              and datetime.fromisoformat(r["start_date"].replace("Z", "+00:00")) > since]
-    pending = _carried_over(stack.home)
+    pending = _carried_over(records)
     status = f"queue {depth}, busy runs {len(busy)}, finished since stop {len(after)}, carried over {pending}"
     return depth == 0 and not busy and len(after) >= 1 and pending == 0, status
 
 
-def _carried_over(home: Path) -> int:
+def _carried_over(settings: WarpSpeedSettings) -> int:
     """Return how many requests the latest window's plan carried over (storage on S3 or in a folder)."""
-    from warpspeed.config.settings import WarpSpeedSettings
-
-    settings = WarpSpeedSettings.from_mapping({"home": str(home)}).for_component(STACK)
     storage = settings.storage()
     plans = sorted(u for u in storage.list(join_uri(settings.storage_prefix, "windows")) if u.endswith("/plan.json"))
     return len(json.loads(storage.read_text(plans[-1])).get("carried_over", [])) if plans else 0
@@ -179,36 +188,34 @@ def run_soak(home: Path, config: SoakConfig, **stack_kwargs: Any) -> SoakReport:
     record.unlink(missing_ok=True)
     with FaultProxy(fault_rate=config.fault_rate, reply_lost_share=config.reply_lost_share) as proxy:
 
-        def through_proxy(sqs: LocalSqs) -> dict[str, str]:
+        def through_proxy(sqs: LocalSqs) -> str:
             proxy.upstream = sqs.endpoint_url
-            conn = json.loads(sqs.airflow_connection())
-            conn["extra"]["endpoint_url"] = proxy.endpoint_url
-            return {f"AIRFLOW_CONN_{AWS_CONN_ID.upper()}": json.dumps(conn)}
+            return proxy.endpoint_url
 
         env = SOAK_AIRFLOW_ENV | stack_kwargs.pop("extra_env", {})
         if config.spark_workloads:
             env["AIRFLOW__CORE__DAGS_FOLDER"] = str(soak_dags_folder(home, config.spark_workloads))
-        stack = LiveStack(home, window_minutes=config.window_minutes, producer=None, unpause=False,
-                          extra_env=env, sqs_env=through_proxy,
-                          tenants=config.load.tenants,
-                          accounts=(config.load.accounts_base, config.load.accounts_spread), **stack_kwargs)
-        with stack:
+        with soak_stack(config.backend, home, through_proxy, window_minutes=config.window_minutes, producer=None,
+                        unpause=False, extra_env=env, tenants=config.load.tenants,
+                        accounts=(config.load.accounts_base, config.load.accounts_spread),
+                        **stack_kwargs) as (stack, records):
             assert stack.sqs is not None
-            _say(f"Airflow up at {stack.base_url}; state in {home}")
+            _say(f"Airflow up at {stack.base_url}; state in {home}; compute_backend = {config.backend}")
             stack.unpause(SCORING_DAG)
             producer = SoakProducer(sqs_sender(stack.sqs.client(), stack.sqs.queue_url), stack.tenants,
                                     config.load, record, config.window_minutes)
             chaos = Chaos(stack.components, stack.restart, config.chaos, task_key_resolver(stack),
                           engine_pid=lambda: busy_engine_pid(stack.home), servers=stack.servers,
                           pauses={"sqs": producer.lock}, ready={"api-server": stack.api_healthy})
-            s3 = stack.s3.proxy if stack.s3 is not None else None
+            # on emr the pipeline reaches the S3 server directly, as the nodes' one identity: no proxy faults
+            s3 = stack.s3.proxy if stack.s3 is not None and config.backend == "local" else None
             if s3 is not None:  # every component's requests but the soak's own (seeding, auditing)
                 s3.set_faults(S3Faults(rate=config.s3_fault_rate, components=S3_FAULTED))
             producer.start()
             chaos.start()
             _say(f"producer: {config.load.requests} requests over {config.load.windows} windows; "
                  f"chaos: {config.chaos.kills} kills; SQS fault rate {config.fault_rate:.0%}; "
-                 f"S3 fault rate {config.s3_fault_rate:.0%}")
+                 f"S3 fault rate {config.s3_fault_rate if s3 else 0:.0%}")
             while not producer.done.wait(15):
                 _say(f"sent {len(producer.sent)}, kills {chaos.total}, SQS faults {proxy.injected}, "
                      f"S3 faults {sum(s3.injected.values()) if s3 else 0}")
@@ -220,7 +227,7 @@ def run_soak(home: Path, config: SoakConfig, **stack_kwargs: Any) -> SoakReport:
             while True:
                 try:
                     runs = stack.dag_runs()
-                    done, status = _drained(stack, stopped_at)
+                    done, status = _drained(stack, stopped_at, records)
                 except Exception as err:  # a server or the api-server the chaos killed is not back yet
                     runs, done, status = [], False, f"cannot look ({type(err).__name__}: {err})"
                 finished = [r for r in runs if r["state"] in ("success", "failed")]
@@ -241,12 +248,9 @@ def run_soak(home: Path, config: SoakConfig, **stack_kwargs: Any) -> SoakReport:
                 s3.set_faults(S3Faults())
             for line in chaos.log:
                 _say(f"chaos {line}")
-            from warpspeed.config.settings import WarpSpeedSettings
-
-            settings = WarpSpeedSettings.from_mapping({"home": str(stack.home)})
             evidence = gather(
-                sent=read_sent(record), storage_prefix=settings.storage_prefix, catalog=settings.catalog.load(),
-                storage=settings.storage(),
+                sent=read_sent(record), storage_prefix=records.storage_prefix, catalog=records.catalog.load(),
+                storage=records.storage(),
                 sqs_client=stack.sqs.client(), queue_url=stack.sqs.queue_url, dlq_url=stack.sqs.dead_letter_queue_url,
                 run_states={r["dag_run_id"]: r["state"] for r in stack.dag_runs()}, kills=chaos.total,
                 faults=proxy.injected,
@@ -268,15 +272,17 @@ def config_from_env(env: dict[str, str] | None = None) -> SoakConfig:
     env = dict(os.environ if env is None else env)
     windows = int(env.get("SOAK_WINDOWS", "10"))
     kills = int(env.get("SOAK_KILLS", "12"))
+    backend = check_backend(env.get("SOAK_BACKEND", "local"))
     return SoakConfig(
         load=SoakLoad(requests=int(env.get("SOAK_REQUESTS", "5000")), windows=windows),
-        # at least one kill of the warm engine while it runs a Spark batch (the Spark lane), and of
-        # each server and the api-server and dag-processor (as many of them as the kills allow)
+        # at least one kill of the warm engine while it runs a Spark batch (the Spark lane; not on emr),
+        # and of each server and the api-server and dag-processor (as many of them as the kills allow)
         chaos=ChaosPlan(kills=kills, min_gap=25, max_gap=max(30, windows * 60 * 0.8 / max(kills, 1)),
-                        at_least=owed_kills(kills) or None),
+                        weights=weights(backend), at_least=owed_kills(kills, must_kill(backend)) or None),
         fault_rate=float(env.get("SOAK_FAULT_RATE", "0.1")),
         s3_fault_rate=float(env.get("SOAK_S3_FAULT_RATE", "0.02")),
         min_windows=windows,
+        backend=backend,
     )
 
 
