@@ -19,7 +19,6 @@ Python steps on the primary node, as shipped):
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -230,15 +229,6 @@ def test_a_glue_job_run_executes_the_features_script_on_the_cluster_with_glues_a
     doc["glue"] |= {"script_bucket": BUCKET, "iam_role_name": None,
                     "iam_role_arn": "arn:aws:iam::123456789012:role/warpspeed-glue", "waiter_delay": 5}
     config.write_text(yaml.safe_dump(doc))
-    if importlib.util.find_spec("aiobotocore") is None:
-        # The Glue task as shipped waits deferred, in the Amazon provider's GlueJobCompleteTrigger, whose async
-        # client needs aiobotocore (apache-airflow-providers-amazon[aiobotocore]); without it the trigger fails
-        # with ModuleNotFoundError (seen here). Until the dependency is there, the task waits in the worker:
-        # the same run, its outcome read by the same operator through GlueJobHook.job_completion.
-        dag = dags.bundle / "warpspeed_preprocessing.py"
-        shipped = "deferrable=True,  # a Glue run takes minutes"
-        assert dag.read_text().count(shipped) == 1
-        dag.write_text(dag.read_text().replace(shipped, "deferrable=False,  # a Glue run takes minutes"))
     TIMINGS["glue_dag_seconds"] = dags.dags_test("warpspeed_features_firmographics", datetime.now(UTC), "glue")
 
     glue = rehearsed.emr("glue")
