@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: ruff first; then the live tier in the background, one pytest process per live
-# module (the live stack, with bench_live's smoke run beside it, and the short soak: minutes of
+# `make test`: ruff first; then the live tier in the background, two pytest processes (the live
+# stack with bench_live's smoke run and the wheel user's docs/byo-model.md, and the short soak: minutes of
 # waiting for windows each), while mypy and every other test run in the foreground. Fails if any
 # of them fails; pytest's exit 5 (no tests collected) counts as a failure. The live processes'
 # output is printed after the rest's, then one line with every exit code.
@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTEST=("$VENV/bin/pytest" -p no:cacheprovider)
-LIVE_LANES=("tests/live/test_live_stack.py tests/bench" "tests/live/test_soak.py")
+LIVE_LANES=("tests/live/test_live_stack.py tests/bench tests/live/test_byo_model_doc.py" "tests/live/test_soak.py")
 
 "$VENV/bin/ruff" check provider spark_jobs dags plugins maintenance tests benchmarks || exit 1
 
