@@ -101,12 +101,13 @@ chromium:
 test: setup chromium
 	VENV=$(VENV) bash tests/lanes.sh
 
+# Every figure: benchmarks/bench_*.py, then benchmarks/slow/ (the EMR path on the rehearsal, minutes).
 bench: setup
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py --slow
 
 # rehearsal_window_seconds and rehearsal_vs_local_window (benchmarks/slow/), with their phases: one window
-# through the EMR backend on the rehearsal vs the local warm engine. Minutes and a rehearsal of its own, so
-# not in `make bench`.
+# through the EMR backend on the rehearsal vs the local warm engine (the last part of `make bench`, alone).
 bench-rehearsal: setup
 	$(PY) benchmarks/run.py --slow rehearsal
 

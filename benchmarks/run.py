@@ -4,8 +4,9 @@ Each module exposes ``run() -> Iterable[dict]`` yielding figures with ``name``, 
 ``unit`` and ``note``. Figures compare things measured side by side in this one run; no
 threshold is asserted here. ``python benchmarks/run.py planner`` runs only matching modules.
 
-``benchmarks/slow/bench_*.py`` run only with ``--slow`` (``make bench-rehearsal``): each needs
-minutes and a rehearsal of its own, too much for ``make bench`` and for ``make test``'s smoke runs.
+``benchmarks/slow/bench_*.py`` run only with ``--slow`` (the last step of ``make bench``, or ``make
+bench-rehearsal`` alone): each needs minutes and a rehearsal of its own, too much for ``make test``'s
+smoke runs.
 """
 
 from __future__ import annotations
