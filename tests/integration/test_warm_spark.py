@@ -22,7 +22,15 @@ from pyiceberg.expressions import In
 
 from warpspeed.compute.base import ClusterRef, SparkJob
 from warpspeed.compute.local.backend import RUN_ENTRY, LocalSparkBackend
-from warpspeed.compute.local.engine import discovery_path, ensure_engine, read_handle, running_engine, stop_engine
+from warpspeed.compute.local.code import staged_code
+from warpspeed.compute.local.engine import (
+    _launch,
+    discovery_path,
+    ensure_engine,
+    read_handle,
+    running_engine,
+    stop_engine,
+)
 from warpspeed.compute.local.runs import EngineRun, wait_all
 from warpspeed.compute.staging import package_spark_jobs, spark_jobs_script
 from warpspeed.config.settings import WarpSpeedSettings
@@ -175,6 +183,32 @@ def test_the_engine_is_restarted_after_sigkill_and_leaves_nothing_behind(warm_se
     assert wait_gone(killed.pid) == []  # the killed engine's JVM and workers went with it
     assert stop_engine(warm_settings.home)
     assert wait_gone(restarted.pid) == [] and not discovery_path(warm_settings.home).exists()
+
+
+def test_a_second_engine_of_the_same_code_keeps_working_when_the_first_leaves(
+    warm_settings: WarpSpeedSettings,
+) -> None:
+    """A starter killed mid-start lets the next task start another engine of the same code.
+
+    The new one takes the discovery file over and the first stops; its exit deleted the job zip both
+    used (one name per fingerprint). In a short soak of CI every later job of the new engine then
+    failed with FileNotFoundError on that zip, and three windows failed.
+    """
+    backend = LocalSparkBackend(warm_settings)
+    job = batch_job(warm_settings, "before-takeover", TENANTS[:1])
+    assert backend.start(CLUSTER, [job])[0].succeeded
+    first = read_handle(warm_settings.home)
+    assert first is not None
+    second = _launch(backend.engine_spec(staged_code(warm_settings)))  # as a second starter would
+    assert second.pid != first.pid and second.fingerprint == first.fingerprint
+    assert wait_gone(first.pid) == []  # taken over: the first stops by itself
+    health = second.healthy()
+    assert health is not None and Path(health["zip"]).is_file(), health  # the first's exit left it alone
+    # an MLflow model: its Python workers import the job code from the engine's zip
+    (status,) = backend.start(CLUSTER, [batch_job(warm_settings, "after-takeover", TENANTS[:1], "upsell_propensity")])
+    assert status.succeeded, status.reason
+    assert read_handle(warm_settings.home) == second
+    assert stop_engine(warm_settings.home)
 
 
 def test_an_idle_engine_stops_by_itself(warm_settings: WarpSpeedSettings) -> None:

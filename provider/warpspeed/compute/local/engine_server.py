@@ -196,7 +196,7 @@ class Engine:
     def health(self) -> dict[str, Any]:
         """Return what a client checks before it submits."""
         return {"pid": os.getpid(), "running": len(self.active()), "jobs": len(self.jobs),
-                "idle_seconds": self.idle_seconds}
+                "idle_seconds": self.idle_seconds, "zip": str(self.zip_path)}
 
     def stop(self, reason: str) -> None:
         """Refuse new jobs, cancel the running ones and let the main thread exit."""
@@ -296,8 +296,11 @@ def main(argv: list[str]) -> int:
     spec = json.loads(spec_path.read_text())
     spec_path.unlink(missing_ok=True)
     home = Path(spec["home"])
-    zip_path = home / "run" / f"spark_jobs-{spec['fingerprint']}.zip"
-    shutil.copyfile(spec["zip"], zip_path)  # the staged zip is replaced by later tasks; this copy is not
+    # The staged zip is replaced by later tasks; this copy is not. It is this process's own: an engine of
+    # the same code started while this one was starting (its starter killed) takes the discovery file
+    # over, and this one's exit must not delete the zip the new one runs.
+    zip_path = home / "run" / f"spark_jobs-{spec['fingerprint']}-{os.getpid()}.zip"
+    shutil.copyfile(spec["zip"], zip_path)
     sys.path.insert(0, str(zip_path))
     router = ThreadRouter(sys.stdout)
     sys.stdout = sys.stderr = router
