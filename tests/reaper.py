@@ -4,7 +4,8 @@ Every server the tests start runs under ``setpriv --pdeathsig`` and dies with it
 warm engine cannot (it is shared by the processes that score, so it detaches and leads a session
 of its own). The session starts this watchdog the same way: when pytest dies the kernel sends it
 SIGTERM, and it ends the process group of every engine whose discovery file
-(``<home>/run/spark-engine.json``) lies under the session's base temporary folder.
+(``<home>/run/spark-engine.json``) lies under the session's base temporary folder. It also
+watches its standard input and its parent pid, in case the signal does not come.
 
 ``python tests/reaper.py BASETEMP`` (stdlib only: it starts in a blink and imports nothing of ours).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import sys
 import time
@@ -63,11 +65,20 @@ def _parent_died(signum: int, frame: object) -> None:
 
 
 def main(basetemp: str) -> None:
-    """Wait for the parent's death (SIGTERM from the kernel, or stdin closed), then end its engines."""
+    """Wait for the parent's death, then end its engines.
+
+    Three signs, whichever comes first: the kernel's SIGTERM (``setpriv --pdeathsig``), standard input
+    closed, or this process re-parented (checked every second: a child that inherited the pipe keeps
+    it open, and a loaded machine is no reason to wait).
+    """
+    parent = os.getppid()
     signal.signal(signal.SIGTERM, _parent_died)
     with contextlib.suppress(ParentDied, OSError):
-        sys.stdin.read()
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the other of the two signs may still come
+        while os.getppid() == parent:
+            ready, _, _ = select.select([sys.stdin], [], [], 1.0)
+            if ready and not os.read(sys.stdin.fileno(), 4096):
+                break
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # another of the signs may still come
     end_groups(engine_pids(Path(basetemp)))
 
 

@@ -266,7 +266,9 @@ class StepRunner:
                 self._glue_ended(key, run, code)
                 continue
             log_file = node.upload_logs(self.s3, run.folder, run.log_prefix)
-            if run.stopped_as == "SPOT" and run.reclaim is not None:
+            # lost to Spot: stopped for it, or failed by Spark itself once its executors were reclaimed (under
+            # load Spark can give up before the reclaim is over): EMR fails both with the Spot message
+            if run.reclaim is not None and (run.stopped_as == "SPOT" or (not run.stopped_as and code != 0 and kills)):
                 self._fail(key[0], key[1], spot_message(run.reclaim, node.read_output(run.folder)), log_file)
             elif run.stopped_as:
                 self.admin("emr/step", cluster_id=key[0], step_id=key[1], state=run.stopped_as)
