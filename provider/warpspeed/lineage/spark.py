@@ -3,7 +3,7 @@
 Active when Airflow's OpenLineage is (the provider installed and an ``[openlineage]`` transport
 configured); otherwise every function here returns nothing and Spark runs as before.
 
-- **Local runs** (:mod:`warpspeed.compute.local.backend`): the listener jar ``make setup`` puts in
+- **Local runs** (:mod:`warpspeed.compute.local.backend`): the listener jar ``warpspeed setup`` puts in
   the jars folder (:data:`JAR_GLOB`), ``spark.extraListeners``, and Airflow's own HTTP transport,
   so the Spark applications' events reach the same backend as the tasks'.
 - **Parent job**: each job a task starts carries the task's OpenLineage run as
@@ -58,13 +58,13 @@ def _transport() -> dict[str, str]:
 def local_listener(jars_dir: Path) -> tuple[Path | None, dict[str, str]]:
     """Return the listener jar and the Spark conf that turn the listener on for local runs (none when off).
 
-    Without the jar (``make setup`` fetches it) the listener stays off, with a warning.
+    Without the jar (``warpspeed setup`` fetches it) the listener stays off, with a warning.
     """
     if not lineage_active():
         return None, {}
     jar = listener_jar(jars_dir)
     if jar is None:
-        log.warning("OpenLineage is on but %s has no %s (make setup fetches it): Spark runs without its listener",
+        log.warning("OpenLineage is on but %s has no %s (`warpspeed setup` fetches it): Spark runs without its listener",
                     jars_dir, JAR_GLOB)
         return None, {}
     from airflow.providers.openlineage.plugins.macros import lineage_job_namespace

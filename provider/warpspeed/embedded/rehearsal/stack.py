@@ -184,7 +184,7 @@ class RehearsalStack:
         found = [sorted(self.jars_dir.glob(p)) for p in patterns]
         missing = [p for p, jars in zip(patterns, found, strict=True) if not jars]
         if missing:
-            raise WarpSpeedError(f"{self.jars_dir} lacks {', '.join(missing)}: run `make setup`")
+            raise WarpSpeedError(f"{self.jars_dir} lacks {', '.join(missing)}: run `warpspeed setup`")
         return tuple(str(jars[-1]) for jars in found)
 
     def _wait(self, name: str, ready: Any, began: float, timeout: float) -> float:
