@@ -64,8 +64,8 @@ def local_listener(jars_dir: Path) -> tuple[Path | None, dict[str, str]]:
         return None, {}
     jar = listener_jar(jars_dir)
     if jar is None:
-        log.warning("OpenLineage is on but %s has no %s (`warpspeed setup` fetches it): Spark runs without its listener",
-                    jars_dir, JAR_GLOB)
+        log.warning("OpenLineage is on but %s has no %s (`warpspeed setup` fetches it): Spark runs without its "
+                    "listener", jars_dir, JAR_GLOB)
         return None, {}
     from airflow.providers.openlineage.plugins.macros import lineage_job_namespace
 
