@@ -7,7 +7,7 @@ SIGTERM, and it ends the process group of every engine whose discovery file
 (``<home>/run/spark-engine.json``) lies under the session's base temporary folder. It also
 watches its standard input and its parent pid, in case the signal does not come.
 
-``python tests/reaper.py BASETEMP`` (stdlib only: it starts in a blink and imports nothing of ours).
+``python tests/reaper.py BASETEMP`` (it imports only :mod:`warpspeed.embedded.daemon`, stdlib underneath).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import signal
 import sys
 import time
 from pathlib import Path
+
+from warpspeed.embedded.daemon import alive
 
 
 def engine_pids(basetemp: Path) -> list[int]:
@@ -42,18 +44,8 @@ def end_groups(pids: list[int], grace: float = 10.0) -> None:
             except (ProcessLookupError, PermissionError):
                 continue
         deadline = time.monotonic() + grace
-        while sig == signal.SIGTERM and time.monotonic() < deadline and any(_alive(p) for p in pids):
+        while sig == signal.SIGTERM and time.monotonic() < deadline and any(alive(p) for p in pids):
             time.sleep(0.2)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class ParentDied(Exception):

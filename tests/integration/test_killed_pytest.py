@@ -10,10 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from tests.paths import REPO_ROOT
+from warpspeed.embedded.daemon import alive
 
 BODY = Path(__file__).with_name("killed_session_body.py")
 
@@ -32,21 +32,14 @@ def test_kill_9_of_pytest_leaves_no_server_or_engine(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the inner session never started its servers"
             time.sleep(0.5)
         pids = json.loads(pids_file.read_text())
-        assert all(psutil.pid_exists(pid) for pid in pids.values()), pids
+        assert all(alive(pid) for pid in pids.values()), pids
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         deadline = time.monotonic() + 60
-        while alive := {name: pid for name, pid in pids.items() if _running(pid)}:
+        while running := {name: pid for name, pid in pids.items() if alive(pid)}:
             if time.monotonic() > deadline:
-                pytest.fail(f"still running 60 s after kill -9 of pytest: {alive}")
+                pytest.fail(f"still running 60 s after kill -9 of pytest: {running}")
             time.sleep(1)
     finally:
         if proc.poll() is None:
             proc.kill()
-
-
-def _running(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
