@@ -11,6 +11,10 @@ PYTEST=("$VENV/bin/pytest" -p no:cacheprovider)
 LIVE_LANES=("tests/live/test_live_stack.py tests/bench tests/live/test_byo_model_doc.py" "tests/live/test_soak.py")
 
 "$VENV/bin/ruff" check provider spark_jobs dags plugins maintenance tests benchmarks || exit 1
+# Bytecode for this checkout's own modules (`make setup` compiles the venv's): where PYTHONDONTWRITEBYTECODE
+# is set, every process of the suite (airflow commands, tasks, servers) would compile them again.
+env -u PYTHONDONTWRITEBYTECODE "$VENV/bin/python" -m compileall -q -j 0 provider spark_jobs dags plugins maintenance \
+  tests benchmarks >/dev/null || exit 1
 
 logs=$(mktemp -d "${TMPDIR:-/tmp}/warpspeed-live-tier.XXXXXX")
 pids=()

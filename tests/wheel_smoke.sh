@@ -13,7 +13,7 @@ env -u PYTHONPATH -u VIRTUAL_ENV "$uv" build --wheel --quiet --out-dir "$work/di
 wheel=$(ls "$work"/dist/warpspeed_airflow_provider-*.whl)
 echo "built $(basename "$wheel")"
 "$uv" venv --quiet --python "$(command -v python3.11 || command -v python3)" "$work/venv"
-"$uv" pip install --quiet --python "$work/venv/bin/python" "${wheel}[embedded,models]"
+"$uv" pip install --quiet --compile-bytecode --python "$work/venv/bin/python" "${wheel}[embedded,models]"
 
 cd "$work"
 python=$work/venv/bin/python
