@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from warpspeed.embedded.jvm import QUICK_JIT
 from warpspeed.embedded.rehearsal.processes import spawn, stop_group
 from warpspeed.embedded.state import free_port
 
@@ -105,7 +106,7 @@ class StandaloneCluster:
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         self.conf_dir.mkdir(parents=True, exist_ok=True)
         (self.conf_dir / "log4j2.properties").write_text(LOG4J2)
-        env = spark_env(base_env, self.conf_dir, SPARK_DAEMON_MEMORY="512m")
+        env = spark_env(base_env, self.conf_dir, SPARK_DAEMON_MEMORY="512m", SPARK_DAEMON_JAVA_OPTS=QUICK_JIT)
         began = time.monotonic()
         self._spawn("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
                                "--port", str(self.master_port), "--webui-port", str(self.ui_port)], env)
