@@ -57,11 +57,11 @@ class Terminal:
             "set -euo pipefail",
             f'[ -f {self.state}/env.sh ] && source {self.state}/env.sh',
             f'cd "$(cat {self.state}/cwd)"',
-            # the page's `pip install "warpspeed-airflow-provider[extras]"` installs the wheel built here, with
-            # its .pyc files written at install time as pip writes them (uv does only when asked)
+            # the page's `pip install "warpspeed-airflow-provider[extras]"` installs the wheel built here (the user's
+            # shell has no PYTHONDONTWRITEBYTECODE: Python writes the .pyc files of what it imports)
             "pip() { [ \"$1\" = install ] || return 1; shift; local a args=(); "
             f'for a in "$@"; do args+=("${{a/warpspeed-airflow-provider/{wheel}}}"); done; '
-            f'{UV} pip install --quiet --compile-bytecode --python {venv / "bin" / "python"} "${{args[@]}}"; }}',
+            f'{UV} pip install --quiet --python {venv / "bin" / "python"} "${{args[@]}}"; }}',
         ])
         self.timings: list[tuple[str, float]] = []
 
