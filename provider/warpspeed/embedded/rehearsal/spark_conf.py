@@ -11,7 +11,8 @@ reads this folder through ``SPARK_CONF_DIR``, as it reads /etc/spark/conf on EMR
 
 :func:`node_overlay` adds what an EMR node has that a standalone worker lacks (emulated, named so
 in docs/emr.md): the master URL, client deploy mode, ``s3://`` through Hadoop's s3a (EMRFS on EMR),
-the external shuffle service's stand-in for dynamic allocation, and the node's size.
+the external shuffle service's stand-in for dynamic allocation, the node's size and its JVM options
+(C1 only, :data:`~warpspeed.embedded.jvm.QUICK_JIT`; a profile's own replace them, as on EMR).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from warpspeed.embedded.jvm import QUICK_JIT
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,8 @@ def node_overlay(conf: SparkConfDir, node: Node) -> SparkConfDir:
     jars = ":".join((*node.hadoop_jars, *(node.iceberg_jars if conf.iceberg else ())))
     for key in ("spark.driver.extraClassPath", "spark.executor.extraClassPath"):
         d[key] = ":".join(x for x in (d.get(key), jars) if x)
+    for key in ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions"):
+        d.setdefault(key, QUICK_JIT)  # the node's own JVM options, replaced by a profile's (as EMR's are)
     if d.get("spark.dynamicAllocation.enabled") == "true":  # YARN has an external shuffle service here
         d.setdefault("spark.dynamicAllocation.shuffleTracking.enabled", "true")
     sizes = {"spark.executor.memory": node.executor_memory, "spark.executor.cores": "1",
