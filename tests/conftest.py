@@ -21,6 +21,7 @@ from warpspeed.config.catalog import CatalogConfig
 from warpspeed.config.s3 import EmbeddedS3
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.control_planes import moto_server
+from warpspeed.embedded.jvm import QUICK_JIT
 from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
 from warpspeed.embedded.rest_catalog import RestCatalogServer, rest_catalog_server
 from warpspeed.embedded.s3_proxy import S3CountingProxy
@@ -30,6 +31,10 @@ from warpspeed.embedded.sqs_server import LocalSqs, queues_on, sqs_server
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python UDF workers need the venv (pyarrow, mlflow)
+# Every local Spark driver the tests start (sessions, spark-submit, warm engines, the live stacks'
+# jobs, bench smoke runs) compiles with C1 only: their jobs are tiny, and C2's compiler threads were
+# half of their CPU. The product keeps C2 for local Spark (QUICK_JIT says why); `make bench` measures that.
+os.environ.setdefault("SPARK_SUBMIT_OPTS", QUICK_JIT)
 # The provider never looks for jars in the checkout; the tests say where `make setup` put them.
 os.environ.setdefault("WARPSPEED_JARS_DIR", str(REPO_ROOT / ".jars"))
 # py4j logs "Closing down clientserver connection" from __del__ at interpreter exit, after

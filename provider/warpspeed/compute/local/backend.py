@@ -26,7 +26,6 @@ from warpspeed.compute.local.runs import EngineRun, EngineWatch, LocalRun, Submi
 from warpspeed.compute.staging import spark_jobs_script
 from warpspeed.config.catalog_secrets import spark_secret_env, split_secrets
 from warpspeed.config.settings import WarpSpeedSettings
-from warpspeed.embedded.jvm import QUICK_JIT
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.lineage.spark import local_listener, without_lineage
 
@@ -48,9 +47,6 @@ LOCAL_SPARK_CONF = {
     "spark.driver.memory": "2g",
     "spark.driver.bindAddress": "127.0.0.1",
     "spark.driver.host": "127.0.0.1",
-    # the local driver (its executors are threads in it) compiles with C1 only, as the embedded servers do: its
-    # batches are small; a job's own spark.driver.extraJavaOptions replaces this
-    "spark.driver.extraJavaOptions": QUICK_JIT,
 }
 RUN_ENTRY = re.compile(r"^def run\(spark\b", re.MULTILINE)
 """A script the warm engine can run defines ``run(spark, argv) -> int`` at module level."""
