@@ -1,4 +1,4 @@
-"""End to end: a scores-shaped table with 120 tiny Spark commits, maintained by `airflow dags test`."""
+"""End to end: a scores-shaped table with 120 small commits (a file each), maintained by `airflow dags test`."""
 
 from __future__ import annotations
 
@@ -57,20 +57,43 @@ def maint_settings(spark_home: Path) -> WarpSpeedSettings:
 
 @pytest.fixture(scope="module")
 def small_commit_table(spark: Any, maint_settings: WarpSpeedSettings) -> dict[str, Any]:
-    """Create the table with pyiceberg, then make 120 tiny commits with the session's Spark (one INSERT each)."""
+    """Create the table with pyiceberg, then commit 120 small files to it one at a time, as 120 Spark jobs would.
+
+    One Spark write makes the 120 files (3 rows each, one per task) in a staging table; Iceberg's own
+    ``newAppend`` (what a Spark INSERT commits with, manifests merged the same way) then adds them to the table
+    one per commit: the 120 snapshots and files of 120 INSERTs, for one Spark job instead of 120.
+    """
     catalog = maint_settings.catalog.load()
     catalog.create_namespace_if_not_exists("maint_e2e")
-    if catalog.table_exists(TABLE):
-        catalog.drop_table(TABLE)
-    catalog.create_table(TABLE, schema=SCORES.schema, partition_spec=SCORES.partition_spec,
-                         properties={"format-version": "2"})
-    for i in range(COMMITS):
-        tenant, model = PARTITIONS[i % len(PARTITIONS)]
-        values = ", ".join(f"('{tenant}', '{model}', 'v1', 'acct-{i}-{j}', {i + j / 10}, 'batch-{i}', "
-                           "current_timestamp())" for j in range(3))
-        spark.sql(f"INSERT INTO warpspeed.{TABLE} VALUES {values}")
+    staging = f"{TABLE}_files"
+    for name in (TABLE, staging):
+        if catalog.table_exists(name):
+            catalog.drop_table(name)
+    for name, extra in ((TABLE, {}), (staging, {"write.distribution-mode": "none"})):  # none: a task, a file
+        catalog.create_table(name, schema=SCORES.schema, partition_spec=SCORES.partition_spec,
+                             properties={"format-version": "2", **extra})
+    rows = [(*PARTITIONS[i % len(PARTITIONS)], "v1", f"acct-{i}-{j}", i + j / 10, f"batch-{i}")
+            for i in range(COMMITS) for j in range(3)]
+    batches = spark.sparkContext.parallelize(rows, COMMITS)  # slice i holds batch i's 3 rows: one task, one file
+    frame = spark.createDataFrame(batches, "tenant_id string, model string, model_version string, "
+                                           "account_id string, score double, batch_id string")
+    frame.selectExpr("*", "current_timestamp() AS scored_at").writeTo(f"warpspeed.{staging}").append()
+    load = spark.sparkContext._jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable
+    tasks = load(spark._jsparkSession, f"warpspeed.{staging}").newScan().planFiles().iterator()
+    files = []
+    while tasks.hasNext():
+        files.append(tasks.next().file())
+    assert len(files) == COMMITS, f"{len(files)} files written, not one per batch"
+    target = load(spark._jsparkSession, f"warpspeed.{TABLE}")
+    for data_file in sorted(files, key=lambda f: int(str(f.path()).rsplit("/", 1)[-1].split("-")[0])):  # task id
+        target.newAppend().appendFile(data_file).commit()
+    catalog.drop_table(staging)  # not purged: its files are the table's now
     table = catalog.load_table(TABLE)
-    snapshots = [s.snapshot_id for s in sorted(table.snapshots(), key=lambda s: s.timestamp_ms)]
+    parent = {s.snapshot_id: s.parent_snapshot_id for s in table.snapshots()}
+    snapshots, current = [], table.current_snapshot().snapshot_id  # oldest first, by ancestry: commits share a ms
+    while current is not None:
+        snapshots.insert(0, current)
+        current = parent[current]
     return {
         "checksum": _checksum(table),
         "snapshots": snapshots,
