@@ -1,10 +1,10 @@
 """Issue 12 acceptance: the live stack (real scheduler, triggerer, api-server, dag-processor).
 
-One module-scoped stack with 2-minute windows and a producer for both workloads: two windows
-through with every requested (tenant, model) pair scored exactly once per account, no task
-retried, both workloads' score tasks overlapping, the window sensor seen ``deferred``; then a
-screenshot of the live UI in headless Chromium (``docs/live-ui.png`` when
-``WARPSPEED_UPDATE_SCREENSHOTS=1``).
+One module-scoped stack with 1-minute windows (nothing checked here depends on their length) and a
+producer for both workloads: two windows through with every requested (tenant, model) pair scored
+exactly once per account, no task retried, both workloads' score tasks overlapping, the window
+sensor seen ``deferred``; then a screenshot of the live UI in headless Chromium
+(``docs/live-ui.png`` when ``WARPSPEED_UPDATE_SCREENSHOTS=1``).
 
 Issue 25 on the same stack: its OpenLineage events (an HTTP sink on loopback) form one connected
 graph per window, queue -> collect -> plan -> score -> publish; its metrics reach a StatsD listener
@@ -38,7 +38,7 @@ from warpspeed.window.rule import window_for
 
 pytestmark = pytest.mark.live
 
-WINDOW_MINUTES = 2
+WINDOW_MINUTES = 1
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
