@@ -123,7 +123,8 @@ class _Server:
 def test_a_server_kill_waits_until_the_supervisor_has_it_back_and_holds_the_producer_meanwhile() -> None:
     producer_lock = threading.Lock()
     sqs = _Server("sqs", down=1.0, pause=producer_lock)
-    chaos = Chaos({}, lambda _: None, ChaosPlan(kills=1), servers={"sqs": sqs}, pauses={"sqs": producer_lock})
+    chaos = Chaos({}, lambda _: None, ChaosPlan(poll=0.05, kills=1), servers={"sqs": sqs},
+                  pauses={"sqs": producer_lock})
     chaos._running = lambda: [(1, 2, "run/score/0")]  # type: ignore[method-assign]
     assert chaos.strike("sqs")
     assert sqs.held_during_kill is True and not producer_lock.locked()  # held for the outage, then released
@@ -135,7 +136,7 @@ def test_a_server_kill_waits_until_the_supervisor_has_it_back_and_holds_the_prod
 
 def test_an_outage_waits_while_a_running_task_already_lost_a_try_and_misses_a_server_it_does_not_own() -> None:
     pg = _Server("postgres", down=0.1)
-    chaos = Chaos({}, lambda _: None, ChaosPlan(kills=2), servers={"postgres": pg})
+    chaos = Chaos({}, lambda _: None, ChaosPlan(poll=0.05, kills=2), servers={"postgres": pg})
     chaos._running = lambda: [(1, 2, "run/collect/-1")]  # type: ignore[method-assign]
     chaos.shot_tasks.add("run/collect/-1")
     assert not chaos.strike("postgres") and pg.alive and chaos.total == 0
@@ -146,7 +147,7 @@ def test_an_outage_waits_while_a_running_task_already_lost_a_try_and_misses_a_se
 
 def test_a_server_that_does_not_come_back_is_reported() -> None:
     s3 = _Server("s3", down=60.0)
-    chaos = Chaos({}, lambda _: None, ChaosPlan(kills=1, recover_timeout=1.5), servers={"s3": s3})
+    chaos = Chaos({}, lambda _: None, ChaosPlan(poll=0.05, kills=1, recover_timeout=1.5), servers={"s3": s3})
     chaos._running = lambda: []  # type: ignore[method-assign]
     assert chaos.strike("s3")
     assert "s3" not in chaos.recovered and any("s3 NOT back after 2 s" in line for line in chaos.log)
@@ -178,7 +179,7 @@ def test_a_component_kill_is_left_to_the_revival_and_waits_until_it_is_ready() -
 
     reviver = threading.Thread(target=revive, daemon=True)
     reviver.start()
-    chaos = Chaos({"api-server": api}, lambda _: None, ChaosPlan(kills=1), ready={"api-server": ready})
+    chaos = Chaos({"api-server": api}, lambda _: None, ChaosPlan(poll=0.05, kills=1), ready={"api-server": ready})
     chaos._running = lambda: [(7, 2, "run/plan/-1")]  # type: ignore[method-assign]
     try:
         assert chaos.strike("api-server")
@@ -193,7 +194,7 @@ def test_a_component_kill_is_left_to_the_revival_and_waits_until_it_is_ready() -
 
 
 def test_a_strike_that_cannot_look_is_a_miss_not_the_end_of_the_chaos() -> None:
-    chaos = Chaos({}, lambda _: None, ChaosPlan(kills=1), servers={"sqs": _Server("sqs", down=0.1)})
+    chaos = Chaos({}, lambda _: None, ChaosPlan(poll=0.05, kills=1), servers={"sqs": _Server("sqs", down=0.1)})
 
     def api_down() -> list[tuple[int, int, str]]:
         raise urllib.error.URLError("connection refused")
@@ -248,7 +249,8 @@ def test_the_last_slots_are_kept_for_the_kills_still_owed() -> None:
             self._note(action, f"kill {action}")
             return True
 
-    plan = ChaosPlan(kills=2, min_gap=0.01, max_gap=0.02, weights={"task": 1}, at_least={"sqs": 1}, owed_wait=0.01)
+    plan = ChaosPlan(poll=0.05, kills=2, min_gap=0.01, max_gap=0.02, weights={"task": 1}, at_least={"sqs": 1},
+                     owed_wait=0.01)
     chaos = Scripted({}, lambda _: None, plan)
     chaos.run()
     assert chaos.error is None and dict(chaos.kills) == {"task": 1, "sqs": 1} and chaos.sqs_tries == 6

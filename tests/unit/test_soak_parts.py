@@ -189,7 +189,7 @@ def test_chaos_kills_the_scheduler_then_restarts_it_and_never_shoots_one_task_tw
 
     scheduler = _Component("scheduler", _sleeper_tree(3))  # scheduler -> worker -> task -> compute
     restarted: list[str] = []
-    chaos = Chaos({"scheduler": scheduler}, restarted.append, ChaosPlan(kills=3, restart_after=0.01))
+    chaos = Chaos({"scheduler": scheduler}, restarted.append, ChaosPlan(poll=0.05, kills=3, restart_after=0.01))
     try:
         deadline = time.monotonic() + 30
         while len(process_tree(scheduler.proc.pid)) < 3:
@@ -215,7 +215,7 @@ def test_chaos_spares_the_scheduler_while_a_task_it_runs_was_already_shot() -> N
 
     scheduler = _Component("scheduler", _sleeper_tree(2))  # scheduler -> worker -> task
     restarted: list[str] = []
-    chaos = Chaos({"scheduler": scheduler}, restarted.append, ChaosPlan(kills=2, restart_after=0.01))
+    chaos = Chaos({"scheduler": scheduler}, restarted.append, ChaosPlan(poll=0.05, kills=2, restart_after=0.01))
     started: list[int] = []
     try:
         deadline = time.monotonic() + 30
@@ -246,8 +246,9 @@ def test_chaos_kills_the_warm_engine_process_group_only_while_tasks_run() -> Non
     engine = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)  # leads its own group
     scheduler = _Component("scheduler", _sleeper_tree(2))  # scheduler -> worker -> task
     idle = Chaos({"scheduler": _Component("scheduler", subprocess.Popen(["true"]))}, lambda _: None,
-                 ChaosPlan(kills=1), engine_pid=lambda: engine.pid)
-    chaos = Chaos({"scheduler": scheduler}, lambda _: None, ChaosPlan(kills=1), engine_pid=lambda: engine.pid)
+                 ChaosPlan(poll=0.05, kills=1), engine_pid=lambda: engine.pid)
+    chaos = Chaos({"scheduler": scheduler}, lambda _: None, ChaosPlan(poll=0.05, kills=1),
+                  engine_pid=lambda: engine.pid)
     try:
         deadline = time.monotonic() + 30
         while len(process_tree(engine.pid)) < 1 or len(process_tree(scheduler.proc.pid)) < 2:
@@ -275,7 +276,7 @@ def test_chaos_waits_for_an_owed_engine_kill_until_the_engine_runs_a_job() -> No
     engine = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
     scheduler = _Component("scheduler", _sleeper_tree(2))  # scheduler -> worker -> task
     busy = iter([None, None, None])  # idle for three polls, then running a job
-    plan = ChaosPlan(kills=1, min_gap=0.01, max_gap=0.02, weights={"task": 1, "engine": 1},
+    plan = ChaosPlan(poll=0.05, kills=1, min_gap=0.01, max_gap=0.02, weights={"task": 1, "engine": 1},
                      at_least={"engine": 1}, owed_wait=30)
     chaos = Chaos({"scheduler": scheduler}, lambda _: None, plan, engine_pid=lambda: next(busy, engine.pid))
     try:
@@ -295,9 +296,9 @@ def test_a_chaos_plan_cannot_owe_unknown_actions_or_more_kills_than_it_makes() -
     from warpspeed.embedded.soak.chaos import ChaosPlan
 
     with pytest.raises(ValueError, match="at_least"):
-        ChaosPlan(kills=3, at_least={"spark": 1})
+        ChaosPlan(poll=0.05, kills=3, at_least={"spark": 1})
     with pytest.raises(ValueError, match="at_least"):
-        ChaosPlan(kills=1, at_least={"engine": 1, "task": 1})
+        ChaosPlan(poll=0.05, kills=1, at_least={"engine": 1, "task": 1})
 
 
 def test_the_producer_spreads_a_window_over_distinct_pairs_and_keeps_some_supersession(tmp_path: Path) -> None:

@@ -99,6 +99,8 @@ class ChaosPlan:
         kill slot first waits up to ``owed_wait`` seconds for that action to find a target (the
         engine running a job), then falls back to the weighted draw, unless every kill left is
         owed (the slot then passes, and the next one tries the owed actions again).
+    :param poll: seconds between two looks at a recovering server or an owed action's target, and
+        between two tries of a slot whose action found nothing to kill.
     """
 
     kills: int = 12
@@ -110,6 +112,7 @@ class ChaosPlan:
     at_least: Mapping[str, int] | None = None
     owed_wait: float = 45.0
     recover_timeout: float = 300.0
+    poll: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kills < 0 or not 0 < self.min_gap <= self.max_gap:
@@ -314,7 +317,7 @@ class Chaos(threading.Thread):
                         with suppress(Exception):
                             self.shot_tasks |= {key for _, _, key in self._running()}
                     return
-            time.sleep(1.0)
+            time.sleep(self.plan.poll)
         self.log.append(f"{time.strftime('%H:%M:%S')} {action} NOT back after {self.plan.recover_timeout:.0f} s")
         log.warning("chaos: %s not back after %.0f s", action, self.plan.recover_timeout)
 
@@ -339,7 +342,7 @@ class Chaos(threading.Thread):
                 return True
             if time.monotonic() > deadline:
                 return False
-            self.stopped.wait(1.0)
+            self.stopped.wait(self.plan.poll)
         return False
 
     def _try(self, action: str) -> bool:
@@ -364,7 +367,7 @@ class Chaos(threading.Thread):
                     action = self.rng.choices(actions, [weights[a] for a in actions])[0]
                     if self.stopped.is_set() or self._try(action):
                         break
-                    self.stopped.wait(1.5)
+                    self.stopped.wait(self.plan.poll)
         except BaseException as err:
             self.error = err
             log.exception("chaos loop failed")
