@@ -81,11 +81,11 @@ typecheck: setup
 	$(VENV)/bin/mypy
 
 # Test tiers (pyproject.toml's markers say what each proves). `make unit` is the fast lane: no
-# server, Spark session or JVM, under a minute (it draws a fifth of the planner's property
-# examples); `make integration` runs the real pieces on loopback and a smoke run of every
-# benchmark; `make live` the live Airflow stack (minutes, mostly waiting for windows).
+# server, Spark session or JVM, under a minute in two pytest-xdist workers (it draws a fifth of the
+# planner's property examples); `make integration` runs the real pieces on loopback and a smoke run
+# of every benchmark; `make live` the live Airflow stack (minutes, mostly waiting for windows).
 unit: setup
-	WARPSPEED_FAST_LANE=1 $(VENV)/bin/pytest -p no:cacheprovider -m unit tests/unit tests/dags
+	WARPSPEED_FAST_LANE=1 $(VENV)/bin/pytest -p no:cacheprovider -n 2 -m unit tests/unit tests/dags
 
 integration: setup
 	$(VENV)/bin/pytest -p no:cacheprovider -m integration tests
@@ -99,8 +99,9 @@ chromium:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); } || \
 	  echo "chromium not installed: the dashboard's browser check will skip"
 
-# Every check: ruff, then the live tier in the background while mypy and all other tests run
-# (tests/lanes.sh); fails if any fails. `--durations=25` (pyproject) lists the slowest tests.
+# Every check: ruff, then mypy and every test at once in lanes (tests/lanes.sh: the DAG and unit tests in
+# the foreground; mypy, integration, live stack, soak and rehearsal beside them); fails if any fails.
+# `--durations=25` (pyproject) lists the slowest tests of each lane.
 test: setup chromium
 	VENV=$(VENV) bash tests/lanes.sh
 
