@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
-# `make test`: ruff first; then the live tier in the background, two pytest processes (the live
-# stack with bench_live's smoke run and the wheel user's docs/byo-model.md, and the short soak: minutes of
-# waiting for windows each), while mypy and every other test run in the foreground. Fails if any
-# of them fails; pytest's exit 5 (no tests collected) counts as a failure. The live processes'
-# output is printed after the rest's, then one line with every exit code.
+# `make test`: ruff first; then every other check at once, in lanes that share the machine's cores while
+# each waits for its own servers, windows and clusters:
+#   - in the foreground, the DAG and unit tests (their output streams);
+#   - in the background, mypy; the integration tests with every bench module's smoke run; the live stack
+#     with bench_live's smoke run and the wheel user's docs/byo-model.md; the short soak; the EMR rehearsal.
+# The lanes split the suite by folder and marker so that each test runs in exactly one of them. The
+# background lanes' output is printed after the foreground's, then one line with every exit code; fails
+# if any lane fails, and pytest's exit 5 (no tests collected) counts as a failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTEST=("$VENV/bin/pytest" -p no:cacheprovider)
-LIVE_LANES=("tests/live/test_live_stack.py tests/bench tests/live/test_byo_model_doc.py" "tests/live/test_soak.py")
+REST="not live and not rehearsal"
+FOREGROUND=(-m "$REST" tests/dags tests/unit)
+NAMES=(mypy integration live soak rehearsal)
+LANES=(
+  "$VENV/bin/mypy"
+  "${PYTEST[*]} -m '$REST' tests --ignore=tests/dags --ignore=tests/unit"
+  "${PYTEST[*]} -m live tests --ignore=tests/live/test_soak.py"
+  "${PYTEST[*]} -m live tests/live/test_soak.py"
+  "${PYTEST[*]} -m rehearsal tests"
+)
 
 "$VENV/bin/ruff" check provider spark_jobs dags plugins maintenance tests benchmarks || exit 1
 # Bytecode for this checkout's own modules (`make setup` compiles the venv's): where PYTHONDONTWRITEBYTECODE
@@ -16,43 +28,39 @@ LIVE_LANES=("tests/live/test_live_stack.py tests/bench tests/live/test_byo_model
 env -u PYTHONDONTWRITEBYTECODE "$VENV/bin/python" -m compileall -q -j 0 provider spark_jobs dags plugins maintenance \
   tests benchmarks >/dev/null || exit 1
 
-logs=$(mktemp -d "${TMPDIR:-/tmp}/warpspeed-live-tier.XXXXXX")
+logs=$(mktemp -d "${TMPDIR:-/tmp}/warpspeed-lanes.XXXXXX")
 pids=()
 set -m  # job control while starting them: each gets its own process group and keeps SIGINT (teardown)
-for i in "${!LIVE_LANES[@]}"; do
-  # shellcheck disable=SC2086  # a lane is a list of paths
-  "${PYTEST[@]}" -m live ${LIVE_LANES[$i]} >"$logs/$i.log" 2>&1 &
+for i in "${!LANES[@]}"; do
+  bash -c "${LANES[$i]}" >"$logs/$i.log" 2>&1 &
   pids+=($!)
 done
-set +m  # the rest runs in this script's process group: Ctrl-C reaches both, then the trap stops the live tier
-show_live() {
-  for i in "${!LIVE_LANES[@]}"; do
-    echo "=============== live tier: ${LIVE_LANES[$i]} (run beside the rest) ==============="
+set +m  # the foreground runs in this script's process group: Ctrl-C reaches it, then the trap stops the rest
+show_lanes() {
+  for i in "${!LANES[@]}"; do
+    echo "=============== lane ${NAMES[$i]}: ${LANES[$i]} (run beside the foreground) ==============="
     cat "$logs/$i.log"
   done
   rm -rf "$logs"
 }
-stop_live() {
-  kill -INT "${pids[@]}" 2>/dev/null
+stop_lanes() {
+  kill -INT -- "${pids[@]/#/-}" 2>/dev/null
   wait "${pids[@]}" 2>/dev/null
-  show_live
+  show_lanes
 }
-trap 'stop_live; exit 130' INT TERM
+trap 'stop_lanes; exit 130' INT TERM
 
-if ! "$VENV/bin/mypy"; then
-  stop_live
-  exit 1
-fi
-"${PYTEST[@]}" -m "not live" tests
-codes="the rest: $?"
-failed=$(( ${codes##* } != 0 ))
+"${PYTEST[@]}" "${FOREGROUND[@]}"
+code=$?
+codes="dags and unit: $code"
+failed=$(( code != 0 ))
 for i in "${!pids[@]}"; do
   wait "${pids[$i]}"
   code=$?
-  codes+=", ${LIVE_LANES[$i]}: $code"
+  codes+=", ${NAMES[$i]}: $code"
   (( code != 0 )) && failed=1
 done
 trap - INT TERM
-show_live
+show_lanes
 echo "make test exit codes: $codes"
 exit "$failed"
