@@ -22,8 +22,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from warpspeed.embedded.rehearsal.compare import compare_scores, score_locally, 
 from warpspeed.embedded.rehearsal.data import rehearsal_settings, seed_stack, storage
 from warpspeed.embedded.rehearsal.glue_runs import conf_items
 from warpspeed.embedded.rehearsal.stack import BUCKET, REGION, RehearsalStack
-from warpspeed.embedded.rehearsal.windows import DagWindows, Window, closed_window
+from warpspeed.embedded.rehearsal.windows import WINDOW_MINUTES, DagWindows, Window, closed_window
 from warpspeed.embedded.sqs_server import queues_on
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.hooks.emr import EmrPoolHook, step_status
@@ -62,6 +62,7 @@ class Rehearsed:
     stack: RehearsalStack
     settings: WarpSpeedSettings
     dags: DagWindows
+    starts: dict[str, datetime] = field(default_factory=dict)
 
     def emr(self, service: str = "emr") -> Any:
         return boto3.client(service, endpoint_url=self.stack.control_plane, region_name=REGION,
@@ -71,6 +72,7 @@ class Rehearsed:
         window = self.dags.run(name, start, [(t, m, w, seed.accounts_for(TENANTS.index(t), *ACCOUNTS))
                                             for t, m, w in requests])
         TIMINGS[f"{name}_seconds"] = window.seconds
+        self.starts[name] = start
         return window
 
 
@@ -150,7 +152,9 @@ def listed_by_name(listed: dict[str, dict[str, Any]], name: str) -> dict[str, An
 
 def test_a_second_window_reuses_the_cluster(rehearsed: Rehearsed) -> None:
     first = {r.workload: r.cluster_id for r in rehearsed.dags.windows["window1"].runs}
-    window = rehearsed.run_window("window2", closed_window(1), [(TENANTS[2], "intent_surge", "intent")])
+    # the window before the first one: a clock read now may have crossed a window's end since that run
+    before = rehearsed.starts["window1"] - timedelta(minutes=WINDOW_MINUTES)
+    window = rehearsed.run_window("window2", before, [(TENANTS[2], "intent_surge", "intent")])
     (run,) = window.runs
     assert run.state == "SUCCEEDED" and run.cluster_id == first["intent"]
     assert len(rehearsed.emr().list_clusters()["Clusters"]) == 2
