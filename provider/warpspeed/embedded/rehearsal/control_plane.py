@@ -147,11 +147,13 @@ def set_step(step: Any, state: str, details: dict[str, Any] | None = None, reaso
         step.start_date_time = utcnow()
     if state in ENDED_STEP_STATES:
         step.end_date_time = utcnow()
-    step.state = state
+    # the details before the state: moto's server answers DescribeStep from other threads meanwhile, and a step
+    # read as FAILED without its Spot message was retried as a plain failure (same name, not #on-demand)
     if reason is not None:
         step.last_state_change_reason = reason
     if details is not None:
         step.failure_details = {k: v for k, v in details.items() if v is not None}
+    step.state = state
 
 
 def _backends(service: str) -> list[Any]:
