@@ -99,8 +99,8 @@ chromium:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); } || \
 	  echo "chromium not installed: the dashboard's browser check will skip"
 
-# Every check: ruff, then mypy and every test in lanes (tests/lanes.sh: the DAG, unit and integration tests
-# in the foreground; mypy, the live stack, and the soak then the rehearsal beside them); fails if any fails.
+# Every check: ruff, then mypy and every test in lanes (tests/lanes.sh: the DAG and unit tests in the
+# foreground; mypy, integration, the live stack, and the soak then the rehearsal beside them); fails if any fails.
 # `--durations=25` (pyproject) lists the slowest tests of each lane.
 test: setup chromium
 	VENV=$(VENV) bash tests/lanes.sh
