@@ -30,10 +30,11 @@ from warpspeed.exceptions import WarpSpeedConfigError
 
 QUICK_JIT = "-XX:TieredStopAtLevel=1"
 """Compile with C1 only, for JVMs whose work is small: the embedded servers, Maven, the rehearsal's
-daemons. C2's compiler threads cost them more CPU than its code saves (a local SparkSession making
-20 Iceberg commits used 10.8 CPU seconds with C1 only, 21.5 without). Local Spark keeps C2: scoring
-3 million rows ran at 362k rows/s with it and 220k with C1 only (the test suite sets
-``SPARK_SUBMIT_OPTS`` to this for its own small Spark jobs)."""
+daemons and its nodes' drivers and executors (unless a profile sets their JVM options). C2's
+compiler threads cost them more CPU than its code saves (a local SparkSession making 20 Iceberg
+commits used 10.8 CPU seconds with C1 only, 21.5 without). Local Spark keeps C2: scoring 3 million
+rows ran at 362k rows/s with it and 220k with C1 only (the test suite sets ``SPARK_SUBMIT_OPTS`` to
+this for its own small Spark jobs)."""
 JVM_DEFAULTS = ("-XX:+UseSerialGC", QUICK_JIT, "-Djava.net.preferIPv4Stack=true")
 """Small heaps on a shared machine; IPv4 so that ``127.0.0.1`` binds show as such (not ``::ffff:``)."""
 
