@@ -44,6 +44,10 @@ show_lanes() {
     echo "=============== lane ${NAMES[$i]}: ${LANES[$i]} (run beside the foreground) ==============="
     cat "$logs/$i.log"
   done
+  # every lane's failures once more, last: a log read from its end names them without scrolling
+  for i in "${!LANES[@]}"; do
+    grep -E '^(FAILED|ERROR) ' "$logs/$i.log" | sed "s/^/lane ${NAMES[$i]}: /"
+  done
   rm -rf "$logs"
 }
 stop_lanes() {
