@@ -16,8 +16,8 @@ import pytest
 from warpspeed.embedded.jvm import http_answers
 from warpspeed.embedded.process_group import Component, Revival
 from warpspeed.embedded.server import ServerError, ServerProcess, die_with_parent
-from warpspeed.embedded.state import free_port, private_dir, secret, stable_port, write_private
-from warpspeed.embedded.supervisor import Supervisor
+from warpspeed.embedded.state import free_port, port_held_by, private_dir, secret, stable_port, write_private
+from warpspeed.embedded.supervisor import Supervisor, supervised
 
 
 def test_private_dir_and_files_are_for_this_user_only(tmp_path: Path) -> None:
@@ -127,6 +127,29 @@ def test_a_server_that_exits_before_it_is_ready_fails_the_start_with_its_log(tmp
         assert "broken" not in supervisor.servers
     finally:
         supervisor.close()
+
+
+def test_a_port_another_server_took_before_ours_bound_it_is_replaced_not_trusted(tmp_path: Path) -> None:
+    # another stack's HTTP server took the recorded port between our check and our server's bind: its
+    # answers must not count as ours (a bench's CreateQueue once reached an S3 server that way)
+    record = tmp_path / "port"
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        taken = other.getsockname()[1]
+        threading.Thread(target=lambda: other.accept()[0].sendall(b"HTTP/1.0 200 OK\r\n\r\n"), daemon=True).start()
+        record.write_text(f"{taken}\n")
+        described: list[int] = []
+
+        def describe() -> tuple[ServerProcess, int]:
+            port = taken if not described else stable_port(record)  # the first start skips the check: the race
+            described.append(port)
+            return _http_server(tmp_path, port), port
+
+        with supervised(describe, None, "race") as port:
+            assert described == [taken, port] and port != taken and record.read_text().strip() == str(port)
+            assert http_answers(f"http://127.0.0.1:{port}/")
+        assert port_held_by(taken, os.getpid()) is True
 
 
 def test_servers_started_by_the_supervisor_die_with_its_thread(tmp_path: Path) -> None:

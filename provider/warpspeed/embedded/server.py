@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from warpspeed.embedded.state import open_private_log
+from warpspeed.embedded.state import open_private_log, port_held_by, port_is_free
 from warpspeed.exceptions import WarpSpeedError
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 
 class ServerError(WarpSpeedError):
     """An embedded server did not start, or stopped answering."""
+
+
+class PortTakenError(ServerError):
+    """Another program listens on the port a server was to use (it took it between our check and its bind)."""
 
 
 @functools.cache
@@ -132,6 +136,8 @@ class ServerProcess:
         while not self.ready():
             if self.proc is None or self.proc.poll() is not None:
                 code = self.proc.returncode if self.proc is not None else None
+                if not port_is_free(self.port):
+                    raise PortTakenError(f"{self.name} exited ({code}): another program listens on port {self.port}")
                 raise ServerError(f"{self.name} exited ({code}) before it was ready; log {self.log_path}:\n"
                                   f"{log_tail(self.log_path)}")
             if time.monotonic() > deadline or (cancelled is not None and cancelled.is_set()):
@@ -139,6 +145,10 @@ class ServerProcess:
                 raise ServerError(f"{self.name} not ready after {self.ready_timeout:.0f} s; log {self.log_path}:\n"
                                   f"{log_tail(self.log_path)}")
             time.sleep(0.2)
+        if self.pid is not None and port_held_by(self.port, self.pid) is False:
+            # what answered is another server (one that took the port while ours started): not ours
+            self.stop()
+            raise PortTakenError(f"{self.name}: another program answers on port {self.port}")
         self.generation += 1
 
     def stop(self, timeout: float = 60.0) -> None:

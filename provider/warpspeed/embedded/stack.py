@@ -16,9 +16,10 @@ from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
 from warpspeed.embedded.rest_catalog import RestCatalogServer, rest_catalog_server
 from warpspeed.embedded.s3_server import LocalS3, embedded_s3
+from warpspeed.embedded.server import ServerProcess
 from warpspeed.embedded.sqs_server import LocalSqs, queues_on, sqs_process
 from warpspeed.embedded.state import private_dir
-from warpspeed.embedded.supervisor import Supervisor
+from warpspeed.embedded.supervisor import Supervisor, start_described
 
 AWS_CONN_ID = "warpspeed_aws"
 DAGS_TEST_ENV = {"AIRFLOW__WARPSPEED__WINDOW_DEADLINE_MINUTES": "0"}
@@ -121,13 +122,17 @@ def embedded_stack(home: Path, jars_dir: Path, *, s3: bool = True) -> Iterator[E
     home = private_state_folder(home)
     supervisor = Supervisor()
     try:
-        sqs = supervisor.start_server(sqs_process(jars_dir, home / "sqs"), wait=False)  # starts while the others do
+        def describe_sqs() -> tuple[ServerProcess, None]:
+            return sqs_process(jars_dir, home / "sqs"), None
+
+        spawned = describe_sqs()
+        supervisor.start_server(spawned[0], wait=False)  # starts while the others do
         with (
             embedded_storage(home, jars_dir, s3, supervisor) as storage,
             embedded_postgres(home / "postgres", supervisor) as pg,
             rest_catalog_server(pg, home, jars_dir, supervisor, _endpoint(storage)) as catalog,
         ):
-            supervisor.wait_ready(sqs)
+            sqs, _ = start_described(supervisor, describe_sqs, spawned=spawned)
             yield EmbeddedStack(home, pg, queues_on(f"http://127.0.0.1:{sqs.port}"), catalog,
                                 pg.sqlalchemy_url(pg.create_database("airflow")), supervisor, storage)
     finally:

@@ -106,3 +106,62 @@ def stable_port(path: Path) -> int:
         log.warning("port %d recorded in %s is taken by another program; using %d from now on", recorded, path, port)
     write_private(path, f"{port}\n")
     return port
+
+
+def _listening_inodes(port: int) -> set[str] | None:
+    """Return the inodes of the TCP sockets listening on ``port`` (any address); None without ``/proc/net``."""
+    inodes: set[str] = set()
+    found_table = False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text(encoding="ascii").splitlines()[1:]
+        except OSError:
+            continue
+        found_table = True
+        for line in lines:
+            fields = line.split()
+            # local_address is ADDR:PORT in hex; state 0A is LISTEN
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes if found_table else None
+
+
+def _with_descendants(pid: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
+                parents[int(entry.name)] = int(stat[stat.rfind(")") + 2:].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    family, added = {pid}, True
+    while added:
+        children = {child for child, parent in parents.items() if parent in family} - family
+        family |= children
+        added = bool(children)
+    return family
+
+
+def port_held_by(port: int, pid: int) -> bool | None:
+    """Tell whether process ``pid`` (or one it started) listens on ``port``.
+
+    :return: True or False when another process's socket listens there; None when nothing listens
+        there or this host has no ``/proc`` to tell (callers then trust their readiness check).
+    """
+    inodes = _listening_inodes(port)
+    if not inodes:
+        return None
+    sockets = {f"socket:[{inode}]" for inode in inodes}
+    for member in _with_descendants(pid):
+        try:
+            fds = list(Path(f"/proc/{member}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) in sockets:
+                    return True
+            except OSError:
+                continue
+    return False

@@ -21,12 +21,13 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from warpspeed.embedded.server import ServerError, ServerProcess
+from warpspeed.embedded.server import PortTakenError, ServerError, ServerProcess
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_BACKOFF_S = 30.0
+PORT_ATTEMPTS = 3
 
 
 class Supervisor(threading.Thread):
@@ -201,11 +202,38 @@ def supervised(
     sup = supervisor or Supervisor(name)
     process: ServerProcess | None = None
     try:
-        process, value = describe()
-        sup.start_server(process)
+        process, value = start_described(sup, describe)
         yield value
     finally:
         if supervisor is None:
             sup.close()
         elif process is not None and sup.servers.get(process.name) is process:
             sup.stop_server(process.name)
+
+
+def start_described(
+    sup: Supervisor, describe: Callable[[], tuple[ServerProcess, T]], *,
+    spawned: tuple[ServerProcess, T] | None = None,
+) -> tuple[ServerProcess, T]:
+    """Start the server ``describe`` returns and wait until it is ready; return what ``describe`` did.
+
+    A port is recorded free before the server binds it, so another stack on this host may take
+    it first: then the server is described again (:func:`~warpspeed.embedded.state.stable_port`
+    records a new port) and started once more, :data:`PORT_ATTEMPTS` times at most.
+
+    :param spawned: what ``describe`` returned for a server already spawned without waiting
+        (``start_server(..., wait=False)``, to start it beside others): it is waited for first.
+    """
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        if spawned is None or attempt > 1:
+            spawned = describe()
+            sup.start_server(spawned[0], wait=False)
+        try:
+            sup.wait_ready(spawned[0])
+        except PortTakenError as err:
+            if attempt == PORT_ATTEMPTS:
+                raise
+            log.warning("%s; starting it on another port", err)
+            continue
+        return spawned
+    raise AssertionError("unreachable")
