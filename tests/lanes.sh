@@ -2,8 +2,9 @@
 # `make test`: ruff first; then every other check in lanes that share the machine's cores while each
 # waits for its own servers, windows and clusters:
 #   - in the foreground, the DAG and unit tests (their output streams);
-#   - in the background, mypy; the integration tests with every bench module's smoke run; the live stack
-#     with bench_live's smoke run and the wheel user's docs/byo-model.md; the short soak; the EMR rehearsal.
+#   - in the background, mypy then the wheel user's docs/byo-model.md (mypy ends early); the integration
+#     tests with every bench module's smoke run; the live stack with bench_live's smoke run; the short
+#     soak; the EMR rehearsal.
 # The suite is CPU-bound on two cores: one foreground lane of DAG, unit and integration tests alone
 # ran longer than these lanes side by side, and the soak then the rehearsal in one lane made the
 # longest lane (about 2300 s in CI, against about 1400 s for six lanes that all ended together). Six
@@ -18,11 +19,13 @@ VENV=${VENV:-.venv}
 PYTEST=("$VENV/bin/pytest" -p no:cacheprovider)
 REST="not live and not rehearsal"
 FOREGROUND=(-m "$REST" tests/dags tests/unit)
-NAMES=(mypy integration live soak rehearsal)
+BYO=tests/live/test_byo_model_doc.py
+NAMES=("mypy, then the wheel user's page" integration live soak rehearsal)
 LANES=(
-  "$VENV/bin/mypy"
+  "$VENV/bin/mypy; mypy=\$?; ${PYTEST[*]} -m live $BYO; byo=\$?; echo \"mypy: \$mypy, byo: \$byo\"
+   exit \$(( mypy != 0 || byo != 0 ))"
   "${PYTEST[*]} -m '$REST' tests --ignore=tests/dags --ignore=tests/unit"
-  "${PYTEST[*]} -m live tests --ignore=tests/live/test_soak.py"
+  "${PYTEST[*]} -m live tests --ignore=tests/live/test_soak.py --ignore=$BYO"
   "${PYTEST[*]} -m live tests/live/test_soak.py"
   "${PYTEST[*]} -m rehearsal tests"
 )
