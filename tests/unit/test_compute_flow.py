@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import TaskDeferred
 
 from tests.paths import BUNDLE_CONFIG
 from tests.unit.deferred_task_support import WINDOW_START, FakeMaintenance, FakeTI, score_operator, write_manifests
-from tests.unit.emr_support import Calls, finish_steps, jobs, make_backend, moto_cluster
+from tests.unit.emr_support import Calls, failure_details, finish_steps, jobs, make_backend, moto_cluster
 from warpspeed.compute.base import ClusterRef
 from warpspeed.compute.flow import StepStatus, outcome_of, should_retry_on_demand
 from warpspeed.config.settings import WarpSpeedSettings, default_home
@@ -126,6 +126,26 @@ def test_steps_launched_with_the_cluster_are_adopted_by_the_scoring_task_even_wh
     calls = Calls(scorer.hook.emr)
     statuses = scorer.start(ClusterRef("scoring", ref.cluster_id, "emr"), work)
     assert [s.state for s in statuses] == ["PENDING", "COMPLETED", "COMPLETED"]  # the failed one runs again
+    assert calls.logical["AddJobFlowSteps"] == 1 and len(moto_cluster(ref.cluster_id).steps) == 4
+
+
+def test_a_launched_step_lost_to_spot_before_the_scoring_task_starts_is_adopted_for_its_on_demand_retry(
+    tmp_path: Path,
+) -> None:
+    # seen on the rehearsal under load: the step launched with the cluster was lost to Spot before the scoring
+    # task (another process) listed the cluster's steps; it ran the job again under the same name, on Spot
+    creator = make_backend(tmp_path)
+    work = jobs(3)
+    ref = creator.ensure_clusters({"scoring": ("scoring", work)})["scoring"]
+    lost, failed, _ = (s.id for s in moto_cluster(ref.cluster_id).steps)
+    finish_steps(ref.cluster_id, {lost: "FAILED", failed: "FAILED"})
+    scorer = make_backend(tmp_path)
+    failure_details(scorer.hook.emr, {lost: {"Reason": "Spot instance interruption", "Message": "node lost"},
+                                      failed: {"Reason": "ValueError: bad model", "Message": "exit 1"}})
+    calls = Calls(scorer.hook.emr)
+    statuses = scorer.start(ClusterRef("scoring", ref.cluster_id, "emr"), work)
+    assert [s.state for s in statuses] == ["FAILED", "PENDING", "COMPLETED"]  # the job's own failure runs again
+    assert statuses[0].step_id == lost and should_retry_on_demand(statuses[0], retried=False)
     assert calls.logical["AddJobFlowSteps"] == 1 and len(moto_cluster(ref.cluster_id).steps) == 4
 
 

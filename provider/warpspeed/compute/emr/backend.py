@@ -43,6 +43,8 @@ from warpspeed.triggers.emr import EmrStepsTrigger
 DEFAULT_ACTION_ON_FAILURE = "CONTINUE"
 ADOPTABLE_STEP_STATES = (*ACTIVE_STEP_STATES, "COMPLETED")
 """A same-named step in these states is the job already: waited for or taken as done, not resubmitted."""
+LISTED_STEP_STATES = (*ADOPTABLE_STEP_STATES, "FAILED", "INTERRUPTED")
+"""What a start lists to adopt: the adoptable states, and the two a step lost to Spot ends in."""
 
 
 class EmrComputeBackend(ComputeBackend):
@@ -226,9 +228,12 @@ class EmrComputeBackend(ComputeBackend):
 
         A cluster this backend just created runs only the steps it was launched with: those are
         adopted in any state, and nothing is listed when none is wanted. On any other cluster a
-        same-named step is adopted while it runs or once it completed (an earlier attempt's, or
-        launched with the cluster by the task that created it); a failed one is run again. The
-        walk stops when every name is found or after one page more than the names fill.
+        same-named step is adopted while it runs, once it completed (an earlier attempt's, or
+        launched with the cluster by the task that created it), or once it was lost to Spot: the
+        flow then retries it on on-demand nodes, as if this task had watched it fail (a step
+        launched with the cluster can be lost before the scoring task starts). A step that
+        failed by its own fault is run again. The walk stops when every name is found or after
+        one page more than the names fill.
         """
         launched = self._launched.get(cluster_id, set()) & names
         if cluster_id in self._fresh and not launched:
@@ -238,11 +243,12 @@ class EmrComputeBackend(ComputeBackend):
             cluster_id,
             self.hook.log_uri(cluster_id),
             lambda steps: names <= {s.name for s in steps} or len(steps) >= pages * LIST_STEPS_PAGE,
-            () if launched else ADOPTABLE_STEP_STATES,
+            () if launched else LISTED_STEP_STATES,
         )
         found: dict[str, StepStatus] = {}
         for status in listed:
-            if status.name in names and (status.name in launched or status.state in ADOPTABLE_STEP_STATES):
+            if status.name in names and (status.name in launched or status.state in ADOPTABLE_STEP_STATES
+                                         or status.lost_to_spot):
                 found.setdefault(status.name, status)
         return found
 
