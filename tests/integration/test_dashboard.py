@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.chromium import headless
 from tests.paths import REPO_ROOT
 from warpspeed.config.catalog import CatalogConfig
 from warpspeed.dashboard import figures
@@ -37,8 +37,6 @@ from warpspeed.window.manifests import BatchManifest, BatchRun
 
 PLUGINS = REPO_ROOT / "plugins"
 NOW = datetime.now(UTC).replace(microsecond=0)
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 
 
 
@@ -222,15 +220,10 @@ def test_summary_json_reads_the_ledger_and_queue(api_server: tuple[str, list, Pa
 
 @pytest.mark.integration
 def test_dashboard_in_headless_chromium(api_server: tuple[str, list, Path], tmp_path: Path) -> None:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    if chromium is None:
-        pytest.skip("no Chromium binary on PATH: `apt-get install -y chromium` (Debian) to run this check")
     base, records, _ = api_server
     url = f"{base}/warpspeed/"
     profile = tmp_path / "chromium-profile"
-    common = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=5000"]
-    dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120,
-                         check=True).stdout
+    dom = headless(profile, url, "--dump-dom", budget_ms=5000)
     assert "<h1>Warp Speed</h1>" in dom
     assert 'id="tile-queue"><div class="v">7</div>' in dom
     for heading in ("Recent windows", "Top tenants by cost", "Table maintenance", "Cost per window"):
@@ -240,8 +233,7 @@ def test_dashboard_in_headless_chromium(api_server: tuple[str, list, Path], tmp_
     assert f"${total:,.2f}" in dom
 
     shot = tmp_path / "warpspeed-dashboard.png"
-    subprocess.run([*common, f"--screenshot={shot}", "--window-size=1280,1400", url],
-                   capture_output=True, text=True, timeout=120, check=True)
+    headless(profile, url, f"--screenshot={shot}", "--window-size=1280,1400", budget_ms=5000)
     assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     from PIL import Image
 

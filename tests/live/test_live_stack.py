@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -26,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from tests.chromium import headless
 from tests.loopback import LineageSink, StatsdSink, lineage_sink, statsd_sink
 from tests.paths import REPO_ROOT
 from warpspeed.config.settings import WarpSpeedSettings
@@ -40,8 +40,6 @@ pytestmark = pytest.mark.live
 
 WINDOW_MINUTES = 1
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 LINEAGE_NAMESPACE = "warpspeed-live"
@@ -191,16 +189,9 @@ def test_no_listener_of_the_live_stack_is_outside_loopback(live_stack: LiveStack
 
 
 def test_screenshot_of_the_live_ui(live_stack: LiveStack, tmp_path: Path) -> None:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("no Chromium binary on PATH: `apt-get install -y chromium` (Debian) to run this check")
     shot = tmp_path / "live-ui.png"
-    profile = tmp_path / "chromium-profile"
-    subprocess.run(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1400,900",
-         "--virtual-time-budget=20000", f"--screenshot={shot}", f"{live_stack.base_url}/dags/warpspeed_scoring"],
-        capture_output=True, text=True, timeout=180, check=True,
-    )
+    headless(tmp_path / "chromium-profile", f"{live_stack.base_url}/dags/warpspeed_scoring",
+             "--window-size=1400,900", f"--screenshot={shot}", budget_ms=20000)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     from PIL import Image
 

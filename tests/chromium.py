@@ -1,0 +1,40 @@
+"""Headless Chromium for the UI checks: one set of flags, and a stop on the wall clock.
+
+``--virtual-time-budget`` lets a page's scripts run for that much virtual time, but virtual time
+stands still while a request is pending: a page that polls an API server slowed by a loaded
+machine never used its budget, and Chromium never took the screenshot (a CI run hung 180 s on the
+live UI). ``--timeout`` stops loading after that many real milliseconds, and the screenshot or the
+DOM is taken then.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+STOP_AFTER_MS = 60_000
+
+
+def chromium_or_skip() -> str:
+    """Return the Chromium binary on PATH, or skip the test saying how to install it."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if found is None:
+        pytest.skip("no Chromium binary on PATH: `apt-get install -y chromium` (Debian) or `make chromium`")
+    return found
+
+
+def headless(profile: Path, url: str, *args: str, budget_ms: int) -> str:
+    """Run headless Chromium on ``url`` with ``args`` (``--screenshot=...``, ``--dump-dom``); return its stdout.
+
+    :param budget_ms: virtual time the page's scripts get; loading stops after :data:`STOP_AFTER_MS`
+        real milliseconds whatever is still pending.
+    """
+    command = [chromium_or_skip(), *FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
+               f"--timeout={STOP_AFTER_MS}", *args, url]
+    return subprocess.run(command, capture_output=True, text=True, timeout=STOP_AFTER_MS / 1000 + 120,
+                          check=True).stdout
