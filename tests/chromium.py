@@ -4,13 +4,17 @@
 stands still while a request is pending: a page that polls an API server slowed by a loaded
 machine never used its budget, and Chromium never took the screenshot (a CI run hung 180 s on the
 live UI). ``--timeout`` stops loading after that many real milliseconds, and the screenshot or the
-DOM is taken then.
+DOM is taken then. Under the full suite's load (15-20 runnable processes on two cores) Chromium
+still needed more than 180 s for the live UI with ``--timeout=60000`` (parsing and running the UI's
+scripts on a fraction of a core), so the process gets :data:`PROCESS_TIMEOUT_S`; the test's output
+says how long it took.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +22,7 @@ import pytest
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 STOP_AFTER_MS = 60_000
+PROCESS_TIMEOUT_S = 900
 
 
 def chromium_or_skip() -> str:
@@ -36,5 +41,7 @@ def headless(profile: Path, url: str, *args: str, budget_ms: int) -> str:
     """
     command = [chromium_or_skip(), *FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
                f"--timeout={STOP_AFTER_MS}", *args, url]
-    return subprocess.run(command, capture_output=True, text=True, timeout=STOP_AFTER_MS / 1000 + 120,
-                          check=True).stdout
+    began = time.monotonic()
+    out = subprocess.run(command, capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S, check=True).stdout
+    print(f"headless Chromium on {url}: {time.monotonic() - began:.1f} s")
+    return out
