@@ -4,10 +4,10 @@
 stands still while a request is pending: a page that polls an API server slowed by a loaded
 machine never used its budget, and Chromium never took the screenshot (a CI run hung 180 s on the
 live UI). ``--timeout`` stops loading after that many real milliseconds, and the screenshot or the
-DOM is taken then. Under the full suite's load (15-20 runnable processes on two cores) Chromium
-still needed more than 180 s for the live UI with ``--timeout=60000`` (parsing and running the UI's
-scripts on a fraction of a core), so the process gets :data:`PROCESS_TIMEOUT_S`; the test's output
-says how long it took.
+DOM is taken then. Even so, under the full suite's load Chromium sometimes never exits: CI run 7
+timed out at 180 s and CI run 8 at 900 s on the live UI, while other runs took their screenshot.
+So each attempt gets :data:`ATTEMPT_TIMEOUT_S` and a hung one is killed and run again, up to
+:data:`ATTEMPTS` times; the test's output says how long each took.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import pytest
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 STOP_AFTER_MS = 60_000
-PROCESS_TIMEOUT_S = 900
+ATTEMPT_TIMEOUT_S = 240
+ATTEMPTS = 3
 
 
 def chromium_or_skip() -> str:
@@ -41,7 +42,15 @@ def headless(profile: Path, url: str, *args: str, budget_ms: int) -> str:
     """
     command = [chromium_or_skip(), *FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
                f"--timeout={STOP_AFTER_MS}", *args, url]
-    began = time.monotonic()
-    out = subprocess.run(command, capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S, check=True).stdout
-    print(f"headless Chromium on {url}: {time.monotonic() - began:.1f} s")
-    return out
+    for attempt in range(1, ATTEMPTS + 1):
+        began = time.monotonic()
+        try:
+            out = subprocess.run(command, capture_output=True, text=True, timeout=ATTEMPT_TIMEOUT_S, check=True).stdout
+        except subprocess.TimeoutExpired:
+            print(f"headless Chromium on {url}: attempt {attempt} hung for {ATTEMPT_TIMEOUT_S} s; killed")
+            if attempt == ATTEMPTS:
+                raise
+            continue
+        print(f"headless Chromium on {url}: {time.monotonic() - began:.1f} s (attempt {attempt})")
+        return out
+    raise AssertionError("unreachable")
