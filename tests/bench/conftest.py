@@ -70,12 +70,12 @@ _POOL = ThreadPoolExecutor(1, thread_name_prefix="bench-smoke")
 _RUNNING: set[subprocess.Popen[bytes]] = set()
 
 
-def _run(module: str, logs: Path) -> tuple[int, str]:
+def _run(module: str, logs: Path, environ: dict[str, str]) -> tuple[int, str]:
     log = logs / f"{module}.log"
     with log.open("wb") as fh:
         # dies with this session even on its SIGKILL (the servers it starts die with it in turn)
         argv = die_with_parent([sys.executable, str(BENCHMARKS / "run.py"), module])
-        proc = subprocess.Popen(argv, env=os.environ | SMOKE[module][0], stdout=fh, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(argv, env=environ | SMOKE[module][0], stdout=fh, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         _RUNNING.add(proc)
         try:
@@ -103,8 +103,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     selected = {m for item in session.items if (m := _module_of(item))}
     if selected and not session.config.option.collectonly:
         logs = Path(tempfile.mkdtemp(prefix="warpspeed-bench-smoke-"))
+        # the environment before any test runs: a run started later must not inherit what a test running
+        # then has monkeypatched (a bench_demo run got a test's AIRFLOW__WARPSPEED__STORAGE_PREFIX, so its
+        # Airflow tasks wrote the window's intake.json under another prefix than the bench read)
+        environ = dict(os.environ)
         for module in (m for m in SMOKE if m in selected):
-            _RUNS[module] = _POOL.submit(_run, module, logs)
+            _RUNS[module] = _POOL.submit(_run, module, logs, environ)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
