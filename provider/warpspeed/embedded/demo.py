@@ -92,7 +92,7 @@ def run_demo(
 
 def run_window(
     settings: WarpSpeedSettings, sqs: LocalSqs, env: dict[str, str], tenants: int = 20, requests: int = 50,
-    *, invalid: int = 2, migrate: bool = True, run_dag: DagRunner = dags_test,
+    *, invalid: int = 2, migrate: bool = True, run_dag: DagRunner = dags_test, window_start: datetime | None = None,
 ) -> dict[str, Any]:
     """Seed the state folder and the queue, run the window that just ended; return the summary.
 
@@ -101,6 +101,8 @@ def run_window(
     :param migrate: migrate Airflow's metadata database first (``False``: it is already migrated).
     :param run_dag: runs the DAG (:data:`DagRunner`); another runner may keep one interpreter for
         several runs.
+    :param window_start: the window to run (its start); None: the one that just ended (a caller
+        running one window twice passes the first run's, since the clock may cross a window's end).
     """
     started = time.monotonic()
     home = settings.home
@@ -112,9 +114,10 @@ def run_window(
     print(f"state folder {home}; tables created: {created or 'none (already there)'}; "
           f"{feature_rows} feature rows for {tenants} tenants")
 
-    window_start = floor_to_window(datetime.now(UTC), settings.window_minutes) - timedelta(
-        minutes=settings.window_minutes
-    )
+    if window_start is None:
+        window_start = floor_to_window(datetime.now(UTC), settings.window_minutes) - timedelta(
+            minutes=settings.window_minutes
+        )
     window_id = window_id_for(window_start)
     docs = list(seed.scoring_requests(tenant_list, requests))
     bodies = [json.dumps(d) for d in docs] + seed.invalid_bodies(invalid)
@@ -146,6 +149,7 @@ def run_window(
     bad = [c for c in checks if not c.exact]
     summary = {
         "window_id": window_id,
+        "window_start": window_start.isoformat(),
         "requests": len(docs),
         "invalid": invalid,
         "dead_lettered": dlq_depth,
