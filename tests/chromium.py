@@ -12,7 +12,9 @@ So each attempt gets :data:`ATTEMPT_TIMEOUT_S` and a hung one is killed and run 
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -37,20 +39,30 @@ def chromium_or_skip() -> str:
 def headless(profile: Path, url: str, *args: str, budget_ms: int) -> str:
     """Run headless Chromium on ``url`` with ``args`` (``--screenshot=...``, ``--dump-dom``); return its stdout.
 
+    Each attempt runs in a session of its own with its own profile folder (``<profile>-<attempt>``): a
+    hung one is killed with all its processes, and no lock of its profile is left to the next.
+
     :param budget_ms: virtual time the page's scripts get; loading stops after :data:`STOP_AFTER_MS`
         real milliseconds whatever is still pending.
     """
-    command = [chromium_or_skip(), *FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
-               f"--timeout={STOP_AFTER_MS}", *args, url]
+    chromium = chromium_or_skip()
     for attempt in range(1, ATTEMPTS + 1):
+        command = [chromium, *FLAGS, f"--user-data-dir={profile}-{attempt}", f"--virtual-time-budget={budget_ms}",
+                   f"--timeout={STOP_AFTER_MS}", *args, url]
         began = time.monotonic()
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
         try:
-            out = subprocess.run(command, capture_output=True, text=True, timeout=ATTEMPT_TIMEOUT_S, check=True).stdout
+            out, err = proc.communicate(timeout=ATTEMPT_TIMEOUT_S)
         except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
             print(f"headless Chromium on {url}: attempt {attempt} hung for {ATTEMPT_TIMEOUT_S} s; killed")
             if attempt == ATTEMPTS:
                 raise
             continue
+        if proc.returncode != 0:
+            raise subprocess.CalledProcessError(proc.returncode, command, out, err)
         print(f"headless Chromium on {url}: {time.monotonic() - began:.1f} s (attempt {attempt})")
         return out
     raise AssertionError("unreachable")
