@@ -108,22 +108,20 @@ def stable_port(path: Path) -> int:
     return port
 
 
-def _listening_inodes(port: int) -> set[str] | None:
-    """Return the inodes of the TCP sockets listening on ``port`` (any address); None without ``/proc/net``."""
+def _listening_inodes(port: int) -> set[str]:
+    """Return the inodes of the TCP sockets listening on ``port`` (any address); none without ``/proc/net``."""
     inodes: set[str] = set()
-    found_table = False
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(table).read_text(encoding="ascii").splitlines()[1:]
         except OSError:
             continue
-        found_table = True
         for line in lines:
             fields = line.split()
             # local_address is ADDR:PORT in hex; state 0A is LISTEN
             if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
                 inodes.add(fields[9])
-    return inodes if found_table else None
+    return inodes
 
 
 def _with_descendants(pid: int) -> set[int]:
