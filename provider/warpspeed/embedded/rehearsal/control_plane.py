@@ -147,8 +147,8 @@ def set_step(step: Any, state: str, details: dict[str, Any] | None = None, reaso
         step.start_date_time = utcnow()
     if state in ENDED_STEP_STATES:
         step.end_date_time = utcnow()
-    # the details before the state: moto's server answers DescribeStep from other threads meanwhile, and a step
-    # read as FAILED without its Spot message was retried as a plain failure (same name, not #on-demand)
+    # the details before the state: moto's server answers DescribeStep and ListSteps from other threads, and no
+    # reader should see FAILED without its FailureDetails (a Spot loss is told by them)
     if reason is not None:
         step.last_state_change_reason = reason
     if details is not None:
