@@ -7,12 +7,11 @@
 #     soak; the EMR rehearsal.
 # The suite is CPU-bound on two cores: one foreground lane of DAG, unit and integration tests alone
 # ran longer than these lanes side by side, and the soak then the rehearsal in one lane made the
-# longest lane (about 2300 s in CI, against about 1400 s for six lanes that all ended together). Six
-# stacks starting at once once met each other's ports: servers now check that what answers on their
-# port is their own process (warpspeed.embedded.supervisor.start_described). The lanes split the suite
-# by folder and marker so that each test runs in exactly one of them. The background lanes' output is printed after the foreground's,
-# then one line with every exit code; fails if any lane fails, and pytest's exit 5 (no tests
-# collected) counts as a failure.
+# longest lane (a fresh clone took 2077 s in four lanes, 1868 s in these six). The lanes split the
+# suite by folder and marker so that each test runs in exactly one of them. The background lanes'
+# output is printed after the foreground's, then every background lane's FAILED/ERROR lines, then
+# one line with every exit code; fails if any lane fails, and pytest's exit 5 (no tests collected)
+# counts as a failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
