@@ -57,6 +57,10 @@ ADMIN_USER = "admin"
 DEFAULT_PRODUCER = ProducerConfig()
 """``make demo``'s load."""
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+READ_ATTEMPTS = 3
+"""A GET the api-server did not answer within its timeout is sent again, up to this many times in all:
+its one worker also serves the tasks' execution API and, on a loaded machine, can stay silent for
+longer than a request's timeout without anything being wrong."""
 
 
 class LiveStack:
@@ -214,7 +218,7 @@ class LiveStack:
     def api_healthy(self, wanted: tuple[str, ...] = ("metadatabase",)) -> bool:
         """Tell whether the api-server answers its health check, each of ``wanted`` healthy."""
         try:
-            health = self._request("GET", "/api/v2/monitor/health", timeout=5)
+            health = self._request("GET", "/api/v2/monitor/health", timeout=5, retry=False)
         except (OSError, urllib.error.URLError, ValueError):
             return False
         return all((health.get(k) or {}).get("status") == "healthy" for k in wanted)
@@ -283,15 +287,25 @@ class LiveStack:
         return self._request(method, path, body, timeout, {"Authorization": f"Bearer {self._token}"})
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 30,
-                 headers: dict[str, str] | None = None) -> Any:
+                 headers: dict[str, str] | None = None, *, retry: bool = True) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
             self.base_url + path, data=data, method=method,
             headers={"Content-Type": "application/json", **(headers or {})},
         )
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
-            raw = resp.read()
-        return json.loads(raw) if raw else None
+        attempts = READ_ATTEMPTS if method == "GET" and retry else 1  # only a read is safe to send again
+        for attempt in range(1, attempts + 1):
+            try:
+                with urllib.request.urlopen(request, timeout=timeout) as resp:
+                    raw = resp.read()
+                return json.loads(raw) if raw else None
+            except urllib.error.HTTPError:
+                raise  # an answer, not a busy server's silence
+            except (TimeoutError, ConnectionError, urllib.error.URLError) as err:
+                if attempt == attempts:
+                    raise
+                print(f"!! GET {path}: {err!r} (attempt {attempt} of {attempts}); sending it again", flush=True)
+        raise AssertionError("unreachable")
 
     def wait_ready(self, timeout: float = 300) -> None:
         """Wait until the api-server answers and the scheduler, triggerer and dag-processor beat."""
