@@ -1,4 +1,4 @@
-"""LiveStack's REST client: a read the busy api-server leaves unanswered is sent again, a write is not."""
+"""AirflowRestClient: a read the busy api-server leaves unanswered is sent again, a write is not."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from warpspeed.embedded.live import READ_ATTEMPTS, LiveStack
+from warpspeed.embedded.airflow_rest import READ_ATTEMPTS
+from warpspeed.embedded.live import LiveStack
 
 
 class _SlowFirst(BaseHTTPRequestHandler):

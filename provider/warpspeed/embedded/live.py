@@ -11,7 +11,8 @@ SIGTERM) stops everything it started.
 
 :class:`LiveStack` is the reusable part: tests and soak runs start it as a context manager, read
 :attr:`LiveStack.components` (each with its process handle), kill or restart components, and
-query the REST API through :meth:`LiveStack.api`.
+query the REST API through :meth:`LiveStack.api`
+(:class:`~warpspeed.embedded.airflow_rest.AirflowRestClient`).
 """
 
 from __future__ import annotations
@@ -23,15 +24,13 @@ import signal
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 from warpspeed.compute.local.engine import stop_engine
 from warpspeed.embedded import seed
+from warpspeed.embedded.airflow_rest import ADMIN_USER, SCORING_DAG, AirflowRestClient
 from warpspeed.embedded.postgres import PostgresServer
 from warpspeed.embedded.process_group import Component, Revival
 from warpspeed.embedded.producer import Producer, ProducerConfig
@@ -52,18 +51,12 @@ from warpspeed.embedded.supervisor import Supervisor
 __all__ = ["LiveStack", "Producer", "ProducerConfig", "main"]
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-SCORING_DAG = "warpspeed_scoring"
-ADMIN_USER = "admin"
 DEFAULT_PRODUCER = ProducerConfig()
 """``make demo``'s load."""
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-READ_ATTEMPTS = 3
-"""A GET the api-server did not answer within its timeout is sent again, up to this many times in all:
-its one worker also serves the tasks' execution API and, on a loaded machine, can stay silent for
-longer than a request's timeout without anything being wrong."""
 
 
-class LiveStack:
+class LiveStack(AirflowRestClient):
     """The embedded servers plus a real Airflow (four components) under one state folder.
 
     :param home: the Warp Speed state folder (``.warpspeed/`` for ``make airflow``).
@@ -215,14 +208,6 @@ class LiveStack:
         """Return the servers the supervisor restarts, by name (not a PostgreSQL given to the constructor)."""
         return dict(self.supervisor.servers) if self.supervisor is not None else {}
 
-    def api_healthy(self, wanted: tuple[str, ...] = ("metadatabase",)) -> bool:
-        """Tell whether the api-server answers its health check, each of ``wanted`` healthy."""
-        try:
-            health = self._request("GET", "/api/v2/monitor/health", timeout=5, retry=False)
-        except (OSError, urllib.error.URLError, ValueError):
-            return False
-        return all((health.get(k) or {}).get("status") == "healthy" for k in wanted)
-
     def _spawn(self, component: Component) -> None:
         """Start ``component`` from the supervisor's thread (its parent-death signal follows that thread)."""
         assert self.supervisor is not None
@@ -267,46 +252,6 @@ class LiveStack:
         base, spread = self.seed_accounts
         seed.write_features(catalog, seed.feature_rows(self.tenants, base=base, spread=spread))
 
-    @property
-    def admin_password(self) -> str:
-        """Return the admin password (generated once per state folder, kept in passwords.json)."""
-        path = Path(self.env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
-        if not path.exists():
-            chosen = os.environ.get("WARPSPEED_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
-            write_private(path, json.dumps({ADMIN_USER: chosen}) + "\n")
-        return str(json.loads(path.read_text())[ADMIN_USER])
-
-    # -- REST API ------------------------------------------------------------------------------
-    def api(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 30) -> Any:
-        """Call the Airflow REST API as the admin user; return the decoded JSON answer."""
-        if self.env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "").lower() == "true":
-            return self._request(method, path, body, timeout)  # no login: every request is admin
-        if self._token is None:
-            self._token = self._request("POST", "/auth/token",
-                                        {"username": ADMIN_USER, "password": self.admin_password})["access_token"]
-        return self._request(method, path, body, timeout, {"Authorization": f"Bearer {self._token}"})
-
-    def _request(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 30,
-                 headers: dict[str, str] | None = None, *, retry: bool = True) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            self.base_url + path, data=data, method=method,
-            headers={"Content-Type": "application/json", **(headers or {})},
-        )
-        attempts = READ_ATTEMPTS if method == "GET" and retry else 1  # only a read is safe to send again
-        for attempt in range(1, attempts + 1):
-            try:
-                with urllib.request.urlopen(request, timeout=timeout) as resp:
-                    raw = resp.read()
-                return json.loads(raw) if raw else None
-            except urllib.error.HTTPError:
-                raise  # an answer, not a busy server's silence
-            except (TimeoutError, ConnectionError, urllib.error.URLError) as err:
-                if attempt == attempts:
-                    raise
-                print(f"!! GET {path}: {err!r} (attempt {attempt} of {attempts}); sending it again", flush=True)
-        raise AssertionError("unreachable")
-
     def wait_ready(self, timeout: float = 300) -> None:
         """Wait until the api-server answers and the scheduler, triggerer and dag-processor beat."""
         self.admin_password  # noqa: B018  (write the passwords file before the api-server reads it)
@@ -322,18 +267,6 @@ class LiveStack:
                 raise TimeoutError(f"Airflow not healthy after {timeout:.0f} s; logs in {self.home / 'airflow/logs'}")
             time.sleep(2)
 
-    def unpause(self, dag_id: str, timeout: float = 300) -> None:
-        """Unpause ``dag_id`` once the dag-processor has stored it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-                return
-            except urllib.error.HTTPError as err:
-                if err.code != 404 or time.monotonic() > deadline:
-                    raise
-            time.sleep(2)
-
     def unpause_early_in_a_window(self, dag_id: str = SCORING_DAG, after_seconds: float = 25) -> None:
         """Unpause ``dag_id`` ``after_seconds`` into a window (waiting for the next one if later).
 
@@ -347,18 +280,6 @@ class LiveStack:
             time.sleep((after_seconds - into) % step)
         self.unpause(dag_id)
 
-    def task_instances(self, dag_id: str = SCORING_DAG) -> list[dict[str, Any]]:
-        """Return every task instance of ``dag_id`` (all runs) from the REST API."""
-        out: list[dict[str, Any]] = []
-        while True:
-            page = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/~/taskInstances?limit=100&offset={len(out)}")
-            out += page["task_instances"]
-            if not page["task_instances"] or len(out) >= page["total_entries"]:
-                return out
-
-    def dag_runs(self, dag_id: str = SCORING_DAG) -> list[dict[str, Any]]:
-        """Return the runs of ``dag_id``, oldest first."""
-        return list(self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns?order_by=logical_date&limit=100")["dag_runs"])
 
 
 def _wait_forever(stack: LiveStack) -> Iterator[None]:

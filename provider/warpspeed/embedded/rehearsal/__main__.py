@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 from warpspeed.config.settings import WarpSpeedSettings, default_home
-from warpspeed.embedded.live import ADMIN_USER, ProducerConfig
+from warpspeed.embedded.airflow_rest import ADMIN_USER
+from warpspeed.embedded.live import ProducerConfig
 from warpspeed.embedded.rehearsal.live import live_rehearsal
 from warpspeed.embedded.rehearsal.stack import order as send
 

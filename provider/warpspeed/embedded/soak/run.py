@@ -31,7 +31,8 @@ from typing import Any
 from warpspeed.compute.local.engine import read_handle
 from warpspeed.config.s3 import COMPONENTS, STACK
 from warpspeed.config.settings import WarpSpeedSettings
-from warpspeed.embedded.live import SCORING_DAG, LiveStack
+from warpspeed.embedded.airflow_rest import SCORING_DAG
+from warpspeed.embedded.live import LiveStack
 from warpspeed.embedded.s3_proxy import S3Faults
 from warpspeed.embedded.soak.audit import SoakReport, audit
 from warpspeed.embedded.soak.backends import check_backend, must_kill, soak_stack, weights

@@ -1,0 +1,109 @@
+"""The Airflow REST API of a running :class:`~warpspeed.embedded.live.LiveStack`, as its admin user.
+
+:class:`AirflowRestClient` is what :class:`LiveStack` inherits for tests, soak runs and ``make
+airflow`` to read runs and task instances, unpause DAGs and check health. A read (GET) the
+api-server leaves unanswered past its timeout is sent again (:data:`READ_ATTEMPTS`); a write is
+sent once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from warpspeed.embedded.state import write_private
+
+__all__ = ["ADMIN_USER", "READ_ATTEMPTS", "SCORING_DAG", "AirflowRestClient"]
+
+SCORING_DAG = "warpspeed_scoring"
+ADMIN_USER = "admin"
+READ_ATTEMPTS = 3
+"""A GET the api-server did not answer within its timeout is sent again, up to this many times in all:
+its one worker also serves the tasks' execution API and, on a loaded machine, can stay silent for
+longer than a request's timeout without anything being wrong."""
+
+
+class AirflowRestClient:
+    """Call the REST API at :attr:`base_url` as the admin user of the Airflow that :attr:`env` configures."""
+
+    base_url: str
+    env: dict[str, str]
+    _token: str | None = None
+
+    @property
+    def admin_password(self) -> str:
+        """Return the admin password (generated once per state folder, kept in passwords.json)."""
+        path = Path(self.env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+        if not path.exists():
+            chosen = os.environ.get("WARPSPEED_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+            write_private(path, json.dumps({ADMIN_USER: chosen}) + "\n")
+        return str(json.loads(path.read_text())[ADMIN_USER])
+
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 30) -> Any:
+        """Call the Airflow REST API as the admin user; return the decoded JSON answer."""
+        if self.env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "").lower() == "true":
+            return self._request(method, path, body, timeout)  # no login: every request is admin
+        if self._token is None:
+            self._token = self._request("POST", "/auth/token",
+                                        {"username": ADMIN_USER, "password": self.admin_password})["access_token"]
+        return self._request(method, path, body, timeout, {"Authorization": f"Bearer {self._token}"})
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 30,
+                 headers: dict[str, str] | None = None, *, retry: bool = True) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.base_url + path, data=data, method=method,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+        attempts = READ_ATTEMPTS if method == "GET" and retry else 1  # only a read is safe to send again
+        for attempt in range(1, attempts + 1):
+            try:
+                with urllib.request.urlopen(request, timeout=timeout) as resp:
+                    raw = resp.read()
+                return json.loads(raw) if raw else None
+            except urllib.error.HTTPError:
+                raise  # an answer, not a busy server's silence
+            except (TimeoutError, ConnectionError, urllib.error.URLError) as err:
+                if attempt == attempts:
+                    raise
+                print(f"!! GET {path}: {err!r} (attempt {attempt} of {attempts}); sending it again", flush=True)
+        raise AssertionError("unreachable")
+
+    def api_healthy(self, wanted: tuple[str, ...] = ("metadatabase",)) -> bool:
+        """Tell whether the api-server answers its health check, each of ``wanted`` healthy."""
+        try:
+            health = self._request("GET", "/api/v2/monitor/health", timeout=5, retry=False)
+        except (OSError, urllib.error.URLError, ValueError):
+            return False
+        return all((health.get(k) or {}).get("status") == "healthy" for k in wanted)
+
+    def unpause(self, dag_id: str, timeout: float = 300) -> None:
+        """Unpause ``dag_id`` once the dag-processor has stored it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+                return
+            except urllib.error.HTTPError as err:
+                if err.code != 404 or time.monotonic() > deadline:
+                    raise
+            time.sleep(2)
+
+    def task_instances(self, dag_id: str = SCORING_DAG) -> list[dict[str, Any]]:
+        """Return every task instance of ``dag_id`` (all runs) from the REST API."""
+        out: list[dict[str, Any]] = []
+        while True:
+            page = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/~/taskInstances?limit=100&offset={len(out)}")
+            out += page["task_instances"]
+            if not page["task_instances"] or len(out) >= page["total_entries"]:
+                return out
+
+    def dag_runs(self, dag_id: str = SCORING_DAG) -> list[dict[str, Any]]:
+        """Return the runs of ``dag_id``, oldest first."""
+        return list(self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns?order_by=logical_date&limit=100")["dag_runs"])
