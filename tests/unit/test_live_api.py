@@ -40,8 +40,7 @@ class _SlowFirst(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[LiveStack]:
-    _SlowFirst.count = 0
-    _SlowFirst.release = threading.Event()
+    _SlowFirst.count, _SlowFirst.silent, _SlowFirst.release = 0, 1, threading.Event()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowFirst)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -62,11 +61,8 @@ def test_a_get_left_unanswered_is_sent_again(stack: LiveStack, capsys: pytest.Ca
 
 def test_a_get_left_unanswered_every_time_raises(stack: LiveStack) -> None:
     _SlowFirst.silent = READ_ATTEMPTS
-    try:
-        with pytest.raises(TimeoutError):
-            stack.api("GET", "/api/v2/dags", timeout=0.3)
-    finally:
-        _SlowFirst.silent = 1
+    with pytest.raises(TimeoutError):
+        stack.api("GET", "/api/v2/dags", timeout=0.3)
     assert _SlowFirst.count == READ_ATTEMPTS
 
 

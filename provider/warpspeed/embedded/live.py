@@ -122,7 +122,6 @@ class LiveStack(AirflowRestClient):
         self._revive = revive
         self._lock = threading.Lock()  # one start or stop of a component at a time (chaos, revival)
         self._exit = ExitStack()
-        self._token: str | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> LiveStack:
