@@ -95,6 +95,26 @@ def _logs(stack: LiveStack) -> str:
                      for c in stack.components.values())
 
 
+def _retry_causes(stack: LiveStack) -> str:
+    """Return the scheduler's lines on failed workloads and retries, each failure with its traceback's last line."""
+    lines = stack.components["scheduler"].log_path.read_text(errors="replace").splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if "UP_FOR_RETRY" in line or "Workload execution failed" in line:
+            out.append(line[:400])
+            traceback = [t for t in _until_next_record(lines[i + 1:]) if t[:1].isalpha()]
+            out += traceback[-1:]
+    return "\n".join(out) or "(no retry in the scheduler's log)"
+
+
+def _until_next_record(lines: list[str]) -> Iterator[str]:
+    """Yield the lines before the next timestamped log record."""
+    for line in lines:
+        if line[:1].isdigit():
+            return
+        yield line
+
+
 def _ts(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
@@ -121,7 +141,7 @@ def test_two_windows_through_exactly_once_no_retries_overlapping_deferred(live_s
     assert deferred_seen, "wait_for_window was never seen deferred"
     assert any(a.score_tasks_overlapped and set(a.score_spans) == {"scoring", "intent"} for a in done), done
     retried = [(t["task_id"], t["map_index"], t["try_number"]) for t in tis if int(t["try_number"] or 0) > 1]
-    assert retried == []
+    assert retried == [], f"tasks retried: {retried}\n{_retry_causes(stack)}"
     assert [a.retried_tasks for a in done] == [()] * len(done)
 
     # Every request sent before the last window's collect started is in one window's intake

@@ -54,6 +54,8 @@ COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 DEFAULT_PRODUCER = ProducerConfig()
 """``make demo``'s load."""
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+EXECUTION_API_TIMEOUT_S = 60
+"""Seconds a task waits for each execution-API answer (``[workers] execution_api_timeout``; Airflow's is 5)."""
 
 
 class LiveStack(AirflowRestClient):
@@ -234,6 +236,10 @@ class LiveStack(AirflowRestClient):
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "20",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            # The api-server's first execution-API call after it starts is cold: a task's ``run``
+            # PATCH took 16.9 s, and 35.2 s at load 13-22, against Airflow's 5 s default. Past
+            # the default's 5 tries the task fails and is retried; a shared host needs a longer wait.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": str(EXECUTION_API_TIMEOUT_S),
             "AIRFLOW__WARPSPEED__WINDOW_MINUTES": str(self.window_minutes),
         } | self.extra_env
 
