@@ -94,7 +94,8 @@ def postgres() -> Iterator[PostgresServer]:
 @pytest.fixture(scope="session")
 def airflow_template_db(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> str:
     """Migrate one Airflow metadata database per session; tests get copies of it."""
-    from warpspeed.embedded.stack import airflow_env, ensure_airflow_db
+    from warpspeed.embedded.airflow_db import ensure_airflow_db
+    from warpspeed.embedded.stack import airflow_env
 
     name = postgres.create_database("airflow_template")
     env = airflow_env(tmp_path_factory.mktemp("airflow-template"), None, db_url=postgres.sqlalchemy_url(name))

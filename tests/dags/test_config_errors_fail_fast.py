@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from warpspeed.embedded.stack import DAGS_TEST_ENV, airflow_bin, airflow_env
+from warpspeed.embedded.airflow_db import airflow_bin
+from warpspeed.embedded.stack import DAGS_TEST_ENV, airflow_env
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from warpspeed.embedded.airflow_db import airflow_bin
 from warpspeed.embedded.sqs_server import LocalSqs
-from warpspeed.embedded.stack import DAGS_TEST_ENV, airflow_bin, airflow_env
+from warpspeed.embedded.stack import DAGS_TEST_ENV, airflow_env
 from warpspeed.storage.documents import storage_for
 from warpspeed.window.manifests import WindowLayout, window_id_for
 from warpspeed.window.rule import floor_to_window

@@ -18,7 +18,8 @@ import pytest
 import sqlalchemy
 
 from warpspeed.config.settings import WarpSpeedSettings
-from warpspeed.embedded.stack import DAGS_TEST_ENV, airflow_bin, airflow_env
+from warpspeed.embedded.airflow_db import airflow_bin
+from warpspeed.embedded.stack import DAGS_TEST_ENV, airflow_env
 from warpspeed.intake.schema import ScoringRequest
 from warpspeed.ledger.tables import ensure_tables
 from warpspeed.window.manifests import PLAN_SCHEMA, BatchManifest, BatchRun, WindowLayout, window_id_for

@@ -172,7 +172,8 @@ def env_lines(home: Path, dags: Path | None, jars_dir: Path) -> str:
 def serve(home: Path, jars_dir: Path) -> int:
     """Own the stack of ``home`` until SIGTERM, SIGINT or SIGHUP (the background process of :func:`up`)."""
     from warpspeed.compute.local.engine import stop_engine
-    from warpspeed.embedded.stack import embedded_stack, ensure_airflow_db
+    from warpspeed.embedded.airflow_db import ensure_airflow_db
+    from warpspeed.embedded.stack import embedded_stack
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

@@ -21,8 +21,9 @@ from typing import Any
 from warpspeed.compute.local.engine import stop_engine
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded import seed
+from warpspeed.embedded.airflow_db import ensure_airflow_db
 from warpspeed.embedded.sqs_server import LocalSqs
-from warpspeed.embedded.stack import EmbeddedStack, dags_test, embedded_stack, ensure_airflow_db, uses_embedded_s3
+from warpspeed.embedded.stack import EmbeddedStack, dags_test, embedded_stack, uses_embedded_s3
 from warpspeed.ledger.tables import BATCH_RUNS_TABLE, FEATURES_TABLE, SCORES_TABLE, ensure_tables
 from warpspeed.window.manifests import IntakeManifest, WindowLayout, window_id_for
 from warpspeed.window.rule import floor_to_window

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from warpspeed.compute.local.engine import stop_engine
 from warpspeed.embedded import seed
+from warpspeed.embedded.airflow_db import airflow_bin, ensure_airflow_db
 from warpspeed.embedded.airflow_rest import ADMIN_USER, SCORING_DAG, AirflowRestClient
 from warpspeed.embedded.postgres import PostgresServer
 from warpspeed.embedded.process_group import Component, Revival
@@ -38,13 +39,7 @@ from warpspeed.embedded.rest_catalog import RestCatalogServer, catalog_database,
 from warpspeed.embedded.s3_server import LocalS3, embedded_s3
 from warpspeed.embedded.server import ServerProcess
 from warpspeed.embedded.sqs_server import LocalSqs, local_sqs
-from warpspeed.embedded.stack import (
-    airflow_bin,
-    airflow_env,
-    embedded_stack,
-    ensure_airflow_db,
-    private_state_folder,
-)
+from warpspeed.embedded.stack import airflow_env, embedded_stack, private_state_folder
 from warpspeed.embedded.state import free_port, write_private
 from warpspeed.embedded.supervisor import Supervisor
 

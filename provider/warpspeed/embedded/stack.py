@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from warpspeed.config.s3 import EmbeddedS3, embedded_bucket
 from warpspeed.config.settings import WarpSpeedSettings
+from warpspeed.embedded.airflow_db import airflow_bin
 from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
 from warpspeed.embedded.rest_catalog import RestCatalogServer, rest_catalog_server
 from warpspeed.embedded.s3_server import LocalS3, embedded_s3
@@ -180,20 +180,6 @@ def uses_embedded_s3(settings: WarpSpeedSettings) -> bool:
     """Tell whether ``settings`` keep documents or tables on the state folder's embedded S3 server."""
     bucket = f"s3://{embedded_bucket(settings.home)}/"
     return settings.storage_prefix.startswith(bucket) or settings.catalog.warehouse.startswith(bucket)
-
-
-def airflow_bin() -> str:
-    """Return the ``airflow`` executable of this interpreter's environment."""
-    return str(Path(sys.executable).with_name("airflow"))
-
-
-def ensure_airflow_db(env: dict[str, str]) -> None:
-    """Create or upgrade the Airflow metadata database that ``env`` points at."""
-    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [airflow_bin(), "db", "migrate"], env=os.environ | env, check=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
 
 
 def dags_test(dag_id: str, logical_date: str, env: dict[str, str], log_path: Path) -> int:

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from warpspeed.embedded import seed
+from warpspeed.embedded.airflow_db import ensure_airflow_db
 from warpspeed.embedded.rehearsal.data import storage
 from warpspeed.embedded.rehearsal.stack import RehearsalStack
 from warpspeed.embedded.soak.run import soak_dags_folder
 from warpspeed.embedded.sqs_server import LocalSqs
-from warpspeed.embedded.stack import airflow_env, dags_test, ensure_airflow_db
+from warpspeed.embedded.stack import airflow_env, dags_test
 from warpspeed.window.manifests import BatchRun, WindowLayout, window_id_for
 from warpspeed.window.rule import floor_to_window
 
