@@ -54,6 +54,9 @@ SMOKE: dict[str, tuple[dict[str, str], set[str]]] = {
                        "spark_small_batch_s", "routed_small_batch_speedup"}),
     "bench_intake": ({"WARPSPEED_BENCH_INTAKE_MESSAGES": "40"},
                      {"intake_msgs_per_s", "intake_naive_msgs_per_s", "intake_speedup_vs_naive"}),
+    "bench_server_start": ({"WARPSPEED_BENCH_SERVER_RUNS": "1"},
+                           {*(f"server_start_cpu_s_{n}{a}" for n in ("sqs", "s3", "rest_catalog")
+                              for a in ("", "_archived")), "server_start_cpu_ratio", "server_start_wall_ratio"}),
     "bench_emr": ({"WARPSPEED_BENCH_EMR_REQUESTS": "40"}, {"emr_calls_per_window", "emr_calls_cluster_per_request"}),
     "bench_dag_parse": ({"WARPSPEED_BENCH_DAG_PARSE_RUNS": "1"}, {"dag_parse_s"}),
     "bench_planner": ({"WARPSPEED_BENCH_PLANNER_SCALE": "0.01"},

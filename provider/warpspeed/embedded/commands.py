@@ -125,14 +125,14 @@ def aws_client(service: str, conn_id: str) -> Any:
 def run_setup(args: argparse.Namespace) -> int:
     """Fetch the jars (nothing when they are up to date)."""
     from warpspeed.embedded.jars import fetch
-    from warpspeed.embedded.rest_catalog import launcher_classes
+    from warpspeed.embedded.rest_catalog import launcher_jar
 
     jars_dir = args.jars_dir or env_settings().jars_dir
     print(f"fetching jars into {jars_dir} with Maven (a few minutes the first time)", flush=True)
     made = fetch(jars_dir, force=args.force)
     print(f"{jars_dir}: {'fetched' if made else 'up to date, nothing fetched'}")
     # the REST catalog's launcher (javac), now rather than at the first `stack up`; nothing if up to date
-    print(f"REST catalog launcher: {launcher_classes(jars_dir)}")
+    print(f"REST catalog launcher: {launcher_jar(jars_dir)}")
     return 0
 
 

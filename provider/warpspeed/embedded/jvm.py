@@ -25,6 +25,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from warpspeed.embedded.class_archive import ClassArchive
 from warpspeed.embedded.server import ServerProcess
 from warpspeed.exceptions import WarpSpeedConfigError
 
@@ -71,7 +72,7 @@ def http_answers(url: str) -> bool:
 
 
 def java_process(
-    name: str, main_class: str, cp: str, *, port: int, log_path: Path, ready_path: str, home: Path,
+    name: str, main_class: str, cp: str, *, port: int, log_path: Path, ready_path: str, home: Path, jars_dir: Path,
     heap: str = "256m", jvm_args: Sequence[str] = (), env: Mapping[str, str] | None = None,
     args: Sequence[str] = (),
 ) -> ServerProcess:
@@ -79,12 +80,15 @@ def java_process(
 
     :param ready_path: path (and query) whose HTTP answer means the server is up.
     :param home: the state folder it belongs to (``-Dwarpspeed.home``: how its process is found).
+    :param jars_dir: the folder ``cp`` comes from; its class archives go in its ``cds/``
+        (:class:`~warpspeed.embedded.class_archive.ClassArchive`).
     :param args: the program's own arguments, after ``main_class`` (no secrets: they are visible).
     """
-    argv = [java_bin(), f"-Xmx{heap}", *JVM_DEFAULTS, f"-Dwarpspeed.home={home}", *jvm_args, "-cp", cp, main_class,
-            *args]
+    java = java_bin()
+    archive = ClassArchive(name, java, [Path(p) for p in cp.split(os.pathsep)], jars_dir)
+    argv = [f"-Xmx{heap}", *JVM_DEFAULTS, f"-Dwarpspeed.home={home}", *jvm_args, "-cp", cp, main_class, *args]
     return ServerProcess(
-        name=name, command=lambda: list(argv), port=port, log_path=log_path,
+        name=name, command=lambda: [java, *archive.jvm_args(), *argv], port=port, log_path=log_path,
         ready=lambda: http_answers(f"http://127.0.0.1:{port}{ready_path}"), env=dict(env or {}),
-        death_signal=signal.SIGTERM, stop_signal=signal.SIGTERM, identity=str(home),
+        death_signal=signal.SIGTERM, stop_signal=signal.SIGTERM, identity=str(home), after_exit=archive.finish,
     )

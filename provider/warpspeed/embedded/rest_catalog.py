@@ -26,6 +26,7 @@ import logging
 import os
 import shutil
 import subprocess
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,9 +46,10 @@ log = logging.getLogger(__name__)
 REST_CATALOG_MAIN = "WarpspeedRestCatalog"
 REST_CATALOG_JARS = "iceberg-rest"
 LAUNCHER_DIR = "iceberg-rest-launcher"
+LAUNCHER_JAR = "warpspeed-rest-launcher.jar"
 LAUNCHER_SOURCE = Path(__file__).resolve().parent / "maven" / REST_CATALOG_JARS / f"{REST_CATALOG_MAIN}.java"
 STAMP = "source.sha256"
-"""Written next to the compiled classes: the first 16 hex digits of the source's SHA-256 (Makefile too)."""
+"""Written next to the launcher's jar: the first 16 hex digits of the source's SHA-256 (Makefile too)."""
 
 
 @dataclass(frozen=True)
@@ -90,13 +92,17 @@ def _source_digest() -> str:
     return hashlib.sha256(LAUNCHER_SOURCE.read_bytes()).hexdigest()[:16]
 
 
-def launcher_classes(jars_dir: Path) -> Path:
-    """Return the folder of the compiled launcher, compiling it first if missing or out of date."""
+def launcher_jar(jars_dir: Path) -> Path:
+    """Return the jar of the compiled launcher, compiling it first if missing or out of date.
+
+    A jar, not a folder of classes: a JVM writes no class archive for a classpath with a folder on
+    it (:mod:`warpspeed.embedded.class_archive`).
+    """
     target = jars_dir / LAUNCHER_DIR
     digest = _source_digest()
     stamp = target / STAMP
-    if stamp.is_file() and stamp.read_text().strip() == digest and (target / f"{REST_CATALOG_MAIN}.class").is_file():
-        return target
+    if stamp.is_file() and stamp.read_text().strip() == digest and (target / LAUNCHER_JAR).is_file():
+        return target / LAUNCHER_JAR
     javac = shutil.which("javac", path=str(Path(os.environ["JAVA_HOME"]) / "bin")) if os.environ.get("JAVA_HOME") \
         else shutil.which("javac")
     if javac is None:
@@ -106,19 +112,23 @@ def launcher_classes(jars_dir: Path) -> Path:
         )
     tmp = jars_dir / f".{LAUNCHER_DIR}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    proc = subprocess.run([javac, "-nowarn", "-d", str(tmp), "-cp", classpath(jars_dir, REST_CATALOG_JARS),
+    proc = subprocess.run([javac, "-nowarn", "-d", str(tmp / "classes"), "-cp", classpath(jars_dir, REST_CATALOG_JARS),
                            str(LAUNCHER_SOURCE)], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         raise WarpSpeedConfigError(f"javac {LAUNCHER_SOURCE.name} failed:\n{proc.stderr[-3000:]}")
+    with zipfile.ZipFile(tmp / LAUNCHER_JAR, "w", zipfile.ZIP_DEFLATED) as jar:
+        for cls in sorted((tmp / "classes").rglob("*.class")):
+            jar.write(cls, cls.relative_to(tmp / "classes").as_posix())
+    shutil.rmtree(tmp / "classes")
     (tmp / STAMP).write_text(digest + "\n")
     shutil.rmtree(target, ignore_errors=True)
     try:
         os.replace(tmp, target)
     except OSError:  # another process put its (identical) build there first
         shutil.rmtree(tmp, ignore_errors=True)
-    log.info("compiled the REST catalog launcher into %s", target)
-    return target
+    log.info("compiled the REST catalog launcher into %s", target / LAUNCHER_JAR)
+    return target / LAUNCHER_JAR
 
 
 def rest_catalog_process(
@@ -134,7 +144,7 @@ def rest_catalog_process(
     folder = private_dir(home / "catalog")
     token_file = folder / "rest-token"
     token = secret(token_file)
-    cp = classpath(jars_dir, REST_CATALOG_JARS, launcher_classes(jars_dir))
+    cp = classpath(jars_dir, REST_CATALOG_JARS, launcher_jar(jars_dir))
     database = pg.create_database(catalog_database(home))
     port = stable_port(folder / "port")
     env = {
@@ -153,8 +163,8 @@ def rest_catalog_process(
     jvm_args = ["-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
                 "-Dorg.slf4j.simpleLogger.log.org.apache.iceberg.rest.RESTCatalogServlet=off"]
     process = java_process("rest-catalog", REST_CATALOG_MAIN, cp, port=port, log_path=private_dir(home / "logs")
-                           / "rest-catalog.log", ready_path="/v1/config", home=home, heap="384m", jvm_args=jvm_args,
-                           env=env)
+                           / "rest-catalog.log", ready_path="/v1/config", home=home, jars_dir=jars_dir, heap="384m",
+                           jvm_args=jvm_args, env=env)
     server = RestCatalogServer(uri=f"http://127.0.0.1:{port}", warehouse=env["CATALOG_WAREHOUSE"], database=database,
                                token=token, token_file=token_file, home=home)
     return process, server

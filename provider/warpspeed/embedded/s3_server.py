@@ -134,7 +134,7 @@ def s3_process(folder: Path, jars_dir: Path) -> tuple[ServerProcess, S3Server]:
         args += ["--properties", str(write_private(folder / f"identity-{component}.properties", props))]
     logback = write_private(folder / "logback.xml", LOGBACK)
     jvm_args = [f"-Dlogback.configurationFile={logback}"]
-    process = java_process("s3", S3PROXY_MAIN, cp, port=port, log_path=folder / "s3proxy.log",
+    process = java_process("s3", S3PROXY_MAIN, cp, port=port, log_path=folder / "s3proxy.log", jars_dir=jars_dir,
                            ready_path="/healthz", home=folder, jvm_args=jvm_args, args=args)
     return process, S3Server(f"http://127.0.0.1:{port}", basedir, credentials_file)
 

@@ -91,6 +91,8 @@ class ServerProcess:
     :param ready_timeout: seconds a start may take.
     :param identity: a string its command line or environment contains, unique to its state
         folder (how a test finds servers a killed process left behind).
+    :param after_exit: called with the exit code once a run has ended (stopped here, or found
+        dead at the next start; None if unknown).
     """
 
     name: str
@@ -103,7 +105,9 @@ class ServerProcess:
     stop_signal: int = signal.SIGTERM
     ready_timeout: float = 180.0
     identity: str = ""
+    after_exit: Callable[[int | None], None] | None = field(default=None, repr=False)
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _reported: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     generation: int = 0
     """How many times it became ready (a restart adds one)."""
 
@@ -121,6 +125,7 @@ class ServerProcess:
         """Start the process (without waiting for it to be ready)."""
         if self.alive:
             raise ServerError(f"{self.name} is already running (pid {self.pid})")
+        self._ended()
         with open_private_log(self.log_path) as out:
             out.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {self.name} on port {self.port}\n".encode())
             out.flush()
@@ -155,6 +160,7 @@ class ServerProcess:
         """Stop it with :attr:`stop_signal`; SIGKILL it if it is still there after ``timeout`` seconds."""
         proc = self.proc
         if proc is None or proc.poll() is not None:
+            self._ended()
             return
         proc.send_signal(self.stop_signal)
         try:
@@ -163,6 +169,16 @@ class ServerProcess:
             log.warning("%s (pid %d) did not stop in %.0f s; killing it", self.name, proc.pid, timeout)
             proc.kill()
             proc.wait(timeout=30)
+        self._ended()
+
+    def _ended(self) -> None:
+        """Call :attr:`after_exit` once for the run that has ended (nothing while it runs)."""
+        proc = self.proc
+        if proc is None or proc.poll() is None or self._reported is proc:
+            return
+        self._reported = proc
+        if self.after_exit is not None:
+            self.after_exit(proc.returncode)
 
     def kill(self) -> None:
         """SIGKILL the server (as a crash would); a supervisor then restarts it."""

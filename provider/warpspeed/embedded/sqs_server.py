@@ -129,7 +129,7 @@ def sqs_process(jars_dir: Path, folder: Path, *, persist: bool = True) -> Server
     port = stable_port(folder / "port")
     conf = write_private(folder / "elasticmq.conf",
                          elasticmq_config(port, folder / "elasticmq-h2" if persist else None))
-    return java_process("sqs", ELASTICMQ_MAIN, cp, port=port, log_path=folder / "elasticmq.log",
+    return java_process("sqs", ELASTICMQ_MAIN, cp, port=port, log_path=folder / "elasticmq.log", jars_dir=jars_dir,
                         ready_path="/?Action=ListQueues", home=folder, jvm_args=[f"-Dconfig.file={conf}"])
 
 

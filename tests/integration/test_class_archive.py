@@ -1,0 +1,79 @@
+"""A JVM server writes its class archive at its first clean stop, and maps it at every later start.
+
+ElasticMQ (the smallest of the embedded JVM servers) on a jars folder of the test's own, whose
+``elasticmq/`` links to the real one: the archive lands in that folder's ``cds/``. "Maps it" is
+read from ``/proc/<pid>/maps``, which lists the archive's file when the JVM uses it.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from warpspeed.embedded.class_archive import ARCHIVE_DIR
+from warpspeed.embedded.server import ServerProcess
+from warpspeed.embedded.sqs_server import ELASTICMQ_JARS, sqs_process
+
+
+@pytest.fixture
+def own_jars(jars_dir: Path, tmp_path: Path) -> Path:
+    """Return a jars folder whose only server is ElasticMQ (the real jars), with no archive yet."""
+    folder = tmp_path / "jars"
+    folder.mkdir()
+    (folder / ELASTICMQ_JARS).symlink_to(jars_dir / ELASTICMQ_JARS, target_is_directory=True)
+    return folder
+
+
+def _run(process: ServerProcess, *, kill: bool = False) -> tuple[list[str], str]:
+    """Start ``process`` until it answers, then stop it (or SIGKILL it); return its command line and memory map."""
+    process.spawn()
+    try:
+        process.wait_ready()
+        assert process.pid is not None
+        argv = Path(f"/proc/{process.pid}/cmdline").read_bytes().decode().split("\0")
+        maps = Path(f"/proc/{process.pid}/maps").read_text()
+    finally:
+        if kill:
+            process.kill()
+            assert process.proc is not None
+            process.proc.wait(timeout=30)
+        else:
+            process.stop()
+    return argv, maps
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def test_the_first_stop_writes_the_archive_and_later_starts_map_it(own_jars: Path, tmp_path: Path) -> None:
+    process = sqs_process(own_jars, tmp_path / "sqs", persist=False)
+    cds = own_jars / ARCHIVE_DIR
+
+    argv, maps = _run(process)
+    writing = [a for a in argv if a.startswith("-XX:ArchiveClassesAtExit=")]
+    assert len(writing) == 1 and str(cds) not in maps  # (the JDK's own classes.jsa is mapped in every run)
+    archives = _files(cds)
+    assert len(archives) == 1 and archives[0].startswith("sqs-") and archives[0].endswith(".jsa"), archives
+
+    argv, maps = _run(process)
+    assert f"-XX:SharedArchiveFile={cds / archives[0]}" in argv
+    assert not any(a.startswith("-XX:ArchiveClassesAtExit=") for a in argv)
+    assert str(cds / archives[0]) in maps  # the JVM mapped it: its classes came from the archive
+    assert _files(cds) == archives
+
+
+def test_a_run_killed_before_its_stop_leaves_no_archive_and_the_next_run_writes_one(
+    own_jars: Path, tmp_path: Path
+) -> None:
+    process = sqs_process(own_jars, tmp_path / "sqs", persist=False)
+    cds = own_jars / ARCHIVE_DIR
+
+    _run(process, kill=True)
+    assert process.proc is not None and process.proc.returncode == -signal.SIGKILL
+    argv, _ = _run(process)  # the start sees the killed run: its partial file goes
+    assert any(a.startswith("-XX:ArchiveClassesAtExit=") for a in argv)
+    archives = _files(cds)
+    assert len(archives) == 1 and archives[0].endswith(".jsa"), archives
