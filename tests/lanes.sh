@@ -7,7 +7,7 @@
 #     soak; the EMR rehearsal.
 # The suite is CPU-bound on two cores: one foreground lane of DAG, unit and integration tests alone
 # ran longer than these lanes side by side, and the soak then the rehearsal in one lane made the
-# longest lane (a fresh clone took 2077 s in four lanes, 1868 s in these six). The lanes split the
+# longest lane (a fresh clone took 2077 s in four lanes; green runs in these six took 1500-1884 s). The lanes split the
 # suite by folder and marker so that each test runs in exactly one of them. The background lanes'
 # output is printed after the foreground's, then every background lane's FAILED/ERROR lines, then
 # one line with every exit code; fails if any lane fails, and pytest's exit 5 (no tests collected)
