@@ -78,7 +78,7 @@ def run() -> Iterator[dict]:
             for name, describe in servers.items():
                 process = describe()
                 _start(process)  # writes the archive at its stop
-                assert any((jars / ARCHIVE_DIR).glob("*.jsa")), "no class archive written"
+                assert any((jars / ARCHIVE_DIR).glob(f"{process.name}-*.jsa")), f"{process.name} wrote no class archive"
                 samples: dict[str, list[tuple[float, float]]] = {"plain": [], "archived": []}
                 for _ in range(RUNS):
                     samples["plain"].append(_start(_without_archive(process)))

@@ -281,7 +281,6 @@ class LiveStack(AirflowRestClient):
         self.unpause(dag_id)
 
 
-
 def _wait_forever(stack: LiveStack) -> Iterator[None]:
     """Print what the supervisor and the revival did (restarts, give-ups) as it happens."""
     shown = {"servers": 0, "airflow": 0}
