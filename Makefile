@@ -15,7 +15,7 @@ WINDOW_MINUTES ?= 2
 
 .PHONY: setup demo airflow rehearsal soak test lint typecheck unit integration live bench bench-rehearsal clean chromium wheel-smoke
 
-setup: $(VENV)/.installed $(JARS)/.fetched $(JARS)/iceberg-rest-launcher/source.sha256
+setup: $(VENV)/.installed $(JARS)/.fetched $(JARS)/iceberg-rest-launcher/source.sha256 $(JARS)/cds/.spark
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ $(JARS)/.fetched: $(VENV)/.installed provider/warpspeed/embedded/jars.py $(SERVE
 LAUNCHER_SRC := provider/warpspeed/embedded/maven/iceberg-rest/WarpspeedRestCatalog.java
 
 $(JARS)/iceberg-rest-launcher/source.sha256: $(LAUNCHER_SRC) $(JARS)/.fetched
+	$(PY) -m warpspeed.cli setup --jars-dir $(JARS)
+	touch $@
+
+# local Spark's class archive (warpspeed.embedded.spark_archive): one small Spark job, about 30 CPU seconds
+$(JARS)/cds/.spark: provider/warpspeed/embedded/spark_archive.py $(JARS)/.fetched
 	$(PY) -m warpspeed.cli setup --jars-dir $(JARS)
 	touch $@
 

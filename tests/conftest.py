@@ -20,6 +20,7 @@ from warpspeed.compute.local.engine import stop_engine
 from warpspeed.config.catalog import CatalogConfig
 from warpspeed.config.s3 import EmbeddedS3
 from warpspeed.config.settings import WarpSpeedSettings
+from warpspeed.embedded import spark_archive
 from warpspeed.embedded.control_planes import moto_server
 from warpspeed.embedded.jvm import QUICK_JIT
 from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
@@ -37,6 +38,8 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python UDF workers ne
 os.environ.setdefault("SPARK_SUBMIT_OPTS", QUICK_JIT)
 # The provider never looks for jars in the checkout; the tests say where `make setup` put them.
 os.environ.setdefault("WARPSPEED_JARS_DIR", str(REPO_ROOT / ".jars"))
+# ... and each of those drivers maps Spark's classes from the archive `make setup` wrote (when it did).
+os.environ.update(spark_archive.submit_opts(Path(os.environ["WARPSPEED_JARS_DIR"]), os.environ))
 # py4j logs "Closing down clientserver connection" from __del__ at interpreter exit, after
 # pytest closed the log handlers, which prints a "Logging error" traceback into CI output.
 logging.getLogger("py4j").setLevel(logging.WARNING)

@@ -1,4 +1,5 @@
-"""A JVM server writes its class archive at its first clean stop, and maps it at every later start.
+"""A JVM server writes its class archive at its first clean stop, and maps it at every later start;
+local Spark drivers map the archive ``make setup`` wrote.
 
 ElasticMQ (the smallest of the embedded JVM servers) on a jars folder of the test's own, whose
 ``elasticmq/`` links to the real one: the archive lands in that folder's ``cds/``. "Maps it" is
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from warpspeed.embedded import spark_archive
 from warpspeed.embedded.class_archive import ARCHIVE_DIR
 from warpspeed.embedded.server import ServerProcess
 from warpspeed.embedded.sqs_server import ELASTICMQ_JARS, sqs_process
@@ -77,3 +80,13 @@ def test_a_run_killed_before_its_stop_leaves_no_archive_and_the_next_run_writes_
     assert any(a.startswith("-XX:ArchiveClassesAtExit=") for a in argv)
     archives = _files(cds)
     assert len(archives) == 1 and archives[0].endswith(".jsa"), archives
+
+
+def test_local_spark_drivers_map_the_spark_archive_that_setup_wrote(spark: Any, jars_dir: Path) -> None:
+    """The session's driver (started with the suite's ``SPARK_SUBMIT_OPTS``) maps ``make setup``'s Spark archive."""
+    archive = spark_archive.archive_path(jars_dir)
+    assert archive.is_file(), f"`make setup` wrote no {archive}"
+    pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    assert f"-XX:SharedArchiveFile={archive}" in argv
+    assert str(archive) in Path(f"/proc/{pid}/maps").read_text()

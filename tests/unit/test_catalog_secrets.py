@@ -13,7 +13,12 @@ from warpspeed.compute.base import SparkJob
 from warpspeed.compute.local import arrow
 from warpspeed.compute.local.backend import LocalSparkBackend
 from warpspeed.config.catalog import embedded_endpoint_file
-from warpspeed.config.catalog_secrets import pyiceberg_env, spark_secret_env, split_secrets
+from warpspeed.config.catalog_secrets import (
+    pyiceberg_env,
+    spark_secret_file,
+    split_secrets,
+    with_gateway_properties,
+)
 from warpspeed.config.settings import WarpSpeedSettings
 
 TOKEN = "t0ken-of-the-state-folder-0123456789"
@@ -64,15 +69,33 @@ def test_pyiceberg_reads_those_variables_back(monkeypatch: pytest.MonkeyPatch) -
     assert Config().get_catalog_config("warpspeed") == {"token": "t", "s3.secret-access-key": "k"}
 
 
-def test_spark_gets_secrets_from_a_private_spark_defaults(tmp_path: Path) -> None:
+def test_spark_gets_secrets_from_a_private_properties_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPARK_CONF_DIR", raising=False)
     conf = {"spark.sql.catalog.w.uri": "http://x", "spark.sql.catalog.w.token": TOKEN}
-    public, env = spark_secret_env(conf, tmp_path / "run")
-    assert public == {"spark.sql.catalog.w.uri": "http://x"}
-    defaults = Path(env["SPARK_CONF_DIR"]) / "spark-defaults.conf"
-    assert defaults.read_text() == f"spark.sql.catalog.w.token {TOKEN}\n"
-    assert defaults.stat().st_mode & 0o777 == 0o600 and defaults.parent.stat().st_mode & 0o777 == 0o700
-    assert spark_secret_env(conf, tmp_path / "run") == (public, env)  # one file per set of secrets
-    assert spark_secret_env({"a": "b"}, tmp_path / "run") == ({"a": "b"}, {})
+    public, path = spark_secret_file(conf, tmp_path / "run")
+    assert public == {"spark.sql.catalog.w.uri": "http://x"} and path is not None
+    assert path.read_text() == f"spark.sql.catalog.w.token {TOKEN}\n"
+    assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
+    assert spark_secret_file(conf, tmp_path / "run") == (public, path)  # one file per set of secrets
+    assert spark_secret_file({"a": "b"}, tmp_path / "run") == ({"a": "b"}, None)
+
+
+def test_a_users_spark_defaults_come_first_in_the_properties_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "spark-defaults.conf").write_text("spark.executor.cores 3\n")
+    monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path / "conf"))
+    _, path = spark_secret_file({"spark.sql.catalog.w.token": TOKEN}, tmp_path / "run")
+    assert path is not None and path.read_text() == f"spark.executor.cores 3\nspark.sql.catalog.w.token {TOKEN}\n"
+
+
+def test_the_gateway_reads_the_properties_file_before_the_users_submit_args(tmp_path: Path) -> None:
+    path = tmp_path / "run" / "spark-secrets-x.conf"
+    assert with_gateway_properties(path, {}) == {"PYSPARK_SUBMIT_ARGS": f"--properties-file {path} pyspark-shell"}
+    assert with_gateway_properties(path, {"PYSPARK_SUBMIT_ARGS": "--driver-memory 1g pyspark-shell"}) == {
+        "PYSPARK_SUBMIT_ARGS": f"--properties-file {path} --driver-memory 1g pyspark-shell"}
+    assert with_gateway_properties(None, {}) == {}
 
 
 def test_spark_submit_command_line_carries_no_token(fake_home: WarpSpeedSettings) -> None:
@@ -81,8 +104,8 @@ def test_spark_submit_command_line_carries_no_token(fake_home: WarpSpeedSettings
     command = backend.command(job, fake_home.home / "spark_jobs.zip")
     assert TOKEN not in " ".join(command)
     assert "spark.sql.catalog.warpspeed.uri=http://127.0.0.1:8765" in command
-    env = spark_secret_env(backend.spark_conf(job), fake_home.home / "run")[1]
-    assert TOKEN in (Path(env["SPARK_CONF_DIR"]) / "spark-defaults.conf").read_text()
+    secrets_file = Path(command[command.index("--properties-file") + 1])
+    assert TOKEN in secrets_file.read_text() and secrets_file.parent == fake_home.home / "run"
 
 
 def test_arrow_subprocess_gets_the_token_through_its_environment(

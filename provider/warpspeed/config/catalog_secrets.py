@@ -6,9 +6,11 @@ travel another way to the processes that need them:
 
 - a pyiceberg subprocess gets them as ``PYICEBERG_CATALOG__<NAME>__<KEY>`` environment variables
   (a process's environment is readable by its own user only), which ``load_catalog`` merges in;
-- a Spark JVM gets them from a ``spark-defaults.conf`` (0600, in a 0700 folder under the state
-  folder's ``run/``) that ``SPARK_CONF_DIR`` names: ``spark-submit``, and the gateway pyspark
-  starts for an in-process ``SparkSession``, read it at start.
+- a Spark JVM gets them from a properties file (0600, in the state folder's 0700 ``run/``) that
+  ``spark-submit --properties-file`` names (the gateway pyspark starts for an in-process
+  ``SparkSession`` gets that option from ``PYSPARK_SUBMIT_ARGS``). Not ``SPARK_CONF_DIR``: Spark
+  puts that folder first on the JVM's classpath, and a classpath that changes with the secrets
+  cannot use the class archive of local Spark (:mod:`warpspeed.embedded.spark_archive`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -53,28 +56,40 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\")
 
 
-def spark_secret_env(conf: Mapping[str, str], run_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
-    """Return ``(public conf, environment)``: the secrets in a private ``spark-defaults.conf`` it names.
+def spark_secret_file(conf: Mapping[str, str], run_dir: Path) -> tuple[dict[str, str], Path | None]:
+    """Return ``(public conf, properties file)``: ``conf`` without its secrets, and a private file that holds them.
 
     The file is written once per distinct set of secrets under ``run_dir`` (the state folder's
-    ``run/``); settings of an existing ``$SPARK_CONF_DIR/spark-defaults.conf`` come first in it.
+    ``run/``); settings of an existing ``$SPARK_CONF_DIR/spark-defaults.conf`` come first in it
+    (Spark reads no ``spark-defaults.conf`` when given a properties file). None when ``conf`` has no secret.
     """
     public, secret = split_secrets(conf)
     if not secret:
-        return public, {}
+        return public, None
     lines = [f"{_escape(k)} {_escape(v)}" for k, v in sorted(secret.items())]
     inherited = Path(os.environ["SPARK_CONF_DIR"]) / "spark-defaults.conf" if os.environ.get("SPARK_CONF_DIR") else None
-    if inherited is not None and inherited.is_file() and inherited.parent.parent != run_dir:
+    if inherited is not None and inherited.is_file():
         lines = [*inherited.read_text(encoding="utf-8").splitlines(), *lines]
     text = "\n".join(lines) + "\n"
-    folder = run_dir / f"spark-conf-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
-    target = folder / "spark-defaults.conf"
+    target = run_dir / f"spark-secrets-{hashlib.sha256(text.encode()).hexdigest()[:12]}.conf"
     if not target.is_file():
         run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        folder.mkdir(exist_ok=True, mode=0o700)
-        tmp = folder / f".spark-defaults.{os.getpid()}.tmp"
+        tmp = run_dir / f".spark-secrets.{os.getpid()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, target)
-    return public, {"SPARK_CONF_DIR": str(folder)}
+    return public, target
+
+
+def properties_file_args(path: Path | None) -> list[str]:
+    """Return the ``spark-submit`` options that read ``path`` (none for None)."""
+    return ["--properties-file", str(path)] if path is not None else []
+
+
+def with_gateway_properties(path: Path | None, environ: Mapping[str, str]) -> dict[str, str]:
+    """Return the ``PYSPARK_SUBMIT_ARGS`` that makes pyspark's gateway read ``path`` (empty for None)."""
+    if path is None:
+        return {}
+    rest = environ.get("PYSPARK_SUBMIT_ARGS", "pyspark-shell")
+    return {"PYSPARK_SUBMIT_ARGS": f"{shlex.join(properties_file_args(path))} {rest}"}

@@ -34,7 +34,8 @@ CLEAN_EXITS = (0, 128 + signal.SIGTERM)
 """Exit codes of a JVM that wrote its archive: a normal exit, or SIGTERM (which runs the JVM's exit)."""
 
 
-def _fingerprint(paths: Sequence[Path]) -> str:
+def fingerprint(paths: Sequence[Path]) -> str:
+    """Return a short key of the files ``paths`` (each one's real path, size and modification time)."""
     digest = hashlib.sha256()
     for path in paths:
         st = path.stat()
@@ -53,7 +54,7 @@ class ClassArchive:
 
     def __init__(self, name: str, java: str, classpath: Sequence[Path], jars_dir: Path) -> None:
         self.usable = all(p.is_file() for p in classpath)
-        key = _fingerprint([Path(java), *classpath]) if self.usable else "none"
+        key = fingerprint([Path(java), *classpath]) if self.usable else "none"
         self.path = jars_dir / ARCHIVE_DIR / f"{name}-{key}.jsa"
         self._pending: Path | None = None
 

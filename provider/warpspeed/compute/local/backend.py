@@ -24,7 +24,7 @@ from warpspeed.compute.local.code import staged_code
 from warpspeed.compute.local.engine import EngineHandle, EngineSpec, EngineUnavailable, ensure_engine
 from warpspeed.compute.local.runs import EngineRun, EngineWatch, LocalRun, SubmitRun, wait_all
 from warpspeed.compute.staging import spark_jobs_script
-from warpspeed.config.catalog_secrets import spark_secret_env, split_secrets
+from warpspeed.config.catalog_secrets import properties_file_args, spark_secret_file
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.exceptions import WarpSpeedConfigError
 from warpspeed.lineage.spark import local_listener, without_lineage
@@ -113,15 +113,17 @@ class LocalSparkBackend(ComputeBackend):
                 if k.startswith("spark.sql.catalog.") and k.endswith((".s3.access-key-id", ".s3.secret-access-key"))}
 
     def command(self, job: SparkJob, py_files: Path) -> list[str]:
-        """Return the ``spark-submit`` command line for ``job``."""
+        """Return the ``spark-submit`` command line for ``job`` (its secrets in a private properties file)."""
+        public, secrets_file = spark_secret_file(self.spark_conf(job), self.settings.home / "run")
         cmd = [
             str(spark_submit_path()),
             "--master", self.settings.spark_master,
             "--name", job.name,
             "--jars", ",".join(str(j) for j in self.jars()),
             "--py-files", str(py_files),
+            *properties_file_args(secrets_file),
         ]
-        for key, value in sorted(split_secrets(self.spark_conf(job))[0].items()):  # secrets: see _start_one
+        for key, value in sorted(public.items()):
             cmd += ["--conf", f"{key}={value}"]
         return [*cmd, str(spark_jobs_script(job.script)), *job.args]
 
@@ -181,7 +183,6 @@ class LocalSparkBackend(ComputeBackend):
             except (EngineUnavailable, OSError) as err:
                 log.warning("%s: %s; running with spark-submit instead", job.name, err)
         env = os.environ | {"PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
-        env |= spark_secret_env(self.spark_conf(job), self.settings.home / "run")[1]  # not on the command line
         step_id = f"local-{job.name}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
         return SubmitRun(step_id, job.name, self.command(job, py_files), env, log_path)
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from warpspeed.compute.local.engine import ACTIVE_STATES, TOKEN_HEADER, discovery_path, write_private_json
-from warpspeed.config.catalog_secrets import spark_secret_env
+from warpspeed.config.catalog_secrets import spark_secret_file, with_gateway_properties
 
 log = logging.getLogger("warpspeed.warm_spark")
 MAX_CONCURRENT_JOBS = 4
@@ -280,8 +280,8 @@ def start_session(spec: dict[str, Any], zip_path: Path) -> Any:
     conf = {"spark.jars": ",".join(spec["jars"]), "spark.scheduler.mode": "FAIR",
             "spark.python.daemon.module": "warpspeed.compute.local.spark_daemon", **spec["conf"]}
     # pyspark puts the builder's settings on the JVM's command line: secrets go in a private file
-    conf, secret_env = spark_secret_env(conf, Path(spec["home"]) / "run")
-    os.environ.update(secret_env)
+    conf, secrets_file = spark_secret_file(conf, Path(spec["home"]) / "run")
+    os.environ.update(with_gateway_properties(secrets_file, os.environ))
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
