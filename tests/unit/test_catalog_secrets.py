@@ -96,6 +96,8 @@ def test_the_gateway_reads_the_properties_file_before_the_users_submit_args(tmp_
     assert with_gateway_properties(path, {"PYSPARK_SUBMIT_ARGS": "--driver-memory 1g pyspark-shell"}) == {
         "PYSPARK_SUBMIT_ARGS": f"--properties-file {path} --driver-memory 1g pyspark-shell"}
     assert with_gateway_properties(None, {}) == {}
+    earlier = with_gateway_properties(tmp_path / "old.conf", {})
+    assert with_gateway_properties(path, earlier) == {"PYSPARK_SUBMIT_ARGS": f"--properties-file {path} pyspark-shell"}
 
 
 def test_spark_submit_command_line_carries_no_token(fake_home: WarpSpeedSettings) -> None:

@@ -91,5 +91,11 @@ def with_gateway_properties(path: Path | None, environ: Mapping[str, str]) -> di
     """Return the ``PYSPARK_SUBMIT_ARGS`` that makes pyspark's gateway read ``path`` (empty for None)."""
     if path is None:
         return {}
-    rest = environ.get("PYSPARK_SUBMIT_ARGS", "pyspark-shell")
-    return {"PYSPARK_SUBMIT_ARGS": f"{shlex.join(properties_file_args(path))} {rest}"}
+    words, rest = shlex.split(environ.get("PYSPARK_SUBMIT_ARGS", "pyspark-shell")), []
+    while words:  # a properties file named before (an earlier session of this process) gives way
+        word = words.pop(0)
+        if word == "--properties-file" and words:
+            words.pop(0)
+        elif not word.startswith("--properties-file="):
+            rest.append(word)
+    return {"PYSPARK_SUBMIT_ARGS": shlex.join([*properties_file_args(path), *rest])}
