@@ -49,9 +49,10 @@ $(JARS)/iceberg-rest-launcher/source.sha256: $(LAUNCHER_SRC) $(JARS)/.fetched
 	$(PY) -m warpspeed.cli setup --jars-dir $(JARS)
 	touch $@
 
-# local Spark's class archive (warpspeed.embedded.spark_archive): one small Spark job, about 30 CPU seconds
+# local Spark's class archive for the test suite's drivers (warpspeed.embedded.spark_archive): one small
+# Spark job, about 30 CPU seconds
 $(JARS)/cds/.spark: provider/warpspeed/embedded/spark_archive.py $(JARS)/.fetched
-	$(PY) -m warpspeed.cli setup --jars-dir $(JARS)
+	$(PY) -m warpspeed.embedded.spark_archive --jars-dir $(JARS)
 	touch $@
 
 demo: setup

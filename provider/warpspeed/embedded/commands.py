@@ -123,10 +123,9 @@ def aws_client(service: str, conn_id: str) -> Any:
 
 
 def run_setup(args: argparse.Namespace) -> int:
-    """Fetch the jars, build the REST catalog's launcher and local Spark's class archive (each only if needed)."""
+    """Fetch the jars (nothing when they are up to date)."""
     from warpspeed.embedded.jars import fetch
     from warpspeed.embedded.rest_catalog import launcher_jar
-    from warpspeed.embedded.spark_archive import write_archive
 
     jars_dir = args.jars_dir or env_settings().jars_dir
     print(f"fetching jars into {jars_dir} with Maven (a few minutes the first time)", flush=True)
@@ -134,8 +133,6 @@ def run_setup(args: argparse.Namespace) -> int:
     print(f"{jars_dir}: {'fetched' if made else 'up to date, nothing fetched'}")
     # the REST catalog's launcher (javac), now rather than at the first `stack up`; nothing if up to date
     print(f"REST catalog launcher: {launcher_jar(jars_dir)}")
-    # one small Spark job whose loaded classes later local Spark drivers map (nothing if up to date)
-    print(f"class archive of local Spark: {write_archive(jars_dir)}", flush=True)
     return 0
 
 

@@ -1,11 +1,14 @@
 """Class-data sharing for local Spark: each driver JVM maps Spark's classes from one archive.
 
 A local Spark driver (a ``SparkSession``'s gateway, ``spark-submit``, the warm engine) loads
-and verifies thousands of classes from pyspark's jars before it runs anything. ``warpspeed
-setup`` runs one small Spark job (an Iceberg table written, merged and read, a Python UDF) with
-``-XX:ArchiveClassesAtExit`` and keeps what it loaded in ``<jars_dir>/cds/spark-<key>.jsa``;
-:func:`submit_opts` adds ``-XX:SharedArchiveFile`` to ``SPARK_SUBMIT_OPTS`` so that later drivers
-map those classes instead. The key covers the JDK, pyspark's jars and the jars Warp Speed adds.
+and verifies thousands of classes from pyspark's jars before it runs anything. ``make setup``
+(``python -m warpspeed.embedded.spark_archive``) runs one small Spark job (an Iceberg table
+written, merged and read, a Python UDF) with ``-XX:ArchiveClassesAtExit`` and keeps what it
+loaded in ``<jars_dir>/cds/spark-<key>.jsa``; :func:`submit_opts` adds
+``-XX:SharedArchiveFile`` to ``SPARK_SUBMIT_OPTS`` so that later drivers map those classes
+instead. The key covers the JDK, pyspark's jars and the jars Warp Speed adds. Only the test
+suite sets that option so far (``tests/conftest.py``), so ``warpspeed setup`` does not spend
+the job's 30 CPU seconds on a user's machine.
 
 The JVM checks that the archive fits (same JDK, same jars, same classpath) and runs without it
 otherwise (``-Xshare:auto``, the default). Spark puts ``SPARK_CONF_DIR`` first on the
@@ -16,6 +19,7 @@ archive, which is why the catalog's secrets reach Spark as a properties file
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import subprocess
@@ -109,3 +113,16 @@ def write_archive(jars_dir: Path) -> Path:
         return path
     os.replace(pending, path)
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the archive for the jars folder ``--jars-dir`` (nothing if it exists); print its path."""
+    parser = argparse.ArgumentParser(prog="python -m warpspeed.embedded.spark_archive")
+    parser.add_argument("--jars-dir", type=Path, required=True)
+    path = write_archive(parser.parse_args(argv).jars_dir)
+    print(f"class archive of local Spark: {path}" if path.is_file() else f"no class archive of local Spark ({path})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
