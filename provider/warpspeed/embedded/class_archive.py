@@ -34,8 +34,7 @@ CLEAN_EXITS = (0, 128 + signal.SIGTERM)
 """Exit codes of a JVM that wrote its archive: a normal exit, or SIGTERM (which runs the JVM's exit)."""
 
 
-def fingerprint(paths: Sequence[Path]) -> str:
-    """Return a short key of the files ``paths`` (each one's real path, size and modification time)."""
+def _fingerprint(paths: Sequence[Path]) -> str:
     digest = hashlib.sha256()
     for path in paths:
         st = path.stat()
@@ -44,7 +43,7 @@ def fingerprint(paths: Sequence[Path]) -> str:
 
 
 class ClassArchive:
-    """The class archive of one server's classpath: the JVM options that use it, or write it at exit.
+    """The class archive of one JVM classpath (a server's, local Spark's): the options that use it, or write it at exit.
 
     :param name: the server's name (part of the file name).
     :param java: the ``java`` executable.
@@ -54,7 +53,7 @@ class ClassArchive:
 
     def __init__(self, name: str, java: str, classpath: Sequence[Path], jars_dir: Path) -> None:
         self.usable = all(p.is_file() for p in classpath)
-        key = fingerprint([Path(java), *classpath]) if self.usable else "none"
+        key = _fingerprint([Path(java), *classpath]) if self.usable else "none"
         self.path = jars_dir / ARCHIVE_DIR / f"{name}-{key}.jsa"
         self._pending: Path | None = None
 

@@ -25,11 +25,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-from warpspeed.embedded.class_archive import ARCHIVE_DIR, fingerprint
+from warpspeed.embedded.class_archive import ClassArchive
 from warpspeed.embedded.jvm import QUICK_JIT, java_bin
 from warpspeed.exceptions import WarpSpeedConfigError
 
@@ -69,12 +68,15 @@ def _spark_jars() -> list[Path]:
     return sorted((Path(pyspark.__file__).resolve().parent / "jars").glob("*.jar"))
 
 
-def archive_path(jars_dir: Path) -> Path:
-    """Return where the archive of local Spark with the jars of ``jars_dir`` goes."""
+def _archive(jars_dir: Path) -> ClassArchive:
     from warpspeed.compute.local.backend import find_jars
 
-    key = fingerprint([Path(java_bin()), *_spark_jars(), *find_jars(jars_dir)])
-    return jars_dir / ARCHIVE_DIR / f"spark-{key}.jsa"
+    return ClassArchive("spark", java_bin(), [*_spark_jars(), *find_jars(jars_dir)], jars_dir)
+
+
+def archive_path(jars_dir: Path) -> Path:
+    """Return where the archive of local Spark with the jars of ``jars_dir`` goes."""
+    return _archive(jars_dir).path
 
 
 def submit_opts(jars_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
@@ -93,13 +95,11 @@ def write_archive(jars_dir: Path) -> Path:
     """Run the training job once and keep its archive (nothing if the archive exists); return its path."""
     from warpspeed.compute.local.backend import find_jars, spark_submit_path
 
-    path = archive_path(jars_dir)
-    if path.is_file():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pending = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    archive = _archive(jars_dir)
+    if archive.path.is_file():
+        return archive.path
     env = {k: v for k, v in os.environ.items() if k not in ("SPARK_CONF_DIR", "PYSPARK_SUBMIT_ARGS")}
-    env |= {"SPARK_SUBMIT_OPTS": f"{QUICK_JIT} -XX:ArchiveClassesAtExit={pending}", "PYSPARK_PYTHON": sys.executable,
+    env |= {"SPARK_SUBMIT_OPTS": " ".join([QUICK_JIT, *archive.jvm_args()]), "PYSPARK_PYTHON": sys.executable,
             "SPARK_LOCAL_IP": "127.0.0.1"}
     with tempfile.TemporaryDirectory(prefix="warpspeed-class-archive-") as work:
         script = Path(work) / "train.py"
@@ -107,12 +107,10 @@ def write_archive(jars_dir: Path) -> Path:
         command = [str(spark_submit_path()), "--jars", ",".join(str(j) for j in find_jars(jars_dir)), str(script),
                    f"file://{work}/warehouse"]
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0 or not pending.is_file():
-        pending.unlink(missing_ok=True)
+    archive.finish(done.returncode)  # kept if the job exited cleanly, else its partial file is deleted
+    if not archive.path.is_file():
         log.warning("no class archive for local Spark (exit %s): %s", done.returncode, done.stderr[-2000:])
-        return path
-    os.replace(pending, path)
-    return path
+    return archive.path
 
 
 def main(argv: list[str] | None = None) -> int:
