@@ -5,6 +5,7 @@
 #   - in the background, mypy then the wheel user's docs/byo-model.md (mypy ends early); the integration
 #     tests with every bench module's smoke run; the live stack with bench_live's smoke run; the short
 #     soak; the EMR rehearsal.
+# The foreground's output is also kept, so that its FAILED/ERROR lines come last with the others'.
 # The suite is CPU-bound on two cores: one foreground lane of DAG, unit and integration tests alone
 # ran longer than these lanes side by side, and the soak then the rehearsal in one lane made the
 # longest lane (a fresh clone took 2077 s in four lanes; green runs in these six took 1500-1884 s). The lanes split the
@@ -49,6 +50,7 @@ show_lanes() {
     cat "$logs/$i.log"
   done
   # every lane's failures once more, last: a log read from its end names them without scrolling
+  grep -E '^(FAILED|ERROR) ' "$logs/fg.log" 2>/dev/null | sed "s/^/lane dags and unit: /"
   for i in "${!LANES[@]}"; do
     grep -E '^(FAILED|ERROR) ' "$logs/$i.log" | sed "s/^/lane ${NAMES[$i]}: /"
   done
@@ -61,8 +63,8 @@ stop_lanes() {
 }
 trap 'stop_lanes; exit 130' INT TERM
 
-"${PYTEST[@]}" "${FOREGROUND[@]}"
-code=$?
+"${PYTEST[@]}" "${FOREGROUND[@]}" 2>&1 | tee -i "$logs/fg.log"
+code=${PIPESTATUS[0]}
 codes="dags and unit: $code"
 failed=$(( code != 0 ))
 for i in "${!pids[@]}"; do
