@@ -15,7 +15,8 @@ WINDOW_MINUTES ?= 2
 
 .PHONY: setup demo airflow rehearsal soak test lint typecheck unit integration live bench bench-rehearsal clean chromium wheel-smoke
 
-setup: $(VENV)/.installed $(JARS)/.fetched $(JARS)/iceberg-rest-launcher/source.sha256 $(JARS)/cds/.spark
+setup: $(VENV)/.installed $(JARS)/.fetched $(JARS)/iceberg-rest-launcher/source.sha256 $(JARS)/cds/.spark \
+  $(JARS)/cds/.servers
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +54,12 @@ $(JARS)/iceberg-rest-launcher/source.sha256: $(LAUNCHER_SRC) $(JARS)/.fetched
 # Spark job, about 30 CPU seconds
 $(JARS)/cds/.spark: provider/warpspeed/embedded/spark_archive.py $(JARS)/.fetched
 	$(PY) -m warpspeed.embedded.spark_archive --jars-dir $(JARS)
+	touch $@
+
+# the embedded JVM servers' class archives (warpspeed.embedded.server_archives): each server started once
+# until it answers, before `make test`'s lanes start theirs all at once (each would write its own)
+$(JARS)/cds/.servers: provider/warpspeed/embedded/server_archives.py $(JARS)/iceberg-rest-launcher/source.sha256
+	$(PY) -m warpspeed.embedded.server_archives --jars-dir $(JARS)
 	touch $@
 
 demo: setup

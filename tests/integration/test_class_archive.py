@@ -1,5 +1,5 @@
 """A JVM server writes its class archive at its first clean stop, and maps it at every later start;
-local Spark drivers map the archive ``make setup`` wrote.
+the session's servers and local Spark drivers map the archives ``make setup`` wrote.
 
 ElasticMQ (the smallest of the embedded JVM servers) on a jars folder of the test's own, whose
 ``elasticmq/`` links to the real one: the archive lands in that folder's ``cds/``. "Maps it" is
@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+import psutil
 import pytest
 
+from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded import spark_archive
 from warpspeed.embedded.class_archive import ARCHIVE_DIR
 from warpspeed.embedded.server import ServerProcess
 from warpspeed.embedded.sqs_server import ELASTICMQ_JARS, sqs_process
+
+if TYPE_CHECKING:
+    from tests.conftest import SessionS3
 
 
 @pytest.fixture
@@ -90,3 +96,23 @@ def test_local_spark_drivers_map_the_spark_archive_that_setup_wrote(spark: Any, 
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
     assert f"-XX:SharedArchiveFile={archive}" in argv
     assert str(archive) in Path(f"/proc/{pid}/maps").read_text()
+
+
+def _listener(url: str) -> int:
+    port = urlsplit(url).port
+    return next(c.pid for c in psutil.net_connections(kind="inet")
+                if c.laddr.port == port and c.status == psutil.CONN_LISTEN and c.pid)
+
+
+def test_the_sessions_servers_map_the_archives_that_setup_wrote(
+    sqs_endpoint: str, s3: SessionS3, spark_home: Path, jars_dir: Path
+) -> None:
+    """``make setup`` (``warpspeed.embedded.server_archives``) wrote each server's archive: none of them writes one."""
+    catalog = WarpSpeedSettings.from_mapping({"home": str(spark_home)}).catalog.rest_uri()
+    cds = jars_dir / ARCHIVE_DIR
+    for name, url in (("sqs", sqs_endpoint), ("s3", s3.server.endpoint_url), ("rest-catalog", catalog)):
+        pid = _listener(url)
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        (mapped,) = [a.removeprefix("-XX:SharedArchiveFile=") for a in argv if a.startswith("-XX:SharedArchiveFile=")]
+        assert Path(mapped).parent == cds and Path(mapped).name.startswith(f"{name}-"), argv
+        assert mapped in Path(f"/proc/{pid}/maps").read_text(), f"{name} did not map {mapped}"
