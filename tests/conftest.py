@@ -23,6 +23,7 @@ from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded import spark_archive
 from warpspeed.embedded.control_planes import moto_server
 from warpspeed.embedded.jvm import QUICK_JIT
+from warpspeed.embedded.live import PARSE_INTERVAL_VAR
 from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
 from warpspeed.embedded.rest_catalog import RestCatalogServer, rest_catalog_server
 from warpspeed.embedded.s3_proxy import S3CountingProxy
@@ -36,6 +37,10 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python UDF workers ne
 # jobs, bench smoke runs) compiles with C1 only: their jobs are tiny, and C2's compiler threads were
 # half of their CPU. The product keeps C2 for local Spark (QUICK_JIT says why); `make bench` measures that.
 os.environ.setdefault("SPARK_SUBMIT_OPTS", QUICK_JIT)
+# The live stacks the tests start (live tests, soak, rehearsal, bench_live's smoke run) parse each DAG file
+# once at start and when asked (LiveStack.unpause_early_in_a_window): their DAG files never change, and
+# the periodic parses were most of an idle stack's CPU (PARSE_INTERVAL_VAR says how much).
+os.environ.setdefault(PARSE_INTERVAL_VAR, "3600")
 # The provider never looks for jars in the checkout; the tests say where `make setup` put them.
 os.environ.setdefault("WARPSPEED_JARS_DIR", str(REPO_ROOT / ".jars"))
 # ... and each of those drivers maps Spark's classes from the archive `make setup` wrote (when it did).

@@ -70,3 +70,52 @@ def test_a_write_left_unanswered_is_not_sent_again(stack: LiveStack) -> None:
     with pytest.raises(TimeoutError):
         stack.api("PATCH", "/api/v2/dags/x", {"is_paused": False}, timeout=0.3)
     assert _SlowFirst.count == 1
+
+
+class _Parsing(BaseHTTPRequestHandler):
+    """A DAG not stored at the first look, then parsed at ``t0``; parsed again two looks after a reparse request."""
+
+    seen: list[str] = []
+    requested_at: int | None = None
+
+    def do_GET(self) -> None:
+        seen = type(self).seen
+        seen.append(f"GET {self.path}")
+        if len(seen) == 1:
+            self._send(404, {"detail": "not found"})
+            return
+        looks_after = None if self.requested_at is None else len(seen) - self.requested_at
+        parsed = "t1" if looks_after is not None and looks_after > 2 else "t0"
+        self._send(200, {"dag_id": "d", "file_token": "tok", "fileloc": "/dags/d.py", "last_parsed_time": parsed})
+
+    def do_PUT(self) -> None:
+        type(self).seen.append(f"PUT {self.path}")
+        type(self).requested_at = len(type(self).seen)
+        self._send(201, None)
+
+    def _send(self, code: int, body: object) -> None:
+        raw = b"" if body is None else json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_reparse_asks_for_a_parse_of_the_dags_file_and_waits_until_it_is_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _Parsing.seen, _Parsing.requested_at = [], None
+    monkeypatch.setattr("warpspeed.embedded.airflow_rest.time.sleep", lambda _: None)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Parsing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    live = LiveStack(tmp_path, port=server.server_address[1], producer=None)
+    live.env = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "true"}
+    try:
+        live.reparse("d")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _Parsing.seen == ["GET /api/v2/dags/d"] * 2 + ["PUT /api/v2/parseDagFile/tok"] + ["GET /api/v2/dags/d"] * 3

@@ -95,6 +95,28 @@ class AirflowRestClient:
                     raise
             time.sleep(2)
 
+    def reparse(self, dag_id: str, timeout: float = 300) -> None:
+        """Have the dag-processor parse ``dag_id``'s file now; return once it has stored that parse.
+
+        A parse stores the DAG's next run date. The dag-processor parses a file only every
+        ``[dag_processor] min_file_process_interval``, so a DAG unpaused long after its last parse
+        would first run for the interval of that parse, not for the one that has just begun.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                dag = self.api("GET", f"/api/v2/dags/{dag_id}")
+                break
+            except urllib.error.HTTPError as err:  # 404: not stored yet (its first parse is still to come)
+                if err.code != 404 or time.monotonic() > deadline:
+                    raise
+            time.sleep(2)
+        self.api("PUT", f"/api/v2/parseDagFile/{dag['file_token']}")
+        while self.api("GET", f"/api/v2/dags/{dag_id}")["last_parsed_time"] == dag["last_parsed_time"]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the dag-processor did not parse {dag['fileloc']} within {timeout:.0f} s")
+            time.sleep(1)
+
     def task_instances(self, dag_id: str = SCORING_DAG) -> list[dict[str, Any]]:
         """Return every task instance of ``dag_id`` (all runs) from the REST API."""
         out: list[dict[str, Any]] = []
