@@ -37,7 +37,7 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python UDF workers ne
 # jobs, bench smoke runs) compiles with C1 only: their jobs are tiny, and C2's compiler threads were
 # half of their CPU. The product keeps C2 for local Spark (QUICK_JIT says why); `make bench` measures that.
 os.environ.setdefault("SPARK_SUBMIT_OPTS", QUICK_JIT)
-# The live stacks the tests start (live tests, soak, rehearsal, bench_live's smoke run) parse each DAG file
+# The live stacks the tests start (live tests, soak, bench_live's smoke run) parse each DAG file
 # once at start and when asked (LiveStack.unpause_early_in_a_window): their DAG files never change, and
 # the periodic parses were most of an idle stack's CPU (PARSE_INTERVAL_VAR says how much).
 os.environ.setdefault(PARSE_INTERVAL_VAR, "3600")
