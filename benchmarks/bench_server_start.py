@@ -13,16 +13,17 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.class_archive import ARCHIVE_DIR
 from warpspeed.embedded.postgres import embedded_postgres
-from warpspeed.embedded.rest_catalog import LAUNCHER_DIR, REST_CATALOG_JARS, rest_catalog_process
-from warpspeed.embedded.s3_server import S3PROXY_JARS, s3_process
+from warpspeed.embedded.rest_catalog import LAUNCHER_DIR, REST_CATALOG_JARS
+from warpspeed.embedded.s3_server import S3PROXY_JARS
 from warpspeed.embedded.server import ServerProcess
-from warpspeed.embedded.sqs_server import ELASTICMQ_JARS, sqs_process
+from warpspeed.embedded.server_archives import server_processes
+from warpspeed.embedded.sqs_server import ELASTICMQ_JARS
 
 RUNS = int(os.environ.get("WARPSPEED_BENCH_SERVER_RUNS", "3"))
 """Starts of each kind per server (the size knob: the suite's smoke run uses one)."""
@@ -69,11 +70,7 @@ def run() -> Iterator[dict]:
         work = Path(tmp)
         jars = _own_jars(real, work)
         with embedded_postgres(work / "pg") as pg:
-            servers: dict[str, Callable[[], ServerProcess]] = {
-                "sqs": lambda: sqs_process(jars, work / "sqs", persist=False),
-                "s3": lambda: s3_process(work / "s3", jars)[0],
-                "rest_catalog": lambda: rest_catalog_process(pg, work / "home", jars)[0],
-            }
+            servers = server_processes(jars, work, pg)
             totals = {"plain": [0.0, 0.0], "archived": [0.0, 0.0]}
             for name, describe in servers.items():
                 process = describe()

@@ -83,17 +83,20 @@ class AirflowRestClient:
             return False
         return all((health.get(k) or {}).get("status") == "healthy" for k in wanted)
 
-    def unpause(self, dag_id: str, timeout: float = 300) -> None:
-        """Unpause ``dag_id`` once the dag-processor has stored it."""
-        deadline = time.monotonic() + timeout
+    def _once_stored(self, method: str, path: str, body: dict[str, Any] | None = None, *, deadline: float) -> Any:
+        """Call the API about a DAG, again every 2 s while it answers 404 (not stored yet) until ``deadline``."""
         while True:
             try:
-                self.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-                return
-            except urllib.error.HTTPError as err:
+                return self.api(method, path, body)
+            except urllib.error.HTTPError as err:  # 404: its first parse is still to come
                 if err.code != 404 or time.monotonic() > deadline:
                     raise
             time.sleep(2)
+
+    def unpause(self, dag_id: str, timeout: float = 300) -> None:
+        """Unpause ``dag_id`` once the dag-processor has stored it."""
+        self._once_stored("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False},
+                          deadline=time.monotonic() + timeout)
 
     def reparse(self, dag_id: str, timeout: float = 300) -> None:
         """Have the dag-processor parse ``dag_id``'s file now; return once it has stored that parse.
@@ -103,14 +106,7 @@ class AirflowRestClient:
         would first run for the interval of that parse, not for the one that has just begun.
         """
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                dag = self.api("GET", f"/api/v2/dags/{dag_id}")
-                break
-            except urllib.error.HTTPError as err:  # 404: not stored yet (its first parse is still to come)
-                if err.code != 404 or time.monotonic() > deadline:
-                    raise
-            time.sleep(2)
+        dag = self._once_stored("GET", f"/api/v2/dags/{dag_id}", deadline=deadline)
         self.api("PUT", f"/api/v2/parseDagFile/{dag['file_token']}")
         while self.api("GET", f"/api/v2/dags/{dag_id}")["last_parsed_time"] == dag["last_parsed_time"]:
             if time.monotonic() > deadline:

@@ -17,11 +17,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 from warpspeed.embedded.class_archive import ARCHIVE_DIR
-from warpspeed.embedded.postgres import embedded_postgres
+from warpspeed.embedded.postgres import PostgresServer, embedded_postgres
 from warpspeed.embedded.rest_catalog import rest_catalog_process
 from warpspeed.embedded.s3_server import s3_process
 from warpspeed.embedded.server import ServerProcess
 from warpspeed.embedded.sqs_server import sqs_process
+
+
+def server_processes(jars_dir: Path, work: Path, pg: PostgresServer) -> dict[str, Callable[[], ServerProcess]]:
+    """Return how to describe each embedded JVM server on ``jars_dir``, its state under ``work``; start nothing.
+
+    Keys: ``sqs`` (ElasticMQ, messages in memory), ``s3`` (S3Proxy), ``rest_catalog`` (on ``pg``).
+    """
+    return {
+        "sqs": lambda: sqs_process(jars_dir, work / "sqs", persist=False),
+        "s3": lambda: s3_process(work / "s3", jars_dir)[0],
+        "rest_catalog": lambda: rest_catalog_process(pg, work / "home", jars_dir)[0],
+    }
 
 
 def write_server_archives(jars_dir: Path) -> list[Path]:
@@ -32,12 +44,7 @@ def write_server_archives(jars_dir: Path) -> list[Path]:
     with tempfile.TemporaryDirectory(prefix="warpspeed-server-archives-") as tmp:
         work = Path(tmp)
         with embedded_postgres(work / "pg") as pg:
-            servers: list[Callable[[], ServerProcess]] = [
-                lambda: sqs_process(jars_dir, work / "sqs", persist=False),
-                lambda: s3_process(work / "s3", jars_dir)[0],
-                lambda: rest_catalog_process(pg, work / "home", jars_dir)[0],
-            ]
-            for describe in servers:
+            for describe in server_processes(jars_dir, work, pg).values():
                 process = describe()
                 process.spawn()
                 try:
