@@ -29,7 +29,7 @@ import pytest
 
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.server import ServerProcess
-from warpspeed.embedded.sqs_server import create_queues
+from warpspeed.embedded.sqs_server import LocalSqs, create_queues, listed_queue_names, sqs_process, stored_queue_names
 from warpspeed.embedded.stack import EmbeddedStack, embedded_stack
 
 pytestmark = pytest.mark.integration
@@ -190,6 +190,33 @@ def test_sqs_killed_with_requests_queued_loses_none_and_keeps_its_dlq(stack: Emb
     # next receive moves to the DLQ again, which may then deliver it twice under the same MessageId
     dead = _receive_all(client, dlq_url)
     assert {body for _, body in dead} == {"poison"} and len({message_id for message_id, _ in dead}) == 1
+
+
+def test_a_restarted_sqs_server_is_ready_only_once_it_lists_every_stored_queue(
+    tmp_path: Path, jars_dir: Path
+) -> None:
+    # ElasticMQ answers before it has restored its store: with 200 queues, the first ListQueues
+    # after its first answer listed none of them (a client then gets QueueDoesNotExist)
+    first = sqs_process(jars_dir, tmp_path / "sqs")
+    first.spawn()
+    first.wait_ready()
+    try:
+        client = LocalSqs(f"http://127.0.0.1:{first.port}", "", "").client()
+        for i in range(200):
+            client.create_queue(QueueName=f"q{i}")
+        client.send_message(QueueUrl=client.get_queue_url(QueueName="q199")["QueueUrl"], MessageBody="stored")
+    finally:
+        first.kill()
+        first.stop()  # waits until it is gone
+    stored = stored_queue_names(jars_dir, tmp_path / "sqs" / "elasticmq-h2")
+    assert len(stored) >= 199  # a queue created just before a SIGKILL may not be stored yet
+    again = sqs_process(jars_dir, tmp_path / "sqs")
+    again.spawn()
+    try:
+        again.wait_ready()
+        assert stored <= (listed_queue_names(again.port) or frozenset())
+    finally:
+        again.stop()
 
 
 def test_postgres_killed_comes_back_on_its_port_and_the_catalog_and_airflow_reconnect(stack: EmbeddedStack) -> None:

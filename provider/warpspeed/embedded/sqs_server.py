@@ -5,24 +5,31 @@ the EMR, Glue and S3 control planes only (:mod:`warpspeed.embedded.control_plane
 
 Messages persist in an H2 database under the server's folder (``messages-storage``, written
 through at once: ``WRITE_DELAY=0``): queues, their attributes and redrive policy, messages in
-flight with their receive counts, and the DLQ's content survive a crash and a restart. Two
-limits of ElasticMQ 1.6: a ``PurgeQueue`` is not persisted (purged messages come back after a
-restart; delete or recreate the queue instead), and it authenticates nobody (it cannot check
-SigV4 signatures): it listens on 127.0.0.1 only, and its data lives in the 0700 state folder.
+flight with their receive counts, and the DLQ's content survive a crash and a restart.
+ElasticMQ answers requests before it has restored the stored queues, so the server counts as
+ready only once it lists all of them (:func:`sqs_process`). Two limits of ElasticMQ 1.6: a
+``PurgeQueue`` is not persisted (purged messages come back after a restart; delete or recreate
+the queue instead), and it authenticates nobody (it cannot check SigV4 signatures): it listens
+on 127.0.0.1 only, and its data lives in the 0700 state folder.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import os
+import subprocess
 import tempfile
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
-from warpspeed.embedded.jvm import classpath, java_process
+from warpspeed.embedded.jvm import JVM_DEFAULTS, classpath, java_bin, java_process
 from warpspeed.embedded.server import ServerProcess
 from warpspeed.embedded.state import private_dir, stable_port, write_private
 from warpspeed.embedded.supervisor import Supervisor, supervised
@@ -121,16 +128,68 @@ aws {{
 def sqs_process(jars_dir: Path, folder: Path, *, persist: bool = True) -> ServerProcess:
     """Prepare ``folder`` (config, stable port) and describe its ElasticMQ server; start nothing.
 
+    It counts as ready once it lists every queue its store held when it started: ElasticMQ
+    answers requests before it has restored them, and a client then gets ``QueueDoesNotExist``.
+
     :param persist: keep messages in ``folder`` across restarts (each operation then writes
         through to disk: measured 1.2-1.9 times slower than in memory).
     """
     cp = classpath(jars_dir, ELASTICMQ_JARS)
     folder = private_dir(folder.resolve())
     port = stable_port(folder / "port")
-    conf = write_private(folder / "elasticmq.conf",
-                         elasticmq_config(port, folder / "elasticmq-h2" if persist else None))
-    return java_process("sqs", ELASTICMQ_MAIN, cp, port=port, log_path=folder / "elasticmq.log", jars_dir=jars_dir,
-                        ready_path="/?Action=ListQueues", home=folder, jvm_args=[f"-Dconfig.file={conf}"])
+    storage = folder / "elasticmq-h2" if persist else None
+    conf = write_private(folder / "elasticmq.conf", elasticmq_config(port, storage))
+    process = java_process("sqs", ELASTICMQ_MAIN, cp, port=port, log_path=folder / "elasticmq.log",
+                           jars_dir=jars_dir, ready_path="/?Action=ListQueues", home=folder,
+                           jvm_args=[f"-Dconfig.file={conf}"])
+    if storage is None:
+        return process
+    expected: set[str] = set()
+    command = process.command
+
+    def restoring() -> list[str]:
+        expected.clear()
+        expected.update(stored_queue_names(jars_dir, storage))
+        return command()
+
+    return dataclasses.replace(process, command=restoring,
+                               ready=lambda: _lists_all(process.port, expected))
+
+
+def stored_queue_names(jars_dir: Path, storage: Path) -> frozenset[str]:
+    """Return the queues ElasticMQ's H2 store ``storage`` holds (read only; call it while no server runs).
+
+    An unreadable store gives none (logged): the server then counts as ready once it answers.
+    """
+    if not storage.with_name(f"{storage.name}.mv.db").exists():
+        return frozenset()
+    h2 = sorted((jars_dir / ELASTICMQ_JARS).glob("h2-*.jar"))
+    url = f"jdbc:h2:{storage.resolve()};IFEXISTS=TRUE;ACCESS_MODE_DATA=r"
+    argv = [java_bin(), *JVM_DEFAULTS, "-cp", os.pathsep.join(map(str, h2)), "org.h2.tools.Shell",
+            "-url", url, "-user", "", "-password", "", "-sql", "SELECT name FROM queue"]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True, cwd="/").stdout
+    except (OSError, subprocess.SubprocessError) as err:
+        log.warning("could not read the queues stored in %s (%s); not waiting for their restore", storage, err)
+        return frozenset()
+    lines = out.splitlines()  # a "NAME" header, one name a line, then "(N rows, T ms)"
+    return frozenset(line.strip() for line in lines[1:] if line.strip() and not line.startswith("("))
+
+
+def listed_queue_names(port: int) -> frozenset[str] | None:
+    """Return the queues the server on ``port`` lists (None if it gives no answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/?Action=ListQueues", timeout=2) as resp:
+            root = ElementTree.fromstring(resp.read())
+    except (OSError, ElementTree.ParseError):
+        return None
+    return frozenset(element.text.rsplit("/", 1)[-1] for element in root.iter()
+                     if element.tag.rsplit("}", 1)[-1] == "QueueUrl" and element.text)
+
+
+def _lists_all(port: int, expected: Collection[str]) -> bool:
+    listed = listed_queue_names(port)
+    return listed is not None and set(expected) <= listed
 
 
 @contextmanager
