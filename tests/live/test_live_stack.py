@@ -122,7 +122,7 @@ def _ts(value: str) -> datetime:
 def test_two_windows_through_exactly_once_no_retries_overlapping_deferred(live_stack: LiveStack) -> None:
     stack = live_stack
     assert stack.producer is not None
-    stack.unpause_early_in_a_window()  # the first run's sensor then waits (deferred) for its window
+    unpaused_at = stack.unpause_early_in_a_window()  # the first run's sensor then waits (deferred) for its window
     deferred_seen = False
     deadline = time.monotonic() + 20 * 60
     while True:
@@ -138,7 +138,12 @@ def test_two_windows_through_exactly_once_no_retries_overlapping_deferred(live_s
         time.sleep(2)
     stack.producer.stopped.set()
 
-    assert deferred_seen, "wait_for_window was never seen deferred"
+    # a deferral shorter than a poll shows in the task's log: deferred, then resumed by its trigger's event
+    sensor_logs = (stack.home / "airflow" / "logs").glob("dag_id=*/run_id=*/task_id=wait_for_window/attempt=1.log")
+    deferred_seen |= any("Pausing task as DEFERRED" in log.read_text(errors="replace") for log in sensor_logs)
+    sensors = [(t["dag_run_id"], t["state"], t["start_date"], t["end_date"]) for t in tis
+               if t["task_id"] == "wait_for_window"]
+    assert deferred_seen, f"wait_for_window never deferred (unpaused {unpaused_at:.1f} s into a window): {sensors}"
     assert any(a.score_tasks_overlapped and set(a.score_spans) == {"scoring", "intent"} for a in done), done
     retried = [(t["task_id"], t["map_index"], t["try_number"]) for t in tis if int(t["try_number"] or 0) > 1]
     assert retried == [], f"tasks retried: {retried}\n{_retry_causes(stack)}"

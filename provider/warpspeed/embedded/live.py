@@ -274,19 +274,22 @@ class LiveStack(AirflowRestClient):
                 raise TimeoutError(f"Airflow not healthy after {timeout:.0f} s; logs in {self.home / 'airflow/logs'}")
             time.sleep(2)
 
-    def unpause_early_in_a_window(self, dag_id: str = SCORING_DAG, after_seconds: float = 25) -> None:
+    def unpause_early_in_a_window(self, dag_id: str = SCORING_DAG, after_seconds: float = 3) -> float:
         """Unpause ``dag_id`` ``after_seconds`` into a window (waiting for the next one if later).
 
         The dag-processor stores the next run's date on every parse, so a parse after the window
         start (asked for here: :meth:`reparse`) makes the first scheduled run score the window
-        that has just opened: its sensor then defers for most of the window.
+        that has just opened: its sensor then defers for the rest of the window.
+
+        :return: how many seconds into the window it was unpaused (after the parse).
         """
         step = self.window_minutes * 60
         into = time.time() % step
-        if not after_seconds <= into <= after_seconds + 20:
+        if not after_seconds <= into <= after_seconds + 10:
             time.sleep((after_seconds - into) % step)
         self.reparse(dag_id)
         self.unpause(dag_id)
+        return time.time() % step
 
 
 def _wait_forever(stack: LiveStack) -> Iterator[None]:
