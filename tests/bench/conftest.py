@@ -28,20 +28,19 @@ SMOKE: dict[str, tuple[dict[str, str], set[str]]] = {
     # bench module: (its size knobs for a smoke run, the figures it must print); slowest first
     "bench_live": ({"WARPSPEED_BENCH_LIVE_WINDOWS": "1", "WARPSPEED_BENCH_LIVE_WINDOW_MINUTES": "1"},
                    {"live_window_seconds"}),
+    "bench_s3": ({"WARPSPEED_BENCH_S3_TENANTS": "2", "WARPSPEED_BENCH_S3_REQUESTS": "3",
+                  "WARPSPEED_BENCH_S3_COMMITS": "12", "WARPSPEED_BENCH_S3_WARM": "0"},
+                 {"demo_window_seconds", "demo_window_seconds_warm", "s3_requests_per_window",
+                  "s3_demo_window_seconds", "file_demo_window_seconds",
+                  "s3_vs_file_demo_window", "s3_get_head_per_window_before_maintenance",
+                  "s3_get_head_per_window_after_maintenance", "s3_get_head_cut_by_maintenance"}),
     "bench_flavours": ({"WARPSPEED_BENCH_FLAVOUR_ROWS": "300", "WARPSPEED_BENCH_FLAVOUR_STEADY": "1"},
                        {f"{p}_{f}{s}" for f in FLAVOURS for p, s in (("score_rows_per_s", ""), ("score_vs_native", ""),
                                                                       ("score_vs_native", "_first"))}),
-    "bench_demo": ({"WARPSPEED_BENCH_DEMO_TENANTS": "3", "WARPSPEED_BENCH_DEMO_REQUESTS": "4"},
-                   {"demo_window_seconds", "demo_window_seconds_warm"}),
     "bench_maintenance": ({"WARPSPEED_BENCH_MAINT_COMMITS": "12"},
                           {f"maint_{n}" for n in ("files_before", "files_after", "snapshots_before", "snapshots_after",
                                                   "manifests_before", "manifests_after", "metadata_bytes_ratio",
                                                   "plan_time_ratio", "spark_s")}),
-    "bench_s3": ({"WARPSPEED_BENCH_S3_TENANTS": "2", "WARPSPEED_BENCH_S3_REQUESTS": "3",
-                  "WARPSPEED_BENCH_S3_COMMITS": "12", "WARPSPEED_BENCH_S3_WARM": "0"},
-                 {"s3_requests_per_window", "s3_demo_window_seconds", "file_demo_window_seconds",
-                  "s3_vs_file_demo_window", "s3_get_head_per_window_before_maintenance",
-                  "s3_get_head_per_window_after_maintenance", "s3_get_head_cut_by_maintenance"}),
     "bench_batching": ({"WARPSPEED_BENCH_BATCHING_TENANTS": "3", "WARPSPEED_BENCH_BATCHING_REQUESTS": "4",
                         "WARPSPEED_BENCH_BATCHING_SAMPLE": "1"},
                        {"batching_speedup", "batching_speedup_spark_warm", "batching_speedup_spark_cold",
@@ -107,7 +106,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if selected and not session.config.option.collectonly:
         logs = Path(tempfile.mkdtemp(prefix="warpspeed-bench-smoke-"))
         # the environment before any test runs: a run started later must not inherit what a test running
-        # then has monkeypatched (a bench_demo run got a test's AIRFLOW__WARPSPEED__STORAGE_PREFIX, so its
+        # then has monkeypatched (a bench_s3 run got a test's AIRFLOW__WARPSPEED__STORAGE_PREFIX, so its
         # Airflow tasks wrote the window's intake.json under another prefix than the bench read)
         environ = dict(os.environ)
         for module in (m for m in SMOKE if m in selected):
