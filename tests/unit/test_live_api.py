@@ -19,7 +19,7 @@ class _SlowFirst(BaseHTTPRequestHandler):
 
     count = 0
     silent = 1
-    delay = 1.0
+    delay = 5.0
     release = threading.Event()
 
     def _answer(self) -> None:
@@ -55,20 +55,20 @@ def stack(tmp_path: Path) -> Iterator[LiveStack]:
 
 
 def test_a_get_left_unanswered_is_sent_again(stack: LiveStack, capsys: pytest.CaptureFixture[str]) -> None:
-    assert stack.api("GET", "/api/v2/dags", timeout=0.3) == {"n": 2}
+    assert stack.api("GET", "/api/v2/dags", timeout=1.0) == {"n": 2}
     assert "GET /api/v2/dags" in capsys.readouterr().out and READ_ATTEMPTS >= 2
 
 
 def test_a_get_left_unanswered_every_time_raises(stack: LiveStack) -> None:
     _SlowFirst.silent = READ_ATTEMPTS
     with pytest.raises(TimeoutError):
-        stack.api("GET", "/api/v2/dags", timeout=0.3)
+        stack.api("GET", "/api/v2/dags", timeout=1.0)
     assert _SlowFirst.count == READ_ATTEMPTS
 
 
 def test_a_write_left_unanswered_is_not_sent_again(stack: LiveStack) -> None:
     with pytest.raises(TimeoutError):
-        stack.api("PATCH", "/api/v2/dags/x", {"is_paused": False}, timeout=0.3)
+        stack.api("PATCH", "/api/v2/dags/x", {"is_paused": False}, timeout=1.0)
     assert _SlowFirst.count == 1
 
 
