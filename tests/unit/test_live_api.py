@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -14,7 +15,35 @@ from warpspeed.embedded.airflow_rest import READ_ATTEMPTS
 from warpspeed.embedded.live import LiveStack
 
 
-class _SlowFirst(BaseHTTPRequestHandler):
+class _FakeApi(BaseHTTPRequestHandler):
+    """A fake api-server: JSON answers, no request log."""
+
+    def _send(self, code: int, body: object) -> None:
+        raw = b"" if body is None else json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def _client_of(handler: type[BaseHTTPRequestHandler], home: Path) -> Iterator[LiveStack]:
+    """Serve ``handler`` on a free loopback port; yield a client of it (stopped on exit)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    live = LiveStack(home, port=server.server_address[1], producer=None)
+    live.env = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "true"}  # no login round trip
+    try:
+        yield live
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _SlowFirst(_FakeApi):
     """Answer ``{"n": <count>}``; the first ``silent`` requests get their answer only after ``delay`` s."""
 
     count = 0
@@ -26,32 +55,19 @@ class _SlowFirst(BaseHTTPRequestHandler):
         type(self).count += 1
         if type(self).count <= self.silent:
             self.release.wait(self.delay)
-        body = json.dumps({"n": type(self).count}).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self._send(200, {"n": type(self).count})
 
     do_GET = do_PATCH = _answer
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[LiveStack]:
     _SlowFirst.count, _SlowFirst.silent, _SlowFirst.release = 0, 1, threading.Event()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowFirst)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    live = LiveStack(tmp_path, port=server.server_address[1], producer=None)
-    live.env = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "true"}  # no login round trip
-    try:
-        yield live
-    finally:
-        _SlowFirst.release.set()
-        server.shutdown()
-        server.server_close()
+    with _client_of(_SlowFirst, tmp_path) as live:
+        try:
+            yield live
+        finally:
+            _SlowFirst.release.set()  # the silent answers end before the server stops
 
 
 def test_a_get_left_unanswered_is_sent_again(stack: LiveStack, capsys: pytest.CaptureFixture[str]) -> None:
@@ -72,7 +88,7 @@ def test_a_write_left_unanswered_is_not_sent_again(stack: LiveStack) -> None:
     assert _SlowFirst.count == 1
 
 
-class _Parsing(BaseHTTPRequestHandler):
+class _Parsing(_FakeApi):
     """A DAG not stored at the first look, then parsed at ``t0``; parsed again two looks after a reparse request."""
 
     seen: list[str] = []
@@ -93,29 +109,12 @@ class _Parsing(BaseHTTPRequestHandler):
         type(self).requested_at = len(type(self).seen)
         self._send(201, None)
 
-    def _send(self, code: int, body: object) -> None:
-        raw = b"" if body is None else json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 def test_reparse_asks_for_a_parse_of_the_dags_file_and_waits_until_it_is_stored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _Parsing.seen, _Parsing.requested_at = [], None
     monkeypatch.setattr("warpspeed.embedded.airflow_rest.time.sleep", lambda _: None)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Parsing)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    live = LiveStack(tmp_path, port=server.server_address[1], producer=None)
-    live.env = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "true"}
-    try:
+    with _client_of(_Parsing, tmp_path) as live:
         live.reparse("d")
-    finally:
-        server.shutdown()
-        server.server_close()
     assert _Parsing.seen == ["GET /api/v2/dags/d"] * 2 + ["PUT /api/v2/parseDagFile/tok"] + ["GET /api/v2/dags/d"] * 3

@@ -22,7 +22,8 @@ import os
 import subprocess
 import tempfile
 import urllib.request
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,9 +192,9 @@ def listed_queue_names(port: int) -> frozenset[str] | None:
                      if element.tag.rsplit("}", 1)[-1] == "QueueUrl" and element.text)
 
 
-def _lists_all(port: int, expected: Collection[str]) -> bool:
+def _lists_all(port: int, expected: AbstractSet[str]) -> bool:
     listed = listed_queue_names(port)
-    return listed is not None and set(expected) <= listed
+    return listed is not None and expected <= listed
 
 
 @contextmanager
