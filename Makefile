@@ -28,7 +28,11 @@ $(VENV)/.installed: pyproject.toml
 	# --compile-bytecode: pip writes .pyc files at install time, uv only when asked; without them every
 	# Python process (each airflow command, task and server) compiles Airflow from source again where
 	# PYTHONDONTWRITEBYTECODE is set (2.5x the CPU of an Airflow import)
-	$(VENV)/bin/uv pip install --python $(PY) --quiet --compile-bytecode -e ".[dev,models,embedded]"
+	# --offline first: from uv's cache alone when it holds every package. Online, uv revalidates each
+	# download and the index here answers "modified" every time, so pyspark's sdist was downloaded and built
+	# again on every install (15 CPU-s, 16 s); a machine without the packages cached installs online.
+	$(VENV)/bin/uv pip install --python $(PY) --quiet --compile-bytecode --offline -e ".[dev,models,embedded]" \
+	  2>/dev/null || $(VENV)/bin/uv pip install --python $(PY) --quiet --compile-bytecode -e ".[dev,models,embedded]"
 	touch $@
 
 # `warpspeed setup`, as a wheel user runs it: the jars of local Spark (warpspeed.embedded.jars

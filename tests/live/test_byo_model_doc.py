@@ -58,9 +58,12 @@ class Terminal:
             f'[ -f {self.state}/env.sh ] && source {self.state}/env.sh',
             f'cd "$(cat {self.state}/cwd)"',
             # the page's `pip install "warpspeed-airflow-provider[extras]"` installs the wheel built here (the user's
-            # shell has no PYTHONDONTWRITEBYTECODE: Python writes the .pyc files of what it imports)
+            # shell has no PYTHONDONTWRITEBYTECODE: Python writes the .pyc files of what it imports); from uv's
+            # cache when it holds every package (`make setup` put them there), else from the index: online, uv
+            # downloads and builds pyspark's sdist again each time (the index's answers never match its cache)
             "pip() { [ \"$1\" = install ] || return 1; shift; local a args=(); "
             f'for a in "$@"; do args+=("${{a/warpspeed-airflow-provider/{wheel}}}"); done; '
+            f'{UV} pip install --quiet --offline --python {venv / "bin" / "python"} "${{args[@]}}" 2>/dev/null || '
             f'{UV} pip install --quiet --python {venv / "bin" / "python"} "${{args[@]}}"; }}',
         ])
         self.timings: list[tuple[str, float]] = []
