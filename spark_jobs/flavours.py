@@ -209,6 +209,13 @@ def signature_inputs(folder: str) -> tuple[str, ...]:
     return signature_names(_mlmodel(folder))
 
 
+def skops_serialized(folder: str) -> bool:
+    """Tell whether a flavour of the MLflow model in ``folder`` was saved in skops format."""
+    flavors = (_mlmodel(folder) or {}).get("flavors")
+    return isinstance(flavors, dict) and any(
+        isinstance(f, dict) and f.get("serialization_format") == "skops" for f in flavors.values())
+
+
 def _mlmodel(folder: str) -> Any:
     """Return the parsed ``MLmodel`` file of a model folder."""
     import yaml

@@ -79,6 +79,9 @@ def save_sklearn_model(uri: str, storage: Storage | None = None) -> str:
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
+    from spark_jobs.skops_import import import_skops
+
+    import_skops()  # before MLflow imports it to save in skops format (seconds less where Airflow is loaded)
     model = train_sklearn_model()
     sample = feature_rows(tenant_ids(1), base=5, spread=1).select(list(FEATURE_COLUMNS)).to_pandas()
     with tempfile.TemporaryDirectory() as tmp:
