@@ -12,7 +12,7 @@ from warpspeed.hooks.sqs import SqsIntakeHook
 from warpspeed.sensors.sqs import ScoringWindowSensor
 from warpspeed.triggers.sqs import ScoringWindowTrigger
 from warpspeed.window.close import check_close, close_reason
-from warpspeed.window.rule import floor_to_window
+from warpspeed.window.rule import floor_to_window, window_from_context
 
 END = datetime(2026, 11, 20, 21, 30, tzinfo=UTC)
 BEFORE = END - timedelta(minutes=5)
@@ -94,3 +94,62 @@ def test_sensor_and_trigger_agree_on_a_deep_queue(monkeypatch: pytest.MonkeyPatc
     trigger = sensor._trigger({"logical_date": open_window})  # type: ignore[arg-type]
     event = _first_event(trigger)
     assert (event["reason"], event["depth"]) == ("size", 10)
+
+
+class _Clock:
+    """Stand in for the sensor module's ``datetime`` and ``time``: ``sleep`` moves ``now`` on."""
+
+    def __init__(self, now: datetime) -> None:
+        self.at, self.slept = now, []
+
+    def now(self, tz: Any = None) -> datetime:
+        return self.at
+
+    def fromisoformat(self, value: str) -> datetime:
+        return datetime.fromisoformat(value)
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.at += timedelta(seconds=seconds)
+
+
+class _Ti:
+    def __init__(self) -> None:
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+@pytest.mark.parametrize("left_s", [1, 10, 30])
+def test_a_window_that_ends_within_30_s_is_waited_for_in_the_worker(monkeypatch: pytest.MonkeyPatch,
+                                                                      left_s: int) -> None:
+    """A deferral that short races Airflow's scheduler (apache/airflow#72716): the sensor waits here instead."""
+    from warpspeed.sensors import sqs as module
+
+    start = datetime(2026, 12, 5, 23, 30, tzinfo=UTC)
+    end = window_from_context({"logical_date": start}, 30).end
+    clock = _Clock(end - timedelta(seconds=left_s))
+    monkeypatch.setattr(module, "datetime", clock)
+    monkeypatch.setattr(module, "time", clock)
+    monkeypatch.setattr(SqsIntakeHook, "approximate_depth", _depth(0))
+    sensor, ti = _sensor(), _Ti()
+    sensor.poll_interval = 4
+    assert sensor.execute({"logical_date": start, "ti": ti}) is None  # type: ignore[arg-type]  # no TaskDeferred
+    assert clock.at == end and sum(clock.slept) == left_s and max(clock.slept) <= 4
+    assert ti.pushed == {"closed_at": end.isoformat()}
+
+
+def test_a_window_that_ends_later_than_30_s_defers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.exceptions import TaskDeferred
+
+    from warpspeed.sensors import sqs as module
+
+    start = datetime(2026, 12, 5, 23, 30, tzinfo=UTC)
+    clock = _Clock(window_from_context({"logical_date": start}, 30).end - timedelta(seconds=31))
+    monkeypatch.setattr(module, "datetime", clock)
+    monkeypatch.setattr(module, "time", clock)
+    monkeypatch.setattr(SqsIntakeHook, "approximate_depth", _depth(0))
+    with pytest.raises(TaskDeferred):
+        _sensor().execute({"logical_date": start, "ti": _Ti()})  # type: ignore[arg-type]
+    assert clock.slept == []

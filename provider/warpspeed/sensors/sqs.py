@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +15,15 @@ from warpspeed.window.rule import window_from_context
 
 CLOSED_AT_KEY = "closed_at"
 """XCom key under which the sensor records when its window closed (ISO 8601, never after the window's end)."""
+SHORT_WAIT_S = 30.0
+"""A window that ends within this many seconds is waited for in the worker instead of deferred.
+
+So short a deferral frees the slot for less time than the hand-off takes (the task exits, the
+triggerer polls, the task starts again), and Airflow 3.3's scheduler can fail the resumed attempt
+when the trigger fires that soon: the deferring attempt's late "success" event arrives once the
+resumed attempt is running and is taken for a state mismatch (apache/airflow#72716). The live
+test saw it as a retried ``wait_for_window``: a run that started 57 s into its 1-minute window
+deferred for 3 s."""
 
 
 class ScoringWindowSensor(BaseSensorOperator, WarpSpeedSettingsMixin):
@@ -21,7 +31,8 @@ class ScoringWindowSensor(BaseSensorOperator, WarpSpeedSettingsMixin):
 
     Deferrable by default, whatever ``[operators] default_deferrable`` says (stock Airflow's is
     false, which would hold a worker slot for the whole window): the wait happens in the
-    triggerer. Pass ``deferrable=False`` to poke from a worker instead. Settings left as None
+    triggerer (a window that ends within :data:`SHORT_WAIT_S` is waited for in the worker). Pass
+    ``deferrable=False`` to poke from a worker instead. Settings left as None
     come from the ``[warpspeed]`` config section. Poking applies the trigger's close rule
     (:mod:`warpspeed.window.close`): a failed depth check is logged and looked at again.
 
@@ -93,7 +104,7 @@ class ScoringWindowSensor(BaseSensorOperator, WarpSpeedSettingsMixin):
         ti.xcom_push(key=CLOSED_AT_KEY, value=min(at, end).isoformat())
 
     def execute(self, context: Context) -> Any:
-        """Close at once if the window is over, else defer (or poke) until it is."""
+        """Close at once if the window is over; wait here if it ends within :data:`SHORT_WAIT_S`, else defer."""
         if not self.deferrable:
             result = super().execute(context)
             self._record_close(context, datetime.now(UTC))
@@ -101,12 +112,26 @@ class ScoringWindowSensor(BaseSensorOperator, WarpSpeedSettingsMixin):
         if self.poke(context):
             self._record_close(context, datetime.now(UTC))
             return None
+        end = window_from_context(context, self._resolved()[2]).end
+        if (end - datetime.now(UTC)).total_seconds() <= SHORT_WAIT_S:
+            self._wait_here(context, end)
+            return None
         self.defer(
             trigger=self._trigger(context),
             method_name="execute_complete",
             timeout=timedelta(minutes=self._resolved()[2]) + timedelta(hours=1),
         )
         return None
+
+    def _wait_here(self, context: Context, end: datetime) -> None:
+        """Poke until the window closes (it ends within :data:`SHORT_WAIT_S`), sleeping ``poll_interval`` at most."""
+        self.log.info("Window ends at %s, within %.0f s: waiting here instead of deferring", end.isoformat(),
+                      SHORT_WAIT_S)
+        while True:
+            time.sleep(max(0.0, min(self.poll_interval, (end - datetime.now(UTC)).total_seconds())))
+            if self.poke(context):
+                self._record_close(context, datetime.now(UTC))
+                return
 
     def execute_complete(self, context: Context, event: Mapping[str, Any] | None = None) -> str:
         """Check the trigger's event and return why the window closed."""
