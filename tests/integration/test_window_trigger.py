@@ -66,7 +66,7 @@ def test_sensor_defers_with_the_trigger_and_validates_the_event() -> None:
     sensor = ScoringWindowSensor(task_id="w", queue_url=None, size_limit=10, window_minutes=30, deferrable=True)
     sensor.settings = type("S", (), {"queue_url": None, "window_size_limit": 10, "window_minutes": 30,
                                      "aws_conn_id": "aws_default", "region_name": None})()
-    # a scheduled run is dated on a window boundary; its window ends more than SHORT_WAIT_S (30 s) from now
+    # a scheduled run is dated on a window boundary; its window ends more than SHORT_WAIT_S (10 s) from now
     start = floor_to_window(datetime.now(UTC) + timedelta(minutes=1), 30)
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({"logical_date": start})  # type: ignore[arg-type]

@@ -94,5 +94,5 @@ def test_a_run_dated_now_closes_at_once_and_a_boundary_run_defers() -> None:
     if now == floor_to_window(now, 30):  # pragma: no cover - a boundary to the microsecond
         now += timedelta(microseconds=1)
     assert sensor.execute({"logical_date": now}) is None  # type: ignore[arg-type]
-    with pytest.raises(TaskDeferred):  # a boundary run whose window ends over SHORT_WAIT_S (30 s) from now
+    with pytest.raises(TaskDeferred):  # a boundary run whose window ends over SHORT_WAIT_S (10 s) from now
         sensor.execute({"logical_date": floor_to_window(now + timedelta(minutes=1), 30)})  # type: ignore[arg-type]

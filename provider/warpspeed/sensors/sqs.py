@@ -15,7 +15,7 @@ from warpspeed.window.rule import window_from_context
 
 CLOSED_AT_KEY = "closed_at"
 """XCom key under which the sensor records when its window closed (ISO 8601, never after the window's end)."""
-SHORT_WAIT_S = 30.0
+SHORT_WAIT_S = 10.0
 """A window that ends within this many seconds is waited for in the worker instead of deferred.
 
 So short a deferral frees the slot for less time than the hand-off takes (the task exits, the
@@ -23,7 +23,8 @@ triggerer polls, the task starts again), and Airflow 3.3's scheduler can fail th
 when the trigger fires that soon: the deferring attempt's late "success" event arrives once the
 resumed attempt is running and is taken for a state mismatch (apache/airflow#72716). The live
 test saw it as a retried ``wait_for_window``: a run that started 57 s into its 1-minute window
-deferred for 3 s."""
+deferred for 3 s. Kept short: a sensor whose task took 21 s to start (bundle loading under load)
+began 29.8 s before its window's end, and at 30 s it would not have deferred at all."""
 
 
 class ScoringWindowSensor(BaseSensorOperator, WarpSpeedSettingsMixin):
