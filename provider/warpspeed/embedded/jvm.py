@@ -29,14 +29,22 @@ from warpspeed.embedded.class_archive import ClassArchive
 from warpspeed.embedded.server import ServerProcess
 from warpspeed.exceptions import WarpSpeedConfigError
 
-QUICK_JIT = "-XX:TieredStopAtLevel=1"
+QUICK_JIT_FLAGS = ("-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=240m")
 """Compile with C1 only, for JVMs whose work is small: the embedded servers, Maven, the rehearsal's
 daemons and its nodes' drivers and executors (unless a profile sets their JVM options). C2's
 compiler threads cost them more CPU than its code saves (a local SparkSession making 20 Iceberg
 commits used 10.8 CPU seconds with C1 only, 21.5 without). Local Spark keeps C2: scoring 3 million
 rows ran at 362k rows/s with it and 220k with C1 only (the test suite sets ``SPARK_SUBMIT_OPTS`` to
-this for its own small Spark jobs)."""
-JVM_DEFAULTS = ("-XX:+UseSerialGC", QUICK_JIT, "-Djava.net.preferIPv4Stack=true")
+this for its own small Spark jobs).
+
+C1 only also shrinks the JVM's default code cache from 240 MB to 48 MB. A warm Spark engine running
+the preprocessing DAG test's feature jobs filled that 26 s after it started: the JVM stopped
+compiling, the next lambda it linked failed (``InternalError: no such method:
+MethodHandle.linkToSpecial``) and that stopped the engine's SparkContext. The cache keeps the tiered
+default; it is reserved, not committed, until used."""
+QUICK_JIT = " ".join(QUICK_JIT_FLAGS)
+""":data:`QUICK_JIT_FLAGS` as one string (``SPARK_SUBMIT_OPTS``, ``MAVEN_OPTS``, Spark's ``extraJavaOptions``)."""
+JVM_DEFAULTS = ("-XX:+UseSerialGC", *QUICK_JIT_FLAGS, "-Djava.net.preferIPv4Stack=true")
 """Small heaps on a shared machine; IPv4 so that ``127.0.0.1`` binds show as such (not ``::ffff:``)."""
 
 
