@@ -18,7 +18,7 @@ WINDOW_MINUTES ?= 2
 setup: $(VENV)/.installed $(JARS)/.fetched $(JARS)/iceberg-rest-launcher/source.sha256 $(JARS)/cds/.spark \
   $(JARS)/cds/.servers
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml tests/gc_threshold.pth
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip uv
 	# uv's cache grows by about 1.6 GB per fresh install (pyspark is an sdist, built and unpacked
@@ -33,6 +33,8 @@ $(VENV)/.installed: pyproject.toml
 	# again on every install (15 CPU-s, 16 s); a machine without the packages cached installs online.
 	$(VENV)/bin/uv pip install --python $(PY) --quiet --compile-bytecode --offline -e ".[dev,models,embedded]" \
 	  2>/dev/null || $(VENV)/bin/uv pip install --python $(PY) --quiet --compile-bytecode -e ".[dev,models,embedded]"
+	# the test suite's GC thresholds in every interpreter of this venv, when the suite sets them (tests/__init__.py)
+	cp tests/gc_threshold.pth "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/"
 	touch $@
 
 # `warpspeed setup`, as a wheel user runs it: the jars of local Spark (warpspeed.embedded.jars
