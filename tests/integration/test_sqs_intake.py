@@ -16,7 +16,10 @@ from warpspeed.intake.service import IntakeOptions, IntakeService
 from warpspeed.storage.documents import LocalStorage
 from warpspeed.window.manifests import IntakeManifest
 
-VISIBILITY = 4
+VISIBILITY = 10
+"""Seconds a received message stays hidden; the intake's heartbeat extends it at half-time. With 4 s,
+a heartbeat 2 s late on a machine at load 20 (ci42) let valid messages show again; received a fifth
+time, the queue's redrive policy moved them to the DLQ in the middle of the collect."""
 
 
 class Crash(RuntimeError):
