@@ -119,9 +119,9 @@ chromium:
 	  echo "chromium not installed: the dashboard's browser check will skip"
 
 # Every check: ruff, then mypy and every test in lanes (tests/lanes.sh: the DAG and unit tests in the
-# foreground; mypy then the wheel user's page, integration, the live stack then the maintenance DAG run and
-# the flavour proof, the soak then the preprocessing DAG run, the concurrent commits and the Arrow engine, and
-# the rehearsal beside them); fails if any fails.
+# foreground; mypy then the wheel user's page, integration, the live stack then the maintenance DAG run,
+# the soak then the preprocessing DAG run and the concurrent commits, and the rehearsal beside them); fails
+# if any fails.
 # `--durations=25` (pyproject) lists the slowest tests of each lane.
 test: setup chromium
 	VENV=$(VENV) bash tests/lanes.sh

@@ -4,8 +4,8 @@
 #   - in the foreground, the DAG and unit tests (their output streams);
 #   - in the background, mypy then the wheel user's docs/byo-model.md (mypy ends early); the integration
 #     tests with every bench module's smoke run; the live stack with bench_live's smoke run, then the
-#     maintenance DAG run and the model-flavour proof; the short soak, then the preprocessing DAG run, the
-#     concurrent commits and the Arrow engine's test; the EMR rehearsal.
+#     maintenance DAG run; the short soak, then the preprocessing DAG run and the concurrent commits; the EMR
+#     rehearsal.
 # The foreground's output is also kept, so that its FAILED/ERROR lines come last with the others'.
 # The suite is CPU-bound on two cores: one foreground lane of DAG, unit and integration tests alone
 # ran longer than these lanes side by side, and the soak then the rehearsal in one lane made the
@@ -22,31 +22,25 @@ REST="not live and not rehearsal"
 # The two longest DAG runs run after the live and the soak lanes' own tests, which end first (in a fresh
 # clone the foreground took 1186 s, the live lane 549 s and the soak 581 s; these two took 401 s and 186 s
 # of the foreground's time); so does the longest integration test, since the integration lane then ended
-# last (ci28: integration 1134 s, its concurrent commits 105 s; the soak lane 868 s). Two more integration modules
-# follow them for the same reason (ci41: the integration lane ended 1243 s after the start, the live and
-# soak lanes about 1000 s, the machine 31% busy in the last 140 s): the flavour proof, on the maintenance
-# run's SparkSession, and the Arrow engine's, which needs none.
+# last (ci28: integration 1134 s, its concurrent commits 105 s; the soak lane 868 s)
 AFTER_LIVE=tests/dags/test_maintenance_dag_run.py
-AFTER_LIVE_TOO=tests/integration/test_model_flavours.py
 AFTER_SOAK=tests/dags/test_preprocessing_dag_run.py
-AFTER_SOAK_TOO="tests/integration/test_concurrent_commits.py tests/integration/test_arrow_engine.py"
+AFTER_SOAK_TOO=tests/integration/test_concurrent_commits.py
 FOREGROUND=(-m "$REST" tests/dags tests/unit --ignore=$AFTER_LIVE --ignore=$AFTER_SOAK)
 BYO=tests/live/test_byo_model_doc.py
 # mypy's cache lives outside the checkout, as uv's and Maven's do; mypy compares each module's hash, so
 # what changed is checked again. A whole check took 37.3 CPU-s; a fresh clone (its own venv) with the
 # cache another clone left 17.5; the same venv again 1.1. The first run on a machine pays the whole check.
 export MYPY_CACHE_DIR=${MYPY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/warpspeed/mypy}
-NAMES=("mypy, then the wheel user's page" integration "live, then the maintenance DAG run and the flavour proof" \
-       "soak, then the preprocessing DAG run, the concurrent commits and the Arrow engine" rehearsal)
+NAMES=("mypy, then the wheel user's page" integration "live, then the maintenance DAG run" \
+       "soak, then the preprocessing DAG run and the concurrent commits" rehearsal)
 # a lane of two commands stops at Ctrl-C (pytest exits 2 on SIGINT, and the lane would go on to the next)
 LANES=(
   "trap 'exit 130' INT; $VENV/bin/mypy; mypy=\$?; ${PYTEST[*]} -m live $BYO; byo=\$?; echo \"mypy: \$mypy, byo: \$byo\"
    exit \$(( mypy != 0 || byo != 0 ))"
-  "${PYTEST[*]} -m '$REST' tests --ignore=tests/dags --ignore=tests/unit --ignore=$AFTER_LIVE_TOO \
-   ${AFTER_SOAK_TOO//tests\//--ignore=tests/}"
+  "${PYTEST[*]} -m '$REST' tests --ignore=tests/dags --ignore=tests/unit --ignore=$AFTER_SOAK_TOO"
   "trap 'exit 130' INT; ${PYTEST[*]} -m live tests --ignore=tests/live/test_soak.py --ignore=$BYO; live=\$?
-   ${PYTEST[*]} -m '$REST' $AFTER_LIVE $AFTER_LIVE_TOO; after=\$?
-   echo \"live: \$live, then $AFTER_LIVE $AFTER_LIVE_TOO: \$after\"
+   ${PYTEST[*]} -m '$REST' $AFTER_LIVE; after=\$?; echo \"live: \$live, then $AFTER_LIVE: \$after\"
    exit \$(( live != 0 || after != 0 ))"
   "trap 'exit 130' INT; ${PYTEST[*]} -m live tests/live/test_soak.py; soak=\$?
    ${PYTEST[*]} -m '$REST' $AFTER_SOAK $AFTER_SOAK_TOO; after=\$?
