@@ -61,25 +61,35 @@ def head_revision() -> str | None:
     return next(iter(heads)) if len(heads) == 1 else None
 
 
-def current_revision(db_url: str) -> str | None:
-    """Return the migration revision database ``db_url`` is at (None: no database, no table, no row)."""
+def _rows(db_url: str, sql: str) -> list[tuple[object, ...]] | None:
+    """Return the rows of one query on ``db_url`` (None: no database, or the query failed)."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import SQLAlchemyError
 
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(text("SELECT version_num FROM alembic_version")).fetchall()
+            return [tuple(row) for row in conn.execute(text(sql)).fetchall()]
     except SQLAlchemyError:
         return None
     finally:
         engine.dispose()
-    return str(rows[0][0]) if len(rows) == 1 else None
+
+
+def current_revision(db_url: str) -> str | None:
+    """Return the migration revision database ``db_url`` is at (None: no database, no table, no row)."""
+    rows = _rows(db_url, "SELECT version_num FROM alembic_version")
+    return str(rows[0][0]) if rows is not None and len(rows) == 1 else None
+
+
+def _own_tables_only(env: dict[str, str]) -> bool:
+    """Tell whether ``airflow db migrate`` migrates Airflow's own tables only (no auth-manager tables)."""
+    return _OWN_TABLES_ONLY in env.get("AIRFLOW__CORE__AUTH_MANAGER", _OWN_TABLES_ONLY).lower()
 
 
 def is_at_head(env: dict[str, str]) -> bool:
     """Tell whether the database ``env`` points at needs no ``airflow db migrate`` (see the module's docstring)."""
-    if _OWN_TABLES_ONLY not in env.get("AIRFLOW__CORE__AUTH_MANAGER", _OWN_TABLES_ONLY).lower():
+    if not _own_tables_only(env):
         return False  # e.g. FAB keeps users in tables of its own, which the command migrates too
     head = head_revision()
     return head is not None and current_revision(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]) == head
@@ -92,8 +102,7 @@ def ensure_airflow_db(env: dict[str, str]) -> None:
         log.info("Airflow's database is at migration %s already: no `airflow db migrate`", head_revision())
         return
     url = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-    dump = migrated_dump_path(url) if _OWN_TABLES_ONLY in env.get(
-        "AIRFLOW__CORE__AUTH_MANAGER", _OWN_TABLES_ONLY).lower() else None
+    dump = migrated_dump_path(url) if _own_tables_only(env) else None
     if dump is not None and dump.is_file() and _is_empty(url) and _psql(url, "--single-transaction", "-f", str(dump)):
         log.info("Airflow's database loaded from %s (migration %s): no `airflow db migrate`", dump, head_revision())
         return
@@ -154,20 +163,9 @@ def _psql(db_url: str, *args: str) -> bool:
 
 def _is_empty(db_url: str) -> bool:
     """Tell whether the database at ``db_url`` holds no table of its own (a dump can be loaded into it)."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import SQLAlchemyError
-
-    engine = create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            tables = conn.execute(text(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema NOT IN "
-                "('pg_catalog', 'information_schema')")).scalar_one()
-    except SQLAlchemyError:
-        return False
-    finally:
-        engine.dispose()
-    return tables == 0
+    rows = _rows(db_url, "SELECT count(*) FROM information_schema.tables WHERE table_schema NOT IN "
+                         "('pg_catalog', 'information_schema')")
+    return rows == [(0,)]
 
 
 def _save_dump(db_url: str, dump: Path) -> None:
