@@ -1,4 +1,4 @@
-"""Many callers racing for one pool cluster: a widened race window, moto's S3 made safe, and no lease.
+"""Many callers racing for one pool cluster: a widened race window, atomic moto requests, and no lease.
 
 The controls of ``tests/unit/test_emr_pool.py``: with the pool's lease the race creates one
 cluster, without it (:class:`NoLease`) several.
@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from moto.core.botocore_stubber import BotocoreStubber
 
 from tests.unit.emr_support import make_backend
 from warpspeed.compute.base import ClusterRef
@@ -36,31 +38,28 @@ def slow_run_job_flow(seconds: float) -> Iterator[None]:
 
 
 @contextmanager
-def serial_s3_calls() -> Iterator[None]:
-    """Serialise the pool's S3 calls: moto's S3 is not thread-safe for one key written at once.
+def atomic_aws_requests() -> Iterator[None]:
+    """Let moto answer one request at a time, as AWS applies each request atomically.
 
-    A PUT that replaces a key closes the old value's buffer, so a concurrent PUT or GET of that
-    key can fail with ``I/O operation on closed file`` (real S3 takes concurrent PUTs: the last
-    one wins). Only the no-lease control writes the registry from ten threads at once.
+    moto's in-process backends are not thread-safe: a PUT that replaces an S3 key closes the
+    old value's buffer under a concurrent GET (``I/O operation on closed file``), and
+    ListClusters can see a cluster RunJobFlow has not finished building (``'Cluster' object
+    has no attribute 'state'``). Real S3 and EMR never show a half-applied request. The race
+    stays a race: callers still interleave freely between requests, which is where a missing
+    lease lets two of them create a cluster.
     """
-    from warpspeed.storage.documents import S3Storage
-
     lock = threading.Lock()
-    originals = {name: fn for name, fn in vars(S3Storage).items() if callable(fn) and not name.startswith("_")}
+    original = BotocoreStubber.process_request
 
-    def serialised(fn: Any) -> Any:
-        def call(self: S3Storage, *args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return fn(self, *args, **kwargs)
-        return call
+    def process_request(self: BotocoreStubber, request: Any) -> Any:
+        with lock:
+            return original(self, request)
 
-    for name, fn in originals.items():
-        setattr(S3Storage, name, serialised(fn))
+    BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
     try:
         yield
     finally:
-        for name, fn in originals.items():
-            setattr(S3Storage, name, fn)
+        BotocoreStubber.process_request = original  # type: ignore[method-assign]
 
 
 class NoLease:
@@ -79,5 +78,5 @@ def race(tmp_path: Path, callers: int, lease_factory: Any, delay: float = 0.05) 
         barrier.wait()
         return backend.ensure_cluster("scoring", "scoring")
 
-    with slow_run_job_flow(delay), ThreadPoolExecutor(callers) as pool:
+    with atomic_aws_requests(), slow_run_job_flow(delay), ThreadPoolExecutor(callers) as pool:
         return list(pool.map(call, range(callers)))
