@@ -1,10 +1,10 @@
 """Issue 12 acceptance: the live stack (real scheduler, triggerer, api-server, dag-processor).
 
-One module-scoped stack with 1-minute windows (nothing checked here depends on their length) and a
-producer for both workloads: two windows through with every requested (tenant, model) pair scored
-exactly once per account, no task retried, both workloads' score tasks overlapping, the window
-sensor seen ``deferred``; then a screenshot of the live UI in headless Chromium
-(``docs/live-ui.png`` when ``WARPSPEED_UPDATE_SCREENSHOTS=1``).
+One module-scoped stack with 2-minute windows and a producer for both workloads: two windows
+through with every requested (tenant, model) pair scored exactly once per account, no task
+retried, both workloads' score tasks overlapping, the window sensor seen ``deferred``; then a
+screenshot of the live UI in headless Chromium (``docs/live-ui.png`` when
+``WARPSPEED_UPDATE_SCREENSHOTS=1``).
 
 Issue 25 on the same stack: its OpenLineage events (an HTTP sink on loopback) form one connected
 graph per window, queue -> collect -> plan -> score -> publish; its metrics reach a StatsD listener
@@ -38,7 +38,13 @@ from warpspeed.window.rule import window_for
 
 pytestmark = pytest.mark.live
 
-WINDOW_MINUTES = 1
+WINDOW_MINUTES = 2
+"""Long enough for the first run's sensor to defer under CI load.
+
+Nothing checked here depends on the length, but the first run's sensor must start more than
+``SHORT_WAIT_S`` before its window's end or it waits in the worker. With 1-minute windows a CI run at
+load 20 unpaused 11.8 s into a window, and the sensor's task took over 30 s to start: it never
+deferred."""
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
@@ -122,7 +128,8 @@ def _ts(value: str) -> datetime:
 def test_two_windows_through_exactly_once_no_retries_overlapping_deferred(live_stack: LiveStack) -> None:
     stack = live_stack
     assert stack.producer is not None
-    unpaused_at = stack.unpause_early_in_a_window()  # the first run's sensor then waits (deferred) for its window
+    # the first run's sensor then waits (deferred) for its window, which has at least 75 s left
+    unpaused_at = stack.unpause_early_in_a_window(slack=40)
     deferred_seen = False
     deadline = time.monotonic() + 20 * 60
     while True:

@@ -274,8 +274,9 @@ class LiveStack(AirflowRestClient):
                 raise TimeoutError(f"Airflow not healthy after {timeout:.0f} s; logs in {self.home / 'airflow/logs'}")
             time.sleep(2)
 
-    def unpause_early_in_a_window(self, dag_id: str = SCORING_DAG, after_seconds: float = 3) -> float:
-        """Unpause ``dag_id`` ``after_seconds`` into a window (waiting for the next one if later).
+    def unpause_early_in_a_window(self, dag_id: str = SCORING_DAG, after_seconds: float = 3,
+                                  slack: float = 10) -> float:
+        """Unpause ``dag_id`` ``after_seconds`` into a window (up to ``slack`` later; else wait for the next one).
 
         The dag-processor stores the next run's date on every parse, so a parse after the window
         start (asked for here: :meth:`reparse`) makes the first scheduled run score the window
@@ -285,7 +286,7 @@ class LiveStack(AirflowRestClient):
         """
         step = self.window_minutes * 60
         into = time.time() % step
-        if not after_seconds <= into <= after_seconds + 10:
+        if not after_seconds <= into <= after_seconds + slack:
             time.sleep((after_seconds - into) % step)
         self.reparse(dag_id)
         self.unpause(dag_id)
