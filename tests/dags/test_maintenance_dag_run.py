@@ -72,12 +72,16 @@ def small_commit_table(spark: Any, maint_settings: WarpSpeedSettings) -> dict[st
     for name, extra in ((TABLE, {}), (staging, {"write.distribution-mode": "none"})):  # none: a task, a file
         catalog.create_table(name, schema=SCORES.schema, partition_spec=SCORES.partition_spec,
                              properties={"format-version": "2", **extra})
-    rows = [(*PARTITIONS[i % len(PARTITIONS)], "v1", f"acct-{i}-{j}", i + j / 10, f"batch-{i}")
-            for i in range(COMMITS) for j in range(3)]
-    batches = spark.sparkContext.parallelize(rows, COMMITS)  # slice i holds batch i's 3 rows: one task, one file
-    frame = spark.createDataFrame(batches, "tenant_id string, model string, model_version string, "
-                                           "account_id string, score double, batch_id string")
-    frame.selectExpr("*", "current_timestamp() AS scored_at").writeTo(f"warpspeed.{staging}").append()
+    # row 3i+j is batch i's j-th row; range slices are contiguous, so slice i holds batch i: one task, one
+    # file. Built in the JVM: rows from Python would start a Python worker per task.
+    tenants, models = (", ".join(f"'{p[k]}'" for p in PARTITIONS) for k in (0, 1))
+    frame = spark.range(0, COMMITS * 3, 1, COMMITS).selectExpr("CAST(id DIV 3 AS INT) AS i", "id % 3 AS j")
+    frame.selectExpr(
+        f"element_at(array({tenants}), i % {len(PARTITIONS)} + 1) AS tenant_id",
+        f"element_at(array({models}), i % {len(PARTITIONS)} + 1) AS model", "'v1' AS model_version",
+        "concat('acct-', i, '-', j) AS account_id", "i + j / 10 AS score", "concat('batch-', i) AS batch_id",
+        "current_timestamp() AS scored_at",
+    ).writeTo(f"warpspeed.{staging}").append()
     load = spark.sparkContext._jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable
     tasks = load(spark._jsparkSession, f"warpspeed.{staging}").newScan().planFiles().iterator()
     files = []
