@@ -120,8 +120,8 @@ chromium:
 
 # Every check: ruff, then mypy and every test in lanes (tests/lanes.sh: the DAG and unit tests in the
 # foreground; mypy then the wheel user's page, integration, the live stack then the maintenance DAG run,
-# the soak then the preprocessing DAG run and the concurrent commits, and the rehearsal then the Airflow
-# database dump test beside them); fails if any fails.
+# the soak then the preprocessing DAG run, the concurrent commits and the embedded servers, and the rehearsal
+# then the Airflow database dump and the wheel plugin beside them); fails if any fails.
 # `--durations=25` (pyproject) lists the slowest tests of each lane.
 test: setup chromium
 	VENV=$(VENV) bash tests/lanes.sh

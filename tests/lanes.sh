@@ -4,8 +4,8 @@
 #   - in the foreground, the DAG and unit tests (their output streams);
 #   - in the background, mypy then the wheel user's docs/byo-model.md (mypy ends early); the integration
 #     tests with every bench module's smoke run; the live stack with bench_live's smoke run, then the
-#     maintenance DAG run; the short soak, then the preprocessing DAG run and the concurrent commits; the EMR
-#     rehearsal, then the Airflow database dump test.
+#     maintenance DAG run; the short soak, then the preprocessing DAG run, the concurrent commits and the
+#     embedded servers' tests; the EMR rehearsal, then the Airflow database dump and the wheel plugin tests.
 # The foreground's output is also kept, so that its FAILED/ERROR lines come last with the others'.
 # The suite is CPU-bound on two cores: one foreground lane of DAG, unit and integration tests alone
 # ran longer than these lanes side by side, and the soak then the rehearsal in one lane made the
@@ -25,10 +25,12 @@ REST="not live and not rehearsal"
 # last (ci28: integration 1134 s, its concurrent commits 105 s; the soak lane 868 s)
 AFTER_LIVE=tests/dags/test_maintenance_dag_run.py
 AFTER_SOAK=tests/dags/test_preprocessing_dag_run.py
-AFTER_SOAK_TOO=tests/integration/test_concurrent_commits.py
-# ci41: the rehearsal lane ended at 1059 s, the integration lane last at 1243 s, alone on a third-busy
-# machine for its last 100 s; the dump test (106 s of it there) needs only PostgreSQL
-AFTER_REHEARSAL=tests/integration/test_airflow_db_dump.py
+# The integration lane still ended last, alone on the machine for its last 100-120 s (ci41: 1243 s, the
+# rehearsal lane 1059 s; ci47: 1210 s, the foreground 1097 s, the soak lane 1010 s): integration files
+# with servers of their own and no Spark session run after the soak and the rehearsal instead
+AFTER_SOAK_TOO="tests/integration/test_concurrent_commits.py tests/integration/test_embedded_servers.py"
+AFTER_REHEARSAL="tests/integration/test_airflow_db_dump.py tests/integration/test_wheel_plugin.py"
+MOVED=$(for f in $AFTER_SOAK_TOO $AFTER_REHEARSAL; do printf ' --ignore=%s' "$f"; done)
 FOREGROUND=(-m "$REST" tests/dags tests/unit --ignore=$AFTER_LIVE --ignore=$AFTER_SOAK)
 BYO=tests/live/test_byo_model_doc.py
 # mypy's cache lives outside the checkout, as uv's and Maven's do; mypy compares each module's hash, so
@@ -36,12 +38,13 @@ BYO=tests/live/test_byo_model_doc.py
 # cache another clone left 17.5; the same venv again 1.1. The first run on a machine pays the whole check.
 export MYPY_CACHE_DIR=${MYPY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/warpspeed/mypy}
 NAMES=("mypy, then the wheel user's page" integration "live, then the maintenance DAG run" \
-       "soak, then the preprocessing DAG run and the concurrent commits" "rehearsal, then the dump test")
+       "soak, then the preprocessing DAG run, the concurrent commits and the embedded servers" \
+       "rehearsal, then the dump test and the wheel's plugin")
 # a lane of two commands stops at Ctrl-C (pytest exits 2 on SIGINT, and the lane would go on to the next)
 LANES=(
   "trap 'exit 130' INT; $VENV/bin/mypy; mypy=\$?; ${PYTEST[*]} -m live $BYO; byo=\$?; echo \"mypy: \$mypy, byo: \$byo\"
    exit \$(( mypy != 0 || byo != 0 ))"
-  "${PYTEST[*]} -m '$REST' tests --ignore=tests/dags --ignore=tests/unit --ignore=$AFTER_SOAK_TOO --ignore=$AFTER_REHEARSAL"
+  "${PYTEST[*]} -m '$REST' tests --ignore=tests/dags --ignore=tests/unit$MOVED"
   "trap 'exit 130' INT; ${PYTEST[*]} -m live tests --ignore=tests/live/test_soak.py --ignore=$BYO; live=\$?
    ${PYTEST[*]} -m '$REST' $AFTER_LIVE; after=\$?; echo \"live: \$live, then $AFTER_LIVE: \$after\"
    exit \$(( live != 0 || after != 0 ))"
