@@ -10,9 +10,10 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 from moto.core.botocore_stubber import BotocoreStubber
 
@@ -21,8 +22,7 @@ from warpspeed.compute.base import ClusterRef
 from warpspeed.hooks.emr import EmrPoolHook
 
 
-@contextmanager
-def slow_run_job_flow(seconds: float) -> Iterator[None]:
+def slow_run_job_flow(seconds: float) -> AbstractContextManager[Any]:
     """Widen the race window: every RunJobFlow waits before it is sent."""
     original = EmrPoolHook.create
 
@@ -30,15 +30,10 @@ def slow_run_job_flow(seconds: float) -> Iterator[None]:
         time.sleep(seconds)
         return original(self, request)
 
-    EmrPoolHook.create = create  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        EmrPoolHook.create = original  # type: ignore[method-assign]
+    return patch.object(EmrPoolHook, "create", create)
 
 
-@contextmanager
-def atomic_aws_requests() -> Iterator[None]:
+def atomic_aws_requests() -> AbstractContextManager[Any]:
     """Let moto answer one request at a time, as AWS applies each request atomically.
 
     moto's in-process backends are not thread-safe: a PUT that replaces an S3 key closes the
@@ -55,11 +50,7 @@ def atomic_aws_requests() -> Iterator[None]:
         with lock:
             return original(self, request)
 
-    BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        BotocoreStubber.process_request = original  # type: ignore[method-assign]
+    return patch.object(BotocoreStubber, "process_request", process_request)
 
 
 class NoLease:
