@@ -74,13 +74,18 @@ def small_commit_table(spark: Any, maint_settings: WarpSpeedSettings) -> dict[st
                              properties={"format-version": "2", **extra})
     # row 3i+j is batch i's j-th row; range slices are contiguous, so slice i holds batch i: one task, one
     # file. Built in the JVM: rows from Python would start a Python worker per task.
-    tenants, models = (", ".join(f"'{p[k]}'" for p in PARTITIONS) for k in (0, 1))
-    frame = spark.range(0, COMMITS * 3, 1, COMMITS).selectExpr("CAST(id DIV 3 AS INT) AS i", "id % 3 AS j")
-    frame.selectExpr(
-        f"element_at(array({tenants}), i % {len(PARTITIONS)} + 1) AS tenant_id",
-        f"element_at(array({models}), i % {len(PARTITIONS)} + 1) AS model", "'v1' AS model_version",
-        "concat('acct-', i, '-', j) AS account_id", "i + j / 10 AS score", "concat('batch-', i) AS batch_id",
-        "current_timestamp() AS scored_at",
+    from pyspark.sql import functions as F
+
+    i, j = F.floor(F.col("id") / 3).cast("int"), (F.col("id") % 3).cast("int")
+    pair = i % len(PARTITIONS) + 1
+    spark.range(0, COMMITS * 3, 1, COMMITS).select(
+        F.element_at(F.array(*(F.lit(t) for t, _ in PARTITIONS)), pair).alias("tenant_id"),
+        F.element_at(F.array(*(F.lit(m) for _, m in PARTITIONS)), pair).alias("model"),
+        F.lit("v1").alias("model_version"),
+        F.concat(F.lit("acct-"), i.cast("string"), F.lit("-"), j.cast("string")).alias("account_id"),
+        (i + j / 10).alias("score"),
+        F.concat(F.lit("batch-"), i.cast("string")).alias("batch_id"),
+        F.current_timestamp().alias("scored_at"),
     ).writeTo(f"warpspeed.{staging}").append()
     load = spark.sparkContext._jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable
     tasks = load(spark._jsparkSession, f"warpspeed.{staging}").newScan().planFiles().iterator()
