@@ -42,9 +42,9 @@ WINDOW_MINUTES = 2
 """Long enough for the first run's sensor to defer under CI load.
 
 Nothing checked here depends on the length, but the first run's sensor must start more than
-``SHORT_WAIT_S`` before its window's end or it waits in the worker. With 1-minute windows a CI run at
-load 20 unpaused 11.8 s into a window, and the sensor's task took over 30 s to start: it never
-deferred."""
+``SHORT_WAIT_S`` before its window's end or it waits in the worker. With 1-minute windows a CI run
+(six lanes at once) unpaused 11.8 s into a window; the sensor's task started 19 s into it and its
+``execute`` at least 31 s later: it never deferred."""
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
@@ -128,7 +128,7 @@ def _ts(value: str) -> datetime:
 def test_two_windows_through_exactly_once_no_retries_overlapping_deferred(live_stack: LiveStack) -> None:
     stack = live_stack
     assert stack.producer is not None
-    # the first run's sensor then waits (deferred) for its window, which has at least 75 s left
+    # the first run's sensor then waits (deferred) for its window: at least 77 s of it are left at the reparse
     unpaused_at = stack.unpause_early_in_a_window(slack=40)
     deferred_seen = False
     deadline = time.monotonic() + 20 * 60
