@@ -152,6 +152,31 @@ def test_a_port_another_server_took_before_ours_bound_it_is_replaced_not_trusted
         assert port_held_by(taken, os.getpid()) is True
 
 
+def test_a_server_that_runs_on_after_a_failed_bind_is_restarted_on_another_port(tmp_path: Path) -> None:
+    # ElasticMQ logs "Address already in use" and runs on, never ready: the wait must not last the whole
+    # ready timeout and fail, but start it again on a new port (a wheel user's stack failed so in CI)
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()  # listens, never answers
+        taken = other.getsockname()[1]
+        described: list[int] = []
+
+        def describe() -> tuple[ServerProcess, int]:
+            if not described:
+                described.append(taken)
+                stubborn = ServerProcess(
+                    name="web", command=lambda: [sys.executable, "-c", "import time; time.sleep(600)"],
+                    port=taken, log_path=tmp_path / "stubborn.log",
+                    ready=lambda: http_answers(f"http://127.0.0.1:{taken}/"), ready_timeout=60)
+                return stubborn, taken
+            described.append(free_port())
+            return _http_server(tmp_path, described[-1]), described[-1]
+
+        with supervised(describe, None, "race") as port:
+            assert described == [taken, port] and port != taken
+            assert http_answers(f"http://127.0.0.1:{port}/")
+
+
 def test_servers_started_by_the_supervisor_die_with_its_thread(tmp_path: Path) -> None:
     supervisor = Supervisor()
     server = supervisor.start_server(_http_server(tmp_path, free_port()))

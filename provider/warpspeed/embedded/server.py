@@ -30,6 +30,9 @@ from pathlib import Path
 from warpspeed.embedded.state import open_private_log, port_held_by, port_is_free
 from warpspeed.exceptions import WarpSpeedError
 
+PORT_CHECK_S = 1.0
+"""How often a starting server that is not ready yet is checked for another program on its port."""
+
 log = logging.getLogger(__name__)
 
 
@@ -138,6 +141,7 @@ class ServerProcess:
     def wait_ready(self, cancelled: threading.Event | None = None) -> None:
         """Wait until :attr:`ready` says so; raise :class:`ServerError` if it exits or takes too long."""
         deadline = time.monotonic() + self.ready_timeout
+        next_port_check = time.monotonic() + PORT_CHECK_S
         while not self.ready():
             if self.proc is None or self.proc.poll() is not None:
                 code = self.proc.returncode if self.proc is not None else None
@@ -145,6 +149,12 @@ class ServerProcess:
                     raise PortTakenError(f"{self.name} exited ({code}): another program listens on port {self.port}")
                 raise ServerError(f"{self.name} exited ({code}) before it was ready; log {self.log_path}:\n"
                                   f"{log_tail(self.log_path)}")
+            if time.monotonic() >= next_port_check and self.pid is not None:
+                next_port_check = time.monotonic() + PORT_CHECK_S
+                if port_held_by(self.port, self.pid) is False:
+                    # ElasticMQ logs its failed bind and runs on, never ready: do not wait out the timeout
+                    self.stop()
+                    raise PortTakenError(f"{self.name} did not bind port {self.port}: another program listens there")
             if time.monotonic() > deadline or (cancelled is not None and cancelled.is_set()):
                 self.stop()
                 raise ServerError(f"{self.name} not ready after {self.ready_timeout:.0f} s; log {self.log_path}:\n"
