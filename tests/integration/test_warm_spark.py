@@ -2,7 +2,7 @@
 
 The engine of the session's scoring folder serves the module (plus one restart after SIGKILL and
 one replacement with a short idle timeout): batches score correctly side by side, a failing batch
-fails alone, a resubmitted job attaches to the running one, a cancelled job stops, and nothing is
+fails alone, a resubmitted job attaches to the running or completed one, a cancelled job stops, and nothing is
 left running.
 """
 
@@ -14,6 +14,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
@@ -125,7 +126,8 @@ def test_two_batches_run_side_by_side_on_one_engine_and_score_exactly_their_slic
     assert a_start < b_end and b_start < a_end  # the two ran at the same time
     pairs, accounts = score_counts(warm_settings)
     assert {t: pairs[(t, "churn_risk")] for t in TENANTS} == {t: accounts[t] for t in TENANTS}
-    again = LocalSparkBackend(warm_settings).start(CLUSTER, [jobs[0]])  # a second window: same engine
+    rerun = replace(jobs[0], name=f"{jobs[0].name}-rerun")  # another job (a completed one's name finds it)
+    again = LocalSparkBackend(warm_settings).start(CLUSTER, [rerun])  # a second window: same engine
     assert again[0].succeeded and read_handle(warm_settings.home) == handle
     assert score_counts(warm_settings)[0] == pairs  # a rerun overwrites its slices, nothing doubles
 
@@ -144,7 +146,8 @@ def test_a_failing_batch_fails_alone_and_the_engine_keeps_serving(warm_settings:
     assert health is not None and health["running"] == 0
 
 
-def test_a_resubmitted_job_attaches_to_the_running_one(warm_settings: WarpSpeedSettings) -> None:
+def test_a_resubmitted_job_attaches_to_the_running_or_completed_one(warm_settings: WarpSpeedSettings) -> None:
+    """A retry finds its job whether the job still runs or has ended (under load it may have, first)."""
     backend = LocalSparkBackend(warm_settings)
     job = batch_job(warm_settings, "attach", TENANTS[1:3])
     handle = ensure_engine(backend.engine_spec(package_spark_jobs(warm_settings.home / "build" / "spark_jobs.zip")))
@@ -154,6 +157,8 @@ def test_a_resubmitted_job_attaches_to_the_running_one(warm_settings: WarpSpeedS
     (retried,) = backend.start(CLUSTER, [job])  # its retry
     assert not first["attached"]
     assert retried.step_id == first["job_id"] and retried.succeeded
+    (again,) = backend.start(CLUSTER, [job])  # a retry after the job completed
+    assert again.step_id == first["job_id"] and again.succeeded
     assert handle.healthy()["jobs"] == jobs_before  # type: ignore[index]  # nothing ran twice
 
 

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 TOKEN_HEADER = "X-Warpspeed-Token"
 ACTIVE_STATES = frozenset({"PENDING", "RUNNING"})
+ADOPTABLE_STATES = ACTIVE_STATES | {"COMPLETED"}
+"""A same-named job in these states is the job already (as the EMR backend adopts a step): attached, not rerun."""
 SERVER_MODULE = "warpspeed.compute.local.engine_server"
 START_TIMEOUT_S = 240.0
 LAUNCHER = (

@@ -5,9 +5,10 @@ Run as ``python -m warpspeed.compute.local.engine_server <spec.json>`` (started 
 token (both in the discovery file ``<home>/run/spark-engine.json``, mode 0600) and runs each job
 script's ``run(spark, argv) -> int`` on a fresh ``spark.newSession()`` (its own SQL conf) in a
 thread of its own and a Spark job group of its own, so a job can be cancelled and one failing job
-never fails another or the engine. A job submitted under the name of a job still running attaches
-to it. Each job's output goes to its log file. The engine stops when asked, on SIGTERM, when its
-discovery file disappears, or after ``idle_seconds`` without jobs.
+never fails another or the engine. A job submitted under the name of a job still running, or of
+one that completed, attaches to it: a retried task finds its job as it finds its EMR step. Each
+job's output goes to its log file. The engine stops when asked, on SIGTERM, when its discovery file
+disappears, or after ``idle_seconds`` without jobs.
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from warpspeed.compute.local.engine import ACTIVE_STATES, TOKEN_HEADER, discovery_path, write_private_json
+from warpspeed.compute.local.engine import (
+    ACTIVE_STATES,
+    ADOPTABLE_STATES,
+    TOKEN_HEADER,
+    discovery_path,
+    write_private_json,
+)
 from warpspeed.config.catalog_secrets import spark_secret_file, with_gateway_properties
 
 log = logging.getLogger("warpspeed.warm_spark")
@@ -117,13 +124,13 @@ class Engine:
         return run if callable(run) else None
 
     def submit(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """Start a job, or attach to the running job of the same name."""
+        """Start a job, or attach to the running or completed job of the same name."""
         with self.lock:
             if self.stopping.is_set():
                 return 503, {"error": f"engine stopping ({self.stop_reason})"}
-            running = next((j for j in self.active() if j.name == body["name"]), None)
-            if running is not None:
-                return 200, running.view(attached=True)
+            same = next((j for j in self.jobs.values() if j.name == body["name"] and j.state in ADOPTABLE_STATES), None)
+            if same is not None:
+                return 200, same.view(attached=True)
             entry = self.entry_point(body["script"])
             if entry is None:
                 return 409, {"error": f"{body['script']} has no run(spark, argv) in {self.zip_path.name}"}
