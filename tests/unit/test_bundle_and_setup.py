@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -43,27 +44,36 @@ def test_every_template_file_exists() -> None:
 
 def test_setup_fetches_artifacts_and_each_shipped_pom_once(tmp_path: Path) -> None:
     calls: list[list[str]] = []
+    artifacts: list[str] = []
 
     def fake_mvn(command: Sequence[str]) -> None:
         calls.append(list(command))
-        if "-f" in command:  # copy-dependencies: make the server's classpath
-            out = Path(next(a for a in command if a.startswith("-DoutputDirectory=")).split("=", 1)[1])
+        pom = Path(command[command.index("-f") + 1])
+        out = Path(next(a for a in command if a.startswith("-DoutputDirectory=")).split("=", 1)[1])
+        if pom.parent == tmp_path:  # the local Spark jars: the pom written for them, copied into the folder itself
+            for dep in ElementTree.parse(pom).getroot().iterfind(".//{*}dependencies/{*}dependency"):
+                coordinate = (dep.findtext(f"{{*}}{k}") or "" for k in ("groupId", "artifactId", "version"))
+                artifacts.append(":".join(coordinate))
+                # each artifact alone, as `dependency:copy` fetched it
+                assert [e.findtext("{*}artifactId") for e in dep.iterfind(".//{*}exclusion")] == ["*"]
+            assert out == tmp_path
+        else:  # a server's pom: make its classpath
             out.mkdir(parents=True)
             (out / "server.jar").write_bytes(b"jar")
 
     (tmp_path / "elasticmq").mkdir()
     (tmp_path / "elasticmq" / "old-version.jar").write_bytes(b"old")
     made = jars.fetch(tmp_path, run=fake_mvn, mvn="mvn")
-    poms = [Path(c[c.index("-f") + 1]) for c in calls if "-f" in c]
+    poms = [Path(c[c.index("-f") + 1]) for c in calls[1:]]
     assert sorted(p.parent.name for p in poms) == ["elasticmq", "iceberg-rest", "s3proxy"]
     assert all(p.is_file() and p.is_relative_to(jars.MAVEN_POMS) for p in poms)
-    artifacts = [a.removeprefix("-Dartifact=") for c in calls for a in c if a.startswith("-Dartifact=")]
-    assert artifacts == list(jars.MAVEN_ARTIFACTS) and len(made) == len(calls)
+    assert artifacts == list(jars.MAVEN_ARTIFACTS) and len(made) == len(calls) == 1 + len(poms)
+    assert not (tmp_path / jars.ARTIFACTS_POM).exists()  # the pom written for the artifacts is gone
     assert sorted(p.name for p in (tmp_path / "elasticmq").iterdir()) == ["server.jar"]  # old classpath gone
     assert not list(tmp_path.glob(".*.new")) and not list(tmp_path.glob(".*.old"))
     calls.clear()
     assert jars.fetch(tmp_path, run=fake_mvn, mvn="mvn") == [] and calls == []  # up to date
-    assert len(jars.fetch(tmp_path, run=fake_mvn, mvn="mvn", force=True)) == len(jars.MAVEN_ARTIFACTS) + len(poms)
+    assert len(jars.fetch(tmp_path, run=fake_mvn, mvn="mvn", force=True)) == 1 + len(poms)
 
 
 def test_setup_without_maven_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
