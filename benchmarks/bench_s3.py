@@ -1,25 +1,19 @@
-"""``make demo``'s window: how long its DAG run takes, what it costs in S3 requests, what maintenance saves.
+"""``make demo``'s window: how long its DAG run takes and what it costs in S3 requests.
 
-Two parts, side by side in one run:
-
-- ``make demo``'s window (:func:`warpspeed.embedded.demo.run_demo`: ``airflow dags test
-  warpspeed_scoring`` for the window that just ended, 20 tenants, 50 requests) on the embedded
-  stack with everything in S3 (S3Proxy behind the counting proxy, as ``make demo`` runs it), then
-  the same window with a ``file://`` storage prefix. Each window's time is the DAG run's own span
-  from its log, from "Created dag run" to "Marking run ... successful" (the ``airflow`` command's
-  start-up and DAG parsing before it are not part of the run). The S3 window runs twice: ``cold``,
-  nothing warm beforehand (a batch routed to Spark starts the warm local Spark engine inside the
-  run), then again with whatever the first run left running (as every window after the first one
-  of ``make airflow``). Its S3 requests (intake, plan, score, publish: the ``warpspeed.s3_requests``
-  rows publish recorded) come from the cold run.
-- a scores-shaped table with ``WARPSPEED_BENCH_S3_COMMITS`` small commits (default 100; pyiceberg
-  appends, as the single-node engine commits), scanned in full with pyiceberg before and after the
-  shipped maintenance (compaction, manifest rewrite, snapshot expiry on Spark): the GETs and HEADs
-  each scan made, counted by the proxy, and their ratio.
+``make demo``'s window (:func:`warpspeed.embedded.demo.run_demo`: ``airflow dags test
+warpspeed_scoring`` for the window that just ended, 20 tenants, 50 requests) on the embedded
+stack with everything in S3 (S3Proxy behind the counting proxy, as ``make demo`` runs it), then
+the same window with a ``file://`` storage prefix, side by side in one run. Each window's time is
+the DAG run's own span from its log, from "Created dag run" to "Marking run ... successful" (the
+``airflow`` command's start-up and DAG parsing before it are not part of the run). The S3 window
+runs twice: ``cold``, nothing warm beforehand (a batch routed to Spark starts the warm local Spark
+engine inside the run), then again with whatever the first run left running (as every window after
+the first one of ``make airflow``). Its S3 requests (intake, plan, score, publish: the
+``warpspeed.s3_requests`` rows publish recorded) come from the cold run. What maintenance saves in
+S3 reads is ``bench_maintenance``'s ``s3_get_head_*``.
 
 Size knobs: ``WARPSPEED_BENCH_S3_TENANTS`` / ``WARPSPEED_BENCH_S3_REQUESTS`` (the demo's window,
-default 20 / 50), ``WARPSPEED_BENCH_S3_COMMITS`` and ``WARPSPEED_BENCH_S3_WARM`` (``0``: the
-``file://`` window runs once, cold only).
+default 20 / 50) and ``WARPSPEED_BENCH_S3_WARM`` (``0``: the ``file://`` window runs once, cold only).
 """
 
 from __future__ import annotations
@@ -27,20 +21,16 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TENANTS = int(os.environ.get("WARPSPEED_BENCH_S3_TENANTS", "20"))
 REQUESTS = int(os.environ.get("WARPSPEED_BENCH_S3_REQUESTS", "50"))
-COMMITS = int(os.environ.get("WARPSPEED_BENCH_S3_COMMITS", "100"))
 WARM = os.environ.get("WARPSPEED_BENCH_S3_WARM", "1") != "0"
 """Run the ``file://`` window a second time on the warm engine too (the smoke run skips it)."""
-TABLE = "bench.account_scores"
-PAIRS = [("t-000", "churn_risk"), ("t-001", "churn_risk"), ("t-002", "upsell_propensity"), ("t-003", "intent_surge")]
 STAMP = re.compile(r"^(\S+Z) ")
 
 
@@ -114,59 +104,6 @@ def _by_component(rows: list[dict[str, Any]], window_id: str) -> str:
     return ", ".join(f"{c} {n}" for c, n in sorted(totals.items()))
 
 
-def _commit_small_slices(catalog: Any, commits: int) -> None:
-    import pyarrow as pa
-
-    from warpspeed.ledger.tables import SCORES_TABLE, TABLES
-
-    scores = next(t for t in TABLES if t.identifier == SCORES_TABLE)
-    catalog.create_namespace_if_not_exists("bench")
-    table = catalog.create_table(TABLE, schema=scores.schema, partition_spec=scores.partition_spec,
-                                 properties={"format-version": "2"})
-    arrow_schema = table.schema().as_arrow()
-    for i in range(commits):
-        tenant, model = PAIRS[i % len(PAIRS)]
-        rows = [{"tenant_id": tenant, "model": model, "model_version": "v1", "account_id": f"a-{i}-{j}",
-                 "score": j + 0.5, "batch_id": f"b-{i}", "scored_at": datetime.now(UTC)} for j in range(3)]
-        table.append(pa.Table.from_pylist(rows, schema=arrow_schema))
-
-
-def _scan_get_head(settings: Any, log_path: Path) -> tuple[int, int]:
-    """Scan the table in full with pyiceberg (as a score step); return (GETs + HEADs, rows) the scan made."""
-    from warpspeed.ledger.s3_requests import count_requests, get_head, read_request_log
-
-    started = time.time()
-    rows = settings.for_component("score").catalog.load().load_table(TABLE).scan().to_arrow().num_rows
-    counts = count_requests(read_request_log(log_path, started, time.time()), components=None)
-    return get_head(counts), rows
-
-
-def maintenance_effect() -> dict[str, Any]:
-    """Build the many-commit table, scan it, maintain it with the shipped service, scan it again."""
-    from warpspeed.config.maintenance_policy import MaintenancePolicy
-    from warpspeed.embedded.stack import scratch_settings
-    from warpspeed.maintenance.service import IcebergMaintenanceService
-
-    with scratch_settings(spark_master="local[2]", local_spark_idle_seconds="0") as settings:
-        log_path = settings.s3_request_log()
-        assert log_path is not None, "the scratch state folder's storage is on its embedded S3 server"
-        _commit_small_slices(settings.catalog.load(), COMMITS)
-        before, rows_before = _scan_get_head(settings, log_path)
-        policy = MaintenancePolicy.from_dict({"tables": {TABLE: {
-            "snapshots": {"max_age_hours": 0, "retain_last": 1},
-            "compaction": {"min_small_files": 5},
-            "manifests": {"max_manifests": 10},
-        }}})
-        service = IcebergMaintenanceService(settings.for_component("maintenance"))
-        key = "bench-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        (item,) = service.plan(policy, "manual", key)
-        outcome = service.run(item["plan_uri"], key)
-        after, rows_after = _scan_get_head(settings, log_path)
-        if rows_after != rows_before:
-            raise RuntimeError(f"maintenance changed the table's rows: {rows_before} -> {rows_after}")
-        return {"before": before, "after": after, "rows": rows_before, "record": outcome.record}
-
-
 def _demo_figures(s3: dict[str, Any]) -> Iterator[dict]:
     """Yield ``make demo``'s window times: cold, then warm (README's ``demo_window_seconds``)."""
     cold, warm, starts, engine = s3["cold"], s3["warm"], s3["engine_starts"], s3["engine"]
@@ -182,7 +119,7 @@ def _demo_figures(s3: dict[str, Any]) -> Iterator[dict]:
 
 
 def run() -> Iterator[dict]:
-    """Yield the demo window's figures (times, S3 requests) and the maintenance effect on S3 reads."""
+    """Yield the demo window's figures: times, S3 requests."""
     os.environ.setdefault("WARPSPEED_DAGS_FOLDER", str(REPO_ROOT / "dags"))
     os.environ.setdefault("WARPSPEED_JARS_DIR", str(REPO_ROOT / ".jars"))
     s3, local = demo_windows("s3", warm=True), demo_windows("file", warm=WARM)
@@ -201,17 +138,6 @@ def run() -> Iterator[dict]:
     warm = (f"warm windows {s3['warm_s'] / local['warm_s']:.2f}" if WARM else "no warm file:// window")
     yield {"name": "s3_vs_file_demo_window", "value": round(s3["cold_s"] / local["cold_s"], 2), "unit": "ratio",
            "note": f"cold windows; {warm} (S3 may cost at most 1.5x)"}
-    effect = maintenance_effect()
-    before, after, record = effect["before"], effect["after"], effect["record"]
-    note = (f"one pyiceberg full scan of a scores table with {COMMITS} small commits ({effect['rows']} rows, "
-            f"{record.before.data_files} files, {record.before.manifests} manifests, {record.before.snapshots} "
-            f"snapshots)")
-    yield {"name": "s3_get_head_per_window_before_maintenance", "value": before, "unit": "requests", "note": note}
-    yield {"name": "s3_get_head_per_window_after_maintenance", "value": after, "unit": "requests",
-           "note": f"the same scan after compaction, manifest rewrite and expiry ({record.after.data_files} files, "
-                   f"{record.after.manifests} manifests, {record.after.snapshots} snapshots)"}
-    yield {"name": "s3_get_head_cut_by_maintenance", "value": round(before / max(after, 1), 1), "unit": "ratio",
-           "note": "goal >= 5"}
 
 
 if __name__ == "__main__":
