@@ -114,4 +114,4 @@ def run() -> Iterator[dict]:
            "note": f"median of {SPARK_RUNS}: the same manifest through the Spark job on the warm local engine "
                    f"(the first run starts it); in-job median {statistics.median(spark_in_job):.3f} s"}
     yield {"name": "routed_small_batch_speedup", "value": round(spark_median / median, 2), "unit": "ratio",
-           "note": "Spark job wall time / routed engine wall time for the same 5,000-row batch, same run"}
+           "note": f"Spark job wall time / routed engine wall time for the same {ROWS:,}-row batch, same run"}
