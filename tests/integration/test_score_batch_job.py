@@ -31,7 +31,7 @@ def job_settings(scoring_home: Callable[[list[str]], WarpSpeedSettings]) -> Warp
 
 
 def run_batch(settings: WarpSpeedSettings, batch_id: str, members: list[tuple[str, str, str]],
-              succeeds: bool = True) -> dict[str, Any]:
+              succeeds: bool = True, job_name: str | None = None) -> dict[str, Any]:
     layout = WindowLayout(settings.storage_prefix, "20261120T2100Z")
     requests = tuple(
         ScoringRequest(f"{batch_id}-{i}", t, m, v, "scoring", "2026-11-20T21:00:00+00:00", estimated_accounts=50)
@@ -45,7 +45,7 @@ def run_batch(settings: WarpSpeedSettings, batch_id: str, members: list[tuple[st
     storage.write_text(layout.batch_uri(batch_id), manifest.to_json())
     backend = LocalSparkBackend(settings)
     cluster = backend.ensure_cluster("scoring", "scoring")
-    job = SparkJob(f"test-{batch_id}", SCORE_SCRIPT, ("--batch-manifest", layout.batch_uri(batch_id)))
+    job = SparkJob(job_name or f"test-{batch_id}", SCORE_SCRIPT, ("--batch-manifest", layout.batch_uri(batch_id)))
     (outcome,) = backend.run_jobs(cluster, [job])
     assert outcome.succeeded is succeeds, Path(outcome.log_uri.removeprefix("file://")).read_text()[-3000:]
     return dict(json.loads(storage.read_text(layout.summary_uri(batch_id))))
@@ -82,8 +82,9 @@ def test_batches_write_exactly_their_slices_and_reruns_are_idempotent(job_settin
     untouched = [r for r in after_b if r["tenant_id"] != "job-t2"]
     assert untouched == after_a  # another batch never touches tenants outside its manifest
 
+    # the same batch run again by a job of another name (one of the first job's name is that job, done already)
     rerun = run_batch(job_settings, "batch-a", [("job-t0", "churn_risk", "v1"), ("job-t1", "churn_risk", "v1"),
-                                               ("job-t1", "upsell_propensity", "v1")])
+                                               ("job-t1", "upsell_propensity", "v1")], job_name="test-batch-a-rerun")
     after_rerun = scores(job_settings)
     key = lambda r: (r["tenant_id"], r["model"], r["account_id"], round(r["score"], 12))  # noqa: E731
     assert sorted(map(key, after_rerun)) == sorted(map(key, after_b))
