@@ -15,12 +15,12 @@ WINDOW_MINUTES ?= 2
 
 .PHONY: setup setup-files demo airflow rehearsal soak test lint typecheck unit integration live bench bench-rehearsal clean chromium wheel-smoke
 
-# Two jobs at a time: the venv's bytecode (both cores for 20 s) compiles beside Maven, javac and the
-# class archives, whose JVMs mostly use one core each
+# Two jobs at a time: local Spark's class archive (one JVM, one core, about 30 s) is written beside the
+# embedded servers' (one after another, about 8 s)
 setup:
 	@$(MAKE) --no-print-directory -j2 setup-files
 
-setup-files: $(VENV)/.installed $(VENV)/.compiled $(JARS)/.fetched $(JARS)/iceberg-rest-launcher/source.sha256 \
+setup-files: $(VENV)/.installed $(JARS)/.fetched $(JARS)/iceberg-rest-launcher/source.sha256 \
   $(JARS)/cds/.spark $(JARS)/cds/.servers
 
 $(VENV)/.installed: pyproject.toml tests/gc_threshold.pth
@@ -30,22 +30,17 @@ $(VENV)/.installed: pyproject.toml tests/gc_threshold.pth
 	# again); over repeated CI runs on one machine it reached 72 GB and filled the disk: drop what
 	# no install uses any more
 	$(VENV)/bin/uv cache prune --quiet || true
+	# --compile-bytecode: pip writes .pyc files at install time, uv only when asked; without them every
+	# Python process (each airflow command, task and server) compiles Airflow from source again where
+	# PYTHONDONTWRITEBYTECODE is set (2.5x the CPU of an Airflow import). uv's compile took 46 CPU-s
+	# here, `python -m compileall -j 0` of the same files 69 (one file per task to its worker pool).
 	# --offline first: from uv's cache alone when it holds every package. Online, uv revalidates each
 	# download and the index here answers "modified" every time, so pyspark's sdist was downloaded and built
 	# again on every install (15 CPU-s, 16 s); a machine without the packages cached installs online.
-	$(VENV)/bin/uv pip install --python $(PY) --quiet --offline -e ".[dev,models,embedded]" \
-	  2>/dev/null || $(VENV)/bin/uv pip install --python $(PY) --quiet -e ".[dev,models,embedded]"
+	$(VENV)/bin/uv pip install --python $(PY) --quiet --compile-bytecode --offline -e ".[dev,models,embedded]" \
+	  2>/dev/null || $(VENV)/bin/uv pip install --python $(PY) --quiet --compile-bytecode -e ".[dev,models,embedded]"
 	# the test suite's GC thresholds in every interpreter of this venv, when the suite sets them (tests/__init__.py)
 	cp tests/gc_threshold.pth "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/"
-	touch $@
-
-# The venv's .pyc files (what pip writes at install time; uv's --compile-bytecode, done here beside the
-# jars instead): without them every Python process (each airflow command, task and server) compiles
-# Airflow from source again where PYTHONDONTWRITEBYTECODE is set (2.5x the CPU of an Airflow import).
-# A file that does not compile (a package's template or test data) is skipped, as uv and pip skip it.
-$(VENV)/.compiled: $(VENV)/.installed
-	env -u PYTHONDONTWRITEBYTECODE $(PY) -m compileall -q -j 0 \
-	  "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null || true
 	touch $@
 
 # `warpspeed setup`, as a wheel user runs it: the jars of local Spark (warpspeed.embedded.jars
