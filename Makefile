@@ -32,8 +32,8 @@ $(VENV)/.installed: pyproject.toml tests/gc_threshold.pth
 	$(VENV)/bin/uv cache prune --quiet || true
 	# --compile-bytecode: pip writes .pyc files at install time, uv only when asked; without them every
 	# Python process (each airflow command, task and server) compiles Airflow from source again where
-	# PYTHONDONTWRITEBYTECODE is set (2.5x the CPU of an Airflow import). uv's compile took 46 CPU-s
-	# here, `python -m compileall -j 0` of the same files 69 (one file per task to its worker pool).
+	# PYTHONDONTWRITEBYTECODE is set (2.5x the CPU of an Airflow import). Here uv's install and compile
+	# took 48.5 CPU-s in all, `python -m compileall -j 0` of the same files alone 69.1.
 	# --offline first: from uv's cache alone when it holds every package. Online, uv revalidates each
 	# download and the index here answers "modified" every time, so pyspark's sdist was downloaded and built
 	# again on every install (15 CPU-s, 16 s); a machine without the packages cached installs online.
