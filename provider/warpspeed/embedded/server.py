@@ -149,22 +149,25 @@ class ServerProcess:
                     raise PortTakenError(f"{self.name} exited ({code}): another program listens on port {self.port}")
                 raise ServerError(f"{self.name} exited ({code}) before it was ready; log {self.log_path}:\n"
                                   f"{log_tail(self.log_path)}")
-            if time.monotonic() >= next_port_check and self.pid is not None:
+            if time.monotonic() >= next_port_check:
                 next_port_check = time.monotonic() + PORT_CHECK_S
-                if port_held_by(self.port, self.pid) is False:
-                    # ElasticMQ logs its failed bind and runs on, never ready: do not wait out the timeout
-                    self.stop()
-                    raise PortTakenError(f"{self.name} did not bind port {self.port}: another program listens there")
+                # ElasticMQ logs its failed bind and runs on, never ready: do not wait out the timeout
+                self._refuse_a_port_held_by_another(
+                    f"{self.name} did not bind port {self.port}: another program listens there")
             if time.monotonic() > deadline or (cancelled is not None and cancelled.is_set()):
                 self.stop()
                 raise ServerError(f"{self.name} not ready after {self.ready_timeout:.0f} s; log {self.log_path}:\n"
                                   f"{log_tail(self.log_path)}")
             time.sleep(0.2)
-        if self.pid is not None and port_held_by(self.port, self.pid) is False:
-            # what answered is another server (one that took the port while ours started): not ours
-            self.stop()
-            raise PortTakenError(f"{self.name}: another program answers on port {self.port}")
+        # what answered may be another server (one that took the port while ours started): not ours
+        self._refuse_a_port_held_by_another(f"{self.name}: another program answers on port {self.port}")
         self.generation += 1
+
+    def _refuse_a_port_held_by_another(self, message: str) -> None:
+        """Stop this server and raise :class:`PortTakenError` if another process listens on its port."""
+        if self.pid is not None and port_held_by(self.port, self.pid) is False:
+            self.stop()
+            raise PortTakenError(message)
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop it with :attr:`stop_signal`; SIGKILL it if it is still there after ``timeout`` seconds."""
