@@ -30,11 +30,10 @@ def commit_small_slices(catalog: Any, commits: int) -> None:
     """Create :data:`TABLE` and append ``commits`` slices of three rows, one partition each."""
     import pyarrow as pa
 
-    from warpspeed.ledger.tables import SCORES_TABLE, TABLES
+    from warpspeed.ledger.tables import SCORES
 
-    scores = next(t for t in TABLES if t.identifier == SCORES_TABLE)
     catalog.create_namespace_if_not_exists("bench")
-    table = catalog.create_table(TABLE, schema=scores.schema, partition_spec=scores.partition_spec,
+    table = catalog.create_table(TABLE, schema=SCORES.schema, partition_spec=SCORES.partition_spec,
                                  properties={"format-version": "2"})
     arrow_schema = table.schema().as_arrow()
     for i in range(commits):

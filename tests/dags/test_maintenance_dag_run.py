@@ -15,7 +15,7 @@ import pytest
 from tests.loopback import LineageSink, lineage_sink
 from warpspeed.config.settings import WarpSpeedSettings
 from warpspeed.embedded.stack import airflow_env
-from warpspeed.ledger.tables import MAINTENANCE_RUNS_TABLE, SCORES_TABLE, TABLES
+from warpspeed.ledger.tables import MAINTENANCE_RUNS_TABLE, SCORES
 from warpspeed.lineage.datasets import iceberg_table
 from warpspeed.lineage.spark import JAR_GLOB, listener_jar
 from warpspeed.storage.documents import local_path
@@ -29,7 +29,6 @@ pytestmark = pytest.mark.integration
 TABLE = "maint_e2e.account_scores"  # scores schema and partitioning, isolated from other tests
 PARTITIONS = [("t-000", "churn_risk"), ("t-001", "churn_risk"), ("t-002", "upsell_propensity"),
               ("t-003", "intent_surge")]
-SCORES = next(t for t in TABLES if t.identifier == SCORES_TABLE)
 COMMITS = 120
 RETAIN_LAST = 5
 POLICY = f"""

@@ -18,7 +18,7 @@ from warpspeed.config.maintenance_policy import (
     TablePolicy,
     TriggerPolicy,
 )
-from warpspeed.ledger.tables import SCORES_TABLE, TABLES
+from warpspeed.ledger.tables import SCORES, SCORES_TABLE
 from warpspeed.maintenance.plan import (
     MaintenanceHistory,
     PartitionFiles,
@@ -30,7 +30,6 @@ from warpspeed.maintenance.plan import (
     read_table_state,
 )
 
-SCORES = next(t for t in TABLES if t.identifier == SCORES_TABLE)
 POLICY = TablePolicy(
     "scores.account_scores",
     snapshots=SnapshotPolicy(max_age_hours=0, retain_last=3),

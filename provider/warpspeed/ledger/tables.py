@@ -183,11 +183,13 @@ BATCH_RUNS = TableDef(BATCH_RUNS_TABLE, BATCH_RUNS_SCHEMA, PartitionSpec(), "Bat
 S3_REQUESTS = TableDef(S3_REQUESTS_TABLE, S3_REQUESTS_SCHEMA, PartitionSpec(),
                        "S3 requests per window: one row per (window, component, operation), priced.")
 """Created by :func:`ensure_tables` and, in a catalog without it, by the first publish that counted requests."""
+SCORES = TableDef(SCORES_TABLE, SCORES_SCHEMA, _identity(SCORES_SCHEMA, "tenant_id", "model"),
+                  "Latest score per (tenant, model, account); a batch overwrites its slices.", SCORES_TABLE_PROPERTIES)
+"""The scores table's definition (its schema and partitioning, also for scores-shaped tables of tests and benches)."""
 TABLES: tuple[TableDef, ...] = (
     TableDef(FEATURES_TABLE, FEATURES_SCHEMA, _identity(FEATURES_SCHEMA, "tenant_id"),
              "Tier-2 account features, one row per (tenant, account)."),
-    TableDef(SCORES_TABLE, SCORES_SCHEMA, _identity(SCORES_SCHEMA, "tenant_id", "model"),
-             "Latest score per (tenant, model, account); a batch overwrites its slices.", SCORES_TABLE_PROPERTIES),
+    SCORES,
     BATCH_RUNS,
     S3_REQUESTS,
 )
